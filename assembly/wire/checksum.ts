@@ -1,0 +1,97 @@
+// The Internet checksum, in one place: full sums (RFC 1071), the TCP/UDP/ICMPv6
+// pseudo-headers, and incremental update (RFC 1624, eqn. 3).
+//
+// Everything here works on raw words (see bytes.ts) and returns raw words:
+// store the result with setRaw16. Incremental update keeps a checksum that was
+// wrong on input wrong by exactly the same amount: the proxy never "repairs"
+// or "breaks" a packet it merely rewrites.
+
+import { raw16, raw32, raw64 } from "./bytes";
+
+/** Fold a 64-bit accumulator of raw words to 16 bits (end-around carry). */
+@inline export function fold(acc: u64): u32 {
+  acc = (acc & 0xffffffff) + (acc >> 32);
+  acc = (acc & 0xffffffff) + (acc >> 32);
+  let s = <u32>acc;
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  return s;
+}
+
+/** Add `len` bytes starting at `p` (an even offset of the checksummed region) to `acc`. */
+export function sumBytes(p: usize, len: usize, acc: u64): u64 {
+  let end8 = p + (len & ~<usize>7);
+  while (p < end8) {
+    let w = load<u64>(p);
+    acc += w;
+    if (acc < w) acc += 1; // end-around carry: 2^64 = 1 (mod 0xffff)
+    p += 8;
+  }
+  let rest = len & 7;
+  if (rest >= 4) { acc += <u64>load<u32>(p); p += 4; rest -= 4; }
+  if (rest >= 2) { acc += <u64>load<u16>(p); p += 2; rest -= 2; }
+  if (rest) acc += <u64>load<u8>(p); // odd byte is the high-order byte of a zero-padded word
+  return acc;
+}
+
+/** Checksum field value for a region whose sum (checksum field zeroed) is `acc`. */
+@inline export function finish(acc: u64): u32 {
+  return ~fold(acc) & 0xffff;
+}
+
+/** True when a region including its checksum field sums to all ones. */
+@inline export function verifies(acc: u64): bool {
+  return fold(acc) == 0xffff;
+}
+
+/** Pseudo-header sum for IPv4 (addresses at ip+12..19). */
+@inline export function pseudo4(ip: usize, proto: u32, l4len: u32): u64 {
+  return <u64>raw32(ip + 12) + <u64>raw32(ip + 16) + <u64>(proto << 8) + <u64>bswap<u16>(<u16>l4len);
+}
+
+/** Pseudo-header sum for IPv6 (addresses at ip+8..39). */
+@inline export function pseudo6(ip: usize, proto: u32, l4len: u32): u64 {
+  let acc: u64 = 0;
+  acc = sumBytes(ip + 8, 32, acc);
+  return acc + <u64>bswap<u32>(l4len) + <u64>(proto << 24);
+}
+
+// ---- incremental update (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')) ----
+// A "delta" accumulates ~m + m' for every changed 16-bit word; apply() then
+// folds it into a checksum. One delta serves every checksum that covers the
+// same changed words (the IPv4 header and the TCP pseudo-header, say).
+
+@inline export function delta16(oldRaw: u32, newRaw: u32): u64 {
+  return <u64>((~oldRaw & 0xffff) + (newRaw & 0xffff));
+}
+
+@inline export function delta32(oldRaw: u32, newRaw: u32): u64 {
+  return <u64>(~oldRaw & 0xffff) + <u64>(~oldRaw >>> 16) + <u64>(newRaw & 0xffff) + <u64>(newRaw >>> 16);
+}
+
+@inline export function delta64(oldRaw: u64, newRaw: u64): u64 {
+  return delta32(<u32>oldRaw, <u32>newRaw) + delta32(<u32>(oldRaw >> 32), <u32>(newRaw >> 32));
+}
+
+/** Delta for replacing the 16 bytes at `p` with the 16 bytes at `q`. */
+@inline export function delta128(p: usize, q: usize): u64 {
+  return delta64(raw64(p), raw64(q)) + delta64(raw64(p + 8), raw64(q + 8));
+}
+
+/** Apply an accumulated delta to a raw checksum field value. */
+@inline export function apply(csumRaw: u32, delta: u64): u32 {
+  return ~fold(<u64>(~csumRaw & 0xffff) + delta) & 0xffff;
+}
+
+/** Apply a delta to the checksum stored at `p`. */
+@inline export function applyAt(p: usize, delta: u64): void {
+  store<u16>(p, <u16>apply(raw16(p), delta));
+}
+
+/** Same for a UDP checksum: 0 means "none" and stays 0; a computed 0 is sent as 0xffff. */
+@inline export function applyUdpAt(p: usize, delta: u64): void {
+  let c = raw16(p);
+  if (c == 0) return;
+  let n = apply(c, delta);
+  store<u16>(p, <u16>(n == 0 ? 0xffff : n));
+}

@@ -1,0 +1,154 @@
+// Link-layer views: Ethernet (any number of 802.1Q/802.1ad tags, bounded),
+// Linux SLL and SLL2, BSD NULL/loopback, and raw IPv4/IPv6.
+//
+// parseLink() finds where the IP header starts and remembers where the
+// link layer names the network protocol, so a tunnel endpoint can change the
+// family (6in4 decapsulation) and keep the link header truthful.
+
+import { Reason } from "../shared/abi";
+import { ld16, st16 } from "./bytes";
+
+export const LINK_NULL: u32 = 0;
+export const LINK_ETHERNET: u32 = 1;
+export const LINK_RAW: u32 = 101;
+export const LINK_LINUX_SLL: u32 = 113;
+export const LINK_IPV4: u32 = 228;
+export const LINK_IPV6: u32 = 229;
+export const LINK_LINUX_SLL2: u32 = 276;
+
+const ETH_HEADER: u32 = 14;
+const VLAN_TAG: u32 = 4;
+const MAX_VLAN_TAGS: u32 = 8;
+const SLL_HEADER: u32 = 16;
+const SLL2_HEADER: u32 = 20;
+const NULL_HEADER: u32 = 4;
+
+const ETHERTYPE_IPV4: u32 = 0x0800;
+const ETHERTYPE_IPV6: u32 = 0x86dd;
+const ETHERTYPE_VLAN: u32 = 0x8100;
+const ETHERTYPE_QINQ: u32 = 0x88a8;
+const ETHERTYPE_QINQ_OLD: u32 = 0x9100;
+
+// BSD loopback address families (the value is in the capturing host's byte order).
+const AF_INET: u32 = 2;
+const AF_INET6_LINUX: u32 = 10;
+const AF_INET6_BSD: u32 = 24;
+const AF_INET6_FREEBSD: u32 = 28;
+const AF_INET6_DARWIN: u32 = 30;
+
+/** Length of the link-layer header; valid after parseLink() returned Reason.None. */
+export let linkLen: u32 = 0;
+/** IP version announced by the link layer (4 or 6), or 0 when the IP header must tell (LINKTYPE_RAW). */
+export let linkFamily: u32 = 0;
+/** Where the link layer stores the network protocol (0 = nowhere). */
+export let linkProtoPtr: usize = 0;
+/** How linkProtoPtr is encoded: 1 ethertype, 2 NULL little-endian AF, 3 NULL big-endian AF, 4 fixed family. */
+export let linkProtoKind: u32 = 0;
+
+/** Parse the link-layer header of `len` bytes at `p`. */
+export function parseLink(link: u32, p: usize, len: u32): Reason {
+  linkProtoPtr = 0;
+  linkProtoKind = 0;
+  linkFamily = 0;
+  switch (link) {
+    case LINK_ETHERNET: {
+      if (len < ETH_HEADER) return Reason.Truncated;
+      let off: u32 = 12;
+      let type = ld16(p + off);
+      let tags: u32 = 0;
+      while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
+        if (++tags > MAX_VLAN_TAGS) return Reason.NotIp;
+        off += VLAN_TAG;
+        if (len < off + 2) return Reason.Truncated;
+        type = ld16(p + off);
+      }
+      linkLen = off + 2;
+      linkProtoPtr = p + off;
+      linkProtoKind = 1;
+      return familyFromEthertype(type);
+    }
+    case LINK_LINUX_SLL: {
+      if (len < SLL_HEADER) return Reason.Truncated;
+      linkLen = SLL_HEADER;
+      linkProtoPtr = p + 14;
+      linkProtoKind = 1;
+      return familyFromEthertype(ld16(p + 14));
+    }
+    case LINK_LINUX_SLL2: {
+      if (len < SLL2_HEADER) return Reason.Truncated;
+      linkLen = SLL2_HEADER;
+      linkProtoPtr = p;
+      linkProtoKind = 1;
+      return familyFromEthertype(ld16(p));
+    }
+    case LINK_NULL: {
+      if (len < NULL_HEADER) return Reason.Truncated;
+      linkLen = NULL_HEADER;
+      linkProtoPtr = p;
+      let af = load<u32>(p);
+      linkProtoKind = 2;
+      if (af > 0xffff) { af = bswap<u32>(af); linkProtoKind = 3; }
+      if (af == AF_INET) { linkFamily = 4; return Reason.None; }
+      if (af == AF_INET6_LINUX || af == AF_INET6_BSD || af == AF_INET6_FREEBSD || af == AF_INET6_DARWIN) {
+        linkFamily = 6;
+        return Reason.None;
+      }
+      return Reason.NotIp;
+    }
+    case LINK_RAW: {
+      linkLen = 0;
+      if (len < 1) return Reason.Truncated;
+      return Reason.None; // the IP header's version nibble decides
+    }
+    case LINK_IPV4: {
+      linkLen = 0;
+      linkFamily = 4;
+      linkProtoKind = 4;
+      return Reason.None;
+    }
+    case LINK_IPV6: {
+      linkLen = 0;
+      linkFamily = 6;
+      linkProtoKind = 4;
+      return Reason.None;
+    }
+  }
+  return Reason.LinkUnsupported;
+}
+
+function familyFromEthertype(type: u32): Reason {
+  if (type == ETHERTYPE_IPV4) { linkFamily = 4; return Reason.None; }
+  if (type == ETHERTYPE_IPV6) { linkFamily = 6; return Reason.None; }
+  return Reason.NotIp;
+}
+
+/**
+ * Make the link header (whose protocol field is at `protoPtr`, encoded as
+ * `kind`) announce IP version `family`. Returns false when the link type
+ * cannot carry that family (LINKTYPE_IPV4 with an IPv6 packet).
+ */
+export function setLinkFamily(protoPtr: usize, kind: u32, family: u32, currentFamily: u32): bool {
+  if (family == currentFamily) return true;
+  if (kind == 1) { st16(protoPtr, family == 4 ? ETHERTYPE_IPV4 : ETHERTYPE_IPV6); return true; }
+  if (kind == 2 || kind == 3) {
+    let af: u32 = family == 4 ? AF_INET : AF_INET6_BSD;
+    store<u32>(protoPtr, kind == 2 ? af : bswap<u32>(af));
+    return true;
+  }
+  return kind == 0; // LINKTYPE_RAW carries both; fixed-family link types carry one
+}
+
+/** Swap Ethernet source and destination MAC addresses (for a synthesised reply). */
+export function swapEthernetAddresses(link: u32, p: usize, len: u32): void {
+  if (link != LINK_ETHERNET || len < ETH_HEADER) return;
+  let a = load<u32>(p), b = load<u16>(p + 4);
+  memory.copy(p, p + 6, 6);
+  store<u32>(p + 6, a);
+  store<u16>(p + 10, b);
+}
+
+/** True for link types whose header this module understands. */
+export function linkSupported(link: u32): bool {
+  return link == LINK_ETHERNET || link == LINK_NULL || link == LINK_RAW || link == LINK_LINUX_SLL ||
+    link == LINK_LINUX_SLL2 || link == LINK_IPV4 || link == LINK_IPV6;
+}
