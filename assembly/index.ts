@@ -1,3 +1,17 @@
 // Entry point of the Wasm data plane: everything exported here is the ABI the
 // host (src/core/) uses. See assembly/shared/abi.ts for layouts and codes.
 export { alloc_buffer, memory_bytes } from "./memory";
+export { dataplane_init } from "./dataplane";
+export {
+  scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts,
+} from "./settings";
+export { counters_ptr, counters_layout, counters_reset } from "./counters";
+export {
+  group_add, group_remove, group_set_policy, target_add, target_remove, target_set_up, target_set_weight,
+  target_packets, target_active, group_count, target_count, group_targets,
+} from "./group/groups";
+export { group_commit } from "./group/maglev";
+export { set_random_seed } from "./group/select";
+export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
+export { process_batch } from "./pipeline";
+export { reflect_batch } from "./reflect";

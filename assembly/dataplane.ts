@@ -1,0 +1,14 @@
+// Set-up of the data plane's tables. Called once, before any packet.
+
+import { flowsInit } from "./flow/flows";
+import { groupsInit } from "./group/groups";
+
+let ready = false;
+
+/** Exported: size the tables. Returns 0, or -1 when memory cannot be reserved (or already initialised). */
+export function dataplane_init(maxFlows: u32, maxGroups: u32, maxTargets: u32): i32 {
+  if (ready) return -1;
+  if (!flowsInit(maxFlows) || !groupsInit(maxGroups, maxTargets)) return -1;
+  ready = true;
+  return 0;
+}

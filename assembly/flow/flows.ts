@@ -1,0 +1,336 @@
+// The flow table: one 48-byte record per flow, reachable from both
+// directions through two references in a bucket index (client->TA and, for a
+// NAT binding, target->proxy:port). Sized once at start.
+//
+// Expiry is lazy and bounded: a lookup that finds an idle record treats it as
+// gone and frees it, and each batch sweeps a fixed number of records — never
+// the whole table. A NAT port is handed out only after checking that no live
+// binding holds it. Nothing here allocates after init.
+
+import { Reason, Stat } from "../shared/abi";
+import { raw16, raw32 } from "../wire/bytes";
+import { hashTuple, SEED_FLOW, SEED_PORT, finalize, mix } from "../hash";
+import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeStart } from "../table/bucket-index";
+import { reservePages } from "../memory";
+import { bump, setStat } from "../counters";
+import {
+  groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE,
+} from "../group/groups";
+import {
+  portMin, portMax, proxyAddrPtr, timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp,
+} from "../settings";
+import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
+
+// ---- flow record (48 bytes) ----
+export const FLOW_SIZE: usize = 48;
+export const F_CADDR: usize = 0; // 16 bytes: client address (IPv4 in the first 4)
+export const F_CPORT: usize = 16; // u16 raw: client port or ICMP echo identifier
+export const F_GPORT: usize = 18; // u16 raw: destination port the client used (the TA's port)
+export const F_GROUP: usize = 20; // u32
+export const F_TARGET: usize = 24; // u32
+export const F_NPORT: usize = 28; // u16 raw: NAT port / ICMP identifier toward the target
+export const F_PROTO: usize = 30; // u8
+export const F_FLAGS: usize = 31; // u8
+export const F_LAST: usize = 32; // u32 seconds of the last packet
+export const F_NEXT: usize = 36; // u32 free-list link
+export const F_HFWD: usize = 40; // u32 hash of the client->TA key
+export const F_HREV: usize = 44; // u32 hash of the target->proxy key
+
+export const FF_V6: u32 = 1;
+export const FF_AWARE: u32 = 2; // tunnelled to a PIAS-aware target: no NAT binding, no reverse key
+export const FF_ESTABLISHED: u32 = 4;
+export const FF_FIN_FWD: u32 = 8;
+export const FF_FIN_REV: u32 = 16;
+export const FF_CLOSED: u32 = 32; // RST seen or FIN both ways: transitory timeout
+export const FF_USED: u32 = 64;
+
+/** Direction bit of a reference: 0 = client->TA, 1 = target->proxy. */
+export const DIR_REVERSE: u32 = 1;
+
+/** Records the sweep inspects per batch (bounded work; lookups expire lazily anyway). */
+const SWEEP_PER_BATCH: u32 = 64;
+/** Records inspected for a victim when the table is full. */
+const EVICT_SCAN: u32 = 64;
+/** NAT ports tried before giving up. */
+const PORT_TRIES: u32 = 256;
+
+let flows: usize = 0;
+let capacity: u32 = 0;
+let hwm: u32 = 0; // records ever used; above it, all are fresh
+let freeHead: i64 = -1;
+let live: u32 = 0;
+let hand: u32 = 0;
+let index: usize = 0;
+let indexBuckets: u32 = 0;
+
+export function flowsInit(maxFlows: u32): bool {
+  capacity = maxFlows;
+  flows = reservePages(<usize>maxFlows * FLOW_SIZE);
+  indexBuckets = bucketsFor(maxFlows * 2);
+  index = reservePages(<usize>indexBuckets * BUCKET_BYTES);
+  return flows != 0 && index != 0;
+}
+
+@inline export function flowPtr(idx: u32): usize {
+  return flows + <usize>idx * FLOW_SIZE;
+}
+
+export function flows_live(): u32 {
+  return live;
+}
+
+export function flows_capacity(): u32 {
+  return capacity;
+}
+
+/** Bytes of memory per flow: record plus its share of the index. */
+export function flow_bytes_per_flow(): f64 {
+  return <f64>FLOW_SIZE + <f64>(<u64>indexBuckets * BUCKET_BYTES) / <f64>capacity;
+}
+
+@inline function sameAddr(family: u32, a: usize, b: usize): bool {
+  if (family == 4) return raw32(a) == raw32(b);
+  return load<u64>(a) == load<u64>(b) && load<u64>(a + 8) == load<u64>(b + 8);
+}
+
+/** Port the target sees: its configured port, or the client's destination port for an every-port target. */
+@inline export function targetPortRaw(rec: usize): u32 {
+  let p = raw16(targetPtr(load<u32>(rec + F_TARGET)) + T_PORT);
+  return p != 0 ? p : raw16(rec + F_GPORT);
+}
+
+@inline export function flowFamily(rec: usize): u32 {
+  return (<u32>load<u8>(rec + F_FLAGS) & FF_V6) != 0 ? 6 : 4;
+}
+
+/** Hash of the tuple of the last flowLookup() (the key a new flow is created under). */
+export let lookupHash: u32 = 0;
+
+/**
+ * Find the flow whose key (either direction) is the tuple src:sport -> dst:dport.
+ * Returns (record index << 1 | direction) or -1. Does not check expiry.
+ */
+export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
+  lookupHash = hashTuple(SEED_FLOW, family, src, dst, sport, dport, proto);
+  probeStart(index, indexBuckets, lookupHash);
+  let fam = family == 6 ? FF_V6 : 0;
+  while (true) {
+    let ref = probeNext();
+    if (ref < 0) return -1;
+    let rec = flowPtr(<u32>ref >> 1);
+    let f = <u32>load<u8>(rec + F_FLAGS);
+    if (<u32>load<u8>(rec + F_PROTO) != proto || (f & FF_V6) != fam || (f & FF_USED) == 0) continue;
+    if ((<u32>ref & DIR_REVERSE) == 0) {
+      if (raw16(rec + F_CPORT) == sport && raw16(rec + F_GPORT) == dport && sameAddr(family, rec + F_CADDR, src) &&
+        sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst)) return ref;
+    } else {
+      if (raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
+        sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
+        sameAddr(family, proxyAddrPtr(family), dst)) return ref;
+    }
+  }
+}
+
+/** Idle timeout of a flow, by protocol and TCP state. */
+@inline export function flowTimeout(rec: usize): u32 {
+  let proto = <u32>load<u8>(rec + F_PROTO);
+  if (proto == PROTO_TCP) {
+    let f = <u32>load<u8>(rec + F_FLAGS);
+    return (f & FF_ESTABLISHED) != 0 && (f & FF_CLOSED) == 0 ? timeoutTcpEstablished : timeoutTcpTransitory;
+  }
+  if (proto == PROTO_UDP) return timeoutUdp;
+  return timeoutIcmp;
+}
+
+@inline export function flowExpired(rec: usize, now: u32): bool {
+  // signed difference: a trace whose clock steps back does not expire flows
+  return <i32>(now - load<u32>(rec + F_LAST)) > <i32>flowTimeout(rec);
+}
+
+/** Reverse-key hash of a binding: the target's reply src T:t -> dst P:x. */
+@inline function reverseHash(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32): u32 {
+  return hashTuple(SEED_FLOW, family, targetPtr(tid) + T_ADDR, proxyAddrPtr(family), tportRaw, nportRaw, proto);
+}
+
+/** End a flow: unlink both keys, release its target and group, recycle the record. */
+export function flowFree(idx: u32): void {
+  let rec = flowPtr(idx);
+  let f = <u32>load<u8>(rec + F_FLAGS);
+  if ((f & FF_USED) == 0) return;
+  indexRemove(index, indexBuckets, load<u32>(rec + F_HFWD), idx << 1);
+  if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
+  store<u8>(rec + F_FLAGS, 0);
+  targetFlowEnded(load<u32>(rec + F_TARGET), load<u32>(rec + F_GROUP));
+  store<u32>(rec + F_NEXT, <u32>freeHead);
+  freeHead = <i64>idx;
+  live--;
+  bump(Stat.FlowsExpired);
+  setStat(Stat.FlowsLive, live);
+}
+
+/** True when a live (unexpired) flow holds the binding T:t <-> P:x; an expired holder is freed. */
+function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32): bool {
+  let tAddr = targetPtr(tid) + T_ADDR;
+  probeStart(index, indexBuckets, h);
+  while (true) {
+    let ref = probeNext();
+    if (ref < 0) return false;
+    if ((<u32>ref & DIR_REVERSE) == 0) continue;
+    let rec = flowPtr(<u32>ref >> 1);
+    if (<u32>load<u8>(rec + F_PROTO) != proto || raw16(rec + F_NPORT) != nportRaw || flowFamily(rec) != family) continue;
+    if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
+    if (flowExpired(rec, now)) {
+      flowFree(<u32>ref >> 1);
+      return false;
+    }
+    return true;
+  }
+}
+
+/**
+ * Choose a NAT port (host order) for a new binding toward target tid:tport,
+ * starting from a hash of the client's key so the choice is deterministic.
+ * Returns -1 when every port tried is held by a live binding.
+ */
+export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32): i64 {
+  let range = portMax - portMin + 1;
+  let start = finalize(mix(SEED_PORT, keyHash), 4) % range;
+  let tries = range < PORT_TRIES ? range : PORT_TRIES;
+  for (let i: u32 = 0; i < tries; i++) {
+    let port = portMin + (start + i) % range;
+    let nraw = <u32>bswap<u16>(<u16>port);
+    let h = reverseHash(family, proto, tid, tportRaw, nraw);
+    if (!bindingTaken(family, proto, tid, tportRaw, nraw, h, now)) return <i64>port;
+  }
+  return -1;
+}
+
+/** Result of flowCreate when it fails. */
+export let createFailure: Reason = Reason.None;
+
+/** A record for a new flow: free list, fresh records, then expired or transitory victims. */
+function takeRecord(now: u32): i64 {
+  if (freeHead >= 0) {
+    let idx = <u32>freeHead;
+    freeHead = <i64>load<u32>(flowPtr(idx) + F_NEXT);
+    if (freeHead == 0xffffffff) freeHead = -1;
+    return <i64>idx;
+  }
+  if (hwm < capacity) return <i64>(hwm++);
+  // Full: an expired record first, else the first transitory one seen.
+  let victim: i64 = -1;
+  for (let i: u32 = 0; i < EVICT_SCAN; i++) {
+    let idx = hand;
+    hand = hand + 1 >= capacity ? 0 : hand + 1;
+    let rec = flowPtr(idx);
+    let f = <u32>load<u8>(rec + F_FLAGS);
+    if ((f & FF_USED) == 0) continue;
+    if (flowExpired(rec, now)) { victim = <i64>idx; break; }
+    if (victim < 0 && (<u32>load<u8>(rec + F_PROTO) == PROTO_TCP) && ((f & FF_ESTABLISHED) == 0 || (f & FF_CLOSED) != 0)) {
+      victim = <i64>idx;
+    }
+  }
+  if (victim < 0) return -1;
+  flowFree(<u32>victim);
+  return takeRecord(now);
+}
+
+/**
+ * Create a flow for the tuple src:sport -> dst:dport of group gid, pinned to
+ * target tid. For a legacy target a NAT port is allocated. Returns the record
+ * index, or -1 with createFailure set.
+ */
+export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32): i64 {
+  let t = targetPtr(tid);
+  let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
+  let tport = raw16(t + T_PORT);
+  if (tport == 0) tport = dport;
+  let nport: i64 = 0;
+  if (!aware) {
+    nport = allocNatPort(family, proto, tid, tport, hfwd, now);
+    if (nport < 0) { createFailure = Reason.NatPortsExhausted; return -1; }
+  }
+  let r = takeRecord(now);
+  if (r < 0) { createFailure = Reason.FlowTableFull; return -1; }
+  let idx = <u32>r;
+  let rec = flowPtr(idx);
+  memory.fill(rec, 0, FLOW_SIZE);
+  memory.copy(rec + F_CADDR, src, family == 4 ? 4 : 16);
+  store<u16>(rec + F_CPORT, <u16>sport);
+  store<u16>(rec + F_GPORT, <u16>dport);
+  store<u32>(rec + F_GROUP, gid);
+  store<u32>(rec + F_TARGET, tid);
+  store<u8>(rec + F_PROTO, <u8>proto);
+  store<u8>(rec + F_FLAGS, <u8>(FF_USED | (family == 6 ? FF_V6 : 0) | (aware ? FF_AWARE : 0)));
+  store<u32>(rec + F_LAST, now);
+  store<u32>(rec + F_HFWD, hfwd);
+  indexInsert(index, indexBuckets, hfwd, idx << 1);
+  if (!aware) {
+    let nraw = <u32>bswap<u16>(<u16>(<u32>nport));
+    store<u16>(rec + F_NPORT, <u16>nraw);
+    let hrev = reverseHash(family, proto, tid, tport, nraw);
+    store<u32>(rec + F_HREV, hrev);
+    indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
+  }
+  targetFlowStarted(tid, gid);
+  live++;
+  bump(Stat.FlowsCreated);
+  setStat(Stat.FlowsLive, live);
+  return <i64>idx;
+}
+
+/**
+ * Move a flow to another target (its target went down; UDP/ICMP only): the
+ * reverse key changes with the target, so the binding is re-made.
+ */
+export function flowRepin(idx: u32, tid: u32, now: u32): bool {
+  let rec = flowPtr(idx);
+  let family = flowFamily(rec);
+  let proto = <u32>load<u8>(rec + F_PROTO);
+  let gid = load<u32>(rec + F_GROUP);
+  let t = targetPtr(tid);
+  let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
+  let tport = raw16(t + T_PORT);
+  if (tport == 0) tport = raw16(rec + F_GPORT);
+  let nport: i64 = 0;
+  if (!aware) {
+    nport = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now);
+    if (nport < 0) return false;
+  }
+  let f = <u32>load<u8>(rec + F_FLAGS);
+  if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
+  targetFlowEnded(load<u32>(rec + F_TARGET), gid);
+  store<u32>(rec + F_TARGET, tid);
+  store<u8>(rec + F_FLAGS, <u8>(aware ? f | FF_AWARE : f & ~FF_AWARE));
+  if (!aware) {
+    let nraw = <u32>bswap<u16>(<u16>(<u32>nport));
+    store<u16>(rec + F_NPORT, <u16>nraw);
+    let hrev = reverseHash(family, proto, tid, tport, nraw);
+    store<u32>(rec + F_HREV, hrev);
+    indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
+  }
+  targetFlowStarted(tid, gid);
+  return true;
+}
+
+/** Bounded expiry work, once per batch. */
+export function flowsSweep(now: u32): void {
+  let n = SWEEP_PER_BATCH;
+  if (n > hwm) n = hwm;
+  for (let i: u32 = 0; i < n; i++) {
+    if (hand >= hwm) hand = 0;
+    let rec = flowPtr(hand);
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowExpired(rec, now)) flowFree(hand);
+    hand++;
+  }
+}
+
+/** Exported: free every flow idle at time `now` (a control-plane full sweep, not for the packet path). */
+export function flows_expire_all(now: u32): u32 {
+  let freed: u32 = 0;
+  for (let i: u32 = 0; i < hwm; i++) {
+    let rec = flowPtr(i);
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowExpired(rec, now)) { flowFree(i); freed++; }
+  }
+  return freed;
+}

@@ -1,0 +1,131 @@
+// Per-group lookup tables, rebuilt by group_commit() after targets change:
+// only the group that changed is rebuilt.
+//
+// Maglev consistent hashing (Eisenbud et al., NSDI 2016): every usable target
+// fills table slots in the order of its own permutation of 0..M-1, in turns
+// proportional to its weight. The table depends only on the set of targets,
+// their weights and M, so every proxy with the same view builds the same
+// table, and removing one of N targets moves about 1/N of the keys.
+
+import { ControlError } from "../shared/abi";
+import { heapAlloc, heapFree } from "../memory";
+import {
+  groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
+  G_NEAR, G_NNEAR, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+} from "./groups";
+
+/** Table entries per usable target (Maglev recommends M > 100 N for balance). */
+export const MAGLEV_FACTOR: u32 = 101;
+export const MAGLEV_MIN: u32 = 251;
+/** Offset in the group record: u16 largest weight among usable targets (round-robin rounds). */
+export const G_WMAX: usize = 22;
+
+function isPrime(n: u32): bool {
+  if (n < 2) return false;
+  if (n % 2 == 0) return n == 2;
+  for (let d: u32 = 3; <u64>d * d <= <u64>n; d += 2) if (n % d == 0) return false;
+  return true;
+}
+
+/** Table size for n usable targets: a prime, a pure function of n (all proxies agree). */
+export function maglevSize(n: u32): u32 {
+  if (n <= 1) return n;
+  let m = <u64>n * MAGLEV_FACTOR;
+  if (m < MAGLEV_MIN) m = MAGLEV_MIN;
+  if (m > 0x7fffffff) return 0;
+  let p = <u32>m;
+  while (!isPrime(p)) p++;
+  return p;
+}
+
+/** Exported: rebuild group `gid`'s lookup tables from its current targets. */
+export function group_commit(gid: u32): i32 {
+  if (!groupLive(gid)) return ControlError.NotFound;
+  let g = groupPtr(gid);
+  let n = load<u32>(g + G_NTARGETS);
+  let list = <usize>load<u32>(g + G_TARGETS);
+
+  // usable targets in list order
+  let usable = heapAlloc(<usize>(n + 1) << 2);
+  if (usable == 0) return ControlError.NoMemory;
+  let u: u32 = 0;
+  let wmax: u32 = 0;
+  let dmin: u32 = 0xffffffff;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (!targetUsable(tid)) continue;
+    store<u32>(usable + (<usize>u << 2), tid);
+    u++;
+    let w = load<u32>(targetPtr(tid) + T_WEIGHT);
+    if (w > wmax) wmax = w;
+    let d = load<u32>(targetPtr(tid) + T_DISTANCE);
+    if (d < dmin) dmin = d;
+  }
+
+  let m = maglevSize(u);
+  let table: usize = 0;
+  if (m != 0) {
+    table = heapAlloc(<usize>m << 2);
+    if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
+    if (m == 1) store<u32>(table, load<u32>(usable));
+    else if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+  }
+  // nearest usable targets (proximity policy), in list order
+  let near = heapAlloc(<usize>(u + 1) << 2);
+  if (near == 0) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+  let nn: u32 = 0;
+  for (let i: u32 = 0; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    if (load<u32>(targetPtr(tid) + T_DISTANCE) == dmin) {
+      store<u32>(near + (<usize>nn << 2), tid);
+      nn++;
+    }
+  }
+  heapFree(usable);
+
+  heapFree(<usize>load<u32>(g + G_TABLE));
+  heapFree(<usize>load<u32>(g + G_NEAR));
+  store<u32>(g + G_TABLE, <u32>table);
+  store<u32>(g + G_TABLE_SIZE, m);
+  store<u32>(g + G_NEAR, <u32>near);
+  store<u32>(g + G_NNEAR, nn);
+  store<u16>(g + G_WMAX, <u16>(wmax > 0xffff ? 0xffff : wmax));
+  if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0);
+  if (load<u32>(g + G_RR_ROUND) > wmax) store<u32>(g + G_RR_ROUND, 0);
+  return ControlError.Ok;
+}
+
+function fill(table: usize, m: u32, usable: usize, u: u32, wmax: u32): bool {
+  // per target: offset, skip, next, credit
+  let st = heapAlloc(<usize>u << 4);
+  if (st == 0) return false;
+  for (let i: u32 = 0; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    let s = st + (<usize>i << 4);
+    store<u32>(s, load<u32>(targetPtr(tid) + T_HASH) % m);
+    store<u32>(s + 4, targetSkipHash(tid) % (m - 1) + 1);
+  }
+  memory.fill(table, 0xff, <usize>m << 2);
+  let filled: u32 = 0;
+  while (true) {
+    for (let i: u32 = 0; i < u; i++) {
+      let s = st + (<usize>i << 4);
+      let tid = load<u32>(usable + (<usize>i << 2));
+      // weighted turns: a target of weight w takes w/wmax of the turns
+      let credit = load<u32>(s + 12) + load<u32>(targetPtr(tid) + T_WEIGHT);
+      if (credit < wmax) { store<u32>(s + 12, credit); continue; }
+      store<u32>(s + 12, credit - wmax);
+      let offset = <u64>load<u32>(s);
+      let skip = <u64>load<u32>(s + 4);
+      let next = <u64>load<u32>(s + 8);
+      let c = <u32>((offset + next * skip) % <u64>m);
+      while (load<u32>(table + (<usize>c << 2)) != 0xffffffff) {
+        next++;
+        c = <u32>((offset + next * skip) % <u64>m);
+      }
+      store<u32>(table + (<usize>c << 2), tid);
+      store<u32>(s + 8, <u32>(next + 1));
+      if (++filled == m) { heapFree(st); return true; }
+    }
+  }
+}

@@ -1,0 +1,248 @@
+// The per-batch pipeline: parse -> (decapsulate) -> classify -> flow lookup or
+// create (select a target) -> rewrite or encapsulate -> verdict.
+//
+// One call handles a whole batch of descriptors (assembly/shared/abi.ts). The
+// host never sees a packet the core could handle. Every drop has a Reason and
+// a counter. Nothing is allocated.
+
+import { AuxFlag, Desc, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
+import { raw16, raw32 } from "./wire/bytes";
+import { sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
+import { dstOffset, srcOffset, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
+import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM } from "./wire/l4";
+import * as pkt from "./parse";
+import { bump, countDrop } from "./counters";
+import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
+import {
+  flowCreate, flowExpired, flowFree, flowLookup, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
+  lookupHash, DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
+  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV,
+} from "./flow/flows";
+import { groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_PACKETS } from "./group/groups";
+import { selectTarget } from "./group/select";
+import { rewrite } from "./nat";
+import { decapsulate, encapsulate } from "./tunnel";
+import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
+
+@inline function drop(d: usize, r: Reason): void {
+  store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
+  store<u8>(d + Desc.REASON, <u8>r);
+  countDrop(r);
+  bump(Stat.Dropped);
+}
+
+@inline function accept(d: usize, aux: u32): void {
+  store<u8>(d + Desc.VERDICT, <u8>Verdict.Forward);
+  store<u16>(d + Desc.AUX, <u16>aux);
+  bump((aux & AuxFlag.Reflected) != 0 ? Stat.Reflected : Stat.Forwarded);
+}
+
+/**
+ * Exported: process `n` descriptors at `desc`. A descriptor whose OFF is 0 is
+ * an empty slot and is skipped. Descriptors arriving with AUX = Reflected are
+ * replies synthesised by reflect_batch() and are counted apart.
+ */
+export function process_batch(desc: usize, n: u32): void {
+  let now: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    let d = desc + (<usize>i * Layout.DESC_SIZE);
+    if (load<u32>(d + Desc.OFF) == 0) continue;
+    now = load<u32>(d + Desc.TIME);
+    processOne(d, now);
+  }
+  if (n != 0) flowsSweep(now);
+}
+
+function processOne(d: usize, now: u32): void {
+  let off = <usize>load<u32>(d + Desc.OFF);
+  let len = load<u32>(d + Desc.LEN);
+  let wirelen = load<u32>(d + Desc.WIRELEN);
+  let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
+  store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
+  store<u8>(d + Desc.REASON, 0);
+  store<u16>(d + Desc.AUX, <u16>aux);
+  if (aux == 0) {
+    bump(Stat.Packets);
+    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
+  }
+  let r = pkt.parsePacket(<u32>load<u16>(d + Desc.LINK), off, len, wirelen);
+  if (r != Reason.None) { drop(d, r); return; }
+
+  // IP-in-IP addressed to this proxy: take the inner packet (once; no nesting).
+  if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.l3 + dstOffset(pkt.family))) {
+    r = decapsulate(d);
+    if (r != Reason.None) { drop(d, r); return; }
+    aux |= AuxFlag.Decapsulated;
+    bump(Stat.Decapsulated);
+  }
+  if (verifyChecksums) {
+    r = verify();
+    if (r != Reason.None) { drop(d, r); return; }
+  }
+  if (!pkt.hasL4Header) { drop(d, Reason.FragmentOutOfOrder); return; }
+
+  let family = pkt.family;
+  let proto = pkt.proto;
+  let src = pkt.l3 + srcOffset(family);
+  let dst = pkt.l3 + dstOffset(family);
+  let icmp = pkt.isIcmp();
+  if (icmp) {
+    if (pkt.icmpError) { icmpError(d, aux); return; }
+    if (!isEchoRequest(family, pkt.icmpType) && !isEchoReply(family, pkt.icmpType)) { drop(d, Reason.IcmpUnsupported); return; }
+  } else if (proto != PROTO_TCP && proto != PROTO_UDP) {
+    drop(d, Reason.NotForProxy);
+    return;
+  }
+
+  let ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
+  if (ref >= 0 && flowExpired(flowPtr(<u32>ref >> 1), now)) {
+    flowFree(<u32>ref >> 1);
+    ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
+  }
+  if (ref >= 0) {
+    let idx = <u32>ref >> 1;
+    if ((<u32>ref & DIR_REVERSE) != 0) reverse(d, idx, aux, now);
+    else forward(d, idx, aux, now);
+    return;
+  }
+
+  // A new flow: only toward a group, never to the proxy's own address.
+  if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) { drop(d, Reason.NotForProxy); return; }
+  let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
+  if (gidRes < 0) { drop(d, Reason.NotForProxy); return; }
+  let gid = <u32>gidRes;
+  if (proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN &&
+    <u32>load<u8>(groupPtr(gid) + G_POLICY) != Policy.Affinity) {
+    // Mid-connection without state: only affinity can find the target another proxy chose.
+    drop(d, Reason.NoFlow);
+    return;
+  }
+  let hfwd = lookupHash;
+  let tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
+  if (tid < 0) { drop(d, Reason.NoTarget); return; }
+  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, hfwd, now);
+  if (created < 0) { drop(d, createFailure); return; }
+  let rec = flowPtr(<u32>created);
+  if (proto == PROTO_TCP && (pkt.tcpFlags & TCP_SYN) == 0) {
+    // picked up mid-connection (affinity): it was established elsewhere
+    store<u8>(rec + F_FLAGS, <u8>(<u32>load<u8>(rec + F_FLAGS) | FF_ESTABLISHED));
+  }
+  forward(d, <u32>created, aux, now);
+}
+
+/** Client -> TA packet of a known flow: NAT or tunnel it to the flow's target. */
+function forward(d: usize, idx: u32, aux: u32, now: u32): void {
+  let rec = flowPtr(idx);
+  let tid = load<u32>(rec + F_TARGET);
+  let family = pkt.family;
+  if (!targetUsable(tid)) {
+    // TCP state lives in the target: never move a connection mid-stream.
+    if (pkt.proto == PROTO_TCP) { drop(d, Reason.TargetDown); return; }
+    let n = selectTarget(load<u32>(rec + F_GROUP), family, pkt.l3 + srcOffset(family), pkt.l3 + dstOffset(family),
+      pkt.sport, pkt.dport, pkt.proto);
+    if (n < 0) { drop(d, Reason.NoTarget); return; }
+    if (!flowRepin(idx, <u32>n, now)) { drop(d, Reason.NatPortsExhausted); return; }
+    tid = <u32>n;
+  }
+  store<u32>(rec + F_LAST, now);
+  if (pkt.proto == PROTO_TCP) trackTcp(rec, false);
+  let t = targetPtr(tid);
+  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
+  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
+    bump(Stat.Encapsulated);
+    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
+    return;
+  }
+  let tport = pkt.isIcmp() ? 0 : targetPortRaw(rec);
+  rewrite(proxyAddrPtr(family), raw16(rec + F_NPORT), t + T_ADDR, tport);
+  accept(d, aux | AuxFlag.ToTarget);
+}
+
+/** Target -> proxy reply of a NAT binding: restore A:g -> C:c. */
+function reverse(d: usize, idx: u32, aux: u32, now: u32): void {
+  let rec = flowPtr(idx);
+  store<u32>(rec + F_LAST, now);
+  if (pkt.proto == PROTO_TCP) trackTcp(rec, true);
+  let g = groupPtr(load<u32>(rec + F_GROUP));
+  rewrite(g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
+  accept(d, aux);
+}
+
+/** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
+function trackTcp(rec: usize, fromTarget: bool): void {
+  let f = <u32>load<u8>(rec + F_FLAGS);
+  let flags = pkt.tcpFlags;
+  if ((flags & TCP_RST) != 0) {
+    f |= FF_CLOSED;
+  } else if ((flags & TCP_SYN) != 0) {
+    if (!fromTarget && (flags & TCP_ACK) == 0 && (f & FF_CLOSED) != 0) {
+      // the client reuses the tuple for a new connection
+      f &= ~(FF_CLOSED | FF_ESTABLISHED | FF_FIN_FWD | FF_FIN_REV);
+    }
+  } else {
+    if ((flags & TCP_FIN) != 0) f |= fromTarget ? FF_FIN_REV : FF_FIN_FWD;
+    if ((f & (FF_FIN_FWD | FF_FIN_REV)) == (FF_FIN_FWD | FF_FIN_REV)) f |= FF_CLOSED;
+    f |= FF_ESTABLISHED;
+  }
+  store<u8>(rec + F_FLAGS, <u8>f);
+}
+
+/** An ICMP error: translate it if it quotes a packet of a live flow. */
+function icmpError(d: usize, aux: u32): void {
+  if (!parseQuote()) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  let family = pkt.family;
+  let now = load<u32>(d + Desc.TIME);
+  // The quote is a packet we sent; its reverse is a key of the flow.
+  let ref = flowLookup(family, qProto, quoteDst(), quoteSrc(), qDport, qSport);
+  if (ref < 0 || flowExpired(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  let rec = flowPtr(<u32>ref >> 1);
+  let g = groupPtr(load<u32>(rec + F_GROUP));
+  let t = targetPtr(load<u32>(rec + F_TARGET));
+  let outerDst = pkt.l3 + dstOffset(family);
+  if ((<u32>ref & DIR_REVERSE) != 0) {
+    // about P:x -> T:t, reported to P: tell the client about C:c -> A:g
+    if (!isProxyAddr(family, outerDst)) { drop(d, Reason.IcmpErrorNoFlow); return; }
+    translateError(rec + F_CADDR, rec + F_CADDR, raw16(rec + F_CPORT), g + G_ADDR, raw16(rec + F_GPORT));
+    bump(Stat.IcmpTranslated);
+    accept(d, aux | AuxFlag.IcmpError);
+    return;
+  }
+  // about A:g -> C:c (a reply we sent), reported to A: tell the target
+  if (!sameAddr(family, outerDst, quoteSrc())) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
+    bump(Stat.Encapsulated);
+    bump(Stat.IcmpTranslated);
+    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.IcmpError | AuxFlag.ToTarget);
+    return;
+  }
+  let tport = qProto == PROTO_TCP || qProto == PROTO_UDP ? targetPortRaw(rec) : 0;
+  translateError(t + T_ADDR, t + T_ADDR, tport, proxyAddrPtr(family), raw16(rec + F_NPORT));
+  bump(Stat.IcmpTranslated);
+  accept(d, aux | AuxFlag.IcmpError | AuxFlag.ToTarget);
+}
+
+@inline function sameAddr(family: u32, a: usize, b: usize): bool {
+  if (family == 4) return raw32(a) == raw32(b);
+  return load<u64>(a) == load<u64>(b) && load<u64>(a + 8) == load<u64>(b + 8);
+}
+
+/** Full checksum verification (verifyChecksums): IPv4 header, then the transport checksum when it is all here. */
+function verify(): Reason {
+  let ip = pkt.l3;
+  if (pkt.family == 4 && !verifies(sumBytes(ip, pkt.ipHdrLen, 0))) return Reason.BadIpChecksum;
+  if (pkt.truncated || pkt.isFragment) return Reason.None;
+  let proto = pkt.proto;
+  let acc: u64;
+  if (proto == PROTO_TCP || proto == PROTO_UDP) {
+    if (proto == PROTO_UDP && raw16(pkt.l4 + UDP_CSUM) == 0) return Reason.None;
+    acc = pkt.family == 4 ? pseudo4(ip, proto, pkt.l4Len) : pseudo6(ip, proto, pkt.l4Len);
+  } else if (pkt.isIcmp()) {
+    acc = pkt.family == 4 ? 0 : pseudo6(ip, proto, pkt.l4Len);
+  } else {
+    return Reason.None;
+  }
+  if (!verifies(sumBytes(pkt.l4, pkt.l4Len, acc))) return Reason.BadL4Checksum;
+  return Reason.None;
+}

@@ -1,0 +1,117 @@
+// A hash index of 32-bit references in cache-line buckets (after F14 and
+// Swiss tables): 64 bytes = 12 one-byte tags, an overflow count, and 12
+// references. A lookup compares all 12 tags at once with SIMD and touches the
+// referenced record only on a tag match. Deletion needs no tombstones: each
+// bucket counts the entries that overflowed past it, and a probe stops at the
+// first bucket whose count is zero.
+//
+// The index stores references only; the caller owns the records and decides
+// whether a candidate matches. No allocation after init.
+
+export const BUCKET_BYTES: usize = 64;
+export const SLOTS: u32 = 12;
+const OVERFLOW: usize = 12;
+const REFS: usize = 16;
+const SLOT_MASK: u32 = (1 << SLOTS) - 1;
+
+/** Buckets needed so that `entries` references fill at most ~80% of the slots. */
+export function bucketsFor(entries: u32): u32 {
+  let b = <u32>((<u64>entries * 10 + <u64>SLOTS * 8 - 1) / (<u64>SLOTS * 8));
+  return b < 2 ? 2 : b;
+}
+
+@inline export function homeBucket(h: u32, nb: u32): u32 {
+  return <u32>((<u64>h * <u64>nb) >> 32);
+}
+
+@inline function tagOf(h: u32): u32 {
+  let t = h & 0xff;
+  return t == 0 ? 1 : t;
+}
+
+@inline function tagMask(bucket: usize, tag: u32): u32 {
+  let m = v128.load(bucket);
+  return <u32>i8x16.bitmask(i8x16.eq(m, i8x16.splat(<i8>tag))) & SLOT_MASK;
+}
+
+// ---- probe cursor: probeStart(), then probeNext() until it returns -1 ----
+let cBase: usize = 0;
+let cNb: u32 = 0;
+let cBucket: u32 = 0;
+let cMask: u32 = 0;
+let cTag: u32 = 0;
+let cSteps: u32 = 0;
+
+@inline export function probeStart(base: usize, nb: u32, h: u32): void {
+  cBase = base;
+  cNb = nb;
+  cBucket = homeBucket(h, nb);
+  cTag = tagOf(h);
+  cMask = tagMask(base + <usize>cBucket * BUCKET_BYTES, cTag);
+  cSteps = 0;
+}
+
+/** Next candidate reference whose tag matches, or -1 when there is none. */
+@inline export function probeNext(): i64 {
+  while (true) {
+    let b = cBase + <usize>cBucket * BUCKET_BYTES;
+    if (cMask != 0) {
+      let i = ctz<u32>(cMask);
+      cMask &= cMask - 1;
+      return <i64>load<u32>(b + REFS + (<usize>i << 2));
+    }
+    if (load<u8>(b + OVERFLOW) == 0 || ++cSteps >= cNb) return -1;
+    cBucket = cBucket + 1 == cNb ? 0 : cBucket + 1;
+    cMask = tagMask(cBase + <usize>cBucket * BUCKET_BYTES, cTag);
+  }
+}
+
+/** Insert a reference under hash h. False only when every bucket is full. */
+export function indexInsert(base: usize, nb: u32, h: u32, ref: u32): bool {
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = base + <usize>bi * BUCKET_BYTES;
+    let free = tagMask(b, 0);
+    if (free != 0) {
+      let i = <usize>ctz<u32>(free);
+      store<u8>(b + i, <u8>tag);
+      store<u32>(b + REFS + (i << 2), ref);
+      return true;
+    }
+    let ov = load<u8>(b + OVERFLOW);
+    if (ov != 255) store<u8>(b + OVERFLOW, ov + 1);
+    bi = bi + 1 == nb ? 0 : bi + 1;
+  }
+  return false;
+}
+
+/** Remove a reference that was inserted under hash h. False if it is not there. */
+export function indexRemove(base: usize, nb: u32, h: u32, ref: u32): bool {
+  // First find it, then undo the overflow counts on the way (a miss must not
+  // disturb the counts).
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  let steps: u32 = 0;
+  while (true) {
+    let b = base + <usize>bi * BUCKET_BYTES;
+    let m = tagMask(b, tag);
+    while (m != 0) {
+      let i = <usize>ctz<u32>(m);
+      m &= m - 1;
+      if (load<u32>(b + REFS + (i << 2)) == ref) {
+        store<u8>(b + i, 0);
+        let back = homeBucket(h, nb);
+        while (back != bi) {
+          let bb = base + <usize>back * BUCKET_BYTES;
+          let ov = load<u8>(bb + OVERFLOW);
+          if (ov != 255) store<u8>(bb + OVERFLOW, ov - 1);
+          back = back + 1 == nb ? 0 : back + 1;
+        }
+        return true;
+      }
+    }
+    if (load<u8>(b + OVERFLOW) == 0 || ++steps >= nb) return false;
+    bi = bi + 1 == nb ? 0 : bi + 1;
+  }
+}

@@ -1,0 +1,410 @@
+// The data-plane library: loads the Wasm core, fills its group and target
+// tables from a configuration, hands out packet batches, and reads counters.
+// The CLI and the daemon are thin shells over this class.
+//
+// Per packet, the host only places bytes in a batch and reads verdicts; all
+// parsing, lookup and rewriting happens in the core, one call per batch.
+
+import { instantiate, type CoreExports } from "./wasm.js";
+import { Counts, ControlError, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
+import { DataPlaneError } from "../errors.js";
+import { parseAddress, endpointKey, type Family } from "../net/addr.js";
+import { PacketBatch } from "./batch.js";
+
+/** The raw Wasm exports the data plane uses (see assembly/index.ts). */
+export interface DataPlaneExports extends CoreExports {
+  alloc_buffer(size: number): number;
+  memory_bytes(): number;
+  dataplane_init(flows: number, groups: number, targets: number): number;
+  scratch_ptr(): number;
+  set_proxy_address(family: number): void;
+  set_nat_ports(min: number, max: number): void;
+  set_verify_checksums(on: number): void;
+  set_tunnel_mtu(mtu: number): void;
+  set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
+  set_random_seed(seed: number): void;
+  counters_ptr(): number;
+  counters_reset(): void;
+  group_add(family: number, proto: number, port: number, policy: number, affinity: number): number;
+  group_remove(gid: number): number;
+  group_set_policy(gid: number, policy: number, affinity: number): number;
+  group_commit(gid: number): number;
+  target_add(gid: number, port: number, weight: number, aware: number, label: number, distance: number): number;
+  target_remove(tid: number): number;
+  target_set_up(tid: number, up: number): number;
+  target_set_weight(tid: number, weight: number): number;
+  target_packets(tid: number): number;
+  target_active(tid: number): number;
+  flows_live(): number;
+  flows_capacity(): number;
+  flow_bytes_per_flow(): number;
+  flows_expire_all(now: number): number;
+  process_batch(desc: number, n: number): void;
+  reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
+}
+
+export type Protocol = "tcp" | "udp" | "icmp";
+export type PolicyName = "affinity" | "round-robin" | "random" | "least-load" | "proximity";
+
+export interface Timeouts {
+  tcpEstablished: number;
+  tcpTransitory: number;
+  udp: number;
+  icmp: number;
+}
+
+/** Proxy-wide settings (a plain struct with documented defaults, like KatranConfig). */
+export interface DataPlaneSettings {
+  /** The proxy's unicast IPv4 address: NAT source and tunnel endpoint for IPv4. */
+  address?: string;
+  /** The proxy's unicast IPv6 address. */
+  address6?: string;
+  /** NAT port (and ICMP identifier) range. Default [1024, 65535]. */
+  natPorts?: readonly [number, number];
+  /** Drop packets whose checksums are wrong instead of passing the error on. Default false. */
+  verifyChecksums?: boolean;
+  /** MTU toward PIAS-aware targets. Default 1500. */
+  tunnelMtu?: number;
+  /** Idle timeouts in seconds. Defaults: 7440 / 240 / 300 / 60 (RFC 5382, RFC 4787). */
+  timeouts?: Partial<Timeouts>;
+  /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets. */
+  capacity?: { flows?: number; groups?: number; targets?: number };
+  /** Seed of the `random` policy. */
+  randomSeed?: number;
+}
+
+export interface TargetSpec {
+  address: string;
+  /** Port on the target; 0 or absent keeps the client's destination port. */
+  port?: number;
+  weight?: number;
+  /** PIAS-aware: reached through IP-in-IP, answers clients directly. */
+  aware?: boolean;
+  label?: string;
+  distance?: number;
+}
+
+export interface GroupSpec {
+  protocol: Protocol;
+  address: string;
+  /** 0 or absent: every port of the address. */
+  port?: number;
+  policy?: PolicyName;
+  /** What affinity hashes: the client address (default) or the whole 5-tuple. */
+  affinity?: "client" | "flow";
+  name?: string;
+  targets?: readonly TargetSpec[];
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 };
+export const DEFAULT_CAPACITY = { flows: 1 << 20, groups: 1 << 16, targets: 1 << 16 } as const;
+
+const POLICIES: Record<PolicyName, Policy> = {
+  affinity: Policy.Affinity,
+  "round-robin": Policy.RoundRobin,
+  random: Policy.Random,
+  "least-load": Policy.LeastLoad,
+  proximity: Policy.Proximity,
+};
+
+/** Drop reason as printed: Reason.NotForProxy -> "not-for-proxy". */
+export function reasonName(r: number): string {
+  const name = Reason[r] ?? `reason-${r}`;
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
+}
+
+export const REASON_NAMES: readonly string[] = Array.from({ length: Counts.REASON_COUNT }, (_, i) => reasonName(i));
+
+function protoNumber(protocol: Protocol, family: Family): number {
+  if (protocol === "tcp") return 6;
+  if (protocol === "udp") return 17;
+  return family === 4 ? 1 : 58;
+}
+
+function controlError(code: number, what: string): DataPlaneError {
+  const why: Record<number, string> = {
+    [ControlError.NoMemory]: "out of memory",
+    [ControlError.TableFull]: "table full",
+    [ControlError.Exists]: "already exists",
+    [ControlError.NotFound]: "not found",
+    [ControlError.Invalid]: "invalid argument",
+  };
+  return new DataPlaneError(`${what}: ${why[code] ?? `error ${code}`}`);
+}
+
+interface TargetEntry {
+  readonly tid: number;
+  readonly key: string;
+  readonly spec: TargetSpec;
+}
+
+interface GroupEntry {
+  readonly gid: number;
+  readonly key: string;
+  readonly family: Family;
+  readonly name: string;
+  readonly targets: Map<string, TargetEntry>;
+}
+
+export interface TargetStats {
+  group: string;
+  endpoint: string;
+  packets: number;
+  activeFlows: number;
+  up: boolean;
+}
+
+export interface Counters {
+  packets: number;
+  bytes: number;
+  forwarded: number;
+  dropped: number;
+  toHost: number;
+  reflected: number;
+  flowsCreated: number;
+  flowsExpired: number;
+  flowsLive: number;
+  encapsulated: number;
+  decapsulated: number;
+  icmpTranslated: number;
+  icmpGenerated: number;
+  /** Drop reason -> count, only reasons that occurred. */
+  drops: Record<string, number>;
+}
+
+/** Group key as users write it: "tcp 203.0.113.10:80". */
+export function groupKey(protocol: Protocol, address: string, port = 0): string {
+  const a = parseAddress(address);
+  return `${protocol} ${endpointKey(a.bytes, protocol === "icmp" ? 0 : port)}`;
+}
+
+export class DataPlane {
+  readonly core: DataPlaneExports;
+  private readonly groups = new Map<string, GroupEntry>();
+  private readonly labels = new Map<string, number>();
+  private readonly up = new Map<number, boolean>();
+
+  constructor(settings: DataPlaneSettings = {}) {
+    this.core = instantiate<DataPlaneExports>();
+    const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
+    if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets) !== 0) {
+      throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
+    }
+    if (settings.address !== undefined) this.setProxyAddress(settings.address, 4);
+    if (settings.address6 !== undefined) this.setProxyAddress(settings.address6, 6);
+    const [min, max] = settings.natPorts ?? [1024, 65535];
+    this.core.set_nat_ports(min, max);
+    this.core.set_verify_checksums(settings.verifyChecksums ? 1 : 0);
+    this.core.set_tunnel_mtu(settings.tunnelMtu ?? 1500);
+    const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
+    this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    if (settings.randomSeed !== undefined) this.core.set_random_seed(settings.randomSeed >>> 0);
+  }
+
+  /** A data plane with every group of `groups` installed. */
+  static create(settings: DataPlaneSettings, groups: readonly GroupSpec[]): DataPlane {
+    const dp = new DataPlane(settings);
+    for (const g of groups) dp.addGroup(g);
+    return dp;
+  }
+
+  private bytes(): Uint8Array {
+    return new Uint8Array(this.core.memory.buffer);
+  }
+
+  private writeScratch(address: string, expect?: Family): Family {
+    const a = parseAddress(address);
+    if (expect !== undefined && a.family !== expect) {
+      throw new DataPlaneError(`${address}: expected an IPv${expect} address`);
+    }
+    this.bytes().set(a.bytes, this.core.scratch_ptr());
+    return a.family;
+  }
+
+  private setProxyAddress(address: string, family: Family): void {
+    this.writeScratch(address, family);
+    this.core.set_proxy_address(family);
+  }
+
+  private labelId(label: string | undefined): number {
+    if (label === undefined) return 0;
+    let id = this.labels.get(label);
+    if (id === undefined) {
+      id = this.labels.size + 1;
+      if (id > 255) throw new DataPlaneError(`too many distinct target labels (at most 255): ${label}`);
+      this.labels.set(label, id);
+    }
+    return id;
+  }
+
+  /** Install a group and its targets. Returns the group key ("tcp 203.0.113.10:80"). */
+  addGroup(spec: GroupSpec): string {
+    const key = groupKey(spec.protocol, spec.address, spec.port ?? 0);
+    const family = this.writeScratch(spec.address);
+    const port = spec.protocol === "icmp" ? 0 : (spec.port ?? 0);
+    const policy = POLICIES[spec.policy ?? "affinity"];
+    if (policy === undefined) throw new DataPlaneError(`${key}: unknown policy ${spec.policy}`);
+    const affinity = spec.affinity === "flow" ? AffinityKey.FiveTuple : AffinityKey.ClientAddress;
+    const gid = this.core.group_add(family, protoNumber(spec.protocol, family), port, policy, affinity);
+    if (gid < 0) throw controlError(gid, `group ${key}`);
+    const entry: GroupEntry = { gid, key, family, name: spec.name ?? key, targets: new Map() };
+    this.groups.set(key, entry);
+    for (const t of spec.targets ?? []) this.installTarget(entry, t);
+    this.commit(entry);
+    return key;
+  }
+
+  removeGroup(key: string): void {
+    const g = this.group(key);
+    const rc = this.core.group_remove(g.gid);
+    if (rc < 0) throw controlError(rc, `group ${key}`);
+    for (const t of g.targets.values()) this.up.delete(t.tid);
+    this.groups.delete(key);
+  }
+
+  /** Change a group's selection policy; live flows keep their targets. */
+  setPolicy(key: string, policy: PolicyName, affinity: "client" | "flow" = "client"): void {
+    const g = this.group(key);
+    const p = POLICIES[policy];
+    if (p === undefined) throw new DataPlaneError(`${key}: unknown policy ${policy}`);
+    const rc = this.core.group_set_policy(g.gid, p, affinity === "flow" ? AffinityKey.FiveTuple : AffinityKey.ClientAddress);
+    if (rc < 0) throw controlError(rc, `group ${key}`);
+    this.commit(g);
+  }
+
+  addTarget(key: string, spec: TargetSpec): void {
+    const g = this.group(key);
+    this.installTarget(g, spec);
+    this.commit(g);
+  }
+
+  removeTarget(key: string, endpoint: string): void {
+    const g = this.group(key);
+    const t = this.target(g, endpoint);
+    const rc = this.core.target_remove(t.tid);
+    if (rc < 0) throw controlError(rc, `target ${endpoint} of ${key}`);
+    g.targets.delete(t.key);
+    this.up.delete(t.tid);
+    this.commit(g);
+  }
+
+  /** Mark a target up or down: new flows avoid a down target at once. */
+  setTargetUp(key: string, endpoint: string, up: boolean): void {
+    const g = this.group(key);
+    const t = this.target(g, endpoint);
+    const rc = this.core.target_set_up(t.tid, up ? 1 : 0);
+    if (rc < 0) throw controlError(rc, `target ${endpoint} of ${key}`);
+    this.up.set(t.tid, up);
+    this.commit(g);
+  }
+
+  setTargetWeight(key: string, endpoint: string, weight: number): void {
+    const g = this.group(key);
+    const t = this.target(g, endpoint);
+    const rc = this.core.target_set_weight(t.tid, weight);
+    if (rc < 0) throw controlError(rc, `target ${endpoint} of ${key}`);
+    this.commit(g);
+  }
+
+  private installTarget(g: GroupEntry, spec: TargetSpec): void {
+    const family = this.writeScratch(spec.address, g.family);
+    const a = parseAddress(spec.address);
+    const key = endpointKey(a.bytes, spec.port ?? 0);
+    const tid = this.core.target_add(g.gid, spec.port ?? 0, spec.weight ?? 1, spec.aware ? 1 : 0,
+      this.labelId(spec.label), spec.distance ?? 0);
+    if (tid < 0) throw controlError(tid, `target ${key} of ${g.key} (IPv${family})`);
+    g.targets.set(key, { tid, key, spec });
+    this.up.set(tid, true);
+  }
+
+  private commit(g: GroupEntry): void {
+    const rc = this.core.group_commit(g.gid);
+    if (rc < 0) throw controlError(rc, `group ${g.key}`);
+  }
+
+  private group(key: string): GroupEntry {
+    const g = this.groups.get(key);
+    if (!g) throw new DataPlaneError(`no group ${key}`);
+    return g;
+  }
+
+  private target(g: GroupEntry, endpoint: string): TargetEntry {
+    const t = g.targets.get(endpoint);
+    if (!t) throw new DataPlaneError(`group ${g.key} has no target ${endpoint}`);
+    return t;
+  }
+
+  /** A batch of `slots` packets with `arenaBytes` of packet memory, in this data plane's memory. */
+  createBatch(slots = 256, arenaBytes = slots * 2048): PacketBatch {
+    const desc = this.core.alloc_buffer(slots * Layout.DESC_SIZE);
+    const arena = this.core.alloc_buffer(arenaBytes);
+    if (!desc || !arena) throw new DataPlaneError("out of memory for a packet batch");
+    return new PacketBatch(this.core, desc, slots, arena, arenaBytes);
+  }
+
+  /** Run the pipeline over the first `count` packets of the batch: one call into the core. */
+  process(batch: PacketBatch, count = batch.count): void {
+    this.core.process_batch(batch.desc, count);
+  }
+
+  /** Global counters and drop reasons. */
+  counters(): Counters {
+    const c = new BigUint64Array(this.core.memory.buffer, this.core.counters_ptr(), 64);
+    const stat = (s: Stat): number => Number(c[32 + s]);
+    const drops: Record<string, number> = {};
+    for (let r = 1; r < Counts.REASON_COUNT; r++) {
+      const n = Number(c[r]);
+      if (n) drops[reasonName(r)] = n;
+    }
+    return {
+      packets: stat(Stat.Packets),
+      bytes: stat(Stat.Bytes),
+      forwarded: stat(Stat.Forwarded),
+      dropped: stat(Stat.Dropped),
+      toHost: stat(Stat.ToHost),
+      reflected: stat(Stat.Reflected),
+      flowsCreated: stat(Stat.FlowsCreated),
+      flowsExpired: stat(Stat.FlowsExpired),
+      flowsLive: this.core.flows_live(),
+      encapsulated: stat(Stat.Encapsulated),
+      decapsulated: stat(Stat.Decapsulated),
+      icmpTranslated: stat(Stat.IcmpTranslated),
+      icmpGenerated: stat(Stat.IcmpGenerated),
+      drops,
+    };
+  }
+
+  /** Per-target packet counts, active flows and health. */
+  targetStats(): TargetStats[] {
+    const out: TargetStats[] = [];
+    for (const g of this.groups.values()) {
+      for (const t of g.targets.values()) {
+        out.push({
+          group: g.key,
+          endpoint: t.key,
+          packets: this.core.target_packets(t.tid),
+          activeFlows: this.core.target_active(t.tid),
+          up: this.up.get(t.tid) ?? true,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Keys of the installed groups. */
+  groupKeys(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  /** Bytes of memory each flow costs (record plus index share). */
+  bytesPerFlow(): number {
+    return this.core.flow_bytes_per_flow();
+  }
+
+  /** Free every flow idle at `now` (seconds); a full sweep for control use, not per packet. */
+  expireIdle(now: number): number {
+    return this.core.flows_expire_all(now >>> 0);
+  }
+}
+
+export { Desc, Layout };
