@@ -15,3 +15,4 @@ export { set_random_seed } from "./group/select";
 export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
 export { process_batch } from "./pipeline";
 export { reflect_batch } from "./reflect";
+export { inspect_batch } from "./inspect";

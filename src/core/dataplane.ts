@@ -10,6 +10,10 @@ import { Counts, ControlError, Desc, Layout, Policy, AffinityKey, Reason, Stat }
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, endpointKey, type Family } from "../net/addr.js";
 import { PacketBatch } from "./batch.js";
+import {
+  DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
+  type Protocol, type Timeouts,
+} from "../config/schema.js";
 
 /** The raw Wasm exports the data plane uses (see assembly/index.ts). */
 export interface DataPlaneExports extends CoreExports {
@@ -43,22 +47,12 @@ export interface DataPlaneExports extends CoreExports {
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
 }
 
-export type Protocol = "tcp" | "udp" | "icmp";
-export type PolicyName = "affinity" | "round-robin" | "random" | "least-load" | "proximity";
-
-export interface Timeouts {
-  tcpEstablished: number;
-  tcpTransitory: number;
-  udp: number;
-  icmp: number;
-}
-
 /** Proxy-wide settings (a plain struct with documented defaults, like KatranConfig). */
 export interface DataPlaneSettings {
   /** The proxy's unicast IPv4 address: NAT source and tunnel endpoint for IPv4. */
-  address?: string;
+  address?: string | null;
   /** The proxy's unicast IPv6 address. */
-  address6?: string;
+  address6?: string | null;
   /** NAT port (and ICMP identifier) range. Default [1024, 65535]. */
   natPorts?: readonly [number, number];
   /** Drop packets whose checksums are wrong instead of passing the error on. Default false. */
@@ -80,7 +74,7 @@ export interface TargetSpec {
   weight?: number;
   /** PIAS-aware: reached through IP-in-IP, answers clients directly. */
   aware?: boolean;
-  label?: string;
+  label?: string | null;
   distance?: number;
 }
 
@@ -95,9 +89,6 @@ export interface GroupSpec {
   name?: string;
   targets?: readonly TargetSpec[];
 }
-
-export const DEFAULT_TIMEOUTS: Timeouts = { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 };
-export const DEFAULT_CAPACITY = { flows: 1 << 20, groups: 1 << 16, targets: 1 << 16 } as const;
 
 const POLICIES: Record<PolicyName, Policy> = {
   affinity: Policy.Affinity,
@@ -190,15 +181,20 @@ export class DataPlane {
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
     }
-    if (settings.address !== undefined) this.setProxyAddress(settings.address, 4);
-    if (settings.address6 !== undefined) this.setProxyAddress(settings.address6, 6);
-    const [min, max] = settings.natPorts ?? [1024, 65535];
+    if (settings.address != null) this.setProxyAddress(settings.address, 4);
+    if (settings.address6 != null) this.setProxyAddress(settings.address6, 6);
+    const [min, max] = settings.natPorts ?? DEFAULT_NAT_PORTS;
     this.core.set_nat_ports(min, max);
     this.core.set_verify_checksums(settings.verifyChecksums ? 1 : 0);
-    this.core.set_tunnel_mtu(settings.tunnelMtu ?? 1500);
+    this.core.set_tunnel_mtu(settings.tunnelMtu ?? DEFAULT_TUNNEL_MTU);
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
     if (settings.randomSeed !== undefined) this.core.set_random_seed(settings.randomSeed >>> 0);
+  }
+
+  /** The data plane a validated configuration describes (see src/config/schema.ts). */
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
+    return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 
   /** A data plane with every group of `groups` installed. */
@@ -226,8 +222,8 @@ export class DataPlane {
     this.core.set_proxy_address(family);
   }
 
-  private labelId(label: string | undefined): number {
-    if (label === undefined) return 0;
+  private labelId(label: string | null | undefined): number {
+    if (label == null) return 0;
     let id = this.labels.get(label);
     if (id === undefined) {
       id = this.labels.size + 1;
