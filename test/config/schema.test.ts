@@ -206,7 +206,7 @@ describe("validateConfig: normalisation", () => {
       ],
     });
     assert.equal(config.groups[0].port, 0);
-    assert.equal(config.groups[0].name, "icmp 203.0.113.10");
+    assert.equal(config.groups[0].name, "icmp 203.0.113.10:0");
     assert.equal(config.groups[0].targets[0].port, 0);
     assert.equal(config.groups[1].targets[0].port, 0);
   });
@@ -239,7 +239,7 @@ describe("validateConfig: normalisation", () => {
   test("describeTransportAddress and formatConfigPath write what messages use", () => {
     assert.equal(describeTransportAddress("tcp", b("203.0.113.10"), 80), "tcp 203.0.113.10:80");
     assert.equal(describeTransportAddress("udp", b("2001:db8::1"), 53), "udp [2001:db8::1]:53");
-    assert.equal(describeTransportAddress("icmp", b("2001:db8::1"), 0), "icmp 2001:db8::1");
+    assert.equal(describeTransportAddress("icmp", b("2001:db8::1"), 0), "icmp [2001:db8::1]:0");
     assert.equal(formatConfigPath(["groups", 0, "targets", 1, "address"]), "groups[0].targets[1].address");
     assert.equal(formatConfigPath([]), "");
   });
@@ -268,7 +268,7 @@ describe("validateConfig: one-line errors naming the path", () => {
     );
     rejects(
       example((c) => c.groups.push({ protocol: "icmp", address: "203.0.113.10" }, { protocol: "icmp", address: "203.0.113.10", port: 0 })),
-      "groups[2]: duplicate group icmp 203.0.113.10 (also groups[1])",
+      "groups[2]: duplicate group icmp 203.0.113.10:0 (also groups[1])",
     );
   });
 
@@ -439,6 +439,16 @@ describe("validateConfig: one-line errors naming the path", () => {
       }),
       'groups[1]: its default name "udp 203.0.113.10:80" is already the name of groups[0]',
     );
+  });
+
+  test("more distinct labels than the core can number", () => {
+    const targets = Array.from({ length: 256 }, (_, i) => ({ address: `10.0.0.${i}`, label: `l${i}` }));
+    rejects(
+      { proxy: { address: "198.51.100.1" }, groups: [{ protocol: "tcp", address: "203.0.113.10", port: 80, targets }] },
+      "groups[0].targets[255].label: more than 255 distinct labels in the configuration",
+    );
+    targets[255].label = "l0";
+    assert.equal(validateConfig({ proxy: { address: "198.51.100.1" }, groups: [{ protocol: "tcp", address: "203.0.113.10", port: 80, targets }] }).groups[0].targets.length, 256);
   });
 
   test("sections of the wrong shape", () => {
