@@ -26,7 +26,7 @@ export const G_NTARGETS: usize = 28; // u32
 export const G_CAP: usize = 32; // u32 capacity of the target list
 export const G_TABLE: usize = 36; // u32 pointer to u32[] lookup table (target ids)
 export const G_TABLE_SIZE: usize = 40; // u32 entries (0 = no usable target)
-export const G_RR: usize = 44; // u32 round-robin position in the target list
+export const G_RR: usize = 44; // u32 round-robin position in the target list (0xffffffff: before the first)
 export const G_RR_ROUND: usize = 48; // u32 round-robin weight round
 export const G_FLOWS: usize = 52; // u32 flows referring to this group
 export const G_NEAR: usize = 56; // u32 pointer to u32[] nearest usable targets (proximity)
@@ -142,6 +142,7 @@ export function group_add(family: u32, proto: u32, port: u32, policy: u32, affin
   store<u8>(g + G_FLAGS, <u8>(GF_LIVE | (family == 6 ? GF_V6 : 0)));
   store<u8>(g + G_POLICY, <u8>policy);
   store<u8>(g + G_AFFINITY, <u8>affinityKey);
+  store<u32>(g + G_RR, 0xffffffff); // round robin starts before the first target
   if (!indexInsert(groupIndex, groupIndexBuckets, groupHash(family, proto, g + G_ADDR, portRaw), gid)) {
     store<u8>(g + G_FLAGS, 0);
     return ControlError.TableFull;

@@ -11,12 +11,11 @@ import { ControlError } from "../shared/abi";
 import { heapAlloc, heapFree } from "../memory";
 import {
   groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
-  G_NEAR, G_NNEAR, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+  G_NEAR, G_NNEAR, G_CAP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 
-/** Table entries per usable target (Maglev recommends M > 100 N for balance). */
+/** Table entries per member slot (Maglev recommends M > 100 N for balance). */
 export const MAGLEV_FACTOR: u32 = 101;
-export const MAGLEV_MIN: u32 = 251;
 /** Offset in the group record: u16 largest weight among usable targets (round-robin rounds). */
 export const G_WMAX: usize = 22;
 
@@ -27,11 +26,14 @@ function isPrime(n: u32): bool {
   return true;
 }
 
-/** Table size for n usable targets: a prime, a pure function of n (all proxies agree). */
-export function maglevSize(n: u32): u32 {
-  if (n <= 1) return n;
-  let m = <u64>n * MAGLEV_FACTOR;
-  if (m < MAGLEV_MIN) m = MAGLEV_MIN;
+/**
+ * Table size for a group whose member list has room for `slots` targets (a
+ * power of two that only grows): a prime, the same on every proxy that has
+ * seen the same largest membership. It must not follow the number of usable
+ * targets, or one target going down would reshuffle every client.
+ */
+export function maglevSize(slots: u32): u32 {
+  let m = <u64>slots * MAGLEV_FACTOR;
   if (m > 0x7fffffff) return 0;
   let p = <u32>m;
   while (!isPrime(p)) p++;
@@ -62,7 +64,7 @@ export function group_commit(gid: u32): i32 {
     if (d < dmin) dmin = d;
   }
 
-  let m = maglevSize(u);
+  let m = u == 0 ? 0 : u == 1 ? 1 : maglevSize(load<u32>(g + G_CAP));
   let table: usize = 0;
   if (m != 0) {
     table = heapAlloc(<usize>m << 2);
@@ -90,7 +92,7 @@ export function group_commit(gid: u32): i32 {
   store<u32>(g + G_NEAR, <u32>near);
   store<u32>(g + G_NNEAR, nn);
   store<u16>(g + G_WMAX, <u16>(wmax > 0xffff ? 0xffff : wmax));
-  if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0);
+  if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0xffffffff);
   if (load<u32>(g + G_RR_ROUND) > wmax) store<u32>(g + G_RR_ROUND, 0);
   return ControlError.Ok;
 }
