@@ -2,13 +2,16 @@
 
 import { flowsInit } from "./flow/flows";
 import { groupsInit } from "./group/groups";
+import { fragmentsInit } from "./flow/fragments";
 
 let ready = false;
 
 /** Exported: size the tables. Returns 0, or -1 when memory cannot be reserved (or already initialised). */
 export function dataplane_init(maxFlows: u32, maxGroups: u32, maxTargets: u32): i32 {
   if (ready) return -1;
-  if (!flowsInit(maxFlows) || !groupsInit(maxGroups, maxTargets)) return -1;
+  let fragments = maxFlows >> 4;
+  if (fragments < 1024) fragments = 1024;
+  if (!flowsInit(maxFlows) || !groupsInit(maxGroups, maxTargets) || !fragmentsInit(fragments)) return -1;
   ready = true;
   return 0;
 }

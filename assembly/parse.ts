@@ -53,6 +53,10 @@ export let isFragment: bool = false;
 export let fragOffset: u32 = 0;
 export let fragMore: bool = false;
 export let fragId: u32 = 0;
+/** Start of the fragmentable part (fragment offsets count from here). */
+export let fragPayload: usize = 0;
+/** Protocol that keys the datagram's fragments: IPv4 protocol, or the Fragment header's next header. */
+export let fragProto: u32 = 0;
 /** The first fragment or an unfragmented datagram: the transport header is here. */
 export let hasL4Header: bool = false;
 /** Ports (raw) of TCP/UDP; for ICMP echo, the identifier as sport (request) or dport (reply). */
@@ -68,6 +72,7 @@ export let l4CsumPtr: usize = 0;
 
 /** Parse the packet of `len` captured bytes (`wirelen` on the wire) at `p`. */
 export function parsePacket(link: u32, p: usize, len: u32, wirelen: u32): Reason {
+  l3 = 0;
   let r = parseLink(link, p, len);
   if (r != Reason.None) return r;
   if (wirelen < len) wirelen = len;
@@ -121,6 +126,8 @@ function parseIpv4(ip: usize, avail: u32, wireAvail: u32): Reason {
   family = 4;
   ipHdrLen = hl;
   proto = ld8(ip + V4_PROTO);
+  fragProto = proto;
+  fragPayload = ip + hl;
   let ff = ld16(ip + V4_FLAGS_FRAG);
   fragOffset = (ff & V4_FRAG_MASK) << 3;
   fragMore = (ff & V4_MF) != 0;
@@ -152,11 +159,12 @@ function parseIpv6(ip: usize, avail: u32, wireAvail: u32): Reason {
   family = 6;
   let nh = ld8(ip + V6_NEXT);
   let off: u32 = IPV6_HEADER;
-  let end: u32 = <u32>(ipEnd - ip);
+  let end: u32 = <u32>(ipEnd - ip); // captured bytes of the datagram
+  let total: u32 = IPV6_HEADER + pl;
   let count: u32 = 0;
   while (isV6Extension(nh)) {
     if (++count > MAX_V6_EXTENSIONS) return Reason.Ipv6ExtChain;
-    if (off + 8 > end) return pl == 0 ? Reason.IpLengthMismatch : Reason.Truncated;
+    if (off + 8 > end) return pl == 0 ? Reason.IpLengthMismatch : off + 8 > total ? Reason.Ipv6ExtChain : Reason.Truncated;
     let h = ip + off;
     let next = ld8(h);
     let len: u32;
@@ -167,12 +175,14 @@ function parseIpv6(ip: usize, avail: u32, wireAvail: u32): Reason {
       fragMore = (fo & 1) != 0;
       fragId = ld32(h + 4);
       isFragment = fragMore || fragOffset != 0;
+      fragPayload = h + 8;
+      fragProto = next;
     } else if (nh == PROTO_AH) {
       len = (ld8(h + 1) + 2) << 2;
     } else {
       len = (ld8(h + 1) + 1) << 3;
     }
-    if (off + len > end) return pl == 0 ? Reason.IpLengthMismatch : Reason.Truncated;
+    if (off + len > end) return pl == 0 ? Reason.IpLengthMismatch : off + len > total ? Reason.Ipv6ExtChain : Reason.Truncated;
     if (nh == PROTO_ROUTING && ld8(h + 3) != 0) return Reason.Ipv6ExtUnsupported;
     if (nh == PROTO_HOPOPTS || nh == PROTO_DSTOPTS) {
       let o = scanV6Options(h + 2, h + len);

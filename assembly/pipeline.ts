@@ -9,18 +9,22 @@ import { AuxFlag, Desc, Layout, Policy, Reason, Stat, Verdict } from "./shared/a
 import { raw16, raw32 } from "./wire/bytes";
 import { sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { dstOffset, srcOffset, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
-import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM } from "./wire/l4";
+import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
 import * as pkt from "./parse";
 import { bump, countDrop } from "./counters";
 import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
-  flowCreate, flowExpired, flowFree, flowLookup, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
+  flowCreate, flowStale, flowFree, flowLookup, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
   lookupHash, DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
-  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV,
+  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
 } from "./flow/flows";
 import { groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_PACKETS } from "./group/groups";
 import { selectTarget } from "./group/select";
-import { rewrite } from "./nat";
+import { rewrite, rewriteAddresses, pendingL4Delta } from "./nat";
+import {
+  fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
+} from "./flow/fragments";
+import { applyAt, applyUdpAt } from "./wire/checksum";
 import { decapsulate, encapsulate } from "./tunnel";
 import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
 
@@ -44,13 +48,15 @@ import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError 
  */
 export function process_batch(desc: usize, n: u32): void {
   let now: u32 = 0;
+  let any = false;
   for (let i: u32 = 0; i < n; i++) {
     let d = desc + (<usize>i * Layout.DESC_SIZE);
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
+    any = true;
     processOne(d, now);
   }
-  if (n != 0) flowsSweep(now);
+  if (any) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
 }
 
 function processOne(d: usize, now: u32): void {
@@ -79,7 +85,7 @@ function processOne(d: usize, now: u32): void {
     r = verify();
     if (r != Reason.None) { drop(d, r); return; }
   }
-  if (!pkt.hasL4Header) { drop(d, Reason.FragmentOutOfOrder); return; }
+  if (!pkt.hasL4Header) { laterFragment(d, aux, now); return; }
 
   let family = pkt.family;
   let proto = pkt.proto;
@@ -94,8 +100,13 @@ function processOne(d: usize, now: u32): void {
     return;
   }
 
+  if (pkt.isFragment) {
+    // later fragments arrive with the original addresses: keep them for the fragment key
+    memory.copy(fragKey, src, 16);
+    memory.copy(fragKey + 16, dst, 16);
+  }
   let ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
-  if (ref >= 0 && flowExpired(flowPtr(<u32>ref >> 1), now)) {
+  if (ref >= 0 && flowStale(flowPtr(<u32>ref >> 1), now)) {
     flowFree(<u32>ref >> 1);
     ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
   }
@@ -144,6 +155,11 @@ function forward(d: usize, idx: u32, aux: u32, now: u32): void {
     if (!flowRepin(idx, <u32>n, now)) { drop(d, Reason.NatPortsExhausted); return; }
     tid = <u32>n;
   }
+  let frag: i64 = -1;
+  if (pkt.isFragment) {
+    frag = fragmentRemember(family, fragKey, fragKey + 16, pkt.fragProto, pkt.fragId, idx << 1, load<u32>(rec + F_HFWD), now);
+    if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
+  }
   store<u32>(rec + F_LAST, now);
   if (pkt.proto == PROTO_TCP) trackTcp(rec, false);
   let t = targetPtr(tid);
@@ -156,16 +172,84 @@ function forward(d: usize, idx: u32, aux: u32, now: u32): void {
   }
   let tport = pkt.isIcmp() ? 0 : targetPortRaw(rec);
   rewrite(proxyAddrPtr(family), raw16(rec + F_NPORT), t + T_ADDR, tport);
+  if (frag >= 0) oweChecksum(<u32>frag);
   accept(d, aux | AuxFlag.ToTarget);
+}
+
+/** Scratch for the original addresses of a first fragment (the key its later fragments use). */
+const fragKey = memory.data(32, 16);
+
+/** After rewriting a first fragment without its transport checksum field: the later fragment owes the change. */
+function oweChecksum(frag: u32): void {
+  let field: u32 = pkt.proto == PROTO_TCP ? TCP_CSUM : pkt.proto == PROTO_UDP ? UDP_CSUM : ICMP_CSUM;
+  let at = <u32>(pkt.l4 - pkt.fragPayload) + field;
+  let payloadLen = pkt.ipTotal - <u32>(pkt.fragPayload - pkt.l3);
+  if (at + 2 > payloadLen) fragmentOwe(frag, at, pendingL4Delta);
+}
+
+/** A fragment after the first: follow the entry its first fragment left. */
+function laterFragment(d: usize, aux: u32, now: u32): void {
+  let family = pkt.family;
+  let src = pkt.l3 + srcOffset(family);
+  let dst = pkt.l3 + dstOffset(family);
+  let found = fragmentFind(family, src, dst, pkt.fragProto, pkt.fragId, now);
+  if (found < 0) { drop(d, Reason.FragmentOutOfOrder); return; }
+  let frag = <u32>found;
+  let ref = fragmentFlow(frag);
+  let idx = ref >> 1;
+  let rec = flowPtr(idx);
+  if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) == 0 || load<u32>(rec + F_HFWD) != fragmentFlowCheck(frag) ||
+    flowStale(rec, now)) {
+    drop(d, Reason.FragmentOutOfOrder);
+    return;
+  }
+  store<u32>(rec + F_LAST, now);
+  if ((ref & DIR_REVERSE) != 0) {
+    rewriteAddresses(groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
+    payOwed(frag);
+    accept(d, aux);
+    return;
+  }
+  let tid = load<u32>(rec + F_TARGET);
+  if (!targetUsable(tid)) { drop(d, pkt.fragProto == PROTO_TCP ? Reason.TargetDown : Reason.NoTarget); return; }
+  let t = targetPtr(tid);
+  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
+  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
+    bump(Stat.Encapsulated);
+    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
+    return;
+  }
+  rewriteAddresses(proxyAddrPtr(family), t + T_ADDR);
+  payOwed(frag);
+  accept(d, aux | AuxFlag.ToTarget);
+}
+
+/** Apply the transport checksum change a first fragment could not, if this fragment holds the field. */
+function payOwed(frag: u32): void {
+  let payloadLen = pkt.ipTotal - <u32>(pkt.fragPayload - pkt.l3);
+  let at = fragmentOwedAt(frag, pkt.fragOffset, payloadLen);
+  if (at < 0) return;
+  let p = pkt.fragPayload + <usize>at;
+  if (p + 2 > pkt.ipEnd) return; // cut by the capture
+  if (pkt.fragProto == PROTO_UDP) applyUdpAt(p, fragmentOwedDelta(frag));
+  else applyAt(p, fragmentOwedDelta(frag));
 }
 
 /** Target -> proxy reply of a NAT binding: restore A:g -> C:c. */
 function reverse(d: usize, idx: u32, aux: u32, now: u32): void {
   let rec = flowPtr(idx);
+  let frag: i64 = -1;
+  if (pkt.isFragment) {
+    frag = fragmentRemember(pkt.family, fragKey, fragKey + 16, pkt.fragProto, pkt.fragId, (idx << 1) | DIR_REVERSE,
+      load<u32>(rec + F_HFWD), now);
+    if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
+  }
   store<u32>(rec + F_LAST, now);
   if (pkt.proto == PROTO_TCP) trackTcp(rec, true);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   rewrite(g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
+  if (frag >= 0) oweChecksum(<u32>frag);
   accept(d, aux);
 }
 
@@ -195,7 +279,7 @@ function icmpError(d: usize, aux: u32): void {
   let now = load<u32>(d + Desc.TIME);
   // The quote is a packet we sent; its reverse is a key of the flow.
   let ref = flowLookup(family, qProto, quoteDst(), quoteSrc(), qDport, qSport);
-  if (ref < 0 || flowExpired(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
   let rec = flowPtr(<u32>ref >> 1);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let t = targetPtr(load<u32>(rec + F_TARGET));

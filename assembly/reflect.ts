@@ -15,7 +15,7 @@ import * as pkt from "./parse";
 /**
  * Exported: for each forwarded, NATed packet of `desc[0..n)`, write its
  * target's reply into `arena` and descriptor i of `out` (others get OFF = 0).
- * Returns how many replies were made; stops early if the arena is full.
+ * Returns how many replies were made; a packet that does not fit in the arena gets none.
  */
 export function reflect_batch(desc: usize, n: u32, out: usize, arena: usize, arenaLen: u32): u32 {
   let pos = arena + Layout.HEADROOM;
@@ -32,7 +32,7 @@ export function reflect_batch(desc: usize, n: u32, out: usize, arena: usize, are
     if (load<u8>(d + Desc.VERDICT) != <u8>Verdict.Forward) continue;
     if ((aux & AuxFlag.ToTarget) == 0 || (aux & (AuxFlag.Encapsulated | AuxFlag.IcmpError)) != 0) continue;
     let len = load<u32>(d + Desc.LEN);
-    if (pos + len + Layout.HEADROOM > end) break;
+    if (pos + len + Layout.HEADROOM > end) continue; // arena full: no reply, but every slot is still cleared
     memory.copy(pos, <usize>load<u32>(d + Desc.OFF), len);
     store<u32>(o + Desc.OFF, <u32>pos);
     store<u16>(o + Desc.AUX, <u16>AuxFlag.Reflected);

@@ -73,7 +73,8 @@ export function decapsulate(d: usize): Reason {
   let len = load<u32>(d + Desc.LEN);
   let wirelen = load<u32>(d + Desc.WIRELEN);
   if (wirelen < len) wirelen = len;
-  // The inner datagram ends where the outer one says: drop trailing link padding accounting with it.
+  // The frame keeps its tail (link-layer padding, if any); the inner packet's
+  // own length field bounds it when it is parsed again below.
   let newOff = off + shift;
   if (l2 != 0) memory.copy(newOff, off, l2);
   if (!setLinkFamily(protoPtr + shift, kind, innerFamily, outerFamily)) return Reason.LinkFamilyMismatch;

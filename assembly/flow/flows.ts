@@ -14,7 +14,7 @@ import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeSta
 import { reservePages } from "../memory";
 import { bump, setStat } from "../counters";
 import {
-  groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE,
+  groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE,
 } from "../group/groups";
 import {
   portMin, portMax, proxyAddrPtr, timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp,
@@ -147,6 +147,11 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
   return <i32>(now - load<u32>(rec + F_LAST)) > <i32>flowTimeout(rec);
 }
 
+/** A flow that is over: idle past its timeout, or its group was removed. Free it where found. */
+@inline export function flowStale(rec: usize, now: u32): bool {
+  return flowExpired(rec, now) || !groupLive(load<u32>(rec + F_GROUP));
+}
+
 /** Reverse-key hash of a binding: the target's reply src T:t -> dst P:x. */
 @inline function reverseHash(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32): u32 {
   return hashTuple(SEED_FLOW, family, targetPtr(tid) + T_ADDR, proxyAddrPtr(family), tportRaw, nportRaw, proto);
@@ -179,7 +184,7 @@ function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw
     let rec = flowPtr(<u32>ref >> 1);
     if (<u32>load<u8>(rec + F_PROTO) != proto || raw16(rec + F_NPORT) != nportRaw || flowFamily(rec) != family) continue;
     if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
-    if (flowExpired(rec, now)) {
+    if (flowStale(rec, now)) {
       flowFree(<u32>ref >> 1);
       return false;
     }
@@ -220,12 +225,12 @@ function takeRecord(now: u32): i64 {
   // Full: an expired record first, else the first transitory one seen.
   let victim: i64 = -1;
   for (let i: u32 = 0; i < EVICT_SCAN; i++) {
-    let idx = hand;
-    hand = hand + 1 >= capacity ? 0 : hand + 1;
+    if (hand >= capacity) hand = 0; // D: the sweep may leave the hand one past the end
+    let idx = hand++;
     let rec = flowPtr(idx);
     let f = <u32>load<u8>(rec + F_FLAGS);
     if ((f & FF_USED) == 0) continue;
-    if (flowExpired(rec, now)) { victim = <i64>idx; break; }
+    if (flowStale(rec, now)) { victim = <i64>idx; break; }
     if (victim < 0 && (<u32>load<u8>(rec + F_PROTO) == PROTO_TCP) && ((f & FF_ESTABLISHED) == 0 || (f & FF_CLOSED) != 0)) {
       victim = <i64>idx;
     }
@@ -320,7 +325,7 @@ export function flowsSweep(now: u32): void {
   for (let i: u32 = 0; i < n; i++) {
     if (hand >= hwm) hand = 0;
     let rec = flowPtr(hand);
-    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowExpired(rec, now)) flowFree(hand);
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowStale(rec, now)) flowFree(hand);
     hand++;
   }
 }
@@ -330,7 +335,7 @@ export function flows_expire_all(now: u32): u32 {
   let freed: u32 = 0;
   for (let i: u32 = 0; i < hwm; i++) {
     let rec = flowPtr(i);
-    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowExpired(rec, now)) { flowFree(i); freed++; }
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowStale(rec, now)) { flowFree(i); freed++; }
   }
   return freed;
 }

@@ -132,6 +132,7 @@ interface TargetEntry {
 interface GroupEntry {
   readonly gid: number;
   readonly key: string;
+  readonly protocol: Protocol;
   readonly family: Family;
   readonly name: string;
   readonly targets: Map<string, TargetEntry>;
@@ -243,7 +244,7 @@ export class DataPlane {
     const affinity = spec.affinity === "flow" ? AffinityKey.FiveTuple : AffinityKey.ClientAddress;
     const gid = this.core.group_add(family, protoNumber(spec.protocol, family), port, policy, affinity);
     if (gid < 0) throw controlError(gid, `group ${key}`);
-    const entry: GroupEntry = { gid, key, family, name: spec.name ?? key, targets: new Map() };
+    const entry: GroupEntry = { gid, key, protocol: spec.protocol, family, name: spec.name ?? key, targets: new Map() };
     this.groups.set(key, entry);
     for (const t of spec.targets ?? []) this.installTarget(entry, t);
     this.commit(entry);
@@ -303,6 +304,9 @@ export class DataPlane {
   }
 
   private installTarget(g: GroupEntry, spec: TargetSpec): void {
+    if (g.protocol === "icmp" && spec.port) {
+      throw new DataPlaneError(`target ${spec.address} of ${g.key}: an ICMP target has no port`);
+    }
     const family = this.writeScratch(spec.address, g.family);
     const a = parseAddress(spec.address);
     const key = endpointKey(a.bytes, spec.port ?? 0);

@@ -268,6 +268,7 @@ export const ipv6Extensions: fc.Arbitrary<number[]> = fc
 export interface ArbOptions {
   family?: 4 | 6;
   proto?: Proto;
+  minPayload?: number;
   maxPayload?: number;
   dst?: Uint8Array;
   dport?: number;
@@ -288,7 +289,8 @@ export function packetSpec(o: ArbOptions = {}): fc.Arbitrary<PacketSpec> {
       tcpFlags: fc.constantFrom(0x02, 0x10, 0x18, 0x11, 0x04),
       ipOptions: fam === 4 ? ipv4Options : fc.constant(undefined),
       extHeaders: fam === 6 ? ipv6Extensions : fc.constant(undefined),
-      payload: fc.uint8Array({ maxLength: o.maxPayload ?? 300 }),
+      // size "max": every length up to maxPayload is likely, not just fast-check's small default
+      payload: fc.uint8Array({ minLength: o.minPayload ?? 0, maxLength: o.maxPayload ?? 300, size: "max" }),
       ttl: fc.integer({ min: 1, max: 255 }),
       tos: fc.integer({ min: 0, max: 255 }),
       ipId: fc.integer({ min: 0, max: 0xffff }),
@@ -296,4 +298,66 @@ export function packetSpec(o: ArbOptions = {}): fc.Arbitrary<PacketSpec> {
       udpNoChecksum: fam === 4 && pr === "udp" ? fc.boolean() : fc.constant(false),
     }),
   );
+}
+
+/**
+ * Split a raw IP datagram into fragments whose payload parts are `size` bytes
+ * (a multiple of 8; the last part takes the rest). IPv6 gets a Fragment
+ * header with identification `id` after the fixed header (the builder's
+ * extension headers must be absent).
+ */
+export function fragment(ip: Uint8Array, size: number, id = 0x4242): Uint8Array[] {
+  const L = locate(ip);
+  const hl = L.family === 4 ? (ip[0] & 15) * 4 : 40;
+  const payload = ip.subarray(hl);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < payload.length; off += size) {
+    const part = payload.subarray(off, Math.min(payload.length, off + size));
+    const more = off + size < payload.length;
+    if (L.family === 4) {
+      const f = new Uint8Array(hl + part.length);
+      f.set(ip.subarray(0, hl));
+      f.set(part, hl);
+      put16(f, 2, f.length); // the IPv4 identification stays the datagram's own
+      put16(f, 6, (get16(ip, 6) & 0x4000) | (more ? 0x2000 : 0) | (off >>> 3));
+      put16(f, 10, 0);
+      put16(f, 10, complement(onesSum(f, 0, hl)));
+      out.push(f);
+    } else {
+      const f = new Uint8Array(48 + part.length);
+      f.set(ip.subarray(0, 40));
+      f[6] = 44;
+      put16(f, 4, 8 + part.length);
+      f[40] = ip[6];
+      put16(f, 42, off | (more ? 1 : 0));
+      f[44] = (id >>> 24) & 255; f[45] = (id >>> 16) & 255; f[46] = (id >>> 8) & 255; f[47] = id & 255;
+      f.set(part, 48);
+      out.push(f);
+    }
+  }
+  return out;
+}
+
+/** Reassemble fragments made by fragment() (or rewritten copies of them) into one datagram. */
+export function reassemble(frags: readonly Uint8Array[]): Uint8Array {
+  const first = frags[0];
+  const v6 = first[0] >>> 4 === 6;
+  const hl = v6 ? 40 : (first[0] & 15) * 4;
+  const parts: { off: number; data: Uint8Array }[] = frags.map((f) =>
+    v6 ? { off: get16(f, 42) & 0xfff8, data: f.subarray(48) } : { off: (get16(f, 6) & 0x1fff) * 8, data: f.subarray(hl) },
+  );
+  const total = Math.max(...parts.map((p) => p.off + p.data.length));
+  const out = new Uint8Array(hl + total);
+  out.set(first.subarray(0, hl));
+  for (const p of parts) out.set(p.data, hl + p.off);
+  if (v6) {
+    out[6] = first[40];
+    put16(out, 4, total);
+  } else {
+    put16(out, 2, out.length);
+    put16(out, 6, get16(first, 6) & 0x4000);
+    put16(out, 10, 0);
+    put16(out, 10, complement(onesSum(out, 0, hl)));
+  }
+  return out;
 }

@@ -1,0 +1,239 @@
+// Groups, targets and target selection of the reference model: plain objects
+// and arrays (assembly/group/groups.ts, maglev.ts, select.ts). A target list
+// keeps its order; the Maglev table, the nearest list and the round-robin
+// state are rebuilt by commit() exactly as group_commit() does.
+
+import { AffinityKey, Policy } from "../../assembly/shared/abi.js";
+import { finalize, hashAddr, hashEndpoint, hashTuple, mix, SEED_AFFINITY, SEED_MAGLEV_OFFSET, SEED_MAGLEV_SKIP } from "./hash.js";
+
+export class RefTarget {
+  up = true;
+  /** Member of its group (cleared on removal). */
+  live = true;
+  /** Live flows pinned to it. */
+  active = 0;
+  /** Packets forwarded to it. */
+  packets = 0;
+  /** Holds a slot of the target table (until removed and its last flow is gone). */
+  slotUsed = true;
+  /** Maglev offset and skip hashes. */
+  readonly hash: number;
+  readonly skipHash: number;
+
+  constructor(
+    readonly group: RefGroup,
+    readonly addr: Uint8Array,
+    /** Host order; 0 = the client's destination port. */
+    readonly port: number,
+    public weight: number,
+    readonly aware: boolean,
+    readonly distance: number,
+  ) {
+    this.hash = hashEndpoint(SEED_MAGLEV_OFFSET, addr, port);
+    this.skipHash = hashEndpoint(SEED_MAGLEV_SKIP, addr, port);
+  }
+
+  get usable(): boolean {
+    return this.live && this.up;
+  }
+}
+
+export class RefGroup {
+  targets: RefTarget[] = [];
+  table: RefTarget[] = [];
+  near: RefTarget[] = [];
+  /** Largest weight among usable targets at the last commit, capped at 0xffff. */
+  wmax = 0;
+  /** Room in the member list: 0, then 4, doubled whenever it is full; never shrinks. Sizes the Maglev table. */
+  cap = 0;
+  /** Round-robin position in the target list; 0xffffffff: before the first target. */
+  rrPos = 0xffffffff;
+  rrRound = 0;
+  /** Flows referring to the group. */
+  flows = 0;
+  live = true;
+  /** Holds a slot of the group table (until removed and its last flow is gone). */
+  slotUsed = true;
+
+  constructor(
+    readonly family: 4 | 6,
+    readonly proto: number,
+    readonly addr: Uint8Array,
+    readonly port: number,
+    public policy: Policy,
+    public affinity: AffinityKey,
+  ) {}
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+/**
+ * Maglev table size for a member list with room for `slots` targets: the first
+ * prime >= 101 slots (0 when that exceeds 2^31 - 1). It follows the grow-only
+ * list capacity, not the number of usable targets.
+ */
+export function maglevSize(slots: number): number {
+  let p = slots * 101;
+  if (p > 0x7fffffff) return 0;
+  while (!isPrime(p)) p++;
+  return p;
+}
+
+/** A target joins g's member list (which grows as the core's does). */
+export function addMember(g: RefGroup, t: RefTarget): void {
+  g.targets.push(t);
+}
+
+/** Grow the member list's room when it is full (target_add does this before it looks for a table slot). */
+export function growMembers(g: RefGroup): void {
+  if (g.targets.length === g.cap) g.cap = g.cap === 0 ? 4 : g.cap * 2;
+}
+
+/** (a + b * c) % m without losing precision. */
+function mulAddMod(a: number, b: number, c: number, m: number): number {
+  const v = a + b * c;
+  return Number.isSafeInteger(v) ? v % m : Number((BigInt(a) + BigInt(b) * BigInt(c)) % BigInt(m));
+}
+
+/** Rebuild the lookup tables from the current targets (group_commit). */
+export function commit(g: RefGroup): void {
+  const usable = g.targets.filter((t) => t.usable);
+  let wmax = 0;
+  let dmin = Infinity;
+  for (const t of usable) {
+    wmax = Math.max(wmax, t.weight);
+    dmin = Math.min(dmin, t.distance);
+  }
+  const m = usable.length === 0 ? 0 : usable.length === 1 ? 1 : maglevSize(g.cap);
+  let table: RefTarget[] = [];
+  if (m === 1) table = [usable[0]];
+  else if (m > 1) {
+    const slots: (RefTarget | null)[] = new Array(m).fill(null);
+    const st = usable.map((t) => ({ offset: t.hash % m, skip: (t.skipHash % (m - 1)) + 1, next: 0, credit: 0 }));
+    let filled = 0;
+    fill: for (;;) {
+      for (let i = 0; i < usable.length; i++) {
+        const s = st[i];
+        // weighted turns: a target of weight w takes w/wmax of the turns
+        const credit = s.credit + usable[i].weight;
+        if (credit < wmax) { s.credit = credit; continue; }
+        s.credit = credit - wmax;
+        let c = mulAddMod(s.offset, s.next, s.skip, m);
+        while (slots[c] !== null) {
+          s.next++;
+          c = mulAddMod(s.offset, s.next, s.skip, m);
+        }
+        slots[c] = usable[i];
+        s.next++;
+        if (++filled === m) break fill;
+      }
+    }
+    table = slots as RefTarget[];
+  }
+  g.table = table;
+  g.near = usable.filter((t) => t.distance === dmin);
+  g.wmax = Math.min(wmax, 0xffff);
+  if (g.rrPos >= g.targets.length) g.rrPos = 0xffffffff;
+  if (g.rrRound > wmax) g.rrRound = 0;
+}
+
+const sameAddr = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Target selection for new flows (and re-pinning), with the `random` policy's generator state. */
+export class Selector {
+  private rng: number;
+
+  constructor(seed = 0) {
+    this.rng = seed >>> 0 === 0 ? 0x2545f491 : seed >>> 0;
+  }
+
+  private nextRandom(): number {
+    let x = this.rng;
+    x = (x ^ (x << 13)) >>> 0;
+    x = (x ^ (x >>> 17)) >>> 0;
+    x = (x ^ (x << 5)) >>> 0;
+    this.rng = x;
+    return x;
+  }
+
+  /** Pick a target of g for a flow from src:sport to dst:dport (host-order ports), never the sender itself. */
+  select(g: RefGroup, family: 4 | 6, src: Uint8Array, dst: Uint8Array, sport: number, dport: number, proto: number): RefTarget | null {
+    const table = g.table;
+    const m = table.length;
+    if (m === 0) return null;
+    const isSender = (t: RefTarget): boolean => sameAddr(t.addr, src);
+    let t: RefTarget | null = null;
+    switch (g.policy) {
+      case Policy.Affinity: {
+        let h = g.affinity === AffinityKey.FiveTuple
+          ? hashTuple(SEED_AFFINITY, family, src, dst, sport, dport, proto)
+          : hashAddr(SEED_AFFINITY, src);
+        t = table[h % m];
+        // a member sending to its own group: rehash deterministically
+        for (let i = 1; i <= 8 && isSender(t); i++) {
+          h = finalize(mix(h, i), 4);
+          t = table[h % m];
+        }
+        break;
+      }
+      case Policy.RoundRobin:
+        t = this.roundRobin(g, isSender);
+        break;
+      case Policy.Random:
+        t = table[this.nextRandom() % m];
+        for (let i = 0; i < 8 && isSender(t); i++) t = table[this.nextRandom() % m];
+        break;
+      case Policy.LeastLoad:
+        t = leastLoad(g, isSender);
+        break;
+      default: {
+        const nn = g.near.length;
+        const h = hashAddr(SEED_AFFINITY, src);
+        for (let i = 0; i < nn; i++) {
+          const cand = g.near[((h + i) >>> 0) % nn];
+          if (!isSender(cand)) { t = cand; break; }
+        }
+        if (t === null) t = leastLoad(g, isSender); // every nearest target is the sender
+      }
+    }
+    if (t !== null && isSender(t)) t = g.targets.find((x) => x.usable && !isSender(x)) ?? null;
+    return t;
+  }
+
+  /** Interleaved weighted round robin over the target list. */
+  private roundRobin(g: RefGroup, isSender: (t: RefTarget) => boolean): RefTarget | null {
+    const n = g.targets.length;
+    const wmax = g.wmax === 0 ? 1 : g.wmax;
+    let pos = g.rrPos;
+    let round = g.rrRound;
+    for (let k = 0; k < n * wmax + n; k++) {
+      pos = (pos + 1) >>> 0;
+      if (pos >= n) {
+        pos = 0;
+        round = round >= wmax ? 1 : round + 1;
+      }
+      if (round === 0) round = 1;
+      const t = g.targets[pos];
+      if (!t.usable || t.weight < round || isSender(t)) continue;
+      g.rrPos = pos;
+      g.rrRound = round;
+      return t;
+    }
+    return null;
+  }
+}
+
+/** The usable target with the fewest active flows per unit of weight; ties to list order. */
+function leastLoad(g: RefGroup, isSender: (t: RefTarget) => boolean): RefTarget | null {
+  let best: RefTarget | null = null;
+  for (const t of g.targets) {
+    if (!t.usable || isSender(t)) continue;
+    if (best === null || BigInt(t.active) * BigInt(best.weight) < BigInt(best.active) * BigInt(t.weight)) best = t;
+  }
+  return best;
+}

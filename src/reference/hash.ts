@@ -1,0 +1,67 @@
+// The hashes of the reference model: MurmurHash3 (x86, 32-bit) mixing over
+// 32-bit words read LITTLE-ENDIAN from network-order bytes, exactly as the
+// Wasm core loads them (assembly/hash.ts). Plain TypeScript: Math.imul and
+// `>>> 0` keep every value an unsigned 32-bit number.
+
+export const SEED_FLOW = 0x9e3779b9;
+export const SEED_AFFINITY = 0x5ca1ab1e;
+export const SEED_MAGLEV_OFFSET = 0x6d61676c; // "magl"
+export const SEED_MAGLEV_SKIP = 0x736b6970; // "skip"
+export const SEED_PORT = 0x706f7274; // "port"
+
+function rotl(x: number, r: number): number {
+  return ((x << r) | (x >>> (32 - r))) >>> 0;
+}
+
+export function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = rotl(k, 15);
+  k = Math.imul(k, 0x1b873593);
+  h = (h ^ k) >>> 0;
+  h = rotl(h, 13);
+  return (Math.imul(h, 5) + 0xe6546b64) >>> 0;
+}
+
+export function finalize(h: number, lenBytes: number): number {
+  h = (h ^ lenBytes) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h = (h ^ (h >>> 13)) >>> 0;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return h;
+}
+
+/** The 32-bit word at bytes[i..i+3] read little-endian. */
+export function wordLE(bytes: Uint8Array, i: number): number {
+  return (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) >>> 0;
+}
+
+/** A port as the core holds it: its two network-order bytes read little-endian. */
+export function portRaw(port: number): number {
+  return ((port & 0xff) << 8) | ((port >>> 8) & 0xff);
+}
+
+/** Fold an address (4 or 16 bytes) into h. */
+export function mixAddr(h: number, addr: Uint8Array): number {
+  for (let i = 0; i < addr.length; i += 4) h = mix(h, wordLE(addr, i));
+  return h;
+}
+
+/** Hash of a transport tuple; ports in host order (converted to the core's raw form here). */
+export function hashTuple(seed: number, family: 4 | 6, src: Uint8Array, dst: Uint8Array, sport: number, dport: number, proto: number): number {
+  let h = mixAddr(seed, src);
+  h = mixAddr(h, dst);
+  h = mix(h, (portRaw(sport) | (portRaw(dport) << 16)) >>> 0);
+  h = mix(h, (proto | (family << 8)) >>> 0);
+  return finalize(h, family === 4 ? 16 : 40);
+}
+
+export function hashAddr(seed: number, addr: Uint8Array): number {
+  return finalize(mixAddr(seed, addr), addr.length === 4 ? 4 : 16);
+}
+
+/** A target's identity hash (address and port, port in host order). */
+export function hashEndpoint(seed: number, addr: Uint8Array, port: number): number {
+  return finalize(mix(mixAddr(seed, addr), portRaw(port)), addr.length === 4 ? 6 : 18);
+}
