@@ -18,5 +18,6 @@ export { reflect_batch } from "./reflect";
 export { inspect_batch } from "./inspect";
 export {
   cap_reset, cap_scan, cap_consumed, cap_error, cap_error_offset, cap_format, cap_interfaces, cap_linktype,
+  cap_strict_links, cap_error_link,
 } from "./capture/scan";
 export { cap_emit_begin, cap_emit } from "./capture/emit";

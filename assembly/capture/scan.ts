@@ -8,6 +8,7 @@
 // code and stops, never traps. No allocation.
 
 import { CaptureError, CaptureFormat, Desc, Layout } from "../shared/abi";
+import { linkSupported } from "../wire/link";
 import { MAX_INTERFACES, addInterface, interfaceCount, ifaceLink, ifaceSnaplen, ifaceSeconds, resetInterfaces } from "./interfaces";
 
 const PCAP_MAGIC_US: u32 = 0xa1b2c3d4;
@@ -37,6 +38,16 @@ let consumed: u32 = 0;
 let fileOffset: f64 = 0;
 let error: CaptureError = CaptureError.Ok;
 let errorOffset: f64 = 0;
+let strictLinks = false;
+/** Link type of the packet that stopped a strict scan. */
+let badLink: u32 = 0;
+
+/** Exported: refuse packets on link types the data plane cannot parse (replay), instead of passing them on. */
+export function cap_strict_links(on: bool): void {
+  strictLinks = on;
+}
+
+export function cap_error_link(): u32 { return badLink; }
 
 @inline function rd32(p: usize): u32 {
   let v = load<u32>(p);
@@ -66,6 +77,7 @@ export function cap_reset(): void {
   fileOffset = 0;
   error = CaptureError.Ok;
   errorOffset = 0;
+  badLink = 0;
   resetInterfaces();
 }
 
@@ -126,6 +138,7 @@ export function cap_scan(stage: usize, stageLen: u32, eof: bool, desc: usize, ma
       if (stageLen < PCAP_HEADER) return eof ? fail(CaptureError.Truncated, p, stage) : 0;
       if (rd16(p + 4) != 2) return fail(CaptureError.BadHeader, p, stage);
       pcapLink = rd32(p + 20) & 0xffff;
+      if (strictLinks && !linkSupported(pcapLink)) { badLink = pcapLink; return fail(CaptureError.UnsupportedLinkType, p, stage); }
       headerDone = true;
       p += PCAP_HEADER;
     }
@@ -191,6 +204,7 @@ export function cap_scan(stage: usize, stageLen: u32, eof: bool, desc: usize, ma
         if (body + 20 + caplen > bodyEnd) return fail(CaptureError.BadBlock, p, stage);
         if (!fits(caplen)) { arenaFull = true; break; }
         let iface = sectionBase + local;
+        if (strictLinks && !linkSupported(ifaceLink(iface))) { badLink = ifaceLink(iface); return fail(CaptureError.UnsupportedLinkType, p, stage); }
         let hi = rd32(body + 4), lo = rd32(body + 8);
         place(desc + <usize>n * Layout.DESC_SIZE, body + 20, caplen, wirelen, ifaceLink(iface), iface, hi, lo, ifaceSeconds(iface, hi, lo));
         n++;
@@ -204,6 +218,7 @@ export function cap_scan(stage: usize, stageLen: u32, eof: bool, desc: usize, ma
         if (snap != 0 && snap < caplen) caplen = snap;
         if (caplen > <u32>Layout.MAX_PACKET) return fail(CaptureError.RecordTooLarge, p, stage);
         if (!fits(caplen)) { arenaFull = true; break; }
+        if (strictLinks && !linkSupported(ifaceLink(sectionBase))) { badLink = ifaceLink(sectionBase); return fail(CaptureError.UnsupportedLinkType, p, stage); }
         place(desc + <usize>n * Layout.DESC_SIZE, body + 4, caplen, wirelen, ifaceLink(sectionBase), sectionBase, 0, 0, 0);
         n++;
       }

@@ -186,6 +186,8 @@ export enum CaptureError {
   RecordTooLarge = 4,
   UnknownInterface = 5,
   BadHeader = 6,
+  /** A packet on a link type the data plane does not parse (only with cap_strict_links). */
+  UnsupportedLinkType = 7,
 }
 
 /** Capture container formats. */

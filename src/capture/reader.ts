@@ -20,6 +20,8 @@ export interface CaptureExports extends CoreExports {
   cap_format(): number;
   cap_interfaces(): number;
   cap_linktype(iface: number): number;
+  cap_strict_links(on: number): void;
+  cap_error_link(): number;
   cap_emit_begin(out: number, cap: number): number;
   cap_emit(desc: number, n: number, desc2: number, out: number, cap: number): number;
 }
@@ -34,6 +36,7 @@ const MESSAGES: Record<number, string> = {
   [CaptureError.RecordTooLarge]: `record larger than ${Layout.MAX_PACKET} bytes`,
   [CaptureError.UnknownInterface]: "packet of an interface the file never described",
   [CaptureError.BadHeader]: "corrupt file or section header",
+  [CaptureError.UnsupportedLinkType]: "packet of an unsupported link type",
 };
 
 export class CaptureReader {
@@ -45,9 +48,11 @@ export class CaptureReader {
   private eof = false;
   private readonly name: string;
 
+  /** `strictLinks`: a packet on a link type the data plane cannot parse is an error, not a drop. */
   constructor(
     readonly path: string,
     private readonly core: CaptureExports,
+    strictLinks = false,
   ) {
     this.name = basename(path);
     try {
@@ -58,6 +63,7 @@ export class CaptureReader {
     this.stage = core.alloc_buffer(STAGE_BYTES);
     if (!this.stage) throw new CaptureFileError("out of memory for the capture staging buffer");
     core.cap_reset();
+    core.cap_strict_links(strictLinks ? 1 : 0);
   }
 
   get format(): CaptureFormat {
@@ -87,7 +93,10 @@ export class CaptureReader {
       if (err !== CaptureError.Ok) {
         const at = this.core.cap_error_offset();
         const empty = this.bytesRead === 0 && err === CaptureError.BadMagic ? "empty file, " : "";
-        throw new CaptureFileError(`${this.name}: ${empty}${MESSAGES[err] ?? `error ${err}`} at byte ${at}`);
+        const what = err === CaptureError.UnsupportedLinkType
+          ? `link type ${this.core.cap_error_link()} is not supported (Ethernet 1, NULL 0, raw IP 101/228/229, Linux SLL 113, SLL2 276)`
+          : (MESSAGES[err] ?? `error ${err}`);
+        throw new CaptureFileError(`${this.name}: ${empty}${what} at byte ${at}`);
       }
       const used = this.core.cap_consumed();
       if (used > 0) {

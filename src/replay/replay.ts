@@ -54,7 +54,7 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
   const reflections = opts.reflect ? dp.createBatch(slots, arenaBytes) : undefined;
   const core = dp.core as DataPlane["core"] & CaptureExports;
   const before = dp.counters();
-  const reader = new CaptureReader(opts.input, core);
+  const reader = new CaptureReader(opts.input, core, true);
   // room for a batch and its reflections, each packet grown by a header, plus record framing
   const outBytes = 2 * arenaBytes + 2 * slots * (Layout.HEADROOM + 64) + (1 << 16);
   const writer = opts.output ? new CaptureWriter(opts.output, core, outBytes) : undefined;
