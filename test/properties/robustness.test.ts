@@ -6,6 +6,8 @@ import fc from "fast-check";
 import { Counts, Reason, Verdict } from "../../assembly/shared/abi.js";
 import { buildPacket, packetSpec, withEthernet } from "../helpers/packets.js";
 import { TA4, TA6, bytesOf, standardDataPlane } from "../helpers/dataplane.js";
+import { readCapture, type CapturedPacket } from "../../src/capture/file.js";
+import { capture } from "../helpers/paths.js";
 
 const runs = Number(process.env.PIAS_FUZZ_RUNS ?? 500);
 const LINKS = [0, 1, 101, 113, 228, 229, 276, 9, 0xffff];
@@ -26,10 +28,15 @@ const mutated = fc
   });
 
 function checkVerdicts(packets: Uint8Array[], links: number[]): void {
+  checkPackets(packets.map((data, i) => ({ data, link: links[i % links.length], wirelen: data.length })));
+}
+
+function checkPackets(packets: { data: Uint8Array; link: number; wirelen: number }[]): void {
   const dp = standardDataPlane();
   const batch = dp.createBatch(64, 64 * 4096);
   for (let i = 0; i < packets.length; i++) {
-    assert.ok(batch.add(packets[i], { link: links[i % links.length], time: 1000 + i }));
+    const p = packets[i];
+    assert.ok(batch.add(p.data, { link: p.link, wirelen: Math.max(p.wirelen, p.data.length), time: 1000 + i }));
   }
   dp.process(batch);
   for (let i = 0; i < packets.length; i++) {
@@ -54,6 +61,28 @@ test("arbitrary bytes on any link type never trap and always get a verdict", () 
     ),
     { numRuns: runs },
   );
+});
+
+/** Packets of real captures with odd corners: fragments, tunnels, ICMP errors, options, VLANs, SLL, NULL. */
+const REAL: CapturedPacket[] = [
+  "arkime__arkime_synthetic.pcap", "ndpi__6in4tunnel.pcap", "ppp__ip4_fragments.pcap", "ppp__ip6_fragments.pcap",
+  "ppp__IcmpPackets.pcap", "zeek__icmp6.pcap", "ppp__ipv6_options.pcap", "ppp__ipv4-options.pcap", "zeek__vlan-qinqinq.pcap",
+  "ndpi__KakaoTalk_chat.pcap", "zeek__linux_dlt_sll2.pcap", "tcpdump__quic_handshake.pcap", "zeek__truncated-header.pcap",
+].flatMap((f) => readCapture(capture(f)).packets.filter((p) => p.data.length <= 2048));
+
+test("mutated packets of real captures never trap and always get a verdict", () => {
+  const mutation = fc.tuple(
+    fc.nat(REAL.length - 1),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+    fc.option(fc.nat(), { nil: undefined }),
+  ).map(([k, edits, cut]) => {
+    const r = REAL[k];
+    let data = r.data.slice();
+    for (const [at, v] of edits) data[at % data.length] = v;
+    if (cut !== undefined) data = data.slice(0, cut % (data.length + 1));
+    return { data, link: r.link, wirelen: r.wirelen };
+  });
+  fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 32 }), checkPackets), { numRuns: runs });
 });
 
 test("mutated valid packets never trap and always get a verdict", () => {
