@@ -1,0 +1,30 @@
+// pias replay IN --config CONF [--out OUT] [--reflect] [--json] [--batch N]
+import { parseArgs } from "node:util";
+import { DataPlane } from "../../core/dataplane.js";
+import { loadConfig } from "../../config/load.js";
+import { replay } from "../../replay/replay.js";
+import { formatReport } from "../report.js";
+import { UsageError } from "../usage.js";
+
+export function run(args: string[]): void {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      out: { type: "string", short: "o" },
+      reflect: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      batch: { type: "string" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("replay needs exactly one input file");
+  if (!values.config) throw new UsageError("replay needs --config CONF");
+  const batch = values.batch === undefined ? undefined : Number(values.batch);
+  if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 65536)) {
+    throw new UsageError(`--batch must be an integer from 1 to 65536, not ${values.batch}`);
+  }
+  const dp = DataPlane.fromConfig(loadConfig(values.config));
+  const report = replay(dp, { input: positionals[0], output: values.out, reflect: values.reflect, batch });
+  console.log(values.json ? JSON.stringify(report) : formatReport(report));
+}
