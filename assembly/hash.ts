@@ -67,3 +67,41 @@ export const SEED_FRAG: u32 = 0x66726167; // "frag"
 @inline export function hashEndpoint(seed: u32, p: usize, family: u32, portRaw: u32): u32 {
   return finalize(mix(mixAddr(seed, p, family), portRaw & 0xffff), family == 4 ? 6 : 18);
 }
+
+// ---- weighted rendezvous hashing: integer-only scores ----
+// A target of weight w whose hash for a key is h scores w / -log2((h+1)/2^32);
+// the highest score wins (Schindelhauer and Schomaker). log2 comes from a
+// 256-entry fixed-point table built by repeated squaring, integers only, so
+// the TypeScript reference model and every proxy compute identical scores.
+
+const LOG2_TABLE = memory.data(512, 2);
+
+function log2Fraction(m: u64): u32 {
+  // m in Q16, [1, 2): 16 result bits of log2(m)
+  let r: u32 = 0;
+  for (let bit = 15; bit >= 0; bit--) {
+    m = (m * m) >> 16;
+    if (m >= 131072) {
+      m >>= 1;
+      r |= 1 << bit;
+    }
+  }
+  return r;
+}
+
+for (let f: u32 = 0; f < 256; f++) store<u16>(LOG2_TABLE + (<usize>f << 1), <u16>log2Fraction(65536 + (<u64>f << 8)));
+
+/** -log2((h + 1) / 2^32) in Q16 fixed point, at least 1: the denominator of a rendezvous score. */
+export function rendezvousCost(h: u32): u64 {
+  let x = <u64>h + 1;
+  let e = <u32>(63 - clz<u64>(x));
+  let f = e >= 8 ? <u32>((x >> (e - 8)) & 0xff) : <u32>((x << (8 - e)) & 0xff);
+  let lg = (<u64>e << 16) + <u64>load<u16>(LOG2_TABLE + (<usize>f << 1));
+  let cost = (<u64>32 << 16) - lg;
+  return cost == 0 ? 1 : cost;
+}
+
+/** A target's rendezvous hash for a key (target identity hash from the target record). */
+@inline export function rendezvousHash(key: u32, targetHash: u32): u32 {
+  return finalize(mix(mix(SEED_AFFINITY, key), targetHash), 8);
+}

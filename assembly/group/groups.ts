@@ -13,24 +13,34 @@ import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeSta
 import { heapAlloc, heapFree, reservePages } from "../memory";
 import { scratch } from "../settings";
 
-// ---- group record (64 bytes) ----
-export const GROUP_SIZE: usize = 64;
+// ---- group record (96 bytes) ----
+export const GROUP_SIZE: usize = 96;
 export const G_ADDR: usize = 0; // 16 bytes
 export const G_PORT: usize = 16; // u16 raw
 export const G_PROTO: usize = 18; // u8
 export const G_FLAGS: usize = 19; // u8
 export const G_POLICY: usize = 20; // u8
 export const G_AFFINITY: usize = 21; // u8 AffinityKey
+export const G_WMAX: usize = 22; // u16 largest weight among usable targets (round-robin rounds)
 export const G_TARGETS: usize = 24; // u32 pointer to u32[] of target ids
 export const G_NTARGETS: usize = 28; // u32
 export const G_CAP: usize = 32; // u32 capacity of the target list
-export const G_TABLE: usize = 36; // u32 pointer to u32[] lookup table (target ids)
-export const G_TABLE_SIZE: usize = 40; // u32 entries (0 = no usable target)
+export const G_TABLE: usize = 36; // u32 pointer to u32[] Maglev table (target ids), large groups only
+export const G_TABLE_SIZE: usize = 40; // u32 entries (0 = no table: rendezvous hashing)
 export const G_RR: usize = 44; // u32 round-robin position in the target list (0xffffffff: before the first)
 export const G_RR_ROUND: usize = 48; // u32 round-robin weight round
 export const G_FLOWS: usize = 52; // u32 flows referring to this group
 export const G_NEAR: usize = 56; // u32 pointer to u32[] nearest usable targets (proximity)
 export const G_NNEAR: usize = 60; // u32
+export const G_USABLE: usize = 64; // u32 usable targets (up and member)
+export const G_SCOPES: usize = 68; // u32 pointer to scope rules (SCOPE_SIZE bytes each, longest prefix first)
+export const G_NSCOPES: usize = 72; // u32
+
+/** A scope rule: clients in prefix/len only reach targets with this label. */
+export const SCOPE_SIZE: usize = 20;
+export const S_PREFIX: usize = 0; // 16 bytes
+export const S_LEN: usize = 16; // u8 prefix length
+export const S_LABEL: usize = 17; // u8 label id
 
 export const GF_V6: u32 = 1;
 export const GF_LIVE: u32 = 2;
@@ -192,7 +202,43 @@ function maybeRecycleGroup(gid: u32): void {
   groupFree = <i64>gid;
 }
 
+/**
+ * Exported: set group gid's scope rules from `n` SCOPE_SIZE-byte entries in
+ * the scratch area (any order; stored longest prefix first). n = 0 clears them.
+ */
+export function group_set_scopes(gid: u32, n: u32): i32 {
+  if (!groupLive(gid) || <usize>n * SCOPE_SIZE > 4096) return ControlError.Invalid;
+  let g = groupPtr(gid);
+  let family: u32 = (<u32>load<u8>(g + G_FLAGS) & GF_V6) != 0 ? 6 : 4;
+  let rules: usize = 0;
+  if (n != 0) {
+    rules = heapAlloc(<usize>n * SCOPE_SIZE);
+    if (rules == 0) return ControlError.NoMemory;
+    memory.copy(rules, scratch, <usize>n * SCOPE_SIZE);
+    // insertion sort by prefix length, longest first: the first match is the longest
+    for (let i: u32 = 1; i < n; i++) {
+      for (let j = i; j > 0; j--) {
+        let a = rules + <usize>(j - 1) * SCOPE_SIZE, b = rules + <usize>j * SCOPE_SIZE;
+        if (load<u8>(a + S_LEN) >= load<u8>(b + S_LEN)) break;
+        memory.copy(scratch + 4000, a, SCOPE_SIZE);
+        memory.copy(a, b, SCOPE_SIZE);
+        memory.copy(b, scratch + 4000, SCOPE_SIZE);
+      }
+    }
+    for (let i: u32 = 0; i < n; i++) {
+      if (<u32>load<u8>(rules + <usize>i * SCOPE_SIZE + S_LEN) > (family == 4 ? 32 : 128)) { heapFree(rules); return ControlError.Invalid; }
+    }
+  }
+  heapFree(<usize>load<u32>(g + G_SCOPES));
+  store<u32>(g + G_SCOPES, <u32>rules);
+  store<u32>(g + G_NSCOPES, n);
+  return ControlError.Ok;
+}
+
 function freeGroupTables(g: usize): void {
+  heapFree(<usize>load<u32>(g + G_SCOPES));
+  store<u32>(g + G_SCOPES, 0);
+  store<u32>(g + G_NSCOPES, 0);
   heapFree(<usize>load<u32>(g + G_TABLE));
   store<u32>(g + G_TABLE, 0);
   store<u32>(g + G_TABLE_SIZE, 0);

@@ -11,13 +11,16 @@ import { ControlError } from "../shared/abi";
 import { heapAlloc, heapFree } from "../memory";
 import {
   groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
-  G_NEAR, G_NNEAR, G_CAP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+  G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 
 /** Table entries per member slot (Maglev recommends M > 100 N for balance). */
 export const MAGLEV_FACTOR: u32 = 101;
-/** Offset in the group record: u16 largest weight among usable targets (round-robin rounds). */
-export const G_WMAX: usize = 22;
+/**
+ * Groups with at most this many member slots use rendezvous hashing (no
+ * table, exactly minimal disruption); larger ones a Maglev table.
+ */
+export const HRW_MAX_SLOTS: u32 = 64;
 
 function isPrime(n: u32): bool {
   if (n < 2) return false;
@@ -64,13 +67,13 @@ export function group_commit(gid: u32): i32 {
     if (d < dmin) dmin = d;
   }
 
-  let m = u == 0 ? 0 : u == 1 ? 1 : maglevSize(load<u32>(g + G_CAP));
+  let cap = load<u32>(g + G_CAP);
+  let m = u == 0 || cap <= HRW_MAX_SLOTS ? 0 : maglevSize(cap);
   let table: usize = 0;
   if (m != 0) {
     table = heapAlloc(<usize>m << 2);
     if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
-    if (m == 1) store<u32>(table, load<u32>(usable));
-    else if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+    if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
   }
   // nearest usable targets (proximity policy), in list order
   let near = heapAlloc(<usize>(u + 1) << 2);
@@ -91,6 +94,7 @@ export function group_commit(gid: u32): i32 {
   store<u32>(g + G_TABLE_SIZE, m);
   store<u32>(g + G_NEAR, <u32>near);
   store<u32>(g + G_NNEAR, nn);
+  store<u32>(g + G_USABLE, u);
   store<u16>(g + G_WMAX, <u16>(wmax > 0xffff ? 0xffff : wmax));
   if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0xffffffff);
   if (load<u32>(g + G_RR_ROUND) > wmax) store<u32>(g + G_RR_ROUND, 0);

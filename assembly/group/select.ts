@@ -1,16 +1,22 @@
 // Target selection for a new flow, by the group's policy (DESIGN.md section 3).
 //
-// Reads the tables group_commit() built; allocates nothing. A sender that is
-// itself a target of the group is never given itself.
+// Reads the tables group_commit() built; allocates nothing. Candidates are
+// the usable targets, narrowed by scoping (a client in a scoped prefix only
+// reaches targets with that prefix's label) and never the sender itself (a
+// member sending to its own group).
+//
+// affinity: groups of up to HRW_MAX_SLOTS members use weighted rendezvous
+// hashing — removing one of N targets moves exactly the keys it had; larger
+// groups look the key up in their Maglev table.
 
 import { AffinityKey, Policy } from "../shared/abi";
-import { hashAddr, hashTuple, mix, finalize, SEED_AFFINITY } from "../hash";
+import { hashAddr, hashTuple, mix, finalize, rendezvousCost, rendezvousHash, SEED_AFFINITY } from "../hash";
 import { raw32 } from "../wire/bytes";
 import {
   groupPtr, targetPtr, targetUsable, G_POLICY, G_AFFINITY, G_TABLE, G_TABLE_SIZE, G_TARGETS, G_NTARGETS,
-  G_RR, G_RR_ROUND, G_NEAR, G_NNEAR, T_ADDR, T_WEIGHT, T_ACTIVE,
+  G_RR, G_RR_ROUND, G_NEAR, G_NNEAR, G_USABLE, G_WMAX, G_SCOPES, G_NSCOPES, SCOPE_SIZE, S_LEN, S_LABEL,
+  T_ADDR, T_WEIGHT, T_ACTIVE, T_LABEL, T_HASH, T_DISTANCE,
 } from "./groups";
-import { G_WMAX } from "./maglev";
 
 let rng: u32 = 0x2545f491;
 
@@ -34,6 +40,32 @@ export function set_random_seed(seed: u32): void {
   return load<u64>(a) == load<u64>(src) && load<u64>(a + 8) == load<u64>(src + 8);
 }
 
+/** A candidate: usable, of the scope's label (0 = any), not the sender. */
+@inline function eligible(tid: u32, family: u32, src: usize, label: u32): bool {
+  return targetUsable(tid) && (label == 0 || <u32>load<u8>(targetPtr(tid) + T_LABEL) == label) && !isSender(tid, family, src);
+}
+
+/** True when the first `bits` bits of the addresses at a and b agree. */
+function prefixMatch(a: usize, b: usize, bits: u32): bool {
+  let i: u32 = 0;
+  for (; i + 8 <= bits; i += 8) if (load<u8>(a + (i >> 3)) != load<u8>(b + (i >> 3))) return false;
+  let rest = bits - i;
+  if (rest == 0) return true;
+  let mask = <u32>(0xff00 >> rest) & 0xff;
+  return (<u32>load<u8>(a + (i >> 3)) & mask) == (<u32>load<u8>(b + (i >> 3)) & mask);
+}
+
+/** The label a client is scoped to by its longest matching prefix, or 0 (no restriction). */
+export function scopeLabel(g: usize, src: usize): u32 {
+  let n = load<u32>(g + G_NSCOPES);
+  let rules = <usize>load<u32>(g + G_SCOPES);
+  for (let i: u32 = 0; i < n; i++) {
+    let r = rules + <usize>i * SCOPE_SIZE;
+    if (prefixMatch(src, r, <u32>load<u8>(r + S_LEN))) return <u32>load<u8>(r + S_LABEL);
+  }
+  return 0;
+}
+
 /** The affinity key of a flow: hash of the client address or of the whole tuple. */
 @inline export function affinityHash(g: usize, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): u32 {
   return load<u8>(g + G_AFFINITY) == <u8>AffinityKey.FiveTuple
@@ -43,17 +75,19 @@ export function set_random_seed(seed: u32): void {
 
 /**
  * Pick a target for a new flow of group `gid` from src (the client) to dst.
- * Returns the target id, or -1 when no usable target remains.
+ * Returns the target id, or -1 when no candidate remains.
  */
 export function selectTarget(gid: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): i64 {
   let g = groupPtr(gid);
+  if (load<u32>(g + G_USABLE) == 0) return -1;
+  let label = scopeLabel(g, src);
   let m = load<u32>(g + G_TABLE_SIZE);
-  if (m == 0) return -1;
   let table = <usize>load<u32>(g + G_TABLE);
   let policy = <u32>load<u8>(g + G_POLICY);
   let tid: i64 = -1;
   if (policy == Policy.Affinity) {
     let h = affinityHash(g, family, src, dst, sport, dport, proto);
+    if (m == 0 || label != 0) return rendezvous(g, h, family, src, label);
     tid = <i64>load<u32>(table + (<usize>(h % m) << 2));
     // a member sending to its own group: rehash deterministically, so other proxies agree
     for (let i: u32 = 1; i <= 8 && isSender(<u32>tid, family, src); i++) {
@@ -61,30 +95,50 @@ export function selectTarget(gid: u32, family: u32, src: usize, dst: usize, spor
       tid = <i64>load<u32>(table + (<usize>(h % m) << 2));
     }
   } else if (policy == Policy.RoundRobin) {
-    tid = roundRobin(g, family, src);
+    return roundRobin(g, family, src, label);
   } else if (policy == Policy.Random) {
+    if (m == 0 || label != 0) return weightedRandom(g, family, src, label);
     tid = <i64>load<u32>(table + (<usize>(nextRandom() % m) << 2));
     for (let i: u32 = 0; i < 8 && isSender(<u32>tid, family, src); i++) {
       tid = <i64>load<u32>(table + (<usize>(nextRandom() % m) << 2));
     }
   } else if (policy == Policy.LeastLoad) {
-    tid = leastLoad(g, family, src);
+    return leastLoad(g, family, src, label);
   } else {
-    let nn = load<u32>(g + G_NNEAR);
-    let near = <usize>load<u32>(g + G_NEAR);
-    let h = hashAddr(SEED_AFFINITY, src, family);
-    for (let i: u32 = 0; i < nn; i++) {
-      let cand = load<u32>(near + (<usize>((h + i) % nn) << 2));
-      if (!isSender(cand, family, src)) { tid = <i64>cand; break; }
-    }
-    if (tid < 0) tid = leastLoad(g, family, src); // every nearest target is the sender itself
+    return proximity(g, family, src, label);
   }
   if (tid >= 0 && isSender(<u32>tid, family, src)) tid = firstOther(g, family, src);
   return tid;
 }
 
-/** Interleaved weighted round robin over the group's usable targets, in list order. */
-function roundRobin(g: usize, family: u32, src: usize): i64 {
+/** Weighted rendezvous hashing: the candidate with the highest weight / -log2(hash) wins. */
+function rendezvous(g: usize, key: u32, family: u32, src: usize, label: u32): i64 {
+  let n = load<u32>(g + G_NTARGETS);
+  let list = <usize>load<u32>(g + G_TARGETS);
+  let best: i64 = -1;
+  let bw: u64 = 0, bc: u64 = 1;
+  let bh: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (!eligible(tid, family, src, label)) continue;
+    let t = targetPtr(tid);
+    let h = rendezvousHash(key, load<u32>(t + T_HASH));
+    let w = <u64>load<u32>(t + T_WEIGHT);
+    let c = rendezvousCost(h);
+    // w / c > bw / bc, cross-multiplied; equal scores go to the larger hash
+    let lhs = w * bc, rhs = bw * c;
+    if (best < 0 || lhs > rhs || (lhs == rhs && h > bh)) {
+      best = <i64>tid;
+      bw = w;
+      bc = c;
+      bh = h;
+    }
+  }
+  return best;
+}
+
+/** Interleaved weighted round robin over the group's candidates, in list order. */
+function roundRobin(g: usize, family: u32, src: usize, label: u32): i64 {
   let n = load<u32>(g + G_NTARGETS);
   let list = <usize>load<u32>(g + G_TARGETS);
   let wmax = <u32>load<u16>(g + G_WMAX);
@@ -100,7 +154,7 @@ function roundRobin(g: usize, family: u32, src: usize): i64 {
     }
     if (round == 0) round = 1;
     let tid = load<u32>(list + (<usize>pos << 2));
-    if (!targetUsable(tid) || load<u32>(targetPtr(tid) + T_WEIGHT) < round || isSender(tid, family, src)) continue;
+    if (!eligible(tid, family, src, label) || load<u32>(targetPtr(tid) + T_WEIGHT) < round) continue;
     store<u32>(g + G_RR, pos);
     store<u32>(g + G_RR_ROUND, round);
     return <i64>tid;
@@ -108,8 +162,29 @@ function roundRobin(g: usize, family: u32, src: usize): i64 {
   return -1;
 }
 
-/** The usable target with the fewest active flows per unit of weight; ties go to list order. */
-function leastLoad(g: usize, family: u32, src: usize): i64 {
+/** A candidate drawn with probability proportional to its weight. */
+function weightedRandom(g: usize, family: u32, src: usize, label: u32): i64 {
+  let n = load<u32>(g + G_NTARGETS);
+  let list = <usize>load<u32>(g + G_TARGETS);
+  let total: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (eligible(tid, family, src, label)) total += <u64>load<u32>(targetPtr(tid) + T_WEIGHT);
+  }
+  if (total == 0) return -1;
+  let r = <u64>nextRandom() % total;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (!eligible(tid, family, src, label)) continue;
+    let w = <u64>load<u32>(targetPtr(tid) + T_WEIGHT);
+    if (r < w) return <i64>tid;
+    r -= w;
+  }
+  return -1;
+}
+
+/** The candidate with the fewest active flows per unit of weight; ties go to list order. */
+function leastLoad(g: usize, family: u32, src: usize, label: u32): i64 {
   let n = load<u32>(g + G_NTARGETS);
   let list = <usize>load<u32>(g + G_TARGETS);
   let best: i64 = -1;
@@ -117,7 +192,7 @@ function leastLoad(g: usize, family: u32, src: usize): i64 {
   let bestWeight: u64 = 1;
   for (let i: u32 = 0; i < n; i++) {
     let tid = load<u32>(list + (<usize>i << 2));
-    if (!targetUsable(tid) || isSender(tid, family, src)) continue;
+    if (!eligible(tid, family, src, label)) continue;
     let t = targetPtr(tid);
     let a = <u64>load<u32>(t + T_ACTIVE);
     let w = <u64>load<u32>(t + T_WEIGHT);
@@ -130,12 +205,47 @@ function leastLoad(g: usize, family: u32, src: usize): i64 {
   return best;
 }
 
+/** The nearest candidate (lowest configured distance); ties broken by a hash of the client. */
+function proximity(g: usize, family: u32, src: usize, label: u32): i64 {
+  let h = hashAddr(SEED_AFFINITY, src, family);
+  if (label == 0) {
+    // the nearest usable targets are precomputed; only the sender may have to be skipped
+    let nn = load<u32>(g + G_NNEAR);
+    let near = <usize>load<u32>(g + G_NEAR);
+    for (let i: u32 = 0; i < nn; i++) {
+      let cand = load<u32>(near + (<usize>((h + i) % nn) << 2));
+      if (!isSender(cand, family, src)) return <i64>cand;
+    }
+  }
+  // scoped, or every nearest target is the sender: the nearest among the candidates
+  let n = load<u32>(g + G_NTARGETS);
+  let list = <usize>load<u32>(g + G_TARGETS);
+  let dmin: u32 = 0xffffffff;
+  let count: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (!eligible(tid, family, src, label)) continue;
+    let d = load<u32>(targetPtr(tid) + T_DISTANCE);
+    if (d < dmin) { dmin = d; count = 0; }
+    if (d == dmin) count++;
+  }
+  if (count == 0) return -1;
+  let k = h % count;
+  for (let i: u32 = 0; i < n; i++) {
+    let tid = load<u32>(list + (<usize>i << 2));
+    if (!eligible(tid, family, src, label) || load<u32>(targetPtr(tid) + T_DISTANCE) != dmin) continue;
+    if (k == 0) return <i64>tid;
+    k--;
+  }
+  return -1;
+}
+
 function firstOther(g: usize, family: u32, src: usize): i64 {
   let n = load<u32>(g + G_NTARGETS);
   let list = <usize>load<u32>(g + G_TARGETS);
   for (let i: u32 = 0; i < n; i++) {
     let tid = load<u32>(list + (<usize>i << 2));
-    if (targetUsable(tid) && !isSender(tid, family, src)) return <i64>tid;
+    if (eligible(tid, family, src, 0)) return <i64>tid;
   }
   return -1;
 }

@@ -8,7 +8,7 @@
 import { instantiate, type CoreExports } from "./wasm.js";
 import { Counts, ControlError, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
-import { parseAddress, endpointKey, type Family } from "../net/addr.js";
+import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
 import { PacketBatch } from "./batch.js";
 import {
   DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
@@ -32,6 +32,7 @@ export interface DataPlaneExports extends CoreExports {
   group_add(family: number, proto: number, port: number, policy: number, affinity: number): number;
   group_remove(gid: number): number;
   group_set_policy(gid: number, policy: number, affinity: number): number;
+  group_set_scopes(gid: number, n: number): number;
   group_commit(gid: number): number;
   target_add(gid: number, port: number, weight: number, aware: number, label: number, distance: number): number;
   target_remove(tid: number): number;
@@ -88,6 +89,14 @@ export interface GroupSpec {
   affinity?: "client" | "flow";
   name?: string;
   targets?: readonly TargetSpec[];
+  /** Scoping: clients in `prefix` only reach targets labelled `label` (longest prefix wins). */
+  scopes?: readonly ScopeSpec[];
+}
+
+export interface ScopeSpec {
+  /** "10.1.0.0/16" or "2001:db8:c::/48", same family as the group. */
+  prefix: string;
+  label: string;
 }
 
 const POLICIES: Record<PolicyName, Policy> = {
@@ -247,8 +256,32 @@ export class DataPlane {
     const entry: GroupEntry = { gid, key, protocol: spec.protocol, family, name: spec.name ?? key, targets: new Map() };
     this.groups.set(key, entry);
     for (const t of spec.targets ?? []) this.installTarget(entry, t);
+    if (spec.scopes?.length) this.installScopes(entry, spec.scopes);
     this.commit(entry);
     return key;
+  }
+
+  /** Replace a group's scope rules (an empty list removes scoping). Live flows keep their targets. */
+  setScopes(key: string, scopes: readonly ScopeSpec[]): void {
+    this.installScopes(this.group(key), scopes);
+  }
+
+  private installScopes(g: GroupEntry, scopes: readonly ScopeSpec[]): void {
+    const SCOPE_SIZE = 20;
+    if (scopes.length * SCOPE_SIZE > 4000) throw new DataPlaneError(`${g.key}: at most ${Math.floor(4000 / SCOPE_SIZE)} scope rules`);
+    const mem = this.bytes();
+    const base = this.core.scratch_ptr();
+    mem.fill(0, base, base + scopes.length * SCOPE_SIZE);
+    scopes.forEach((r, i) => {
+      const p = parsePrefix(r.prefix);
+      if (p.family !== g.family) throw new DataPlaneError(`${g.key}: scope ${r.prefix} is not IPv${g.family}`);
+      const at = base + i * SCOPE_SIZE;
+      mem.set(p.bytes, at);
+      mem[at + 16] = p.length;
+      mem[at + 17] = this.labelId(r.label);
+    });
+    const rc = this.core.group_set_scopes(g.gid, scopes.length);
+    if (rc < 0) throw controlError(rc, `scopes of ${g.key}`);
   }
 
   removeGroup(key: string): void {

@@ -1,10 +1,24 @@
 // Groups, targets and target selection of the reference model: plain objects
 // and arrays (assembly/group/groups.ts, maglev.ts, select.ts). A target list
-// keeps its order; the Maglev table, the nearest list and the round-robin
-// state are rebuilt by commit() exactly as group_commit() does.
+// keeps its order; the Maglev table (groups of more than 64 member slots),
+// the nearest list and the round-robin state are rebuilt by commit() exactly
+// as group_commit() does.
 
 import { AffinityKey, Policy } from "../../assembly/shared/abi.js";
-import { finalize, hashAddr, hashEndpoint, hashTuple, mix, SEED_AFFINITY, SEED_MAGLEV_OFFSET, SEED_MAGLEV_SKIP } from "./hash.js";
+import {
+  finalize, hashAddr, hashEndpoint, hashTuple, mix, rendezvousCost, rendezvousHash, SEED_AFFINITY, SEED_MAGLEV_OFFSET,
+  SEED_MAGLEV_SKIP,
+} from "./hash.js";
+
+/** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
+export const HRW_MAX_SLOTS = 64;
+
+/** A scope rule: clients in prefix/length only reach targets with label `label` (a label id, 1..255). */
+export interface ScopeRule {
+  prefix: Uint8Array;
+  length: number;
+  label: number;
+}
 
 export class RefTarget {
   up = true;
@@ -28,6 +42,8 @@ export class RefTarget {
     public weight: number,
     readonly aware: boolean,
     readonly distance: number,
+    /** Label id (0: none). */
+    readonly label = 0,
   ) {
     this.hash = hashEndpoint(SEED_MAGLEV_OFFSET, addr, port);
     this.skipHash = hashEndpoint(SEED_MAGLEV_SKIP, addr, port);
@@ -42,6 +58,9 @@ export class RefGroup {
   targets: RefTarget[] = [];
   table: RefTarget[] = [];
   near: RefTarget[] = [];
+  usable = 0;
+  /** Longest prefix first (a stable sort, as the core's insertion sort). */
+  scopes: ScopeRule[] = [];
   /** Largest weight among usable targets at the last commit, capped at 0xffff. */
   wmax = 0;
   /** Room in the member list: 0, then 4, doubled whenever it is full; never shrinks. Sizes the Maglev table. */
@@ -109,10 +128,9 @@ export function commit(g: RefGroup): void {
     wmax = Math.max(wmax, t.weight);
     dmin = Math.min(dmin, t.distance);
   }
-  const m = usable.length === 0 ? 0 : usable.length === 1 ? 1 : maglevSize(g.cap);
+  const m = usable.length === 0 || g.cap <= HRW_MAX_SLOTS ? 0 : maglevSize(g.cap);
   let table: RefTarget[] = [];
-  if (m === 1) table = [usable[0]];
-  else if (m > 1) {
+  if (m > 0) {
     const slots: (RefTarget | null)[] = new Array(m).fill(null);
     const st = usable.map((t) => ({ offset: t.hash % m, skip: (t.skipHash % (m - 1)) + 1, next: 0, credit: 0 }));
     let filled = 0;
@@ -136,6 +154,7 @@ export function commit(g: RefGroup): void {
     table = slots as RefTarget[];
   }
   g.table = table;
+  g.usable = usable.length;
   g.near = usable.filter((t) => t.distance === dmin);
   g.wmax = Math.min(wmax, 0xffff);
   if (g.rrPos >= g.targets.length) g.rrPos = 0xffffffff;
@@ -163,16 +182,19 @@ export class Selector {
 
   /** Pick a target of g for a flow from src:sport to dst:dport (host-order ports), never the sender itself. */
   select(g: RefGroup, family: 4 | 6, src: Uint8Array, dst: Uint8Array, sport: number, dport: number, proto: number): RefTarget | null {
+    if (g.usable === 0) return null;
+    const label = scopeLabel(g, src);
     const table = g.table;
     const m = table.length;
-    if (m === 0) return null;
     const isSender = (t: RefTarget): boolean => sameAddr(t.addr, src);
+    const eligible = (t: RefTarget): boolean => t.usable && (label === 0 || t.label === label) && !isSender(t);
     let t: RefTarget | null = null;
     switch (g.policy) {
       case Policy.Affinity: {
         let h = g.affinity === AffinityKey.FiveTuple
           ? hashTuple(SEED_AFFINITY, family, src, dst, sport, dport, proto)
           : hashAddr(SEED_AFFINITY, src);
+        if (m === 0 || label !== 0) return rendezvous(g, h, eligible);
         t = table[h % m];
         // a member sending to its own group: rehash deterministically
         for (let i = 1; i <= 8 && isSender(t); i++) {
@@ -182,31 +204,23 @@ export class Selector {
         break;
       }
       case Policy.RoundRobin:
-        t = this.roundRobin(g, isSender);
-        break;
+        return this.roundRobin(g, eligible);
       case Policy.Random:
+        if (m === 0 || label !== 0) return this.weightedRandom(g, eligible);
         t = table[this.nextRandom() % m];
         for (let i = 0; i < 8 && isSender(t); i++) t = table[this.nextRandom() % m];
         break;
       case Policy.LeastLoad:
-        t = leastLoad(g, isSender);
-        break;
-      default: {
-        const nn = g.near.length;
-        const h = hashAddr(SEED_AFFINITY, src);
-        for (let i = 0; i < nn; i++) {
-          const cand = g.near[((h + i) >>> 0) % nn];
-          if (!isSender(cand)) { t = cand; break; }
-        }
-        if (t === null) t = leastLoad(g, isSender); // every nearest target is the sender
-      }
+        return leastLoad(g, eligible);
+      default:
+        return proximity(g, hashAddr(SEED_AFFINITY, src), label, isSender, eligible);
     }
     if (t !== null && isSender(t)) t = g.targets.find((x) => x.usable && !isSender(x)) ?? null;
     return t;
   }
 
   /** Interleaved weighted round robin over the target list. */
-  private roundRobin(g: RefGroup, isSender: (t: RefTarget) => boolean): RefTarget | null {
+  private roundRobin(g: RefGroup, eligible: (t: RefTarget) => boolean): RefTarget | null {
     const n = g.targets.length;
     const wmax = g.wmax === 0 ? 1 : g.wmax;
     let pos = g.rrPos;
@@ -219,20 +233,82 @@ export class Selector {
       }
       if (round === 0) round = 1;
       const t = g.targets[pos];
-      if (!t.usable || t.weight < round || isSender(t)) continue;
+      if (!eligible(t) || t.weight < round) continue;
       g.rrPos = pos;
       g.rrRound = round;
       return t;
     }
     return null;
   }
+
+  /** A candidate drawn with probability proportional to its weight. */
+  private weightedRandom(g: RefGroup, eligible: (t: RefTarget) => boolean): RefTarget | null {
+    const candidates = g.targets.filter(eligible);
+    const total = candidates.reduce((a, t) => a + t.weight, 0);
+    if (total === 0) return null;
+    let r = this.nextRandom() % total;
+    for (const t of candidates) {
+      if (r < t.weight) return t;
+      r -= t.weight;
+    }
+    return null;
+  }
 }
 
-/** The usable target with the fewest active flows per unit of weight; ties to list order. */
-function leastLoad(g: RefGroup, isSender: (t: RefTarget) => boolean): RefTarget | null {
+/** The label a client is scoped to by its longest matching prefix, or 0. */
+function scopeLabel(g: RefGroup, src: Uint8Array): number {
+  for (const r of g.scopes) {
+    let ok = true;
+    for (let bit = 0; bit < r.length && ok; bit++) {
+      const mask = 0x80 >>> (bit & 7);
+      ok = (src[bit >>> 3] & mask) === (r.prefix[bit >>> 3] & mask);
+    }
+    if (ok) return r.label;
+  }
+  return 0;
+}
+
+/** Weighted rendezvous hashing: the highest weight / -log2(hash) wins; equal scores to the larger hash. */
+function rendezvous(g: RefGroup, key: number, eligible: (t: RefTarget) => boolean): RefTarget | null {
+  let best: RefTarget | null = null;
+  let bw = 0n, bc = 1n, bh = 0;
+  for (const t of g.targets) {
+    if (!eligible(t)) continue;
+    const h = rendezvousHash(key, t.hash);
+    const w = BigInt(t.weight);
+    const c = BigInt(rendezvousCost(h));
+    const lhs = w * bc, rhs = bw * c;
+    if (best === null || lhs > rhs || (lhs === rhs && h > bh)) {
+      best = t;
+      bw = w;
+      bc = c;
+      bh = h;
+    }
+  }
+  return best;
+}
+
+/** The nearest candidate; ties broken by the client's hash. */
+function proximity(g: RefGroup, h: number, label: number, isSender: (t: RefTarget) => boolean, eligible: (t: RefTarget) => boolean): RefTarget | null {
+  if (label === 0) {
+    const nn = g.near.length;
+    for (let i = 0; i < nn; i++) {
+      const cand = g.near[((h + i) >>> 0) % nn];
+      if (!isSender(cand)) return cand;
+    }
+  }
+  const candidates = g.targets.filter(eligible);
+  if (candidates.length === 0) return null;
+  const dmin = Math.min(...candidates.map((t) => t.distance));
+  const nearest = candidates.filter((t) => t.distance === dmin);
+  return nearest[h % nearest.length];
+}
+
+/** The candidate with the fewest active flows per unit of weight; ties to list order. */
+function leastLoad(g: RefGroup, eligible: (t: RefTarget) => boolean): RefTarget | null {
   let best: RefTarget | null = null;
   for (const t of g.targets) {
-    if (!t.usable || isSender(t)) continue;
+    if (!eligible(t)) continue;
     if (best === null || BigInt(t.active) * BigInt(best.weight) < BigInt(best.active) * BigInt(t.weight)) best = t;
   }
   return best;

@@ -65,3 +65,33 @@ export function hashAddr(seed: number, addr: Uint8Array): number {
 export function hashEndpoint(seed: number, addr: Uint8Array, port: number): number {
   return finalize(mix(mixAddr(seed, addr), portRaw(port)), addr.length === 4 ? 6 : 18);
 }
+
+// ---- weighted rendezvous hashing (assembly/hash.ts): integer-only scores ----
+
+/** log2(1 + f/256) in Q16 for f = 0..255, by repeated squaring (integers only, as the core builds it). */
+const LOG2_TABLE: readonly number[] = Array.from({ length: 256 }, (_, f) => {
+  let m = 65536 + f * 256;
+  let r = 0;
+  for (let bit = 15; bit >= 0; bit--) {
+    m = Math.floor((m * m) / 65536); // < 2^34: exact in a double
+    if (m >= 131072) {
+      m = Math.floor(m / 2);
+      r |= 1 << bit;
+    }
+  }
+  return r;
+});
+
+/** -log2((h + 1) / 2^32) in Q16, at least 1: the denominator of a rendezvous score. */
+export function rendezvousCost(h: number): number {
+  const x = h + 1; // up to 2^32: exact
+  const e = x === 2 ** 32 ? 32 : 31 - Math.clz32(x);
+  const f = e >= 8 ? Math.floor(x / 2 ** (e - 8)) & 0xff : (x * 2 ** (8 - e)) & 0xff;
+  const cost = 32 * 65536 - (e * 65536 + LOG2_TABLE[f]);
+  return cost === 0 ? 1 : cost;
+}
+
+/** A target's rendezvous hash for a key. */
+export function rendezvousHash(key: number, targetHash: number): number {
+  return finalize(mix(mix(SEED_AFFINITY, key), targetHash), 8);
+}

@@ -28,9 +28,9 @@
 // because there the core's answer would depend on its hash-probe order.
 
 import { AffinityKey, AuxFlag, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
-import type { Counters, DataPlaneSettings, GroupSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
+import type { Counters, DataPlaneSettings, GroupSpec, ScopeSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
 import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/schema.js";
-import { endpointKey, parseAddress } from "../net/addr.js";
+import { endpointKey, parseAddress, parsePrefix } from "../net/addr.js";
 import { complement, onesSum, pseudoHeaderSum } from "./checksum.js";
 import { addMember, commit, growMembers, RefGroup, RefTarget, Selector } from "./groups.js";
 import { finalize, hashTuple, mix, SEED_FLOW, SEED_PORT } from "./hash.js";
@@ -332,6 +332,7 @@ export class ReferenceModel {
     const entry: GroupEntry = { group: g, targets: new Map() };
     this.groups.set(key, entry);
     for (const t of spec.targets ?? []) this.installTarget(key, entry, t);
+    if (spec.scopes?.length) this.installScopes(g, spec.scopes);
     commit(g);
     return key;
   }
@@ -400,22 +401,41 @@ export class ReferenceModel {
     return freed;
   }
 
+  /** Replace a group's scope rules. */
+  setScopes(key: string, scopes: readonly ScopeSpec[]): void {
+    this.installScopes(this.entry(key).group, scopes);
+  }
+
+  private labelId(label: string): number {
+    if (!this.labels.has(label)) {
+      if (this.labels.size + 1 > 255) throw new ModelError(`too many distinct target labels`);
+      this.labels.set(label, this.labels.size + 1);
+    }
+    return this.labels.get(label)!;
+  }
+
+  private installScopes(g: RefGroup, scopes: readonly ScopeSpec[]): void {
+    const rules = scopes.map((r) => {
+      const p = parsePrefix(r.prefix);
+      if (p.family !== g.family) throw new ModelError(`scope ${r.prefix} is not IPv${g.family}`);
+      return { prefix: p.bytes, length: p.length, label: this.labelId(r.label) };
+    });
+    g.scopes = rules.sort((a, b) => b.length - a.length); // stable: equal lengths keep their order
+  }
+
   private installTarget(key: string, e: GroupEntry, spec: TargetSpec): void {
     const g = e.group;
     if (g.proto === icmpProto(g.family) && spec.port) throw new ModelError(`target ${spec.address} of ${key}: an ICMP target has no port`);
     const addr = this.parse(spec.address, g.family);
     const port = spec.port ?? 0;
     const tkey = endpointKey(addr, port);
-    if (spec.label != null && !this.labels.has(spec.label)) {
-      if (this.labels.size + 1 > 255) throw new ModelError(`too many distinct target labels`);
-      this.labels.set(spec.label, this.labels.size + 1);
-    }
+    if (spec.label != null) this.labelId(spec.label);
     const weight = (spec.weight ?? 1) >>> 0;
     if (weight === 0) throw new ModelError(`target ${tkey} of ${key}: invalid argument`);
     if (g.targets.some((t) => t.port === port && sameAddr(t.addr, addr))) throw new ModelError(`target ${tkey} of ${key}: already exists`);
     growMembers(g);
     if (this.targetSlots >= this.targetCap) throw new ModelError(`target ${tkey} of ${key}: table full`);
-    const t = new RefTarget(g, addr, port, weight, spec.aware ?? false, spec.distance ?? 0);
+    const t = new RefTarget(g, addr, port, weight, spec.aware ?? false, spec.distance ?? 0, spec.label == null ? 0 : this.labels.get(spec.label)!);
     addMember(g, t);
     this.targetSlots++;
     e.targets.set(tkey, t);

@@ -40,6 +40,19 @@ export interface TargetChoice {
   weight: number;
   aware: boolean;
   distance: number;
+  /** Index into LABELS (0: no label). */
+  label: number;
+}
+
+/** Target labels; scope rules send clients in a prefix to one of them. */
+const LABELS = [null, "campus", "lab"] as const;
+
+/** Scope prefixes over the client pool: 10.0.0.0/24 holds clients 0 and 1, 10.1.0.0/16 client 2. */
+const SCOPE_PREFIXES = { 4: ["10.0.0.0/24", "10.1.0.0/16", "10.0.0.2/32"], 6: ["2001:db8:c::/64", "2001:db8:c::3/128", "2001:db8:c::2/127"] };
+
+export interface ScopeChoice {
+  prefix: number;
+  label: number;
 }
 
 export interface GroupChoice {
@@ -50,6 +63,9 @@ export interface GroupChoice {
   policy: PolicyName;
   affinity: "client" | "flow";
   targets: TargetChoice[];
+  /** Extra legacy targets at addresses no packet uses: more than 64 member slots make a Maglev-table group. */
+  filler: number;
+  scopes: ScopeChoice[];
 }
 
 const targetChoice: fc.Arbitrary<TargetChoice> = fc.record({
@@ -58,6 +74,7 @@ const targetChoice: fc.Arbitrary<TargetChoice> = fc.record({
   weight: fc.integer({ min: 1, max: 4 }),
   aware: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   distance: fc.integer({ min: 0, max: 2 }),
+  label: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 }) }),
 });
 
 const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
@@ -68,7 +85,16 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),
   affinity: fc.constantFrom<"client" | "flow">("client", "flow"),
   targets: fc.uniqueArray(targetChoice, { minLength: 1, maxLength: 5, selector: (t) => `${t.addr}:${t.port}` }),
+  filler: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 60, max: 90 }) }),
+  scopes: fc.oneof(
+    { weight: 4, arbitrary: fc.constant([]) },
+    { weight: 1, arbitrary: fc.array(fc.record({ prefix: fc.integer({ min: 0, max: 2 }), label: fc.integer({ min: 1, max: 2 }) }), { maxLength: 3 }) },
+  ),
 });
+
+function fillerAddress(family: 4 | 6, i: number): string {
+  return family === 4 ? `198.18.${i >> 8}.${i & 255}` : `2001:db8:f::${(i + 1).toString(16)}`;
+}
 
 const groupIdentity = (g: GroupChoice): string => `${g.protocol}/${g.family}/${g.ta}/${g.protocol === "icmp" ? 0 : g.port}`;
 
@@ -88,7 +114,12 @@ export function groupSpec(g: GroupChoice): GroupSpec {
         weight: t.weight,
         aware: t.aware,
         distance: t.distance,
-      })),
+        label: LABELS[t.label],
+      }))
+      .concat(Array.from({ length: g.filler }, (_, i) => ({
+        address: fillerAddress(g.family, i), port: icmp ? 0 : 8080, weight: 1, aware: false, distance: 3, label: null,
+      }))),
+    scopes: g.scopes.map((r) => ({ prefix: SCOPE_PREFIXES[g.family][r.prefix], label: LABELS[r.label]! })),
   };
 }
 
@@ -120,7 +151,7 @@ export function settingsOf(s: SettingsChoice): DataPlaneSettings {
     address6: PROXY6,
     natPorts: s.natPorts,
     timeouts: s.timeouts,
-    capacity: { flows: s.flows, groups: 8, targets: 64 },
+    capacity: { flows: s.flows, groups: 8, targets: 512 },
     verifyChecksums: s.verifyChecksums,
     randomSeed: s.randomSeed,
   };
