@@ -26,6 +26,7 @@ import {
 } from "./flow/fragments";
 import { applyAt, applyUdpAt } from "./wire/checksum";
 import { decapsulate, encapsulate } from "./tunnel";
+import { packetTooBig, tooBigForTunnel } from "./icmp-gen";
 import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
 
 @inline function drop(d: usize, r: Reason): void {
@@ -141,6 +142,23 @@ function processOne(d: usize, now: u32): void {
   forward(d, <u32>created, aux, now);
 }
 
+/**
+ * The packet does not fit the tunnel: it is dropped (counted as
+ * packet-too-big) and an ICMP error telling the sender the MTU goes out in
+ * its place.
+ */
+function tooBig(d: usize, aux: u32): void {
+  countDrop(Reason.PacketTooBig);
+  bump(Stat.Dropped);
+  if (!packetTooBig(d, <u32>load<u16>(d + Desc.LINK))) {
+    store<u8>(d + Desc.REASON, <u8>Reason.PacketTooBig);
+    return;
+  }
+  bump(Stat.IcmpGenerated);
+  store<u8>(d + Desc.VERDICT, <u8>Verdict.Forward);
+  store<u16>(d + Desc.AUX, <u16>(aux | AuxFlag.Generated));
+}
+
 /** Client -> TA packet of a known flow: NAT or tunnel it to the flow's target. */
 function forward(d: usize, idx: u32, aux: u32, now: u32): void {
   let rec = flowPtr(idx);
@@ -163,8 +181,10 @@ function forward(d: usize, idx: u32, aux: u32, now: u32): void {
   store<u32>(rec + F_LAST, now);
   if (pkt.proto == PROTO_TCP) trackTcp(rec, false);
   let t = targetPtr(tid);
+  let aware = (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0;
+  if (aware && tooBigForTunnel()) { tooBig(d, aux); return; }
   store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
-  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+  if (aware) {
     encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
     bump(Stat.Encapsulated);
     accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
@@ -213,8 +233,10 @@ function laterFragment(d: usize, aux: u32, now: u32): void {
   let tid = load<u32>(rec + F_TARGET);
   if (!targetUsable(tid)) { drop(d, pkt.fragProto == PROTO_TCP ? Reason.TargetDown : Reason.NoTarget); return; }
   let t = targetPtr(tid);
+  let aware = (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0;
+  if (aware && tooBigForTunnel()) { tooBig(d, aux); return; }
   store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
-  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+  if (aware) {
     encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
     bump(Stat.Encapsulated);
     accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
@@ -295,6 +317,7 @@ function icmpError(d: usize, aux: u32): void {
   // about A:g -> C:c (a reply we sent), reported to A: tell the target
   if (!sameAddr(family, outerDst, quoteSrc())) { drop(d, Reason.IcmpErrorNoFlow); return; }
   if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
+    if (tooBigForTunnel()) { tooBig(d, aux); return; }
     encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
     bump(Stat.Encapsulated);
     bump(Stat.IcmpTranslated);

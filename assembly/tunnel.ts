@@ -16,6 +16,13 @@ import * as pkt from "./parse";
 const OUTER_TTL: u32 = 64;
 let ipId: u32 = 0;
 
+/** The IPv4 identification of the next datagram the proxy originates (tunnel headers, ICMP errors). */
+export function nextIpId(): u32 {
+  let id = ipId;
+  ipId = (ipId + 1) & 0xffff;
+  return id;
+}
+
 /**
  * Encapsulate the parsed packet (descriptor d) from `src` to `dst` (16-byte
  * address buffers of the packet's family). `entropy` seeds the IPv6 flow label.
@@ -34,8 +41,7 @@ export function encapsulate(d: usize, src: usize, dst: usize, entropy: u32): voi
     store<u8>(o, 0x45);
     st8(o + V4_TOS, ld8(inner + V4_TOS));
     st16(o + 2, innerLen + IPV4_HEADER);
-    st16(o + 4, ipId);
-    ipId = (ipId + 1) & 0xffff;
+    st16(o + 4, nextIpId());
     st16(o + V4_FLAGS_FRAG, ld16(inner + V4_FLAGS_FRAG) & V4_DF); // RFC 2003: copy DF
     st8(o + 8, OUTER_TTL);
     st8(o + 9, PROTO_IPIP);

@@ -11,6 +11,7 @@ export function formatReport(r: ReplayReport): string {
   lines.push(`  packets    ${num(r.packets)} in ${r.seconds.toFixed(3)} s (${r.mpps.toFixed(2)} Mpps)`);
   lines.push(`  forwarded  ${num(r.forwarded)}`);
   if (r.reflected) lines.push(`  reflected  ${num(r.reflected)} target replies, reverse-NATed to the clients`);
+  if (r.generated) lines.push(`  generated  ${num(r.generated)} ICMP errors (packet too big for the tunnel)`);
   lines.push(`  dropped    ${num(dropped)}`);
   const reasons = Object.entries(r.dropped).sort((a, b) => b[1] - a[1]);
   const width = Math.max(0, ...reasons.map(([k]) => k.length));

@@ -245,6 +245,7 @@ export class ReferenceModel {
   private readonly portMin: number;
   private readonly portMax: number;
   private readonly verifyChecksums: boolean;
+  private readonly tunnelMtu: number;
   private readonly timeouts: Timeouts;
   private readonly flowCap: number;
   private readonly groupCap: number;
@@ -276,7 +277,7 @@ export class ReferenceModel {
   private readonly drops = new Array<number>(REASON_COUNT).fill(0);
   private readonly stat = {
     packets: 0, bytes: 0, forwarded: 0, dropped: 0, reflected: 0, flowsCreated: 0, flowsExpired: 0,
-    encapsulated: 0, decapsulated: 0, icmpTranslated: 0,
+    encapsulated: 0, decapsulated: 0, icmpTranslated: 0, icmpGenerated: 0,
   };
 
   constructor(settings: DataPlaneSettings = {}) {
@@ -290,6 +291,7 @@ export class ReferenceModel {
     }
     [this.portMin, this.portMax] = settings.natPorts ?? DEFAULT_NAT_PORTS;
     this.verifyChecksums = settings.verifyChecksums ?? false;
+    this.tunnelMtu = settings.tunnelMtu ?? 1500;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     this.flowCap = cap.flows;
@@ -476,7 +478,7 @@ export class ReferenceModel {
   counters(): Counters {
     const drops: Record<string, number> = {};
     for (let r = 1; r < REASON_COUNT; r++) if (this.drops[r]) drops[reasonName(r)] = this.drops[r];
-    return { ...this.stat, toHost: 0, flowsLive: this.live, icmpGenerated: 0, drops };
+    return { ...this.stat, toHost: 0, flowsLive: this.live, drops };
   }
 
   targetStats(): TargetStats[] {
@@ -790,6 +792,7 @@ export class ReferenceModel {
     if (frag === undefined) return this.drop(res, Reason.FragmentTableFull);
     fl.last = now;
     if (p.proto === PROTO_TCP) trackTcp(fl, p.tcpFlags, false);
+    if (fl.aware && this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
     t.packets++;
     if (fl.aware) {
       this.encapsulate(f, p, this.proxyAddr(family), t.addr, fl.hfwd);
@@ -864,6 +867,7 @@ export class ReferenceModel {
     }
     const t = fl.target;
     if (!t.usable) return this.drop(res, p.fragProto === PROTO_TCP ? Reason.TargetDown : Reason.NoTarget);
+    if (fl.aware && this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
     t.packets++;
     if (fl.aware) {
       this.encapsulate(f, p, this.proxyAddr(p.family), t.addr, fl.hfwd);
@@ -901,6 +905,7 @@ export class ReferenceModel {
     // about A:g -> C:c (a reply we or an aware target sent), reported to A: tell the target
     if (!sameAddr(outerDst, qsrc)) return this.drop(res, Reason.IcmpErrorNoFlow);
     if (fl.aware) {
+      if (this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
       this.encapsulate(f, p, this.proxyAddr(family), t.addr, fl.hfwd);
       this.stat.encapsulated++;
       this.stat.icmpTranslated++;
@@ -910,6 +915,74 @@ export class ReferenceModel {
     translateError(b, p, q, t.addr, t.addr, tport, this.proxyAddr(family), fl.nport);
     this.stat.icmpTranslated++;
     this.accept(res, aux | AuxFlag.IcmpError | AuxFlag.ToTarget);
+  }
+
+  /** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. */
+  private tooBigForTunnel(b: Uint8Array, p: Parsed): boolean {
+    if (p.ipTotal + (p.family === 4 ? 20 : 40) <= this.tunnelMtu) return false;
+    return p.family === 6 || (be16(b, p.l3 + 6) & 0x4000) !== 0;
+  }
+
+  /**
+   * Drop the packet (packet-too-big) and send its sender fragmentation-needed
+   * / packet-too-big with the tunnel's path MTU, built in the packet's slot.
+   */
+  private tooBig(f: Frame, p: Parsed, aux: number, res: { verdict: Verdict; reason: Reason; aux: number }): void {
+    this.drops[Reason.PacketTooBig]++;
+    this.stat.dropped++;
+    const family = p.family;
+    if ((family === 4 && !this.hasProxy4) || (family === 6 && !this.hasProxy6)) {
+      res.reason = Reason.PacketTooBig;
+      return;
+    }
+    const b = f.buf;
+    const hdr = family === 4 ? 28 : 48;
+    const quote = Math.min(p.ipEnd - p.l3, (family === 4 ? 576 : 1280) - hdr);
+    const total = hdr + quote;
+    const newOff = f.off - hdr;
+    b.copyWithin(newOff, f.off, f.off + p.linkLen);
+    const o = newOff + p.linkLen;
+    const sender = b.slice(p.l3 + srcOffset(family), p.l3 + srcOffset(family) + addrLen(family));
+    const mtu = this.tunnelMtu - (family === 4 ? 20 : 40);
+    const icmp = o + (family === 4 ? 20 : 40);
+    b.fill(0, o, icmp + 8);
+    if (family === 4) {
+      b[o] = 0x45;
+      put16(b, o + 2, total);
+      put16(b, o + 4, this.ipId);
+      this.ipId = (this.ipId + 1) & 0xffff;
+      b[o + 8] = 64;
+      b[o + 9] = 1;
+      b.set(this.proxyAddr(4), o + 12);
+      b.set(sender, o + 16);
+      ipHeaderFresh(b, o, 20);
+      b[icmp] = 3;
+      b[icmp + 1] = 4;
+      put16(b, icmp + 6, mtu);
+      put16(b, icmp + 2, complement(onesSum(b, icmp, icmp + 8 + quote)));
+    } else {
+      b[o] = 0x60;
+      put16(b, o + 4, 8 + quote);
+      b[o + 6] = 58;
+      b[o + 7] = 64;
+      b.set(this.proxyAddr(6), o + 8);
+      b.set(sender, o + 24);
+      b[icmp] = 2;
+      put32(b, icmp + 4, mtu);
+      put16(b, icmp + 2, complement(onesSum(b, icmp, icmp + 8 + quote, pseudoHeaderSum(this.proxyAddr(6), sender, 58, 8 + quote))));
+    }
+    if (f.link === 1) {
+      // back toward the sender: swap the Ethernet addresses
+      const dstMac = b.slice(newOff, newOff + 6);
+      b.copyWithin(newOff, newOff + 6, newOff + 12);
+      b.set(dstMac, newOff + 6);
+    }
+    f.off = newOff;
+    f.len = p.linkLen + total;
+    f.wirelen = f.len;
+    res.verdict = Verdict.Forward;
+    res.aux = aux | AuxFlag.Generated;
+    this.stat.icmpGenerated++;
   }
 
   /** IP-in-IP: the link header moves into the headroom, the outer IP header goes between it and the packet. */

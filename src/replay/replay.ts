@@ -30,6 +30,8 @@ export interface ReplayReport {
   forwarded: number;
   /** Synthesised target replies (--reflect) that came out of the proxy. */
   reflected: number;
+  /** ICMP errors the proxy sent back in place of a packet too big for the tunnel (also counted as dropped). */
+  generated: number;
   /** Drop reason -> count. */
   dropped: Record<string, number>;
   /** Flows created. */
@@ -99,6 +101,7 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
     packets,
     forwarded: after.forwarded - before.forwarded,
     reflected: after.reflected - before.reflected,
+    generated: after.icmpGenerated - before.icmpGenerated,
     dropped,
     flows: after.flowsCreated - before.flowsCreated,
     liveFlows: after.flowsLive,

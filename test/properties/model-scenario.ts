@@ -131,6 +131,7 @@ export interface SettingsChoice {
   flows: number;
   verifyChecksums: boolean;
   randomSeed: number;
+  tunnelMtu: number;
 }
 
 const settingsChoice: fc.Arbitrary<SettingsChoice> = fc.record({
@@ -143,6 +144,7 @@ const settingsChoice: fc.Arbitrary<SettingsChoice> = fc.record({
   flows: fc.constantFrom(4, 16, 1024),
   verifyChecksums: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   randomSeed: fc.integer({ min: 0, max: 0xffffffff }),
+  tunnelMtu: fc.constantFrom(1500, 1500, 576, 1280),
 });
 
 export function settingsOf(s: SettingsChoice): DataPlaneSettings {
@@ -154,6 +156,7 @@ export function settingsOf(s: SettingsChoice): DataPlaneSettings {
     capacity: { flows: s.flows, groups: 8, targets: 512 },
     verifyChecksums: s.verifyChecksums,
     randomSeed: s.randomSeed,
+    tunnelMtu: s.tunnelMtu,
   };
 }
 
@@ -226,7 +229,10 @@ const recipe = (kinds: Record<RecipeKind, number>): fc.Arbitrary<Recipe> => fc.r
     { weight: 4, arbitrary: fc.constantFrom(0x10, 0x18, 0x11, 0x04, 0x12, 0x14, 0x01) },
   ),
   variant: fc.nat(),
-  payload: fc.uint8Array({ maxLength: 40 }),
+  payload: fc.oneof(
+    { weight: 8, arbitrary: fc.uint8Array({ maxLength: 40 }) },
+    { weight: 1, arbitrary: fc.uint8Array({ minLength: 500, maxLength: 1400, size: "max" }) }, // past small tunnel MTUs
+  ),
   link: linkChoice,
   mutation,
   dt: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(1, 2, -3) }),
