@@ -4,7 +4,7 @@
 
 export {
   DataPlane, groupKey, reasonName, REASON_NAMES,
-  type DataPlaneSettings, type GroupSpec, type TargetSpec, type ScopeSpec, type Counters, type TargetStats, type DataPlaneExports,
+  type DataPlaneSettings, type GroupSpec, type TargetSpec, type ScopeSpec, type ReloadSummary, type Counters, type TargetStats, type DataPlaneExports,
 } from "./core/dataplane.js";
 export { PacketBatch, LINKTYPE_RAW, type PacketMeta } from "./core/batch.js";
 export { loadConfig, parseConfigText } from "./config/load.js";

@@ -135,7 +135,7 @@ function controlError(code: number, what: string): DataPlaneError {
 interface TargetEntry {
   readonly tid: number;
   readonly key: string;
-  readonly spec: TargetSpec;
+  spec: TargetSpec;
 }
 
 interface GroupEntry {
@@ -143,8 +143,18 @@ interface GroupEntry {
   readonly key: string;
   readonly protocol: Protocol;
   readonly family: Family;
-  readonly name: string;
+  spec: GroupSpec;
   readonly targets: Map<string, TargetEntry>;
+}
+
+/** What applyGroups()/applyConfig() changed. */
+export interface ReloadSummary {
+  groupsAdded: string[];
+  groupsRemoved: string[];
+  groupsChanged: string[];
+  targetsAdded: number;
+  targetsRemoved: number;
+  targetsChanged: number;
 }
 
 export interface TargetStats {
@@ -185,7 +195,10 @@ export class DataPlane {
   private readonly labels = new Map<string, number>();
   private readonly up = new Map<number, boolean>();
 
+  private settings: DataPlaneSettings;
+
   constructor(settings: DataPlaneSettings = {}) {
+    this.settings = settings;
     this.core = instantiate<DataPlaneExports>();
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets) !== 0) {
@@ -253,12 +266,103 @@ export class DataPlane {
     const affinity = spec.affinity === "flow" ? AffinityKey.FiveTuple : AffinityKey.ClientAddress;
     const gid = this.core.group_add(family, protoNumber(spec.protocol, family), port, policy, affinity);
     if (gid < 0) throw controlError(gid, `group ${key}`);
-    const entry: GroupEntry = { gid, key, protocol: spec.protocol, family, name: spec.name ?? key, targets: new Map() };
+    const entry: GroupEntry = { gid, key, protocol: spec.protocol, family, spec, targets: new Map() };
     this.groups.set(key, entry);
     for (const t of spec.targets ?? []) this.installTarget(entry, t);
     if (spec.scopes?.length) this.installScopes(entry, spec.scopes);
     this.commit(entry);
     return key;
+  }
+
+  /**
+   * Reload: make this data plane run `config`, changing only what differs
+   * (see applyGroups). NAT ports, checksum policy, tunnel MTU and timeouts
+   * change in place; the proxy's addresses and the table sizes cannot change
+   * without a restart, and a config that changes them is refused before
+   * anything is touched.
+   */
+  applyConfig(config: PiasConfig): ReloadSummary {
+    const now = this.settings;
+    const fixed: string[] = [];
+    if ((config.proxy.address ?? null) !== (now.address ?? null)) fixed.push("proxy.address");
+    if ((config.proxy.address6 ?? null) !== (now.address6 ?? null)) fixed.push("proxy.address6");
+    const cap = { ...DEFAULT_CAPACITY, ...now.capacity };
+    for (const k of ["flows", "groups", "targets"] as const) if (config.capacity[k] !== cap[k]) fixed.push(`capacity.${k}`);
+    if (fixed.length) throw new DataPlaneError(`${fixed.join(", ")} cannot change without a restart`);
+    this.core.set_nat_ports(config.proxy.natPorts[0], config.proxy.natPorts[1]);
+    this.core.set_verify_checksums(config.proxy.verifyChecksums ? 1 : 0);
+    this.core.set_tunnel_mtu(config.proxy.tunnelMtu);
+    const t = config.proxy.timeouts;
+    this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.settings = { ...now, ...config.proxy, capacity: config.capacity };
+    return this.applyGroups(config.groups);
+  }
+
+  /**
+   * Make the installed groups those of `next`, changing only what differs, so
+   * live flows to groups and targets that stay keep their targets and NAT
+   * bindings. A target whose weight changes keeps its flows; one whose
+   * awareness, label, distance or port changes is replaced (its flows end).
+   * Targets that stay keep their health.
+   */
+  applyGroups(next: readonly GroupSpec[]): ReloadSummary {
+    const summary: ReloadSummary = { groupsAdded: [], groupsRemoved: [], groupsChanged: [], targetsAdded: 0, targetsRemoved: 0, targetsChanged: 0 };
+    const wanted = new Map(next.map((g) => [groupKey(g.protocol, g.address, g.port ?? 0), g] as const));
+    for (const key of [...this.groups.keys()]) {
+      if (!wanted.has(key)) {
+        this.removeGroup(key);
+        summary.groupsRemoved.push(key);
+      }
+    }
+    for (const [key, spec] of wanted) {
+      const g = this.groups.get(key);
+      if (!g) {
+        this.addGroup(spec);
+        summary.groupsAdded.push(key);
+        continue;
+      }
+      let changed = false;
+      if ((spec.policy ?? "affinity") !== (g.spec.policy ?? "affinity") || (spec.affinity ?? "client") !== (g.spec.affinity ?? "client")) {
+        this.setPolicy(key, spec.policy ?? "affinity", spec.affinity ?? "client");
+        changed = true;
+      }
+      if (JSON.stringify(spec.scopes ?? []) !== JSON.stringify(g.spec.scopes ?? [])) {
+        this.setScopes(key, spec.scopes ?? []);
+        changed = true;
+      }
+      const targets = new Map((spec.targets ?? []).map((t) => [endpointKey(parseAddress(t.address).bytes, t.port ?? 0), t] as const));
+      const replaced = new Set<string>();
+      for (const [endpoint, t] of [...g.targets]) {
+        const want = targets.get(endpoint);
+        const same = want && (want.aware ?? false) === (t.spec.aware ?? false) && (want.label ?? null) === (t.spec.label ?? null) &&
+          (want.distance ?? 0) === (t.spec.distance ?? 0);
+        if (!same) {
+          this.removeTarget(key, endpoint);
+          if (want) {
+            replaced.add(endpoint);
+            summary.targetsChanged++;
+          } else {
+            summary.targetsRemoved++;
+          }
+          changed = true;
+        } else if ((want.weight ?? 1) !== (t.spec.weight ?? 1)) {
+          this.setTargetWeight(key, endpoint, want.weight ?? 1);
+          t.spec = want;
+          summary.targetsChanged++;
+          changed = true;
+        }
+      }
+      for (const [endpoint, t] of targets) {
+        if (g.targets.has(endpoint)) continue;
+        this.installTarget(g, t);
+        if (!replaced.has(endpoint)) summary.targetsAdded++;
+        changed = true;
+      }
+      this.commit(g);
+      g.spec = spec;
+      if (changed) summary.groupsChanged.push(key);
+    }
+    return summary;
   }
 
   /** Replace a group's scope rules (an empty list removes scoping). Live flows keep their targets. */
