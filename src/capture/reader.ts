@@ -28,6 +28,8 @@ export interface CaptureExports extends CoreExports {
 
 /** Staging chunk: large enough for the largest record several times over. */
 export const STAGE_BYTES = 8 << 20;
+/** Refill the stage when fewer bytes than a largest record (with its framing) are left in it. */
+const REFILL_BELOW = Layout.MAX_PACKET + 65536 + 64;
 
 const MESSAGES: Record<number, string> = {
   [CaptureError.BadMagic]: "not a pcap or pcapng file (unknown magic number)",
@@ -44,7 +46,9 @@ export class CaptureReader {
   bytesRead = 0;
   private readonly fd: number;
   private readonly stage: number;
-  private staged = 0; // bytes waiting in the stage
+  /** Unread bytes are stage[start, end): records are framed in place; the tail moves to the front only to refill. */
+  private start = 0;
+  private end = 0;
   private eof = false;
   private readonly name: string;
 
@@ -70,12 +74,18 @@ export class CaptureReader {
     return this.core.cap_format();
   }
 
+  /** Move the unread tail to the front and read until the stage is full or the file ends. */
   private fill(): void {
     const mem = new Uint8Array(this.core.memory.buffer);
-    while (!this.eof && this.staged < STAGE_BYTES) {
-      const got = readSync(this.fd, mem, this.stage + this.staged, STAGE_BYTES - this.staged, null);
+    if (this.start > 0) {
+      mem.copyWithin(this.stage, this.stage + this.start, this.stage + this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    while (!this.eof && this.end < STAGE_BYTES) {
+      const got = readSync(this.fd, mem, this.stage + this.end, STAGE_BYTES - this.end, null);
       if (got === 0) this.eof = true;
-      this.staged += got;
+      this.end += got;
       this.bytesRead += got;
     }
   }
@@ -87,8 +97,9 @@ export class CaptureReader {
    */
   readBatch(desc: number, max: number, arena: number, arenaLen: number): number {
     for (;;) {
-      if (this.staged < STAGE_BYTES && !this.eof) this.fill();
-      const n = this.core.cap_scan(this.stage, this.staged, this.eof ? 1 : 0, desc, max, arena, arenaLen);
+      // refill only when what is left might not hold a whole record
+      if (!this.eof && this.end - this.start < REFILL_BELOW) this.fill();
+      const n = this.core.cap_scan(this.stage + this.start, this.end - this.start, this.eof ? 1 : 0, desc, max, arena, arenaLen);
       const err = this.core.cap_error();
       if (err !== CaptureError.Ok) {
         const at = this.core.cap_error_offset();
@@ -99,14 +110,14 @@ export class CaptureReader {
         throw new CaptureFileError(`${this.name}: ${empty}${what} at byte ${at}`);
       }
       const used = this.core.cap_consumed();
-      if (used > 0) {
-        new Uint8Array(this.core.memory.buffer).copyWithin(this.stage, this.stage + used, this.stage + this.staged);
-        this.staged -= used;
-      }
+      this.start += used;
       if (n > 0) return n;
-      if (this.eof && this.staged === 0) return 0;
-      if (used === 0 && (this.eof || this.staged === STAGE_BYTES)) {
-        throw new CaptureFileError(`${this.name}: record does not fit the ${STAGE_BYTES}-byte buffer at byte ${this.bytesRead - this.staged}`);
+      if (this.eof && this.start === this.end) return 0;
+      if (used === 0) {
+        if (this.eof || (this.start === 0 && this.end === STAGE_BYTES)) {
+          throw new CaptureFileError(`${this.name}: record does not fit the ${STAGE_BYTES}-byte buffer at byte ${this.bytesRead - (this.end - this.start)}`);
+        }
+        this.fill(); // a record is cut at the end of the stage
       }
     }
   }
