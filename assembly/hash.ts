@@ -101,7 +101,12 @@ export function rendezvousCost(h: u32): u64 {
   return cost == 0 ? 1 : cost;
 }
 
-/** A target's rendezvous hash for a key (target identity hash from the target record). */
-@inline export function rendezvousHash(key: u32, targetHash: u32): u32 {
-  return finalize(mix(mix(SEED_AFFINITY, key), targetHash), 8);
+/** The part of a rendezvous hash that depends on the key alone (computed once per selection). */
+@inline export function rendezvousKey(key: u32): u32 {
+  return mix(SEED_AFFINITY, key);
+}
+
+/** A target's rendezvous hash: rendezvousKey(key) mixed with the target's identity hash. */
+@inline export function rendezvousHash(keyMix: u32, targetHash: u32): u32 {
+  return finalize(mix(keyMix, targetHash), 8);
 }

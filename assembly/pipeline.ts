@@ -27,6 +27,7 @@ import {
 import { applyAt, applyUdpAt } from "./wire/checksum";
 import { decapsulate, encapsulate } from "./tunnel";
 import { packetTooBig, tooBigForTunnel } from "./icmp-gen";
+import { prefetchBatch } from "./prefetch";
 import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
 
 @inline function drop(d: usize, r: Reason): void {
@@ -48,6 +49,7 @@ import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError 
  * replies synthesised by reflect_batch() and are counted apart.
  */
 export function process_batch(desc: usize, n: u32): void {
+  prefetchBatch(desc, n);
   let now: u32 = 0;
   let any = false;
   for (let i: u32 = 0; i < n; i++) {

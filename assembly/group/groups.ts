@@ -35,6 +35,8 @@ export const G_NNEAR: usize = 60; // u32
 export const G_USABLE: usize = 64; // u32 usable targets (up and member)
 export const G_SCOPES: usize = 68; // u32 pointer to scope rules (SCOPE_SIZE bytes each, longest prefix first)
 export const G_NSCOPES: usize = 72; // u32
+export const G_CANDIDATES: usize = 76; // u32 pointer: usable targets as (id, identity hash, weight, 0) u32 quadruples
+export const G_NCANDIDATES: usize = 80; // u32
 
 /** A scope rule: clients in prefix/len only reach targets with this label. */
 export const SCOPE_SIZE: usize = 20;
@@ -44,6 +46,8 @@ export const S_LABEL: usize = 17; // u8 label id
 
 export const GF_V6: u32 = 1;
 export const GF_LIVE: u32 = 2;
+/** Every usable target has the same weight (set by group_commit): rendezvous needs no costs. */
+export const GF_EQUAL_WEIGHTS: u32 = 4;
 
 // ---- target record (48 bytes) ----
 export const TARGET_SIZE: usize = 48;
@@ -236,6 +240,9 @@ export function group_set_scopes(gid: u32, n: u32): i32 {
 }
 
 function freeGroupTables(g: usize): void {
+  heapFree(<usize>load<u32>(g + G_CANDIDATES));
+  store<u32>(g + G_CANDIDATES, 0);
+  store<u32>(g + G_NCANDIDATES, 0);
   heapFree(<usize>load<u32>(g + G_SCOPES));
   store<u32>(g + G_SCOPES, 0);
   store<u32>(g + G_NSCOPES, 0);

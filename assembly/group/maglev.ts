@@ -11,7 +11,7 @@ import { ControlError } from "../shared/abi";
 import { heapAlloc, heapFree } from "../memory";
 import {
   groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
-  G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+  G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, G_FLAGS, GF_EQUAL_WEIGHTS, G_CANDIDATES, G_NCANDIDATES, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 
 /** Table entries per member slot (Maglev recommends M > 100 N for balance). */
@@ -55,6 +55,7 @@ export function group_commit(gid: u32): i32 {
   if (usable == 0) return ControlError.NoMemory;
   let u: u32 = 0;
   let wmax: u32 = 0;
+  let wmin: u32 = 0xffffffff;
   let dmin: u32 = 0xffffffff;
   for (let i: u32 = 0; i < n; i++) {
     let tid = load<u32>(list + (<usize>i << 2));
@@ -63,6 +64,7 @@ export function group_commit(gid: u32): i32 {
     u++;
     let w = load<u32>(targetPtr(tid) + T_WEIGHT);
     if (w > wmax) wmax = w;
+    if (w < wmin) wmin = w;
     let d = load<u32>(targetPtr(tid) + T_DISTANCE);
     if (d < dmin) dmin = d;
   }
@@ -86,8 +88,21 @@ export function group_commit(gid: u32): i32 {
       nn++;
     }
   }
+  // usable targets with what rendezvous hashing reads, in list order
+  let cands = heapAlloc(<usize>(u + 1) << 4);
+  if (cands == 0) { heapFree(near); heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+  for (let i: u32 = 0; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    let c = cands + (<usize>i << 4);
+    store<u32>(c, tid);
+    store<u32>(c + 4, load<u32>(targetPtr(tid) + T_HASH));
+    store<u32>(c + 8, load<u32>(targetPtr(tid) + T_WEIGHT));
+  }
   heapFree(usable);
 
+  heapFree(<usize>load<u32>(g + G_CANDIDATES));
+  store<u32>(g + G_CANDIDATES, <u32>cands);
+  store<u32>(g + G_NCANDIDATES, u);
   heapFree(<usize>load<u32>(g + G_TABLE));
   heapFree(<usize>load<u32>(g + G_NEAR));
   store<u32>(g + G_TABLE, <u32>table);
@@ -95,6 +110,8 @@ export function group_commit(gid: u32): i32 {
   store<u32>(g + G_NEAR, <u32>near);
   store<u32>(g + G_NNEAR, nn);
   store<u32>(g + G_USABLE, u);
+  let flags = <u32>load<u8>(g + G_FLAGS);
+  store<u8>(g + G_FLAGS, <u8>(wmin == wmax ? flags | GF_EQUAL_WEIGHTS : flags & ~GF_EQUAL_WEIGHTS));
   store<u16>(g + G_WMAX, <u16>(wmax > 0xffff ? 0xffff : wmax));
   if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0xffffffff);
   if (load<u32>(g + G_RR_ROUND) > wmax) store<u32>(g + G_RR_ROUND, 0);

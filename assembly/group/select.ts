@@ -10,11 +10,12 @@
 // groups look the key up in their Maglev table.
 
 import { AffinityKey, Policy } from "../shared/abi";
-import { hashAddr, hashTuple, mix, finalize, rendezvousCost, rendezvousHash, SEED_AFFINITY } from "../hash";
+import { hashAddr, hashTuple, mix, finalize, rendezvousCost, rendezvousHash, rendezvousKey, SEED_AFFINITY } from "../hash";
 import { raw32 } from "../wire/bytes";
 import {
   groupPtr, targetPtr, targetUsable, G_POLICY, G_AFFINITY, G_TABLE, G_TABLE_SIZE, G_TARGETS, G_NTARGETS,
-  G_RR, G_RR_ROUND, G_NEAR, G_NNEAR, G_USABLE, G_WMAX, G_SCOPES, G_NSCOPES, SCOPE_SIZE, S_LEN, S_LABEL,
+  G_RR, G_RR_ROUND, G_NEAR, G_NNEAR, G_USABLE, G_WMAX, G_SCOPES, G_NSCOPES, SCOPE_SIZE, S_LEN, S_LABEL, G_FLAGS,
+  GF_EQUAL_WEIGHTS, G_CANDIDATES, G_NCANDIDATES,
   T_ADDR, T_WEIGHT, T_ACTIVE, T_LABEL, T_HASH, T_DISTANCE,
 } from "./groups";
 
@@ -111,30 +112,46 @@ export function selectTarget(gid: u32, family: u32, src: usize, dst: usize, spor
   return tid;
 }
 
-/** Weighted rendezvous hashing: the candidate with the highest weight / -log2(hash) wins. */
+/**
+ * Weighted rendezvous hashing: the candidate with the highest
+ * weight / -log2(hash) wins (equal scores: the larger hash). Iterates the
+ * usable targets group_commit() listed with their hashes and weights.
+ */
 function rendezvous(g: usize, key: u32, family: u32, src: usize, label: u32): i64 {
-  let n = load<u32>(g + G_NTARGETS);
-  let list = <usize>load<u32>(g + G_TARGETS);
-  let best: i64 = -1;
-  let bw: u64 = 0, bc: u64 = 1;
-  let bh: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    let tid = load<u32>(list + (<usize>i << 2));
-    if (!eligible(tid, family, src, label)) continue;
-    let t = targetPtr(tid);
-    let h = rendezvousHash(key, load<u32>(t + T_HASH));
-    let w = <u64>load<u32>(t + T_WEIGHT);
-    let c = rendezvousCost(h);
-    // w / c > bw / bc, cross-multiplied; equal scores go to the larger hash
-    let lhs = w * bc, rhs = bw * c;
-    if (best < 0 || lhs > rhs || (lhs == rhs && h > bh)) {
-      best = <i64>tid;
-      bw = w;
-      bc = c;
-      bh = h;
+  let n = load<u32>(g + G_NCANDIDATES);
+  let cands = <usize>load<u32>(g + G_CANDIDATES);
+  let km = rendezvousKey(key);
+  let equal = (<u32>load<u8>(g + G_FLAGS) & GF_EQUAL_WEIGHTS) != 0;
+  // Pass 0 ignores the sender (the common case: it is not a member); if the
+  // winner is the sender, pass 1 runs again without it.
+  for (let pass = 0; pass < 2; pass++) {
+    let best: i64 = -1;
+    let bw: u64 = 0, bc: u64 = 1;
+    let bh: u32 = 0;
+    for (let i: u32 = 0; i < n; i++) {
+      let c = cands + (<usize>i << 4);
+      let tid = load<u32>(c);
+      if (label != 0 && <u32>load<u8>(targetPtr(tid) + T_LABEL) != label) continue;
+      if (pass == 1 && isSender(tid, family, src)) continue;
+      let h = rendezvousHash(km, load<u32>(c + 4));
+      if (equal) {
+        // equal weights: the best score (ties to the larger hash) is the largest hash
+        if (best < 0 || h > bh) { best = <i64>tid; bh = h; }
+        continue;
+      }
+      let w = <u64>load<u32>(c + 8);
+      let cost = rendezvousCost(h);
+      let lhs = w * bc, rhs = bw * cost; // w / cost > bw / bc, cross-multiplied
+      if (best < 0 || lhs > rhs || (lhs == rhs && h > bh)) {
+        best = <i64>tid;
+        bw = w;
+        bc = cost;
+        bh = h;
+      }
     }
+    if (best < 0 || !isSender(<u32>best, family, src)) return best;
   }
-  return best;
+  return -1;
 }
 
 /** Interleaved weighted round robin over the group's candidates, in list order. */

@@ -115,3 +115,19 @@ export function indexRemove(base: usize, nb: u32, h: u32, ref: u32): bool {
     bi = bi + 1 == nb ? 0 : bi + 1;
   }
 }
+
+/**
+ * Memory-level parallelism for a batch: the address of the bucket hash h
+ * starts in. Touching the buckets of a whole batch back to back, then the
+ * records they name, lets the misses of many packets overlap.
+ */
+@inline export function bucketAddress(base: usize, nb: u32, h: u32): usize {
+  return base + <usize>homeBucket(h, nb) * BUCKET_BYTES;
+}
+
+/** The reference of the first entry in bucket b whose tag matches h, or -1 (the bucket is in cache by now). */
+@inline export function firstCandidate(b: usize, h: u32): i64 {
+  let m = tagMask(b, tagOf(h));
+  if (m == 0) return -1;
+  return <i64>load<u32>(b + REFS + (<usize>ctz<u32>(m) << 2));
+}

@@ -14,7 +14,7 @@ commands:
   demo [--out OUT] [--json]
       replay the bundled demo trace through the demo group (3 targets) with --reflect
   gen-trace --out FILE [--packets N] [--flows N] [--groups N] [--seed S] [--sizes imix|64|1500]
-            [--ipv6-share F] [--config-out CONF]
+            [--ipv6-share F] [--config-out CONF] [--targets N]
       write a deterministic synthetic trace of clients talking to group TAs (pcap), and
       optionally a matching config
   help

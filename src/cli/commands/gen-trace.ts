@@ -1,5 +1,5 @@
 // pias gen-trace --out FILE [--packets N] [--flows N] [--groups N] [--seed S] [--sizes imix|64|1500]
-//                [--ipv6-share F] [--config-out CONF]
+//                [--ipv6-share F] [--config-out CONF] [--targets N]
 import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
 import { generateTrace, traceConfig, type TraceSizes } from "../../trace/generate.js";
@@ -24,6 +24,7 @@ export function run(args: string[]): void {
       sizes: { type: "string" },
       "ipv6-share": { type: "string" },
       "config-out": { type: "string" },
+      targets: { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`gen-trace takes no positional arguments`);
@@ -46,7 +47,12 @@ export function run(args: string[]): void {
     if (done === total) process.stderr.write("\n");
   };
   const summary = generateTrace({ out: values.out, ...options }, bar);
-  if (values["config-out"]) writeFileSync(values["config-out"], JSON.stringify(traceConfig(options), null, 2) + "\n");
+  if (values["config-out"]) {
+    // One proxy address gives a target port about 64k NAT bindings: by default
+    // enough targets that every group's flows fit with room to spare.
+    const targets = numberOption("targets", values.targets) ?? Math.max(3, Math.ceil((summary.flows) / 30000));
+    writeFileSync(values["config-out"], JSON.stringify(traceConfig(options, targets), null, 2) + "\n");
+  }
   console.log(`${summary.out}: ${summary.packets} packets, ${summary.flows} flows (${summary.ipv6Flows} IPv6), ` +
     `${summary.groups} groups, ${summary.bytes} bytes in ${summary.seconds.toFixed(2)} s`);
 }
