@@ -548,13 +548,19 @@ export class ReferenceModel {
     g.flows++;
   }
 
-  /** A NAT port toward target:tport no live binding holds, probed from a hash of the client's key; -1 if none. */
+  /**
+   * A NAT port toward target:tport no live binding holds, drawn from a hash of
+   * the client's key (in order for a range of at most 64 ports, sampled for a
+   * larger one); -1 if none of 64 tries is free — 8 tries when a fixed-port
+   * target already has as many flows as there are ports.
+   */
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const range = (this.portMax - this.portMin + 1) >>> 0;
-    const start = finalize(mix(SEED_PORT, keyHash), 4) % range;
-    const tries = Math.min(range, 256);
+    const h = finalize(mix(SEED_PORT, keyHash), 4);
+    let tries = Math.min(range, 64);
+    if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
     for (let i = 0; i < tries; i++) {
-      const port = (this.portMin + ((start + i) % range)) & 0xffff;
+      const port = (this.portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
       const holder = this.rev.get(revKey(family, proto, t.addr, tport, port));
       if (holder === undefined) return port;
       if (this.stale(this.flows[holder], now)) {
