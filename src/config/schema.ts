@@ -12,7 +12,7 @@
 // a proxy configuration must not pass silently.
 
 import { ConfigError } from "../errors.js";
-import { endpointKey, formatAddress, parseAddress, AddressError, type Family } from "../net/addr.js";
+import { endpointKey, formatAddress, formatPrefix, parseAddress, parsePrefix, AddressError, type Family, type Prefix } from "../net/addr.js";
 
 // ---------------------------------------------------------------- types
 
@@ -77,6 +77,12 @@ export interface TargetConfig {
   readonly distance: number;
 }
 
+export interface ScopeConfig {
+  /** Canonical prefix text, e.g. "10.1.0.0/16". */
+  readonly prefix: string;
+  readonly label: string;
+}
+
 export interface GroupConfig {
   /** The configured name, or "<protocol> <address>:<port>" (see describeTransportAddress). */
   readonly name: string;
@@ -90,6 +96,8 @@ export interface GroupConfig {
   readonly policy: PolicyName;
   readonly affinity: AffinityMode;
   readonly targets: readonly TargetConfig[];
+  /** Scoping: clients in `prefix` only reach targets labelled `label` (longest prefix wins). */
+  readonly scopes: readonly ScopeConfig[];
 }
 
 export interface PiasConfig {
@@ -357,7 +365,8 @@ const TOP_KEYS = ["proxy", "capacity", "groups"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
 const CAPACITY_KEYS = ["flows", "groups", "targets"] as const;
-const GROUP_KEYS = ["name", "protocol", "address", "port", "policy", "affinity", "targets"] as const;
+const GROUP_KEYS = ["name", "protocol", "address", "port", "policy", "affinity", "targets", "scopes"] as const;
+const SCOPE_KEYS = ["prefix", "label"] as const;
 const TARGET_KEYS = ["address", "port", "weight", "aware", "label", "distance"] as const;
 
 function validateTimeouts(v: unknown, path: ConfigPath): Timeouts {
@@ -492,8 +501,32 @@ function validateGroup(v: unknown, path: ConfigPath): GroupConfig {
     });
   }
 
+  const scopes: ScopeConfig[] = [];
+  if (has(o, "scopes")) {
+    const labels = new Set(targets.map((t) => t.label).filter((l) => l !== null));
+    list(o.scopes, [...path, "scopes"]).forEach((r, i) => {
+      const sp = [...path, "scopes", i];
+      const so = object(r, sp, SCOPE_KEYS);
+      if (!has(so, "prefix")) fail([...sp, "prefix"], `required, e.g. "10.1.0.0/16"`);
+      if (!has(so, "label")) fail([...sp, "label"], "required: the label of the targets these clients reach");
+      const ptext = text(so.prefix, [...sp, "prefix"]);
+      let prefix: Prefix;
+      try {
+        prefix = parsePrefix(ptext);
+      } catch (e) {
+        fail([...sp, "prefix"], (e as Error).message);
+      }
+      if (prefix.family !== addr.family) fail([...sp, "prefix"], `${ptext} is IPv${prefix.family} but the group is IPv${addr.family}`);
+      const label = text(so.label, [...sp, "label"]);
+      if (!labels.has(label)) fail([...sp, "label"], `no target of this group has label "${label}"`);
+      const canonical = formatPrefix(prefix);
+      if (scopes.some((x) => x.prefix === canonical)) fail([...sp, "prefix"], `duplicate scope ${canonical}`);
+      scopes.push({ prefix: canonical, label });
+    });
+  }
+
   const name = has(o, "name") ? text(o.name, [...path, "name"]) : describeTransportAddress(protocol, addr.bytes, port);
-  return { name, protocol, family: addr.family, address: addr.text, addressBytes: addr.bytes, port, policy, affinity, targets };
+  return { name, protocol, family: addr.family, address: addr.text, addressBytes: addr.bytes, port, policy, affinity, targets, scopes };
 }
 
 /**

@@ -91,6 +91,7 @@ describe("validateConfig: normalisation", () => {
             { address: "192.0.2.11", addressBytes: b("192.0.2.11"), family: 4, port: 8080, key: "192.0.2.11:8080", weight: 1, aware: false, label: null, distance: 0 },
             { address: "192.0.2.12", addressBytes: b("192.0.2.12"), family: 4, port: 8080, key: "192.0.2.12:8080", weight: 1, aware: true, label: null, distance: 0 },
           ],
+          scopes: [],
         },
       ],
     };
@@ -508,4 +509,22 @@ describe("validateConfig: one-line errors naming the path", () => {
       { numRuns: RUNS },
     );
   });
+});
+
+test("scopes: a group maps client prefixes to target labels; each rule is checked", () => {
+  const group = (scopes: unknown) => ({
+    proxy: { address: "198.51.100.1" },
+    groups: [{ protocol: "udp", address: "203.0.113.10", port: 53, targets: [{ address: "192.0.2.1", label: "campus" }, { address: "192.0.2.2" }], scopes }],
+  });
+  assert.deepEqual(validateConfig(group([{ prefix: "10.1.0.0/16", label: "campus" }])).groups[0].scopes, [{ prefix: "10.1.0.0/16", label: "campus" }]);
+  const bad: [unknown, RegExp][] = [
+    [[{ prefix: "10.1.0.0/16" }], /groups\[0\]\.scopes\[0\]\.label: required/],
+    [[{ prefix: "10.1.0.0/16", label: "lab" }], /groups\[0\]\.scopes\[0\]\.label: no target of this group has label "lab"/],
+    [[{ prefix: "2001:db8::/32", label: "campus" }], /groups\[0\]\.scopes\[0\]\.prefix: 2001:db8::\/32 is IPv6 but the group is IPv4/],
+    [[{ prefix: "10.1.0.1/16", label: "campus" }], /groups\[0\]\.scopes\[0\]\.prefix: .*host bits/],
+    [[{ prefix: "10.1.0.0/16", label: "campus", extra: 1 }], /unknown key "extra"/],
+  ];
+  for (const [scopes, message] of bad) {
+    assert.throws(() => validateConfig(group(scopes)), (e: Error) => message.test(e.message) && !e.message.includes("\n"), String(message));
+  }
 });
