@@ -14,7 +14,7 @@ import * as pkt from "./parse";
 import { bump, countDrop } from "./counters";
 import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
-  flowCreate, flowStale, flowFree, flowLookup, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
+  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
   lookupHash, DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
   FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
 } from "./flow/flows";
@@ -27,7 +27,8 @@ import {
 import { applyAt, applyUdpAt } from "./wire/checksum";
 import { decapsulate, encapsulate } from "./tunnel";
 import { packetTooBig, tooBigForTunnel } from "./icmp-gen";
-import { prefetchBatch } from "./prefetch";
+import { prefetchBatch, prefetchedHash } from "./prefetch";
+import { hashTuple, SEED_FLOW } from "./hash";
 import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
 
 @inline function drop(d: usize, r: Reason): void {
@@ -57,12 +58,12 @@ export function process_batch(desc: usize, n: u32): void {
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
     any = true;
-    processOne(d, now);
+    processOne(d, now, prefetchedHash(i));
   }
   if (any) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
 }
 
-function processOne(d: usize, now: u32): void {
+function processOne(d: usize, now: u32, hint: i64): void {
   let off = <usize>load<u32>(d + Desc.OFF);
   let len = load<u32>(d + Desc.LEN);
   let wirelen = load<u32>(d + Desc.WIRELEN);
@@ -108,7 +109,9 @@ function processOne(d: usize, now: u32): void {
     memory.copy(fragKey, src, 16);
     memory.copy(fragKey + 16, dst, 16);
   }
-  let ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
+  // the prefetch hashed the same tuple, unless the packet was decapsulated since
+  let h = hint >= 0 && (aux & AuxFlag.Decapsulated) == 0 ? <u32>hint : hashTuple(SEED_FLOW, family, src, dst, pkt.sport, pkt.dport, proto);
+  let ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   if (ref >= 0 && flowStale(flowPtr(<u32>ref >> 1), now)) {
     flowFree(<u32>ref >> 1);
     ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);

@@ -16,8 +16,19 @@ const buckets = memory.data(<i32>(MAX_BATCH * 8), 16); // per packet: bucket add
 /** Loaded values are summed here so the loads are not optimised away. */
 let sink: u64 = 0;
 
+/**
+ * The flow hash the prefetch computed for packet i of the last batch, or -1
+ * (not a shape it recognised, or beyond its reach). It is hashTuple of exactly
+ * the fields the pipeline's flow lookup hashes, so the lookup may use it.
+ */
+@inline export function prefetchedHash(i: u32): i64 {
+  if (i >= MAX_BATCH) return -1;
+  let e = buckets + (<usize>i << 3);
+  return load<u32>(e) == 0 ? -1 : <i64>load<u32>(e + 4);
+}
+
 export function prefetchBatch(desc: usize, n: u32): void {
-  if (n > MAX_BATCH) n = MAX_BATCH;
+  if (n > MAX_BATCH) n = MAX_BATCH; // prefetchedHash(i) is -1 past MAX_BATCH
   let base = flowIndexBase();
   let nb = flowIndexBuckets();
   for (let i: u32 = 0; i < n; i++) {

@@ -117,7 +117,12 @@ export let lookupHash: u32 = 0;
  * Returns (record index << 1 | direction) or -1. Does not check expiry.
  */
 export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  lookupHash = hashTuple(SEED_FLOW, family, src, dst, sport, dport, proto);
+  return flowLookupHashed(hashTuple(SEED_FLOW, family, src, dst, sport, dport, proto), family, proto, src, dst, sport, dport);
+}
+
+/** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
+export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
+  lookupHash = h;
   probeStart(index, indexBuckets, lookupHash);
   let fam = family == 6 ? FF_V6 : 0;
   while (true) {
