@@ -7,7 +7,7 @@ export {
 } from "./settings";
 export { counters_ptr, counters_layout, counters_reset } from "./counters";
 export {
-  group_add, group_remove, group_set_policy, group_set_scopes, target_add, target_remove, target_set_up, target_set_weight,
+  group_add, group_remove, group_set_policy, group_set_scopes, group_set_pending, target_add, target_remove, target_set_up, target_set_weight,
   target_packets, target_active, group_count, target_count, group_targets,
 } from "./group/groups";
 export { group_commit } from "./group/maglev";
@@ -21,3 +21,4 @@ export {
   cap_strict_links, cap_error_link,
 } from "./capture/scan";
 export { cap_emit_begin, cap_emit } from "./capture/emit";
+export { peers_clear, peer_add, prefixes_clear, prefix_add, set_control_port } from "./peers";

@@ -5,7 +5,8 @@
 // host never sees a packet the core could handle. Every drop has a Reason and
 // a counter. Nothing is allocated.
 
-import { AuxFlag, Desc, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
+import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
+import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
 import { raw16, raw32 } from "./wire/bytes";
 import { sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { dstOffset, srcOffset, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
@@ -18,7 +19,9 @@ import {
   lookupHash, DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
   FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
 } from "./flow/flows";
-import { groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_PACKETS } from "./group/groups";
+import {
+  groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, G_FLAGS, G_USABLE, GF_PENDING, T_ADDR, T_PACKETS,
+} from "./group/groups";
 import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses, pendingL4Delta } from "./nat";
 import {
@@ -36,6 +39,13 @@ import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError 
   store<u8>(d + Desc.REASON, <u8>r);
   countDrop(r);
   bump(Stat.Dropped);
+}
+
+@inline function toHost(d: usize, work: HostWork, aux: u32): void {
+  store<u8>(d + Desc.VERDICT, <u8>Verdict.ToHost);
+  store<u8>(d + Desc.REASON, <u8>work);
+  store<u16>(d + Desc.AUX, <u16>aux);
+  bump(Stat.ToHost);
 }
 
 @inline function accept(d: usize, aux: u32): void {
@@ -80,6 +90,8 @@ function processOne(d: usize, now: u32, hint: i64): void {
 
   // IP-in-IP addressed to this proxy: take the inner packet (once; no nesting).
   if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.l3 + dstOffset(pkt.family))) {
+    // once the proxy knows its peers, only they may tunnel to it
+    if (peersKnown() && !isPeer(pkt.family, pkt.l3 + srcOffset(pkt.family))) { drop(d, Reason.TunnelFromStranger); return; }
     r = decapsulate(d);
     if (r != Reason.None) { drop(d, r); return; }
     aux |= AuxFlag.Decapsulated;
@@ -96,6 +108,10 @@ function processOne(d: usize, now: u32, hint: i64): void {
   let src = pkt.l3 + srcOffset(family);
   let dst = pkt.l3 + dstOffset(family);
   let icmp = pkt.isIcmp();
+  if (proto == PROTO_UDP && controlPortRaw != 0 && pkt.dport == controlPortRaw && (isProxyAddr(family, dst) || inAnycastPrefix(family, dst))) {
+    toHost(d, HostWork.Control, aux);
+    return;
+  }
   if (icmp) {
     if (pkt.icmpError) { icmpError(d, aux); return; }
     if (!isEchoRequest(family, pkt.icmpType) && !isEchoReply(family, pkt.icmpType)) { drop(d, Reason.IcmpUnsupported); return; }
@@ -126,10 +142,20 @@ function processOne(d: usize, now: u32, hint: i64): void {
   // A new flow: only toward a group, never to the proxy's own address.
   if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) { drop(d, Reason.NotForProxy); return; }
   let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
-  if (gidRes < 0) { drop(d, Reason.NotForProxy); return; }
+  if (gidRes < 0) {
+    // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
+    if (inAnycastPrefix(family, dst)) toHost(d, HostWork.Unresolved, aux);
+    else drop(d, Reason.NotForProxy);
+    return;
+  }
   let gid = <u32>gidRes;
+  let g = groupPtr(gid);
+  if ((<u32>load<u8>(g + G_FLAGS) & GF_PENDING) != 0 && load<u32>(g + G_USABLE) == 0) {
+    toHost(d, HostWork.Unresolved, aux);
+    return;
+  }
   if (proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN &&
-    <u32>load<u8>(groupPtr(gid) + G_POLICY) != Policy.Affinity) {
+    <u32>load<u8>(g + G_POLICY) != Policy.Affinity) {
     // Mid-connection without state: only affinity can find the target another proxy chose.
     drop(d, Reason.NoFlow);
     return;

@@ -13,4 +13,4 @@ export {
   type Capacity, type PolicyName, type Protocol,
 } from "./config/schema.js";
 export { PiasError, ConfigError, CaptureFileError, DataPlaneError } from "./errors.js";
-export { Verdict, Reason, AuxFlag, Layout, Desc, Policy } from "../assembly/shared/abi.js";
+export { Verdict, Reason, AuxFlag, HostWork, Layout, Desc, Policy } from "../assembly/shared/abi.js";

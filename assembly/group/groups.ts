@@ -48,6 +48,8 @@ export const GF_V6: u32 = 1;
 export const GF_LIVE: u32 = 2;
 /** Every usable target has the same weight (set by group_commit): rendezvous needs no costs. */
 export const GF_EQUAL_WEIGHTS: u32 = 4;
+/** The group's JAPs are being looked up: while it has no usable target, its packets go to the host. */
+export const GF_PENDING: u32 = 8;
 
 // ---- target record (48 bytes) ----
 export const TARGET_SIZE: usize = 48;
@@ -163,6 +165,15 @@ export function group_add(family: u32, proto: u32, port: u32, policy: u32, affin
   }
   groupCount++;
   return <i32>gid;
+}
+
+/** Exported: mark a group as waiting for its rendezvous answer (its packets go to the host meanwhile). */
+export function group_set_pending(gid: u32, pending: bool): i32 {
+  if (!groupLive(gid)) return ControlError.NotFound;
+  let g = groupPtr(gid);
+  let f = <u32>load<u8>(g + G_FLAGS);
+  store<u8>(g + G_FLAGS, <u8>(pending ? f | GF_PENDING : f & ~GF_PENDING));
+  return ControlError.Ok;
 }
 
 /** Exported: change a group's policy. */

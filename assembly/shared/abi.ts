@@ -39,7 +39,7 @@ export enum Desc {
   TIME = 24,
   /** u8: Verdict. */
   VERDICT = 28,
-  /** u8: Reason (for Drop), 0 otherwise. */
+  /** u8: Reason (for Drop), HostWork (for ToHost), 0 otherwise. */
   REASON = 29,
   /** u16: AuxFlag bits. */
   AUX = 30,
@@ -52,6 +52,15 @@ export enum Verdict {
   Forward = 1,
   /** The core does not handle it: the host should (control messages, pending lookups). */
   ToHost = 2,
+}
+
+/** Why a packet was handed to the host (the REASON byte of a ToHost verdict). */
+export enum HostWork {
+  None = 0,
+  /** A control-plane message: UDP to the control port of an anycast or proxy address. */
+  Control = 1,
+  /** To an address the proxies serve, but no group is installed for it yet, or the group waits for its rendezvous answer. */
+  Unresolved = 2,
 }
 
 export enum AuxFlag {

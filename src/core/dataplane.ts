@@ -33,6 +33,12 @@ export interface DataPlaneExports extends CoreExports {
   group_remove(gid: number): number;
   group_set_policy(gid: number, policy: number, affinity: number): number;
   group_set_scopes(gid: number, n: number): number;
+  group_set_pending(gid: number, pending: number): number;
+  peers_clear(): void;
+  peer_add(family: number): number;
+  prefixes_clear(): void;
+  prefix_add(family: number, length: number): number;
+  set_control_port(port: number): void;
   group_commit(gid: number): number;
   target_add(gid: number, port: number, weight: number, aware: number, label: number, distance: number): number;
   target_remove(tid: number): number;
@@ -66,6 +72,12 @@ export interface DataPlaneSettings {
   capacity?: { flows?: number; groups?: number; targets?: number };
   /** Seed of the `random` policy. */
   randomSeed?: number;
+  /** Other proxies' unicast addresses: once set, IP-in-IP is accepted only from them (else tunnel-from-stranger). */
+  peers?: readonly string[];
+  /** Prefixes all proxies announce: a packet to an address there with no group goes to the host (HostWork.Unresolved). */
+  anycastPrefixes?: readonly string[];
+  /** UDP to this port of an anycast or proxy address goes to the host (HostWork.Control); 0 = none. */
+  controlPort?: number;
 }
 
 export interface TargetSpec {
@@ -213,6 +225,43 @@ export class DataPlane {
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
     if (settings.randomSeed !== undefined) this.core.set_random_seed(settings.randomSeed >>> 0);
+    if (settings.peers) this.setPeers(settings.peers);
+    if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
+    if (settings.controlPort) this.setControlPort(settings.controlPort);
+  }
+
+  /** The other proxies: once any is set, IP-in-IP to this proxy is accepted only from them. */
+  setPeers(addresses: readonly string[]): void {
+    this.core.peers_clear();
+    for (const a of addresses) {
+      const family = this.writeScratch(a);
+      if (this.core.peer_add(family) < 0) throw new DataPlaneError(`too many peers (at most 4096)`);
+    }
+  }
+
+  /** The anycast prefixes: packets to an address there with no group are handed to the host to resolve. */
+  setAnycastPrefixes(prefixes: readonly string[]): void {
+    this.core.prefixes_clear();
+    for (const text of prefixes) {
+      const p = parsePrefix(text);
+      this.bytes().set(p.bytes, this.core.scratch_ptr());
+      if (this.core.prefix_add(p.family, p.length) < 0) throw new DataPlaneError(`too many anycast prefixes (at most 64): ${text}`);
+    }
+  }
+
+  /** UDP to this port of an anycast or proxy address is a control message for the host (0: none). */
+  setControlPort(port: number): void {
+    this.core.set_control_port(port & 0xffff);
+  }
+
+  /**
+   * Mark a group as waiting for its rendezvous answer: while it has no usable
+   * target its packets go to the host (HostWork.Unresolved) instead of being
+   * dropped as no-target.
+   */
+  setGroupPending(key: string, pending: boolean): void {
+    const rc = this.core.group_set_pending(this.group(key).gid, pending ? 1 : 0);
+    if (rc < 0) throw controlError(rc, `group ${key}`);
   }
 
   /** The data plane a validated configuration describes (see src/config/schema.ts). */

@@ -61,6 +61,8 @@ export class RefGroup {
   usable = 0;
   /** Longest prefix first (a stable sort, as the core's insertion sort). */
   scopes: ScopeRule[] = [];
+  /** Waiting for its rendezvous answer: with no usable target, packets go to the host. */
+  pending = false;
   /** Largest weight among usable targets at the last commit, capped at 0xffff. */
   wmax = 0;
   /** Room in the member list: 0, then 4, doubled whenever it is full; never shrinks. Sizes the Maglev table. */

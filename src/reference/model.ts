@@ -27,7 +27,7 @@
 // TA, and new flows to that address are refused; lookup() checks it anyway,
 // because there the core's answer would depend on its hash-probe order.
 
-import { AffinityKey, AuxFlag, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
+import { AffinityKey, AuxFlag, HostWork, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
 import type { Counters, DataPlaneSettings, GroupSpec, ScopeSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
 import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/schema.js";
 import { endpointKey, parseAddress, parsePrefix } from "../net/addr.js";
@@ -246,6 +246,10 @@ export class ReferenceModel {
   private readonly portMax: number;
   private readonly verifyChecksums: boolean;
   private readonly tunnelMtu: number;
+  /** Other proxies (hex address); when any is known, IP-in-IP is accepted only from them. */
+  private peers = new Set<string>();
+  private anycast: { prefix: Uint8Array; length: number }[] = [];
+  private controlPort = 0;
   private readonly timeouts: Timeouts;
   private readonly flowCap: number;
   private readonly groupCap: number;
@@ -277,7 +281,7 @@ export class ReferenceModel {
   private readonly drops = new Array<number>(REASON_COUNT).fill(0);
   private readonly stat = {
     packets: 0, bytes: 0, forwarded: 0, dropped: 0, reflected: 0, flowsCreated: 0, flowsExpired: 0,
-    encapsulated: 0, decapsulated: 0, icmpTranslated: 0, icmpGenerated: 0,
+    encapsulated: 0, decapsulated: 0, icmpTranslated: 0, icmpGenerated: 0, toHost: 0,
   };
 
   constructor(settings: DataPlaneSettings = {}) {
@@ -292,6 +296,9 @@ export class ReferenceModel {
     [this.portMin, this.portMax] = settings.natPorts ?? DEFAULT_NAT_PORTS;
     this.verifyChecksums = settings.verifyChecksums ?? false;
     this.tunnelMtu = settings.tunnelMtu ?? 1500;
+    if (settings.peers) this.setPeers(settings.peers);
+    if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
+    if (settings.controlPort) this.setControlPort(settings.controlPort);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     this.flowCap = cap.flows;
@@ -478,7 +485,7 @@ export class ReferenceModel {
   counters(): Counters {
     const drops: Record<string, number> = {};
     for (let r = 1; r < REASON_COUNT; r++) if (this.drops[r]) drops[reasonName(r)] = this.drops[r];
-    return { ...this.stat, toHost: 0, flowsLive: this.live, drops };
+    return { ...this.stat, flowsLive: this.live, drops };
   }
 
   targetStats(): TargetStats[] {
@@ -699,6 +706,36 @@ export class ReferenceModel {
     return { ...res, data: f.buf.slice(f.off, f.off + f.len), wirelen: f.wirelen, link, time: input.time };
   }
 
+  private toHost(res: { verdict: Verdict; reason: Reason; aux: number }, work: HostWork, aux: number): void {
+    res.verdict = Verdict.ToHost;
+    res.reason = work as number as Reason;
+    res.aux = aux;
+    this.stat.toHost++;
+  }
+
+  private inAnycast(addr: Uint8Array): boolean {
+    return this.anycast.some((r) => r.prefix.length === addr.length && prefixHas(r.prefix, r.length, addr));
+  }
+
+  setPeers(addresses: readonly string[]): void {
+    this.peers = new Set(addresses.map((a) => hex(parseAddress(a).bytes)));
+  }
+
+  setAnycastPrefixes(prefixes: readonly string[]): void {
+    this.anycast = prefixes.map((t) => {
+      const p = parsePrefix(t);
+      return { prefix: p.bytes, length: p.length };
+    });
+  }
+
+  setControlPort(port: number): void {
+    this.controlPort = port & 0xffff;
+  }
+
+  setGroupPending(key: string, pending: boolean): void {
+    this.entry(key).group.pending = pending;
+  }
+
   private drop(res: { verdict: Verdict; reason: Reason }, r: Reason): void {
     res.verdict = Verdict.Drop;
     res.reason = r;
@@ -725,8 +762,9 @@ export class ReferenceModel {
     let p: Parsed = parsed;
     const addrAt = (at: number): Uint8Array => b.slice(at, at + addrLen(p.family));
 
-    // IP-in-IP to this proxy: take the inner packet (once)
+    // IP-in-IP to this proxy: take the inner packet (once), from a known proxy when any is known
     if ((p.proto === PROTO_IPIP || p.proto === PROTO_IPV6) && this.isProxy(p.family, addrAt(p.l3 + dstOffset(p.family)))) {
+      if (this.peers.size && !this.peers.has(hex(addrAt(p.l3 + srcOffset(p.family))))) return this.drop(res, Reason.TunnelFromStranger);
       const inner = this.decapsulate(f, p);
       if (typeof inner === "number") return this.drop(res, inner);
       p = inner;
@@ -744,6 +782,9 @@ export class ReferenceModel {
     const src = addrAt(p.l3 + srcOffset(family));
     const dst = addrAt(p.l3 + dstOffset(family));
     const icmp = proto === icmpProto(family);
+    if (proto === PROTO_UDP && this.controlPort && p.dport === this.controlPort && (this.isProxy(family, dst) || this.inAnycast(dst))) {
+      return this.toHost(res, HostWork.Control, aux);
+    }
     if (icmp) {
       if (p.icmpError) return this.icmpError(f, p, aux, res, now);
       if (!isEchoRequest(family, p.icmpType) && !isEchoReply(family, p.icmpType)) return this.drop(res, Reason.IcmpUnsupported);
@@ -766,7 +807,8 @@ export class ReferenceModel {
     const port = icmp ? 0 : p.dport;
     let g = this.groupIndex.get(`${family}/${proto}/${hex(dst)}/${port}`);
     if (!g && port !== 0) g = this.groupIndex.get(`${family}/${proto}/${hex(dst)}/0`);
-    if (!g) return this.drop(res, Reason.NotForProxy);
+    if (!g) return this.inAnycast(dst) ? this.toHost(res, HostWork.Unresolved, aux) : this.drop(res, Reason.NotForProxy);
+    if (g.pending && g.usable === 0) return this.toHost(res, HostWork.Unresolved, aux);
     if (proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN && g.policy !== Policy.Affinity) {
       return this.drop(res, Reason.NoFlow); // only affinity finds the target another proxy chose
     }
@@ -1096,6 +1138,15 @@ interface FragEntry {
   owed: boolean;
   csumOff: number;
   delta: Fallback | null;
+}
+
+/** True when the first `length` bits of addr and prefix agree. */
+function prefixHas(prefix: Uint8Array, length: number, addr: Uint8Array): boolean {
+  for (let bit = 0; bit < length; bit++) {
+    const m = 0x80 >>> (bit & 7);
+    if ((prefix[bit >>> 3] & m) !== (addr[bit >>> 3] & m)) return false;
+  }
+  return true;
 }
 
 function fragKey(b: Uint8Array, p: Parsed): string {

@@ -122,6 +122,9 @@ class Pair {
       case "expire":
         this.same(`expireIdle(${now + c.value})`, () => this.dp.expireIdle((now + c.value) >>> 0), () => this.model.expireIdle((now + c.value) >>> 0));
         break;
+      case "pending":
+        this.same(`pending ${key} ${c.aware}`, () => this.dp.setGroupPending(key, c.aware), () => this.model.setGroupPending(key, c.aware));
+        break;
     }
     this.compareState(`after ${what}`);
   }

@@ -30,6 +30,9 @@ const POOL = {
   proxy: { 4: PROXY4, 6: PROXY6 },
 } as const;
 
+/** The control port of scenarios that know the PIAS system around the proxy. */
+const CONTROL_PORT = 4217;
+
 const POLICY_NAMES: PolicyName[] = ["affinity", "round-robin", "random", "least-load", "proximity"];
 
 // ---------------------------------------------------------------- configuration
@@ -132,6 +135,8 @@ export interface SettingsChoice {
   verifyChecksums: boolean;
   randomSeed: number;
   tunnelMtu: number;
+  /** Known peers (then IP-in-IP only from them), anycast prefixes (unknown TAs go to the host), control port. */
+  system: boolean;
 }
 
 const settingsChoice: fc.Arbitrary<SettingsChoice> = fc.record({
@@ -145,6 +150,7 @@ const settingsChoice: fc.Arbitrary<SettingsChoice> = fc.record({
   verifyChecksums: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   randomSeed: fc.integer({ min: 0, max: 0xffffffff }),
   tunnelMtu: fc.constantFrom(1500, 1500, 576, 1280),
+  system: fc.boolean(),
 });
 
 export function settingsOf(s: SettingsChoice): DataPlaneSettings {
@@ -157,6 +163,11 @@ export function settingsOf(s: SettingsChoice): DataPlaneSettings {
     verifyChecksums: s.verifyChecksums,
     randomSeed: s.randomSeed,
     tunnelMtu: s.tunnelMtu,
+    ...(s.system ? {
+      peers: [POOL.otherProxy[4], POOL.otherProxy[6]],
+      anycastPrefixes: ["203.0.113.0/24", "2001:db8:a::/48"],
+      controlPort: CONTROL_PORT,
+    } : {}),
   };
 }
 
@@ -414,7 +425,7 @@ function wrapLink(ip: Uint8Array, lc: LinkChoice, variant: number): { data: Uint
 }
 
 /** IP-in-IP from another proxy to `to` (default: this proxy). */
-function encapsulateIp(inner: Uint8Array, outerFamily: 4 | 6, to: Uint8Array): Uint8Array {
+function encapsulateIp(inner: Uint8Array, outerFamily: 4 | 6, to: Uint8Array, from: Uint8Array = A(POOL.otherProxy[outerFamily])): Uint8Array {
   const innerFamily = inner[0] >>> 4 === 6 ? 6 : 4;
   const proto = innerFamily === 4 ? 4 : 41;
   if (outerFamily === 4) {
@@ -423,7 +434,7 @@ function encapsulateIp(inner: Uint8Array, outerFamily: 4 | 6, to: Uint8Array): U
     put16(o, 2, o.length);
     o[8] = 64;
     o[9] = proto;
-    o.set(A(POOL.otherProxy[4]), 12);
+    o.set(from, 12);
     o.set(to, 16);
     fixV4Header(o);
     o.set(inner, 20);
@@ -434,7 +445,7 @@ function encapsulateIp(inner: Uint8Array, outerFamily: 4 | 6, to: Uint8Array): U
   put16(o, 4, inner.length);
   o[6] = proto;
   o[7] = 64;
-  o.set(A(POOL.otherProxy[6]), 8);
+  o.set(from, 8);
   o.set(to, 24);
   o.set(inner, 40);
   return o;
@@ -531,7 +542,8 @@ export function resolve(r: Recipe, groups: GroupChoice[], h: History): Built {
       if (kind === "tunnel") {
         const outerFamily: 4 | 6 = r.variant % 5 === 1 ? (family === 4 ? 6 : 4) : family;
         const to = r.variant % 13 === 7 ? A(POOL.unknown[outerFamily]) : A(POOL.proxy[outerFamily]);
-        ip = encapsulateIp(ip, outerFamily, to);
+        // from a peer proxy, or (now and then) from a stranger
+        ip = encapsulateIp(ip, outerFamily, to, r.variant % 3 === 0 ? A(POOL.router[outerFamily]) : A(POOL.otherProxy[outerFamily]));
         clientSpec = undefined;
         what = `tunnel ${outerFamily}in${family === 4 ? 4 : 6}`;
       }
@@ -579,6 +591,10 @@ export function resolve(r: Recipe, groups: GroupChoice[], h: History): Built {
       if (v === 4) ip[family === 4 ? 9 : 6] = 47; // GRE: not for the proxy
       if (v === 5) ip = buildIcmpError(family, A(POOL.router[family]), A(POOL.proxy[family]), family === 4 ? 3 : 1, 1, ip.subarray(0, 10));
       if (v === 4 && family === 4) fixV4Header(ip);
+      if (v === 6) {
+        // a control message to a TA (or the unknown address) on the control port
+        ip = buildPacket({ ...spec, proto: "udp", dport: CONTROL_PORT, dst: r.variant % 2 ? A(POOL.ta[family][g.ta]) : A(POOL.unknown[family]) });
+      }
       what = `stray ${v}`;
       break;
     }
@@ -606,7 +622,7 @@ export function resolve(r: Recipe, groups: GroupChoice[], h: History): Built {
 // ---------------------------------------------------------------- steps
 
 export interface ControlChoice {
-  op: "down" | "up" | "remove" | "add" | "weight" | "policy" | "removeGroup" | "readdGroup" | "expire";
+  op: "down" | "up" | "remove" | "add" | "weight" | "policy" | "removeGroup" | "readdGroup" | "expire" | "pending";
   g: number;
   t: number;
   value: number;
@@ -620,12 +636,12 @@ const controlChoice = (churn: boolean): fc.Arbitrary<ControlChoice> => fc.record
     ? fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom("down" as const, "down" as const, "up" as const) },
       { weight: 3, arbitrary: fc.constantFrom("add" as const, "remove" as const, "weight" as const, "policy" as const, "expire" as const) },
-      { weight: 1, arbitrary: fc.constantFrom("removeGroup" as const, "readdGroup" as const) },
+      { weight: 1, arbitrary: fc.constantFrom("removeGroup" as const, "readdGroup" as const, "pending" as const) },
     )
     : fc.oneof(
       { weight: 3, arbitrary: fc.constantFrom("down" as const, "up" as const, "add" as const, "remove" as const) },
       { weight: 2, arbitrary: fc.constantFrom("weight" as const, "policy" as const, "expire" as const) },
-      { weight: 1, arbitrary: fc.constantFrom("removeGroup" as const, "readdGroup" as const) },
+      { weight: 1, arbitrary: fc.constantFrom("removeGroup" as const, "readdGroup" as const, "pending" as const) },
     ),
   g: fc.nat(),
   t: fc.nat(),
