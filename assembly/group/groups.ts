@@ -50,6 +50,8 @@ export const GF_LIVE: u32 = 2;
 export const GF_EQUAL_WEIGHTS: u32 = 4;
 /** The group's JAPs are being looked up: while it has no usable target, its packets go to the host. */
 export const GF_PENDING: u32 = 8;
+/** The group's table is a rendezvous table (each slot owned by its rendezvous winner), not a Maglev table. */
+export const GF_RENDEZVOUS_TABLE: u32 = 16;
 
 // ---- target record (48 bytes) ----
 export const TARGET_SIZE: usize = 48;
@@ -69,6 +71,7 @@ export const TF_AWARE: u32 = 2;
 export const TF_UP: u32 = 4;
 export const TF_LIVE: u32 = 8; // member of its group (cleared on removal)
 export const TF_USED: u32 = 16; // slot in use (until its last flow is gone)
+export const TF_DIRTY: u32 = 32; // scratch of group_commit: the target lost (or changed) its table slots
 
 let groups: usize = 0;
 let groupCap: u32 = 0;

@@ -9,18 +9,24 @@
 
 import { ControlError } from "../shared/abi";
 import { heapAlloc, heapFree } from "../memory";
+import { rendezvousCost, rendezvousHash, rendezvousKey } from "../hash";
 import {
   groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
-  G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, G_FLAGS, GF_EQUAL_WEIGHTS, G_CANDIDATES, G_NCANDIDATES, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+  G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, G_FLAGS, GF_EQUAL_WEIGHTS, GF_RENDEZVOUS_TABLE, G_CANDIDATES, G_NCANDIDATES,
+  T_FLAGS, TF_DIRTY, T_GROUP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 
 /** Table entries per member slot (Maglev recommends M > 100 N for balance). */
 export const MAGLEV_FACTOR: u32 = 101;
 /**
- * Groups with at most this many member slots use rendezvous hashing (no
- * table, exactly minimal disruption); larger ones a Maglev table.
+ * Groups with at most this many member slots use rendezvous hashing directly
+ * (no table); up to RENDEZVOUS_TABLE_MAX_SLOTS, a table whose every slot is
+ * owned by that slot's rendezvous winner — both move exactly the keys of a
+ * target that leaves. Larger groups use a Maglev table (cheaper to build,
+ * moves somewhat more).
  */
 export const HRW_MAX_SLOTS: u32 = 64;
+export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 512;
 
 function isPrime(n: u32): bool {
   if (n < 2) return false;
@@ -71,15 +77,24 @@ export function group_commit(gid: u32): i32 {
 
   let cap = load<u32>(g + G_CAP);
   let m = u == 0 || cap <= HRW_MAX_SLOTS ? 0 : maglevSize(cap);
+  let rendezvousTable = m != 0 && cap <= RENDEZVOUS_TABLE_MAX_SLOTS;
   let table: usize = 0;
-  if (m != 0) {
+  let reused = false;
+  let flags0 = <u32>load<u8>(g + G_FLAGS);
+  if (rendezvousTable && (flags0 & GF_RENDEZVOUS_TABLE) != 0 && load<u32>(g + G_TABLE_SIZE) == m) {
+    // the same kind and size as before: update the slots the change touches
+    table = <usize>load<u32>(g + G_TABLE);
+    updateRendezvous(gid, table, m, <usize>load<u32>(g + G_CANDIDATES), load<u32>(g + G_NCANDIDATES), usable, u);
+    reused = true;
+  } else if (m != 0) {
     table = heapAlloc(<usize>m << 2);
     if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
-    if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+    if (rendezvousTable) fillRendezvous(table, m, usable, u);
+    else if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
   }
   // nearest usable targets (proximity policy), in list order
   let near = heapAlloc(<usize>(u + 1) << 2);
-  if (near == 0) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+  if (near == 0) { if (!reused) heapFree(table); heapFree(usable); return ControlError.NoMemory; }
   let nn: u32 = 0;
   for (let i: u32 = 0; i < u; i++) {
     let tid = load<u32>(usable + (<usize>i << 2));
@@ -90,7 +105,7 @@ export function group_commit(gid: u32): i32 {
   }
   // usable targets with what rendezvous hashing reads, in list order
   let cands = heapAlloc(<usize>(u + 1) << 4);
-  if (cands == 0) { heapFree(near); heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+  if (cands == 0) { heapFree(near); if (!reused) heapFree(table); heapFree(usable); return ControlError.NoMemory; }
   for (let i: u32 = 0; i < u; i++) {
     let tid = load<u32>(usable + (<usize>i << 2));
     let c = cands + (<usize>i << 4);
@@ -103,19 +118,111 @@ export function group_commit(gid: u32): i32 {
   heapFree(<usize>load<u32>(g + G_CANDIDATES));
   store<u32>(g + G_CANDIDATES, <u32>cands);
   store<u32>(g + G_NCANDIDATES, u);
-  heapFree(<usize>load<u32>(g + G_TABLE));
+  if (!reused) heapFree(<usize>load<u32>(g + G_TABLE));
   heapFree(<usize>load<u32>(g + G_NEAR));
   store<u32>(g + G_TABLE, <u32>table);
   store<u32>(g + G_TABLE_SIZE, m);
   store<u32>(g + G_NEAR, <u32>near);
   store<u32>(g + G_NNEAR, nn);
   store<u32>(g + G_USABLE, u);
-  let flags = <u32>load<u8>(g + G_FLAGS);
-  store<u8>(g + G_FLAGS, <u8>(wmin == wmax ? flags | GF_EQUAL_WEIGHTS : flags & ~GF_EQUAL_WEIGHTS));
+  let flags = <u32>load<u8>(g + G_FLAGS) & ~(GF_EQUAL_WEIGHTS | GF_RENDEZVOUS_TABLE);
+  if (wmin == wmax) flags |= GF_EQUAL_WEIGHTS;
+  if (rendezvousTable) flags |= GF_RENDEZVOUS_TABLE;
+  store<u8>(g + G_FLAGS, <u8>flags);
   store<u16>(g + G_WMAX, <u16>(wmax > 0xffff ? 0xffff : wmax));
   if (load<u32>(g + G_RR) >= n) store<u32>(g + G_RR, 0xffffffff);
   if (load<u32>(g + G_RR_ROUND) > wmax) store<u32>(g + G_RR_ROUND, 0);
   return ControlError.Ok;
+}
+
+/** True when target a (weight wa, slot hash ha) beats b (wb, hb) for a slot: higher w / cost, then larger hash. */
+@inline function beats(wa: u64, ha: u32, wb: u64, hb: u32): bool {
+  let lhs = wa * rendezvousCost(hb), rhs = wb * rendezvousCost(ha);
+  return lhs > rhs || (lhs == rhs && ha > hb);
+}
+
+@inline function slotHash(slotKey: u32, tid: u32): u32 {
+  return rendezvousHash(slotKey, load<u32>(targetPtr(tid) + T_HASH));
+}
+
+/** The rendezvous winner of slot j among the usable targets. */
+function slotWinner(j: u32, usable: usize, u: u32): u32 {
+  let key = rendezvousKey(j);
+  let best = load<u32>(usable);
+  let bw = <u64>load<u32>(targetPtr(best) + T_WEIGHT);
+  let bh = slotHash(key, best);
+  for (let i: u32 = 1; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    let w = <u64>load<u32>(targetPtr(tid) + T_WEIGHT);
+    let h = slotHash(key, tid);
+    if (beats(w, h, bw, bh)) { best = tid; bw = w; bh = h; }
+  }
+  return best;
+}
+
+function fillRendezvous(table: usize, m: u32, usable: usize, u: u32): void {
+  for (let j: u32 = 0; j < m; j++) store<u32>(table + (<usize>j << 2), slotWinner(j, usable, u));
+}
+
+/**
+ * Bring a rendezvous table from the old candidates (id, hash, weight) to the
+ * new usable targets, touching only what changed: a slot whose owner left,
+ * changed identity or lost weight is decided again among all; otherwise only
+ * targets that are new or gained weight may take it.
+ */
+function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32, usable: usize, u: u32): void {
+  // challengers: new, changed or heavier targets, as indices into `usable`
+  let challengers = heapAlloc(<usize>(u + 1) << 2);
+  if (challengers == 0) { fillRendezvous(table, m, usable, u); return; } // out of memory: rebuild in place
+  let nc: u32 = 0;
+  for (let i: u32 = 0; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    let t = targetPtr(tid);
+    let was: i64 = -1;
+    for (let k: u32 = 0; k < nOld; k++) {
+      let o = old + (<usize>k << 4);
+      if (load<u32>(o) == tid && load<u32>(o + 4) == load<u32>(t + T_HASH)) { was = <i64>k; break; }
+    }
+    if (was < 0 || load<u32>(t + T_WEIGHT) > load<u32>(old + (<usize>was << 4) + 8)) {
+      store<u32>(challengers + (<usize>nc << 2), tid);
+      nc++;
+    }
+  }
+  // dirty: old owners that left, changed identity or got lighter
+  for (let k: u32 = 0; k < nOld; k++) {
+    let o = old + (<usize>k << 4);
+    let tid = load<u32>(o);
+    let t = targetPtr(tid);
+    // (a removed target's slot may already serve another group)
+    let stays = targetUsable(tid) && load<u32>(t + T_GROUP) == gid && load<u32>(t + T_HASH) == load<u32>(o + 4) &&
+      load<u32>(t + T_WEIGHT) >= load<u32>(o + 8);
+    if (!stays) store<u8>(t + T_FLAGS, <u8>(<u32>load<u8>(t + T_FLAGS) | TF_DIRTY));
+  }
+  for (let j: u32 = 0; j < m; j++) {
+    let at = table + (<usize>j << 2);
+    let owner = load<u32>(at);
+    if ((<u32>load<u8>(targetPtr(owner) + T_FLAGS) & TF_DIRTY) != 0) {
+      store<u32>(at, slotWinner(j, usable, u));
+      continue;
+    }
+    if (nc == 0) continue;
+    let key = rendezvousKey(j);
+    let best = owner;
+    let bw = <u64>load<u32>(targetPtr(owner) + T_WEIGHT);
+    let bh = slotHash(key, owner);
+    for (let i: u32 = 0; i < nc; i++) {
+      let tid = load<u32>(challengers + (<usize>i << 2));
+      let w = <u64>load<u32>(targetPtr(tid) + T_WEIGHT);
+      let h = slotHash(key, tid);
+      if (beats(w, h, bw, bh)) { best = tid; bw = w; bh = h; }
+    }
+    store<u32>(at, best);
+  }
+  for (let k: u32 = 0; k < nOld; k++) {
+    let t = targetPtr(load<u32>(old + (<usize>k << 4)));
+    store<u8>(t + T_FLAGS, <u8>(<u32>load<u8>(t + T_FLAGS) & ~TF_DIRTY));
+  }
+  heapFree(challengers);
 }
 
 function fill(table: usize, m: u32, usable: usize, u: u32, wmax: u32): bool {

@@ -15,7 +15,7 @@ import { raw32 } from "../wire/bytes";
 import {
   groupPtr, targetPtr, targetUsable, G_POLICY, G_AFFINITY, G_TABLE, G_TABLE_SIZE, G_TARGETS, G_NTARGETS,
   G_RR, G_RR_ROUND, G_NEAR, G_NNEAR, G_USABLE, G_WMAX, G_SCOPES, G_NSCOPES, SCOPE_SIZE, S_LEN, S_LABEL, G_FLAGS,
-  GF_EQUAL_WEIGHTS, G_CANDIDATES, G_NCANDIDATES,
+  GF_EQUAL_WEIGHTS, GF_RENDEZVOUS_TABLE, G_CANDIDATES, G_NCANDIDATES,
   T_ADDR, T_WEIGHT, T_ACTIVE, T_LABEL, T_HASH, T_DISTANCE,
 } from "./groups";
 
@@ -90,6 +90,10 @@ export function selectTarget(gid: u32, family: u32, src: usize, dst: usize, spor
     let h = affinityHash(g, family, src, dst, sport, dport, proto);
     if (m == 0 || label != 0) return rendezvous(g, h, family, src, label);
     tid = <i64>load<u32>(table + (<usize>(h % m) << 2));
+    if ((<u32>load<u8>(g + G_FLAGS) & GF_RENDEZVOUS_TABLE) != 0) {
+      // a rendezvous table: the sender itself falls back to rendezvous without it
+      return isSender(<u32>tid, family, src) ? rendezvous(g, h, family, src, 0) : tid;
+    }
     // a member sending to its own group: rehash deterministically, so other proxies agree
     for (let i: u32 = 1; i <= 8 && isSender(<u32>tid, family, src); i++) {
       h = finalize(mix(h, i), 4);

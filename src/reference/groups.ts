@@ -12,6 +12,8 @@ import {
 
 /** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
 export const HRW_MAX_SLOTS = 64;
+/** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, Maglev. */
+export const RENDEZVOUS_TABLE_MAX_SLOTS = 512;
 
 /** A scope rule: clients in prefix/length only reach targets with label `label` (a label id, 1..255). */
 export interface ScopeRule {
@@ -57,6 +59,8 @@ export class RefTarget {
 export class RefGroup {
   targets: RefTarget[] = [];
   table: RefTarget[] = [];
+  /** The table is a rendezvous table (not Maglev). */
+  rendezvousTable = false;
   near: RefTarget[] = [];
   usable = 0;
   /** Longest prefix first (a stable sort, as the core's insertion sort). */
@@ -131,8 +135,12 @@ export function commit(g: RefGroup): void {
     dmin = Math.min(dmin, t.distance);
   }
   const m = usable.length === 0 || g.cap <= HRW_MAX_SLOTS ? 0 : maglevSize(g.cap);
+  g.rendezvousTable = m > 0 && g.cap <= RENDEZVOUS_TABLE_MAX_SLOTS;
   let table: RefTarget[] = [];
-  if (m > 0) {
+  if (g.rendezvousTable) {
+    // by definition: every slot is owned by its rendezvous winner (the core updates it incrementally)
+    table = Array.from({ length: m }, (_, j) => slotWinner(j, usable));
+  } else if (m > 0) {
     const slots: (RefTarget | null)[] = new Array(m).fill(null);
     const st = usable.map((t) => ({ offset: t.hash % m, skip: (t.skipHash % (m - 1)) + 1, next: 0, credit: 0 }));
     let filled = 0;
@@ -164,6 +172,19 @@ export function commit(g: RefGroup): void {
 }
 
 const sameAddr = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The rendezvous winner of table slot j: highest weight / cost (w * cost < 2^37: exact in a double), then larger hash. */
+function slotWinner(j: number, usable: RefTarget[]): RefTarget {
+  let best = usable[0];
+  let bh = rendezvousHash(j, best.hash);
+  for (let i = 1; i < usable.length; i++) {
+    const t = usable[i];
+    const h = rendezvousHash(j, t.hash);
+    const lhs = t.weight * rendezvousCost(bh), rhs = best.weight * rendezvousCost(h);
+    if (lhs > rhs || (lhs === rhs && h > bh)) { best = t; bh = h; }
+  }
+  return best;
+}
 
 /** Target selection for new flows (and re-pinning), with the `random` policy's generator state. */
 export class Selector {
@@ -198,6 +219,7 @@ export class Selector {
           : hashAddr(SEED_AFFINITY, src);
         if (m === 0 || label !== 0) return rendezvous(g, h, eligible);
         t = table[h % m];
+        if (g.rendezvousTable) return isSender(t) ? rendezvous(g, h, (x) => x.usable && !isSender(x)) : t;
         // a member sending to its own group: rehash deterministically
         for (let i = 1; i <= 8 && isSender(t); i++) {
           h = finalize(mix(h, i), 4);

@@ -88,7 +88,12 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),
   affinity: fc.constantFrom<"client" | "flow">("client", "flow"),
   targets: fc.uniqueArray(targetChoice, { minLength: 1, maxLength: 5, selector: (t) => `${t.addr}:${t.port}` }),
-  filler: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 60, max: 90 }) }),
+  // 60-90 more: a rendezvous table (65..512 member slots); 1030-1040: a Maglev table
+  filler: fc.oneof(
+    { weight: 60, arbitrary: fc.constant(0) },
+    { weight: 3, arbitrary: fc.integer({ min: 60, max: 90 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 1030, max: 1040 }) },
+  ),
   scopes: fc.oneof(
     { weight: 4, arbitrary: fc.constant([]) },
     { weight: 1, arbitrary: fc.array(fc.record({ prefix: fc.integer({ min: 0, max: 2 }), label: fc.integer({ min: 1, max: 2 }) }), { maxLength: 3 }) },
@@ -159,7 +164,7 @@ export function settingsOf(s: SettingsChoice): DataPlaneSettings {
     address6: PROXY6,
     natPorts: s.natPorts,
     timeouts: s.timeouts,
-    capacity: { flows: s.flows, groups: 8, targets: 512 },
+    capacity: { flows: s.flows, groups: 8, targets: 4096 },
     verifyChecksums: s.verifyChecksums,
     randomSeed: s.randomSeed,
     tunnelMtu: s.tunnelMtu,
