@@ -1,0 +1,323 @@
+// The JAP role: the proxy a target's join reached (by native anycast, the one
+// nearest to it) keeps that target and tells the group's RAPs that it serves
+// the group.
+//
+// - JOIN and KEEPALIVE (already authenticated by the node with the group's
+//   join key) add or renew a target and are answered with JOIN_ACK (this
+//   proxy's unicast control endpoint and the keepalive interval). A KEEPALIVE
+//   from a target this JAP does not know is a join: the nearest proxy may have
+//   changed, and the target learns its new JAP from the JOIN_ACK. A KEEPALIVE
+//   of a known target is not answered.
+// - A target not heard for `missedKeepalives` intervals (default 3) is removed.
+// - Target churn stays here: the RAPs hear REGISTER only when a group's count
+//   of targets goes 0 -> 1, UNREGISTER on 1 -> 0, and REFRESH with a load
+//   figure every refresh interval. All R replicas get each of them, so a
+//   replica can answer when the primary dies.
+// - When the ring changes, a group whose RAP set changed registers with its
+//   new RAPs (and unregisters from live proxies that are no longer RAPs).
+// - Messages to each RAP are batched per flush() into as few frames as fit.
+//
+// It never touches the data plane: the owner listens to target events
+// (add/update/remove) and calls DataPlane.addTarget/removeTarget.
+
+import { DeadlineHeap } from "./deadlines.js";
+import type { JoinMessage, KeepaliveMessage, LeaveMessage, LoadEntry, Message, ProxyRef, RejectCode, TargetInfo } from "./message.js";
+import { taHash, type Hash64, type Ring } from "./rendezvous.js";
+import { epKey, taKey, type Endpoint, type TransportAddress } from "./ta.js";
+
+export interface JapOptions {
+  readonly self: ProxyRef;
+  readonly now: () => number;
+  /** Send a message to a control endpoint (the owner seals it; self-addressed ones it delivers locally). */
+  readonly send: (to: Endpoint, message: Message) => void;
+  /** The current ring of live proxies. */
+  readonly ring: () => Ring;
+  /** A live proxy by id. */
+  readonly proxy: (id: string) => ProxyRef | undefined;
+  /** Seconds between a target's keepalives, told in JOIN_ACK. Default 10. */
+  readonly keepaliveIntervalS?: number;
+  /** Missed keepalives before a target is removed. Default 3. */
+  readonly missedKeepalives?: number;
+  /** ms between REFRESHes of a group at its RAPs. Default 30 s. */
+  readonly refreshIntervalMs?: number;
+  /** RAPs per group (primary + replicas). Default 2. */
+  readonly replicas?: number;
+  /** Targets per group at most; further joins are rejected "full". Default 1 << 20. */
+  readonly maxTargetsPerGroup?: number;
+  /** Targets over all groups at most. Default 1 << 24. */
+  readonly maxTargets?: number;
+  /** The load figure sent to RAPs for a group. Default: its number of targets here. */
+  readonly load?: (ta: TransportAddress, targets: number) => number;
+  /** Entries per REGISTER/REFRESH/UNREGISTER frame at most. Default 48 (about 1.2 kB of IPv6 TAs). */
+  readonly batchEntries?: number;
+}
+
+export type TargetEventKind = "add" | "update" | "remove";
+export type RemoveReason = "leave" | "expired" | "shutdown";
+
+export interface TargetEvent {
+  readonly kind: TargetEventKind;
+  readonly ta: TransportAddress;
+  /** taKey(ta): the data plane's group key. */
+  readonly group: string;
+  readonly target: TargetInfo;
+  /** Set for "remove". */
+  readonly reason?: RemoveReason;
+}
+
+interface JapTarget {
+  info: TargetInfo;
+  readonly key: string;
+  readonly group: JapGroup;
+  /** Last ms the target is kept without hearing from it. */
+  expires: number;
+  alive: boolean;
+}
+
+interface JapGroup {
+  readonly ta: TransportAddress;
+  readonly key: string;
+  readonly hash: Hash64;
+  readonly targets: Map<string, JapTarget>;
+  /** RAP ids this group is registered with (best first). */
+  raps: string[];
+  nextRefresh: number;
+  alive: boolean;
+}
+
+type Op = { kind: "register" | "refresh"; group: JapGroup } | { kind: "unregister"; ta: TransportAddress };
+
+export class Jap {
+  readonly keepaliveIntervalS: number;
+  readonly missedKeepalives: number;
+  readonly refreshIntervalMs: number;
+  readonly replicas: number;
+  private readonly maxPerGroup: number;
+  private readonly maxTargets: number;
+  private readonly batch: number;
+  private readonly groups = new Map<string, JapGroup>();
+  private readonly expiry = new DeadlineHeap<JapTarget>();
+  private readonly refreshes = new DeadlineHeap<JapGroup>();
+  /** RAP id -> TA key -> the last operation queued for it (the last one wins). */
+  private readonly outbox = new Map<string, Map<string, Op>>();
+  private readonly listeners: ((ev: TargetEvent) => void)[] = [];
+  private targets = 0;
+  readonly counters = { joins: 0, rejoins: 0, keepalives: 0, leaves: 0, expired: 0, rejected: 0, registers: 0, unregisters: 0, refreshes: 0 };
+
+  constructor(private readonly opts: JapOptions) {
+    this.keepaliveIntervalS = opts.keepaliveIntervalS ?? 10;
+    this.missedKeepalives = opts.missedKeepalives ?? 3;
+    this.refreshIntervalMs = opts.refreshIntervalMs ?? 30_000;
+    this.replicas = opts.replicas ?? 2;
+    this.maxPerGroup = opts.maxTargetsPerGroup ?? 1 << 20;
+    this.maxTargets = opts.maxTargets ?? 1 << 24;
+    this.batch = opts.batchEntries ?? 48;
+  }
+
+  onTarget(fn: (ev: TargetEvent) => void): void {
+    this.listeners.push(fn);
+  }
+
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  get targetCount(): number {
+    return this.targets;
+  }
+
+  /** The targets of a group here (empty when none). */
+  targetsOf(ta: TransportAddress): TargetInfo[] {
+    const g = this.groups.get(taKey(ta));
+    return g ? [...g.targets.values()].map((t) => t.info) : [];
+  }
+
+  /** The RAP ids a group is registered with, best first. */
+  rapsOf(ta: TransportAddress): string[] {
+    return this.groups.get(taKey(ta))?.raps.slice() ?? [];
+  }
+
+  *groupKeys(): IterableIterator<string> {
+    yield* this.groups.keys();
+  }
+
+  private validate(ta: TransportAddress, t: TargetInfo): RejectCode | undefined {
+    if (t.endpoint.address.length !== ta.address.length) return "family-mismatch";
+    if (ta.protocol === "icmp" && t.endpoint.port !== 0) return "bad-target";
+    let same = true;
+    for (let i = 0; i < ta.address.length; i++) if (ta.address[i] !== t.endpoint.address[i]) same = false;
+    if (same) return "bad-target";
+    return undefined;
+  }
+
+  /** A JOIN or KEEPALIVE from `from` (the frame's source). */
+  handleJoin(msg: JoinMessage | KeepaliveMessage, from: Endpoint): void {
+    const now = this.opts.now();
+    const key = taKey(msg.ta);
+    const tkey = epKey(msg.target.endpoint);
+    let g = this.groups.get(key);
+    const known = g?.targets.get(tkey);
+    if (known) {
+      known.expires = now + this.timeoutMs();
+      if (msg.type === "keepalive") this.counters.keepalives++;
+      else this.counters.joins++;
+      const changed = !sameInfo(known.info, msg.target);
+      if (changed) {
+        known.info = msg.target;
+        this.emit({ kind: "update", ta: g!.ta, group: key, target: msg.target });
+      }
+      if (msg.type === "join" || changed) this.ack(msg.ta, msg.target.endpoint, from, "none");
+      return;
+    }
+    const why = this.validate(msg.ta, msg.target) ?? (this.targets >= this.maxTargets || (g && g.targets.size >= this.maxPerGroup) ? "full" : undefined);
+    if (why) {
+      this.counters.rejected++;
+      this.ack(msg.ta, msg.target.endpoint, from, why);
+      return;
+    }
+    if (msg.type === "keepalive") this.counters.rejoins++;
+    else this.counters.joins++;
+    if (g === undefined) {
+      g = { ta: msg.ta, key, hash: taHash(msg.ta), targets: new Map(), raps: [], nextRefresh: now + this.refreshIntervalMs, alive: true };
+      this.groups.set(key, g);
+      g.raps = this.opts.ring().rapsOf(g.hash, this.replicas);
+      for (const rap of g.raps) this.queue(rap, key, { kind: "register", group: g });
+      this.refreshes.push(g.nextRefresh, g);
+    }
+    const t: JapTarget = { info: msg.target, key: tkey, group: g, expires: now + this.timeoutMs(), alive: true };
+    g.targets.set(tkey, t);
+    this.targets++;
+    this.expiry.push(t.expires + 1, t);
+    this.emit({ kind: "add", ta: g.ta, group: key, target: msg.target });
+    this.ack(msg.ta, msg.target.endpoint, from, "none");
+  }
+
+  handleLeave(msg: LeaveMessage): void {
+    const g = this.groups.get(taKey(msg.ta));
+    const t = g?.targets.get(epKey(msg.endpoint));
+    if (!t) return;
+    this.counters.leaves++;
+    this.remove(t, "leave");
+  }
+
+  private timeoutMs(): number {
+    return this.missedKeepalives * this.keepaliveIntervalS * 1000;
+  }
+
+  private ack(ta: TransportAddress, endpoint: Endpoint, to: Endpoint, reason: RejectCode): void {
+    const accepted = reason === "none";
+    this.opts.send(to, {
+      type: "join-ack",
+      ta,
+      endpoint,
+      accepted,
+      reason,
+      jap: this.opts.self,
+      keepaliveInterval: accepted ? this.keepaliveIntervalS : 0,
+    });
+  }
+
+  private remove(t: JapTarget, reason: RemoveReason): void {
+    if (!t.alive) return;
+    t.alive = false;
+    const g = t.group;
+    g.targets.delete(t.key);
+    this.targets--;
+    this.emit({ kind: "remove", ta: g.ta, group: g.key, target: t.info, reason });
+    if (g.targets.size === 0) {
+      g.alive = false;
+      this.groups.delete(g.key);
+      for (const rap of g.raps) this.queue(rap, g.key, { kind: "unregister", ta: g.ta });
+    }
+  }
+
+  /** Remove targets past their keepalives and queue due refreshes. Call flush() after. */
+  tick(): void {
+    const now = this.opts.now();
+    this.expiry.popDue(now, (t) => {
+      if (!t.alive) return;
+      // Alive through `expires` itself: removed only strictly after it.
+      if (t.expires >= now) this.expiry.push(t.expires + 1, t);
+      else {
+        this.counters.expired++;
+        this.remove(t, "expired");
+      }
+    });
+    this.refreshes.popDue(now, (g) => {
+      if (!g.alive) return;
+      g.nextRefresh = now + this.refreshIntervalMs;
+      this.refreshes.push(g.nextRefresh, g);
+      for (const rap of g.raps) this.queue(rap, g.key, { kind: "refresh", group: g });
+    });
+  }
+
+  /** The ring changed: register each group whose RAP set changed with its new RAPs. */
+  ringChanged(): void {
+    const ring = this.opts.ring();
+    for (const g of this.groups.values()) {
+      const next = ring.rapsOf(g.hash, this.replicas);
+      if (next.length === g.raps.length && next.every((id, i) => id === g.raps[i])) continue;
+      for (const id of next) if (!g.raps.includes(id)) this.queue(id, g.key, { kind: "register", group: g });
+      for (const id of g.raps) if (!next.includes(id) && ring.has(id)) this.queue(id, g.key, { kind: "unregister", ta: g.ta });
+      g.raps = next;
+    }
+  }
+
+  /** Unregister every group and drop every target (shutdown). Call flush() after. */
+  stop(): void {
+    for (const g of [...this.groups.values()]) for (const t of [...g.targets.values()]) this.remove(t, "shutdown");
+  }
+
+  private queue(rap: string, key: string, op: Op): void {
+    let box = this.outbox.get(rap);
+    if (box === undefined) this.outbox.set(rap, (box = new Map()));
+    const prev = box.get(key);
+    // A refresh never downgrades a pending register.
+    if (op.kind === "refresh" && prev?.kind === "register") return;
+    box.delete(key);
+    box.set(key, op);
+  }
+
+  /** Send what is queued, one or more frames per RAP. */
+  flush(): void {
+    if (this.outbox.size === 0) return;
+    const self = this.opts.self;
+    const load = this.opts.load;
+    for (const [rap, box] of this.outbox) {
+      const to = this.opts.proxy(rap);
+      if (to === undefined) continue; // dead: the new ring's RAPs are told by ringChanged()
+      const reg: LoadEntry[] = [];
+      const ref: LoadEntry[] = [];
+      const unreg: TransportAddress[] = [];
+      for (const op of box.values()) {
+        if (op.kind === "unregister") unreg.push(op.ta);
+        else {
+          if (!op.group.alive) continue;
+          const n = op.group.targets.size;
+          (op.kind === "register" ? reg : ref).push({ ta: op.group.ta, load: load ? load(op.group.ta, n) : n });
+        }
+      }
+      for (let i = 0; i < unreg.length; i += this.batch) {
+        this.counters.unregisters++;
+        this.opts.send(to.endpoint, { type: "unregister", jap: self, tas: unreg.slice(i, i + this.batch) });
+      }
+      for (let i = 0; i < reg.length; i += this.batch) {
+        this.counters.registers++;
+        this.opts.send(to.endpoint, { type: "register", jap: self, entries: reg.slice(i, i + this.batch) });
+      }
+      for (let i = 0; i < ref.length; i += this.batch) {
+        this.counters.refreshes++;
+        this.opts.send(to.endpoint, { type: "refresh", jap: self, entries: ref.slice(i, i + this.batch) });
+      }
+    }
+    this.outbox.clear();
+  }
+
+  private emit(ev: TargetEvent): void {
+    for (const fn of this.listeners) fn(ev);
+  }
+}
+
+function sameInfo(a: TargetInfo, b: TargetInfo): boolean {
+  return a.weight === b.weight && a.label === b.label && a.aware === b.aware;
+}

@@ -1,0 +1,70 @@
+// Token bucket per source address, for frames from targets (joins above all):
+// a flood from one source costs a map lookup, not an HMAC.
+//
+// The number of tracked sources is bounded: past `maxSources` the source heard
+// from least recently is forgotten (a forgotten source starts again with a full
+// bucket, which is the price of bounded memory). Time is injected.
+
+export interface RateLimitOptions {
+  /** Tokens added per second. Default 10. */
+  readonly ratePerSecond?: number;
+  /** Bucket size: the burst a source may send at once. Default 20. */
+  readonly burst?: number;
+  /** Sources tracked at most. Default 65536. */
+  readonly maxSources?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  /** ms of the last refill. */
+  at: number;
+}
+
+export class RateLimiter {
+  readonly rate: number;
+  readonly burst: number;
+  readonly maxSources: number;
+  /** Insertion order = least recently heard first (a source is re-inserted when heard). */
+  private readonly buckets = new Map<string, Bucket>();
+  dropped = 0;
+  allowed = 0;
+  evicted = 0;
+
+  constructor(opts: RateLimitOptions = {}) {
+    this.rate = opts.ratePerSecond ?? 10;
+    this.burst = opts.burst ?? 20;
+    this.maxSources = opts.maxSources ?? 65536;
+    if (!(this.rate > 0) || !(this.burst >= 1) || !(this.maxSources >= 1)) throw new RangeError("rate, burst and maxSources must be positive");
+  }
+
+  get sources(): number {
+    return this.buckets.size;
+  }
+
+  /** Take one token for `source` at time `now` (ms); false (and counted) when its bucket is empty. */
+  allow(source: string, now: number): boolean {
+    let b = this.buckets.get(source);
+    if (b === undefined) {
+      if (this.buckets.size >= this.maxSources) {
+        const oldest = this.buckets.keys().next().value as string;
+        this.buckets.delete(oldest);
+        this.evicted++;
+      }
+      b = { tokens: this.burst, at: now };
+    } else {
+      this.buckets.delete(source);
+      if (now > b.at) {
+        b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+        b.at = now;
+      }
+    }
+    this.buckets.set(source, b);
+    if (b.tokens < 1) {
+      this.dropped++;
+      return false;
+    }
+    b.tokens -= 1;
+    this.allowed++;
+    return true;
+  }
+}
