@@ -73,7 +73,8 @@ export function findAddon(from: string = dirname(fileURLToPath(import.meta.url))
     if (dirname(dir) === dir) break;
   }
   throw new TunError(
-    `the TUN addon is not built: run npm rebuild / node-gyp rebuild; it needs g++ and make (no ${ADDON} in ${from} or above)`,
+    `the TUN addon is not built: run npm rebuild / node-gyp rebuild; it needs g++ and make ` +
+      `(no ${ADDON} in ${from} or above; both clear build/, so run npm run build afterwards for the Wasm core)`,
     undefined,
   );
 }
