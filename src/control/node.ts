@@ -1,0 +1,374 @@
+// One proxy's control plane: membership + JAP + RAP + IAP (+ discovery)
+// behind one receive()/tick() pair, over an injected clock and an injected
+// send(to, bytes). Every proxy plays every role, for different groups.
+//
+// receive(from, bytes): rate limit (target frames, per source address) ->
+// authenticate (auth.ts) -> dispatch by type to the role. Messages a role
+// addresses to this proxy itself (it is its own RAP for a group, say) are
+// delivered locally without sealing. Roles batch what they send; the node
+// flushes them before returning, so one call's output leaves together.
+//
+// No sockets, no timers, no Math.random unless none is injected: a daemon
+// plugs it onto UDP sockets and a timer, the simulation onto an in-memory
+// network with simulated time.
+
+import { Authenticator, type RejectReason } from "./auth.js";
+import { excluding, pickMembers, prefixDistance } from "./discovery.js";
+import { Iap, type Release, type Resolution } from "./iap.js";
+import { Jap, type TargetEvent } from "./jap.js";
+import { Membership, type MembershipEvent } from "./membership.js";
+import {
+  MAX_EXCLUDE,
+  MessageError,
+  isGroupKeyed,
+  peekKind,
+  type DiscoverForwardMessage,
+  type DiscoverMessage,
+  type DiscoverMode,
+  type Member,
+  type Message,
+  type MessageKind,
+  type ProxyRef,
+  type TargetInfo,
+} from "./message.js";
+import { Rap } from "./rap.js";
+import { RateLimiter, type RateLimitOptions } from "./ratelimit.js";
+import { sameEndpoint, type Endpoint, type TransportAddress } from "./ta.js";
+
+export interface ControlNodeOptions {
+  /** This proxy's id on the hash ring (unique in the cluster). */
+  readonly id: string;
+  /** This proxy's unicast control endpoint (its address is also its tunnel endpoint). */
+  readonly endpoint: Endpoint;
+  /** Key of proxy <-> proxy frames, shared by the cluster. */
+  readonly clusterKey: Uint8Array;
+  /** A group's join key, or undefined: joins for that group are refused (unknown-group). */
+  readonly groupKey: (ta: TransportAddress) => Uint8Array | undefined;
+  /** Control endpoints of other proxies to start from. */
+  readonly seeds: readonly Endpoint[];
+  readonly now: () => number;
+  readonly send: (to: Endpoint, bytes: Uint8Array) => void;
+  readonly incarnation?: number;
+  /** RAPs per group. Default 2. */
+  readonly replicas?: number;
+  readonly heartbeatIntervalMs?: number;
+  readonly deadAfter?: number;
+  readonly keepaliveIntervalS?: number;
+  readonly missedKeepalives?: number;
+  readonly refreshIntervalMs?: number;
+  readonly registrationExpiryMs?: number;
+  readonly cacheTtlS?: number;
+  readonly lookupTimeoutMs?: number;
+  readonly maxPendingPerGroup?: number;
+  readonly maxTargetsPerGroup?: number;
+  readonly authWindowMs?: number;
+  readonly replayCapacity?: number;
+  /** Per-source limit on target frames (JOIN, KEEPALIVE, LEAVE, DISCOVER). */
+  readonly rateLimit?: RateLimitOptions;
+  readonly nonce?: () => Uint8Array;
+  readonly random?: () => number;
+  /** Load figure of a group sent to RAPs (default: its targets here). */
+  readonly load?: (ta: TransportAddress, targets: number) => number;
+  /** Distance between two addresses for nearest discovery (default prefixDistance). */
+  readonly distance?: (a: Uint8Array, b: Uint8Array) => number;
+  /** How many times a discovery query may be forwarded to another JAP. Default 1. */
+  readonly maxDiscoverHops?: number;
+  readonly onTarget?: (ev: TargetEvent) => void;
+  readonly onRelease?: (release: Release) => void;
+  readonly onMembership?: (ev: MembershipEvent) => void;
+}
+
+export interface NodeStats {
+  readonly id: string;
+  readonly live: number;
+  readonly sent: Record<string, number>;
+  readonly received: Record<string, number>;
+  readonly local: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly rejected: Record<RejectReason, number>;
+  readonly jap: { readonly groups: number; readonly targets: number } & Jap["counters"];
+  readonly rap: { readonly groups: number; readonly entries: number } & Rap["counters"];
+  readonly iap: { readonly cache: number; readonly pending: number } & Iap["counters"];
+  readonly replayCache: number;
+  readonly unexpected: number;
+}
+
+export class ControlNode {
+  readonly self: ProxyRef;
+  readonly auth: Authenticator;
+  readonly limiter: RateLimiter;
+  readonly membership: Membership;
+  readonly jap: Jap;
+  readonly rap: Rap;
+  readonly iap: Iap;
+  private readonly local: { msg: Message; from: Endpoint }[] = [];
+  private settling = false;
+  private ringDirty = false;
+  private stopped = false;
+  private readonly random: () => number;
+  private readonly distance: (a: Uint8Array, b: Uint8Array) => number;
+  private readonly sent: Record<string, number> = {};
+  private readonly received: Record<string, number> = {};
+  private localCount = 0;
+  private bytesSent = 0;
+  private bytesReceived = 0;
+  private unexpected = 0;
+
+  constructor(private readonly opts: ControlNodeOptions) {
+    this.self = { id: opts.id, endpoint: opts.endpoint };
+    const now = opts.now;
+    this.random = opts.random ?? Math.random;
+    this.distance = opts.distance ?? prefixDistance;
+    this.auth = new Authenticator({
+      clusterKey: opts.clusterKey,
+      groupKey: opts.groupKey,
+      now,
+      windowMs: opts.authWindowMs,
+      replayCapacity: opts.replayCapacity,
+      nonce: opts.nonce,
+    });
+    this.limiter = new RateLimiter(opts.rateLimit);
+    const send = (to: Endpoint, msg: Message): void => this.post(to, msg);
+    this.membership = new Membership({
+      self: this.self,
+      incarnation: opts.incarnation,
+      seeds: opts.seeds,
+      intervalMs: opts.heartbeatIntervalMs,
+      deadAfter: opts.deadAfter,
+      now,
+      send,
+    });
+    const ring = () => this.membership.ring();
+    const proxy = (id: string) => this.membership.proxy(id);
+    this.jap = new Jap({
+      self: this.self,
+      now,
+      send,
+      ring,
+      proxy,
+      keepaliveIntervalS: opts.keepaliveIntervalS,
+      missedKeepalives: opts.missedKeepalives,
+      refreshIntervalMs: opts.refreshIntervalMs,
+      replicas: opts.replicas,
+      maxTargetsPerGroup: opts.maxTargetsPerGroup,
+      load: opts.load,
+    });
+    this.rap = new Rap({ self: this.self, now, send, expiryMs: opts.registrationExpiryMs, ttlS: opts.cacheTtlS });
+    this.iap = new Iap({
+      self: this.self,
+      now,
+      send,
+      ring,
+      proxy,
+      replicas: opts.replicas,
+      lookupTimeoutMs: opts.lookupTimeoutMs,
+      maxPendingPerGroup: opts.maxPendingPerGroup,
+      onRelease: opts.onRelease,
+    });
+    if (opts.onTarget) this.jap.onTarget(opts.onTarget);
+    this.membership.onChange((ev) => {
+      this.ringDirty = true;
+      if (ev.kind === "down") {
+        this.rap.proxyDown(ev.proxy.id);
+        this.iap.proxyDown(ev.proxy.id);
+      }
+      opts.onMembership?.(ev);
+    });
+  }
+
+  /** A frame arrived from `from` (the UDP source). Never throws on bad input. */
+  receive(from: Endpoint, bytes: Uint8Array): void {
+    if (this.stopped) return;
+    this.bytesReceived += bytes.length;
+    const kind = peekKind(bytes);
+    if (kind !== undefined && isGroupKeyed(kind) && !this.limiter.allow(addressKey(from.address), this.opts.now())) {
+      this.auth.reject("rate-limited");
+      return;
+    }
+    const opened = this.auth.open(bytes);
+    if (!opened.ok) return;
+    this.count(this.received, opened.message.type);
+    this.dispatch(opened.message, from);
+    this.settle();
+  }
+
+  /** Run the timers: heartbeats, dead proxies, keepalive expiry, refreshes, registration expiry, lookup timeouts, TTLs. */
+  tick(): void {
+    if (this.stopped) return;
+    this.membership.tick();
+    this.jap.tick();
+    this.rap.tick();
+    this.iap.tick();
+    this.settle();
+  }
+
+  /** The IAP's answer for a group; see Iap.resolve. */
+  resolve(ta: TransportAddress, packet?: Uint8Array): Resolution {
+    const r = this.iap.resolve(ta, packet);
+    this.settle();
+    return r;
+  }
+
+  /** Unregister every group at its RAPs and stop answering. */
+  stop(): void {
+    this.jap.stop();
+    this.settle();
+    this.stopped = true;
+  }
+
+  private post(to: Endpoint, msg: Message): void {
+    if (sameEndpoint(to, this.self.endpoint)) {
+      this.local.push({ msg, from: this.self.endpoint });
+      return;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = this.auth.seal(msg);
+    } catch (err) {
+      if (err instanceof MessageError) {
+        this.unexpected++;
+        return;
+      }
+      throw err;
+    }
+    this.count(this.sent, msg.type);
+    this.bytesSent += bytes.length;
+    this.opts.send(to, bytes);
+  }
+
+  private count(table: Record<string, number>, kind: MessageKind): void {
+    table[kind] = (table[kind] ?? 0) + 1;
+  }
+
+  private settle(): void {
+    if (this.settling) return;
+    this.settling = true;
+    try {
+      for (;;) {
+        if (this.ringDirty) {
+          this.ringDirty = false;
+          this.jap.ringChanged();
+        }
+        this.jap.flush();
+        this.rap.flush();
+        if (this.local.length === 0) break;
+        const batch = this.local.splice(0, this.local.length);
+        for (const { msg, from } of batch) {
+          this.localCount++;
+          this.dispatch(msg, from);
+        }
+      }
+    } finally {
+      this.settling = false;
+    }
+  }
+
+  private dispatch(msg: Message, from: Endpoint): void {
+    switch (msg.type) {
+      case "join":
+      case "keepalive":
+        return this.jap.handleJoin(msg, from);
+      case "leave":
+        return this.jap.handleLeave(msg);
+      case "discover":
+        return this.handleDiscover(msg, from);
+      case "register":
+      case "refresh":
+        return this.rap.handleRegister(msg);
+      case "unregister":
+        return this.rap.handleUnregister(msg);
+      case "lookup":
+        return this.rap.handleLookup(msg);
+      case "lookup-reply":
+        return this.iap.handleLookupReply(msg);
+      case "push":
+        return this.iap.handlePush(msg);
+      case "heartbeat":
+        return this.membership.onHeartbeat(msg);
+      case "discover-forward":
+        return this.handleDiscoverForward(msg);
+      case "join-ack":
+      case "discover-reply":
+        // Proxy -> target messages: a proxy never expects one.
+        this.unexpected++;
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- discovery
+
+  private localMembers(ta: TransportAddress, k: number, mode: DiscoverMode, exclude: readonly Endpoint[], near: Uint8Array): TargetInfo[] {
+    const ex = excluding(exclude);
+    return pickMembers(this.jap.targetsOf(ta), k, {
+      mode,
+      exclude: (t) => ex(t.endpoint) || sameAddress(t.endpoint.address, near),
+      distance: (t) => this.distance(near, t.endpoint.address),
+      random: this.random,
+    });
+  }
+
+  private handleDiscover(msg: DiscoverMessage, from: Endpoint): void {
+    this.discover(msg.ta, msg.k, msg.mode, msg.exclude, from, this.opts.maxDiscoverHops ?? 1);
+  }
+
+  private handleDiscoverForward(msg: DiscoverForwardMessage): void {
+    this.discover(msg.ta, msg.k, msg.mode, msg.exclude, msg.origin, msg.hops, msg.from.id);
+  }
+
+  /**
+   * Answer from this JAP's own targets (the nearest to the asker: both reached
+   * this proxy by anycast); if fewer than k, forward the rest of the query to
+   * one other JAP of the group known from the IAP cache (the nearest to this
+   * proxy, or a random one), which answers the asker directly.
+   */
+  private discover(ta: TransportAddress, k: number, mode: DiscoverMode, exclude: readonly Endpoint[], asker: Endpoint, hops: number, cameFrom?: string): void {
+    const picked = this.localMembers(ta, k, mode, exclude, asker.address);
+    const members: Member[] = picked.map((t) => ({ endpoint: t.endpoint, label: t.label }));
+    let forwarded = false;
+    if (members.length < k && hops > 0) {
+      const japs = this.iap.cached(ta);
+      if (japs === undefined) this.iap.resolve(ta); // known next time
+      else {
+        const others = japs.filter((j) => j.proxy.id !== this.self.id && j.proxy.id !== cameFrom);
+        const [next] = pickMembers(others, 1, { mode, distance: (j) => this.distance(this.self.endpoint.address, j.proxy.endpoint.address), random: this.random });
+        if (next) {
+          const ex = [...exclude, ...members.map((m) => m.endpoint)].slice(0, MAX_EXCLUDE);
+          this.post(next.proxy.endpoint, { type: "discover-forward", from: this.self, origin: asker, hops: hops - 1, ta, k: k - members.length, mode, exclude: ex });
+          forwarded = true;
+        }
+      }
+    }
+    if (members.length > 0 || !forwarded) this.post(asker, { type: "discover-reply", ta, members });
+  }
+
+  // ---------------------------------------------------------------- stats
+
+  stats(): NodeStats {
+    return {
+      id: this.self.id,
+      live: this.membership.live().length,
+      sent: { ...this.sent },
+      received: { ...this.received },
+      local: this.localCount,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      rejected: { ...this.auth.rejections.counts },
+      jap: { groups: this.jap.groupCount, targets: this.jap.targetCount, ...this.jap.counters },
+      rap: { groups: this.rap.groupCount, entries: this.rap.entryCount, ...this.rap.counters },
+      iap: { cache: this.iap.cacheSize, pending: this.iap.pendingGroups, ...this.iap.counters },
+      replayCache: this.auth.replay.size,
+      unexpected: this.unexpected,
+    };
+  }
+}
+
+function addressKey(a: Uint8Array): string {
+  return Buffer.from(a.buffer, a.byteOffset, a.length).toString("latin1");
+}
+
+function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
