@@ -16,6 +16,7 @@ export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } fro
 export { process_batch } from "./pipeline";
 export { reflect_batch } from "./reflect";
 export { inspect_batch } from "./inspect";
+export { ring_reset } from "./ring";
 export {
   cap_reset, cap_scan, cap_consumed, cap_error, cap_error_offset, cap_format, cap_interfaces, cap_linktype,
   cap_strict_links, cap_error_link,

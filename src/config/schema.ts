@@ -59,6 +59,8 @@ export interface ProxyConfig {
   readonly verifyChecksums: boolean;
   readonly tunnelMtu: number;
   readonly timeouts: Timeouts;
+  /** The anycast prefixes this proxy serves (canonical text): packets to them with no group go to the host. */
+  readonly anycastPrefixes: readonly string[];
 }
 
 export interface TargetConfig {
@@ -83,6 +85,29 @@ export interface ScopeConfig {
   readonly label: string;
 }
 
+/** Health check of a group's targets (the daemon runs it; the data plane only sees up/down). */
+export interface HealthConfig {
+  /** tcp: a connection completes; udp: `send` answered (with `expect` when set); http: GET `path` answers 2xx/3xx. */
+  readonly check: HealthCheckKind;
+  /** Port to probe instead of the target's (required when the target port is 0). */
+  readonly port: number | null;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive failures that mark an up target down. */
+  readonly fall: number;
+  /** Consecutive successes that mark a down target up. */
+  readonly rise: number;
+  /** http: the request path. */
+  readonly path: string;
+  /** udp: the payload sent. */
+  readonly send: string;
+  /** udp: the reply must contain this text (null: any reply). */
+  readonly expect: string | null;
+}
+
+export type HealthCheckKind = "tcp" | "udp" | "http";
+export const HEALTH_CHECKS: readonly HealthCheckKind[] = ["tcp", "udp", "http"];
+
 export interface GroupConfig {
   /** The configured name, or "<protocol> <address>:<port>" (see describeTransportAddress). */
   readonly name: string;
@@ -98,10 +123,34 @@ export interface GroupConfig {
   readonly targets: readonly TargetConfig[];
   /** Scoping: clients in `prefix` only reach targets labelled `label` (longest prefix wins). */
   readonly scopes: readonly ScopeConfig[];
+  /** Health check of the targets, or null: targets are up unless the host says otherwise. */
+  readonly health: HealthConfig | null;
+}
+
+/** How `pias run` moves packets and reports (ignored by `pias replay` and the library). */
+export interface DaemonConfig {
+  /** I/O backend. */
+  readonly io: "tun" | "pcap";
+  /** TUN device name (the kernel adds a number for "%d"). */
+  readonly tunName: string;
+  /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
+  readonly routes: boolean;
+  /** pcap: the interface to capture on and inject into. */
+  readonly pcapInterface: string | null;
+  /** pcap: extra BPF filter, ANDed with the one built from the anycast prefixes and proxy addresses. */
+  readonly pcapFilter: string | null;
+  /** Packets per batch. */
+  readonly batch: number;
+  /** host:port of the Prometheus endpoint, or null for none. */
+  readonly metrics: string | null;
+  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error";
+  /** On SIGTERM: keep forwarding for existing flows this long, then exit. */
+  readonly drainMs: number;
 }
 
 export interface PiasConfig {
   readonly proxy: ProxyConfig;
+  readonly daemon: DaemonConfig;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }
@@ -361,11 +410,13 @@ const familyName = (f: Family): string => (f === 4 ? "IPv4" : "IPv6");
 
 // ---------------------------------------------------------------- sections
 
-const TOP_KEYS = ["proxy", "capacity", "groups"] as const;
-const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon"] as const;
+const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
+const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
+const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
 const CAPACITY_KEYS = ["flows", "groups", "targets"] as const;
-const GROUP_KEYS = ["name", "protocol", "address", "port", "policy", "affinity", "targets", "scopes"] as const;
+const GROUP_KEYS = ["name", "protocol", "address", "port", "policy", "affinity", "targets", "scopes", "health"] as const;
 const SCOPE_KEYS = ["prefix", "label"] as const;
 const TARGET_KEYS = ["address", "port", "weight", "aware", "label", "distance"] as const;
 
@@ -409,6 +460,18 @@ function validateProxy(v: unknown): ProxyConfig {
     fail(["proxy", "tunnelMtu"], `${tunnelMtu} is below ${LIMITS.tunnelMtuIPv6}, the IPv6 minimum MTU, and proxy.address6 is set`);
   }
   const timeouts = has(o, "timeouts") ? validateTimeouts(o.timeouts, ["proxy", "timeouts"]) : { ...DEFAULT_TIMEOUTS };
+  const anycastPrefixes: string[] = [];
+  if (has(o, "anycastPrefixes")) {
+    list(o.anycastPrefixes, ["proxy", "anycastPrefixes"]).forEach((v, i) => {
+      const p = ["proxy", "anycastPrefixes", i];
+      try {
+        anycastPrefixes.push(formatPrefix(parsePrefix(text(v, p))));
+      } catch (e) {
+        if (e instanceof ConfigValidationError) throw e;
+        fail(p, (e as Error).message);
+      }
+    });
+  }
 
   return {
     address: address4?.text ?? null,
@@ -419,6 +482,72 @@ function validateProxy(v: unknown): ProxyConfig {
     verifyChecksums,
     tunnelMtu,
     timeouts,
+    anycastPrefixes,
+  };
+}
+
+export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
+  io: "tun",
+  tunName: "pias%d",
+  routes: true,
+  pcapInterface: null,
+  pcapFilter: null,
+  batch: 256,
+  metrics: null,
+  logLevel: "info",
+  drainMs: 5000,
+});
+
+function validateDaemon(v: unknown): DaemonConfig {
+  const path = ["daemon"];
+  const o = object(v, path, DAEMON_KEYS);
+  const io = has(o, "io") ? oneOf(o.io, ["daemon", "io"], ["tun", "pcap"] as const) : DEFAULT_DAEMON.io;
+  const tunName = has(o, "tunName") ? text(o.tunName, ["daemon", "tunName"]) : DEFAULT_DAEMON.tunName;
+  if (tunName.length > 15 || /[\s/]/.test(tunName)) fail(["daemon", "tunName"], `${quote(tunName)} is not an interface name (at most 15 characters, no spaces or "/")`);
+  const pcapInterface = has(o, "pcapInterface") ? text(o.pcapInterface, ["daemon", "pcapInterface"]) : null;
+  if (io === "pcap" && pcapInterface === null) fail(["daemon", "pcapInterface"], "required with io pcap: the interface to capture on");
+  let metrics: string | null = null;
+  if (has(o, "metrics")) {
+    metrics = text(o.metrics, ["daemon", "metrics"]);
+    const m = /^(.*):(\d+)$/.exec(metrics);
+    if (!m || Number(m[2]) > 65535) fail(["daemon", "metrics"], `${quote(metrics)} is not HOST:PORT (e.g. "127.0.0.1:9464")`);
+  }
+  return {
+    io,
+    tunName,
+    routes: optBoolean(o, "routes", path, DEFAULT_DAEMON.routes),
+    pcapInterface,
+    pcapFilter: has(o, "pcapFilter") ? text(o.pcapFilter, ["daemon", "pcapFilter"]) : null,
+    batch: optInteger(o, "batch", path, [1, 4096], DEFAULT_DAEMON.batch),
+    metrics,
+    logLevel: has(o, "logLevel") ? oneOf(o.logLevel, ["daemon", "logLevel"], ["trace", "debug", "info", "warn", "error"] as const) : DEFAULT_DAEMON.logLevel,
+    drainMs: optInteger(o, "drainMs", path, [0, 3600000], DEFAULT_DAEMON.drainMs),
+  };
+}
+
+function validateHealth(v: unknown, path: ConfigPath, group: { protocol: Protocol; targets: readonly TargetConfig[] }): HealthConfig {
+  const o = object(v, path, HEALTH_KEYS);
+  const check = has(o, "check") ? oneOf(o.check, [...path, "check"], HEALTH_CHECKS) : group.protocol === "udp" ? "udp" : "tcp";
+  const port = has(o, "port") ? integer(o.port, [...path, "port"], [1, 65535]) : null;
+  if (port === null) {
+    const j = group.targets.findIndex((t) => t.port === 0);
+    if (j >= 0) fail([...path, "port"], `required: targets[${j}] has port 0 (the client's port), so the check needs a port`);
+  }
+  const intervalMs = optInteger(o, "intervalMs", path, [100, 3600000], 2000);
+  const timeoutMs = optInteger(o, "timeoutMs", path, [10, 3600000], Math.min(1000, intervalMs));
+  if (timeoutMs > intervalMs) fail([...path, "timeoutMs"], `${timeoutMs} is longer than intervalMs ${intervalMs}`);
+  const path_ = has(o, "path") ? text(o.path, [...path, "path"]) : "/";
+  if (!path_.startsWith("/")) fail([...path, "path"], `${quote(path_)} must start with "/"`);
+  return {
+    check,
+    port,
+    intervalMs,
+    timeoutMs,
+    fall: optInteger(o, "fall", path, [1, 100], 3),
+    rise: optInteger(o, "rise", path, [1, 100], 2),
+    path: path_,
+    send: has(o, "send") ? text(o.send, [...path, "send"]) : "ping",
+    expect: has(o, "expect") ? text(o.expect, [...path, "expect"]) : null,
   };
 }
 
@@ -526,7 +655,12 @@ function validateGroup(v: unknown, path: ConfigPath): GroupConfig {
   }
 
   const name = has(o, "name") ? text(o.name, [...path, "name"]) : describeTransportAddress(protocol, addr.bytes, port);
-  return { name, protocol, family: addr.family, address: addr.text, addressBytes: addr.bytes, port, policy, affinity, targets, scopes };
+  let health: HealthConfig | null = null;
+  if (has(o, "health")) {
+    if (protocol === "icmp") fail([...path, "health"], "icmp groups have no health check (their targets have no port to probe)");
+    health = validateHealth(o.health, [...path, "health"], { protocol, targets });
+  }
+  return { name, protocol, family: addr.family, address: addr.text, addressBytes: addr.bytes, port, policy, affinity, targets, scopes, health };
 }
 
 /**
@@ -538,6 +672,7 @@ export function validateConfig(raw: unknown): PiasConfig {
   const o = object(raw, [], TOP_KEYS);
   const proxy = validateProxy(has(o, "proxy") ? o.proxy : {});
   const capacity = validateCapacity(has(o, "capacity") ? o.capacity : {});
+  const daemon = has(o, "daemon") ? validateDaemon(o.daemon) : DEFAULT_DAEMON;
 
   const groups: GroupConfig[] = [];
   if (has(o, "groups")) {
@@ -595,6 +730,6 @@ export function validateConfig(raw: unknown): PiasConfig {
     fail(["proxy", "address6"], `required because groups[${first6}] is IPv6`, has(o, "proxy") ? ["proxy"] : ["groups", first6]);
   }
 
-  return { proxy, capacity, groups };
+  return { proxy, daemon, capacity, groups };
 }
 

@@ -51,6 +51,7 @@ export interface DataPlaneExports extends CoreExports {
   flow_bytes_per_flow(): number;
   flows_expire_all(now: number): number;
   process_batch(desc: number, n: number): void;
+  ring_reset(desc: number, n: number, base: number, stride: number, cap: number, link: number, time: number): void;
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
 }
 
@@ -343,6 +344,7 @@ export class DataPlane {
     this.core.set_tunnel_mtu(config.proxy.tunnelMtu);
     const t = config.proxy.timeouts;
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.setAnycastPrefixes(config.proxy.anycastPrefixes);
     this.settings = { ...now, ...config.proxy, capacity: config.capacity };
     return this.applyGroups(config.groups);
   }

@@ -5,7 +5,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
-/** The raw exports of build/pias.wasm. Names and signatures mirror assembly/index.ts. */
+/** The raw exports of wasm/pias.wasm. Names and signatures mirror assembly/index.ts. */
 export interface CoreExports {
   readonly memory: WebAssembly.Memory;
   [name: string]: unknown;
@@ -18,7 +18,7 @@ export function wasmPath(variant: "release" | "debug" = "release"): string {
   const file = variant === "release" ? "pias.wasm" : "pias.debug.wasm";
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, "build", file);
+    const candidate = join(dir, "wasm", file);
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }

@@ -8,6 +8,7 @@ import {
   formatConfigPath,
   ConfigValidationError,
   DEFAULT_CAPACITY,
+  DEFAULT_DAEMON,
   DEFAULT_NAT_PORTS,
   DEFAULT_TIMEOUTS,
   DEFAULT_TUNNEL_MTU,
@@ -75,8 +76,10 @@ describe("validateConfig: normalisation", () => {
         verifyChecksums: false,
         tunnelMtu: 1500,
         timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 },
+        anycastPrefixes: [],
       },
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
+      daemon: DEFAULT_DAEMON,
       groups: [
         {
           name: "tcp 203.0.113.10:80",
@@ -92,6 +95,7 @@ describe("validateConfig: normalisation", () => {
             { address: "192.0.2.12", addressBytes: b("192.0.2.12"), family: 4, port: 8080, key: "192.0.2.12:8080", weight: 1, aware: true, label: null, distance: 0 },
           ],
           scopes: [],
+          health: null,
         },
       ],
     };
@@ -117,8 +121,10 @@ describe("validateConfig: normalisation", () => {
         verifyChecksums: false,
         tunnelMtu: 1500,
         timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 },
+        anycastPrefixes: [],
       },
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
+      daemon: DEFAULT_DAEMON,
       groups: [],
     });
   });
@@ -140,8 +146,10 @@ describe("validateConfig: normalisation", () => {
         verifyChecksums: true,
         tunnelMtu: 9000,
         timeouts: { tcpEstablished: 100, tcpTransitory: 10, udp: 20, icmp: 5 },
+        anycastPrefixes: [],
       },
       capacity: { flows: 1000, groups: 10, targets: 20 },
+      daemon: { io: "tun", tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" },
       groups: [
         {
           name: "dns",
@@ -159,6 +167,7 @@ describe("validateConfig: normalisation", () => {
     assert.equal(config.proxy.tunnelMtu, 9000);
     assert.deepEqual(config.proxy.timeouts, { tcpEstablished: 100, tcpTransitory: 10, udp: 20, icmp: 5 });
     assert.deepEqual(config.capacity, { flows: 1000, groups: 10, targets: 20 });
+    assert.deepEqual(config.daemon, { ...DEFAULT_DAEMON, tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" });
     const g = config.groups[0];
     assert.equal(g.name, "dns");
     assert.equal(g.affinity, "flow");
@@ -458,7 +467,7 @@ describe("validateConfig: one-line errors naming the path", () => {
     rejects("proxy", 'the configuration must be an object, got the string "proxy"');
     rejects({ groups: {} }, "groups: must be a list, got an object");
     rejects({ groups: null }, "groups: must be a list, got null");
-    rejects({ proxy: [] }, "proxy: must be an object with keys address, address6, natPorts, verifyChecksums, tunnelMtu, timeouts, got a list");
+    rejects({ proxy: [] }, "proxy: must be an object with keys address, address6, natPorts, verifyChecksums, tunnelMtu, timeouts, anycastPrefixes, got a list");
     rejects(example((c) => (c.groups[0].targets = "192.0.2.11")), 'groups[0].targets: must be a list, got the string "192.0.2.11"');
     rejects(example((c) => (c.groups[0].targets[0] = "192.0.2.11:8080")), 'groups[0].targets[0]: must be an object with keys address, port, weight, aware, label, distance, got the string "192.0.2.11:8080"');
     rejects(example((c) => (c.groups[0].address = 3405803786)), "groups[0].address: must be an IPv4 or IPv6 address string, got 3405803786");
@@ -527,4 +536,45 @@ test("scopes: a group maps client prefixes to target labels; each rule is checke
   for (const [scopes, message] of bad) {
     assert.throws(() => validateConfig(group(scopes)), (e: Error) => message.test(e.message) && !e.message.includes("\n"), String(message));
   }
+});
+
+describe("validateConfig: the daemon section, health checks and anycast prefixes", () => {
+  test("daemon settings are filled with their defaults and kept when given", () => {
+    assert.deepEqual(validateConfig({}).daemon, DEFAULT_DAEMON);
+    const d = validateConfig({ daemon: { io: "pcap", pcapInterface: "eth1", metrics: "127.0.0.1:9464", batch: 64, drainMs: 0, logLevel: "debug" } }).daemon;
+    assert.deepEqual(d, { ...DEFAULT_DAEMON, io: "pcap", pcapInterface: "eth1", metrics: "127.0.0.1:9464", batch: 64, drainMs: 0, logLevel: "debug" });
+  });
+
+  test("bad daemon settings are named by path", () => {
+    rejects({ daemon: { io: "pcap" } }, "daemon.pcapInterface: required with io pcap: the interface to capture on");
+    rejects({ daemon: { io: "af_xdp" } }, 'daemon.io: "af_xdp" is not one of tun, pcap');
+    rejects({ daemon: { metrics: "9464" } }, 'daemon.metrics: "9464" is not HOST:PORT (e.g. "127.0.0.1:9464")');
+    rejects({ daemon: { tunName: "a-very-long-interface-name" } }, 'daemon.tunName: "a-very-long-interface-name" is not an interface name (at most 15 characters, no spaces or "/")');
+    rejects({ daemon: { batch: 0 } }, "daemon.batch: 0 is not in 1..4096");
+  });
+
+  test("a group's health check gets its defaults (tcp for tcp groups, udp for udp groups)", () => {
+    const c = validateConfig(example((c) => (c.groups[0].health = {})));
+    assert.deepEqual(c.groups[0].health, { check: "tcp", port: null, intervalMs: 2000, timeoutMs: 1000, fall: 3, rise: 2, path: "/", send: "ping", expect: null });
+    const u = validateConfig({ proxy: { address: "198.51.100.1" }, groups: [{ protocol: "udp", address: "203.0.113.10", port: 53, targets: [{ address: "192.0.2.1" }], health: { send: "q", expect: "a", intervalMs: 500 } }] });
+    assert.deepEqual(u.groups[0].health, { check: "udp", port: null, intervalMs: 500, timeoutMs: 500, fall: 3, rise: 2, path: "/", send: "q", expect: "a" });
+  });
+
+  test("health checks that cannot work are rejected", () => {
+    rejects(example((c) => (c.groups[0].health = { check: "icmp" })), 'groups[0].health.check: "icmp" is not one of tcp, udp, http');
+    rejects(example((c) => (c.groups[0].health = { intervalMs: 500, timeoutMs: 600 })), "groups[0].health.timeoutMs: 600 is longer than intervalMs 500");
+    rejects(example((c) => (c.groups[0].health = { check: "http", path: "health" })), 'groups[0].health.path: "health" must start with "/"');
+    rejects(example((c) => {
+      c.groups[0].port = 0;
+      c.groups[0].targets = [{ address: "192.0.2.11" }];
+      c.groups[0].health = {};
+    }), "groups[0].health.port: required: targets[0] has port 0 (the client's port), so the check needs a port");
+    rejects({ proxy: { address: "198.51.100.1" }, groups: [{ protocol: "icmp", address: "203.0.113.10", health: {} }] }, "groups[0].health: icmp groups have no health check (their targets have no port to probe)");
+  });
+
+  test("anycast prefixes are canonical prefixes", () => {
+    assert.deepEqual(validateConfig({ proxy: { anycastPrefixes: ["203.0.113.0/24", "2001:DB8:A:0::/48"] } }).proxy.anycastPrefixes, ["203.0.113.0/24", "2001:db8:a::/48"]);
+    rejects({ proxy: { anycastPrefixes: ["203.0.113.7/24"] } }, 'proxy.anycastPrefixes[0]: "203.0.113.7/24" is not an IP prefix: host bits are set past /24 (did you mean 203.0.113.0/24?)');
+    assert.throws(() => validateConfig({ proxy: { anycastPrefixes: ["203.0.113.0"] } }), /proxy\.anycastPrefixes\[0\]: /);
+  });
 });
