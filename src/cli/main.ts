@@ -17,6 +17,9 @@ commands:
             [--ipv6-share F] [--config-out CONF] [--targets N]
       write a deterministic synthetic trace of clients talking to group TAs (pcap), and
       optionally a matching config
+  run --config CONF
+      the proxy daemon: serve the configured groups on live traffic (TUN or pcap I/O);
+      SIGHUP reloads CONF, SIGTERM drains and exits
   help
       this text`;
 
@@ -25,6 +28,7 @@ const COMMANDS: Record<string, string> = {
   replay: "./commands/replay.js",
   demo: "./commands/demo.js",
   "gen-trace": "./commands/gen-trace.js",
+  run: "./commands/run.js",
 };
 
 const PARSE_ERRORS = new Set([

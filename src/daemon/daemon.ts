@@ -1,0 +1,160 @@
+// `pias run`: one proxy serving its configured groups on live traffic. Wires
+// the data plane to an I/O backend (TUN or pcap) through the pump, runs the
+// health checks, serves metrics, and handles reload (SIGHUP) and drain
+// (SIGTERM). Embedders can start a Daemon from a config file too.
+
+import type { Server } from "node:http";
+import { pino, type Logger } from "pino";
+import { loadConfig } from "../config/load.js";
+import type { PiasConfig } from "../config/schema.js";
+import { DataPlane } from "../core/dataplane.js";
+import { PacketRing } from "../core/ring.js";
+import type { PacketIO } from "../io/backend.js";
+import { HealthChecker, type HealthChange } from "./health.js";
+import { createMetrics, serveMetrics } from "./metrics.js";
+import { Pump, type HostHandler } from "./pump.js";
+
+/** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
+const IDLE_SWEEP_MS = 30_000;
+
+export interface DaemonOptions {
+  configPath: string;
+  logger?: Logger;
+  /** The I/O backend; default: the one the config names (daemon.io). */
+  io?: (config: PiasConfig) => Promise<PacketIO>;
+  /** Packets the core hands to the host (control messages, unresolved groups). Default: counted and dropped. */
+  onHost?: HostHandler;
+}
+
+/** Where a proxy's traffic must be routed into a TUN device: its anycast prefixes (or its group addresses) and its own addresses. */
+export function tunRoutes(config: PiasConfig): string[] {
+  const routes = new Set<string>(config.proxy.anycastPrefixes);
+  if (routes.size === 0) for (const g of config.groups) routes.add(`${g.address}/${g.family === 4 ? 32 : 128}`);
+  if (config.proxy.address) routes.add(`${config.proxy.address}/32`);
+  if (config.proxy.address6) routes.add(`${config.proxy.address6}/128`);
+  return [...routes];
+}
+
+async function defaultIo(config: PiasConfig): Promise<PacketIO> {
+  const d = config.daemon;
+  if (d.io === "pcap") {
+    const { PcapBackend } = await import("../io/pcap-backend.js");
+    return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
+  }
+  const { TunBackend } = await import("../io/tun-backend.js");
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [] });
+}
+
+export class Daemon {
+  readonly log: Logger;
+  private readonly reloads = { ok: 0, rejected: 0 };
+  private readonly timers: NodeJS.Timeout[] = [];
+  private metricsServer: Server | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    private readonly options: DaemonOptions,
+    private config: PiasConfig,
+    readonly dp: DataPlane,
+    readonly io: PacketIO,
+    readonly pump: Pump,
+    readonly health: HealthChecker,
+    log: Logger,
+  ) {
+    this.log = log;
+  }
+
+  /** Load the config, open the backend, start forwarding. Throws (a PiasError, with a one-line message) when something cannot start. */
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const config = loadConfig(options.configPath);
+    const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
+    const dp = DataPlane.fromConfig(config);
+    const io = await (options.io ?? defaultIo)(config);
+    const ring = new PacketRing(dp.core, config.daemon.batch, io.capacity);
+    const pump = new Pump(dp, io, ring, options.onHost ?? null);
+    let daemon: Daemon | undefined;
+    const health = new HealthChecker((c) => daemon?.healthChanged(c));
+    daemon = new Daemon(options, config, dp, io, pump, health, log);
+    try {
+      if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
+    } catch (err) {
+      io.close();
+      throw err;
+    }
+    health.configure(config.groups);
+    pump.start();
+    const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
+    sweep.unref();
+    daemon.timers.push(sweep);
+    log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
+    pump.drain(); // packets that arrived before the watch began
+    return daemon;
+  }
+
+  private registry() {
+    return createMetrics({
+      dp: () => this.dp,
+      io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
+      health: () => this.health.status(),
+      reloads: () => this.reloads,
+    });
+  }
+
+  private healthChanged(c: HealthChange): void {
+    try {
+      this.dp.setTargetUp(c.group, c.target, c.up);
+      if (c.up) this.log.info({ group: c.group, target: c.target }, "target up");
+      else this.log.warn({ group: c.group, target: c.target, error: c.error }, "target down");
+    } catch (err) {
+      this.log.error({ group: c.group, target: c.target, err: (err as Error).message }, "cannot mark target");
+    }
+  }
+
+  /**
+   * Re-read the config file and apply what changed, keeping live flows. A
+   * config that does not load, or changes what needs a restart, is rejected
+   * with one log line and the running config stays. Returns whether it applied.
+   */
+  reload(): boolean {
+    let next: PiasConfig;
+    try {
+      next = loadConfig(this.options.configPath);
+      const summary = this.dp.applyConfig(next);
+      this.health.configure(next.groups);
+      // a target replaced by the reload starts up: the checker's verdict stands
+      for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
+      this.config = next;
+      this.reloads.ok++;
+      this.log.info({ ...summary }, "config reloaded");
+      return true;
+    } catch (err) {
+      this.reloads.rejected++;
+      this.log.error({ err: (err as Error).message }, "config reload rejected; the running config stays");
+      return false;
+    }
+  }
+
+  /**
+   * Drain and stop: stop health checks, keep forwarding while flows are live
+   * (at most drainMs), then close the backend (its routes go with it) and the
+   * metrics endpoint.
+   */
+  stop(drainMs = this.config.daemon.drainMs): Promise<void> {
+    this.stopping ??= (async () => {
+      this.health.stop();
+      const deadline = Date.now() + drainMs;
+      this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
+      while (Date.now() < deadline) {
+        this.dp.expireIdle(Math.floor(Date.now() / 1000));
+        if (this.dp.counters().flowsLive === 0) break;
+        await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
+      }
+      for (const t of this.timers) clearInterval(t);
+      this.io.close();
+      await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+      const c = this.dp.counters();
+      this.log.info({ packets: c.packets, forwarded: c.forwarded, dropped: c.dropped, flowsLive: c.flowsLive }, "stopped");
+    })();
+    return this.stopping;
+  }
+}

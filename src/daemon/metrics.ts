@@ -1,0 +1,95 @@
+// Prometheus metrics of a running proxy (prom-client), read from the data
+// plane's counters when scraped: nothing is counted twice and nothing costs
+// anything between scrapes. Served over HTTP at /metrics.
+
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { DataPlane } from "../core/dataplane.js";
+import type { TargetHealth } from "./health.js";
+
+/** What the metrics read: the data plane and the daemon's own figures. */
+export interface MetricsSource {
+  dp(): DataPlane;
+  io(): Record<string, number>;
+  health(): TargetHealth[];
+  reloads(): { ok: number; rejected: number };
+}
+
+/** A counter whose value is read from elsewhere at scrape time. */
+function mirrored<T extends string>(reg: Registry, name: string, help: string, labelNames: readonly T[], read: () => [Partial<Record<T, string>>, number][]): void {
+  new Counter({
+    name, help, labelNames, registers: [reg],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) if (v > 0) this.inc(labels, v);
+    },
+  });
+}
+
+function gauge<T extends string>(reg: Registry, name: string, help: string, labelNames: readonly T[], read: () => [Partial<Record<T, string>>, number][]): void {
+  new Gauge({
+    name, help, labelNames, registers: [reg],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.set(labels, v);
+    },
+  });
+}
+
+export function createMetrics(src: MetricsSource): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: "pias_process_" });
+  const c = () => src.dp().counters();
+  const one = (v: number): [Record<string, string>, number][] => [[{}, v]];
+  mirrored(reg, "pias_packets_total", "Packets the data plane received", [], () => one(c().packets));
+  mirrored(reg, "pias_bytes_total", "Bytes the data plane received", [], () => one(c().bytes));
+  mirrored(reg, "pias_forwarded_packets_total", "Packets forwarded (rewritten, tunnelled or generated)", [], () => one(c().forwarded));
+  mirrored(reg, "pias_dropped_packets_total", "Packets dropped, by reason", ["reason"], () => Object.entries(c().drops).map(([reason, v]) => [{ reason }, v]));
+  mirrored(reg, "pias_to_host_packets_total", "Packets handed to the host (control messages, unresolved groups)", [], () => one(c().toHost));
+  mirrored(reg, "pias_flows_created_total", "Flows created", [], () => one(c().flowsCreated));
+  mirrored(reg, "pias_flows_expired_total", "Flows expired", [], () => one(c().flowsExpired));
+  mirrored(reg, "pias_encapsulated_packets_total", "Packets sent into an IP-in-IP tunnel", [], () => one(c().encapsulated));
+  mirrored(reg, "pias_decapsulated_packets_total", "Packets taken out of an IP-in-IP tunnel", [], () => one(c().decapsulated));
+  mirrored(reg, "pias_icmp_translated_total", "ICMP errors translated for a NATed flow", [], () => one(c().icmpTranslated));
+  mirrored(reg, "pias_icmp_generated_total", "ICMP errors generated (fragmentation needed / packet too big)", [], () => one(c().icmpGenerated));
+  gauge(reg, "pias_flows_live", "Live flows", [], () => one(c().flowsLive));
+  const targets = () => src.dp().targetStats();
+  mirrored(reg, "pias_target_packets_total", "Packets forwarded to a target", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.packets]));
+  gauge(reg, "pias_target_active_flows", "Live flows pinned to a target", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.activeFlows]));
+  gauge(reg, "pias_target_up", "1 while the target takes new flows, 0 while it is down", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.up ? 1 : 0]));
+  mirrored(reg, "pias_health_checks_total", "Health checks run, by result", ["group", "target", "result"], () =>
+    src.health().flatMap((h) => [
+      [{ group: h.group, target: h.target, result: "ok" }, h.checks - h.failures],
+      [{ group: h.group, target: h.target, result: "failed" }, h.failures],
+    ] as [Record<string, string>, number][]));
+  mirrored(reg, "pias_io_packets_total", "Packets through the I/O backend, by event", ["event"], () => Object.entries(src.io()).map(([event, v]) => [{ event }, v]));
+  mirrored(reg, "pias_config_reloads_total", "Configuration reloads, by result", ["result"], () => {
+    const r = src.reloads();
+    return [[{ result: "ok" }, r.ok], [{ result: "rejected" }, r.rejected]];
+  });
+  return reg;
+}
+
+/** Serve the registry at http://host:port/metrics (and a liveness answer at /healthz). */
+export function serveMetrics(reg: Registry, listen: string): Promise<Server> {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(listen)!;
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      reg.metrics().then(
+        (text) => res.writeHead(200, { "content-type": reg.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+      );
+    } else if (req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else {
+      res.writeHead(404).end("not found: try /metrics\n");
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(Number(m[2]), m[1], () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}

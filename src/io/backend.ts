@@ -1,0 +1,26 @@
+// What the daemon needs from an I/O backend: fill a ring of packet slots in
+// the core's memory, send what the core forwarded, and say when there is
+// something to read. Backends: TUN (src/io/tun-backend.ts) and pcap
+// (src/io/pcap-backend.ts).
+
+import type { PacketRing } from "../core/ring.js";
+
+export interface PacketIO {
+  /** For logs: "tun pias0", "pcap eth1". */
+  readonly description: string;
+  /** pcap LINKTYPE of the packets read and written (101 raw IP, 1 Ethernet). */
+  readonly linkType: number;
+  /** Largest packet a slot must hold. */
+  readonly capacity: number;
+  /** Read up to `max` packets into ring slots [0, max) (already reset); returns how many. Never blocks. */
+  read(ring: PacketRing, max: number): number;
+  /** Send the packets of ring slots [0, n) that the core forwarded. */
+  send(ring: PacketRing, n: number): void;
+  /** Send one packet the host made (a control reply), in the backend's link type. */
+  sendOne(packet: Uint8Array): boolean;
+  /** Call `cb` whenever there may be packets to read. */
+  onReadable(cb: () => void): void;
+  close(): void;
+  /** Counters of the backend (read, written, dropped, ...). */
+  stats(): Record<string, number>;
+}

@@ -1,0 +1,105 @@
+// Next-hop Ethernet addresses for frames pias injects with pcap: the route
+// to a destination (longest prefix of the interface's routes) gives the next
+// hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached, and
+// refreshed in the background; a miss asks the kernel to resolve (one ping to
+// the next hop) and the frame is dropped and counted.
+
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { formatAddress, parseAddress, parsePrefix, prefixContains, type Prefix } from "../net/addr.js";
+import { PiasError } from "../errors.js";
+
+interface Route {
+  prefix: Prefix;
+  /** Next hop; null: on-link (the destination itself). */
+  via: string | null;
+}
+
+const REFRESH_MS = 5000;
+
+function ipJson(args: string[]): unknown[] {
+  const r = spawnSync("ip", ["-j", ...args], { encoding: "utf8" });
+  if (r.error) throw new PiasError("EROUTE", `cannot run ip (${r.error.message}): install iproute2`);
+  if (r.status !== 0) throw new PiasError("EROUTE", `ip -j ${args.join(" ")}: ${r.stderr.trim()}`);
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as unknown[]) : [];
+}
+
+export function macBytes(text: string): Uint8Array {
+  return Uint8Array.from(text.split(":").map((h) => parseInt(h, 16)));
+}
+
+export class Neighbors {
+  /** The interface's own MAC. */
+  readonly mac: Uint8Array;
+  private routes: Route[] = [];
+  private macs = new Map<string, Uint8Array>();
+  private refreshed = 0;
+  private resolving = new Set<string>();
+
+  constructor(private readonly iface: string) {
+    let text: string;
+    try {
+      text = readFileSync(`/sys/class/net/${iface}/address`, "utf8").trim();
+    } catch {
+      throw new PiasError("EIFACE", `no interface ${iface}`);
+    }
+    this.mac = macBytes(text);
+    this.refresh();
+  }
+
+  /** Reload routes and neighbours (synchronous: at most every REFRESH_MS, or when asked). */
+  refresh(): void {
+    const routes: Route[] = [];
+    for (const fam of ["-4", "-6"]) {
+      for (const r of ipJson([fam, "route", "show", "dev", this.iface]) as { dst: string; gateway?: string }[]) {
+        const dst = r.dst === "default" ? (fam === "-4" ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === "-4" ? 32 : 128}`;
+        try {
+          routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
+        } catch {
+          // a route kind we do not forward over (multicast, ...)
+        }
+      }
+    }
+    routes.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.routes = routes;
+    const macs = new Map<string, Uint8Array>();
+    for (const n of ipJson(["neigh", "show", "dev", this.iface]) as { dst: string; lladdr?: string; state?: string[] }[]) {
+      if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(parseAddressText(n.dst), macBytes(n.lladdr));
+    }
+    this.macs = macs;
+    this.refreshed = Date.now();
+  }
+
+  /** The next hop toward `dst` (address bytes), or null when no route of this interface covers it. */
+  nextHop(dst: Uint8Array): string | null {
+    for (const r of this.routes) if (prefixContains(r.prefix, dst)) return r.via ?? formatAddress(dst);
+    return null;
+  }
+
+  /** MAC of the next hop toward `dst`, or null (unknown yet: resolution started). */
+  lookup(dst: Uint8Array): Uint8Array | null {
+    if (Date.now() - this.refreshed > REFRESH_MS) this.refresh();
+    const hop = this.nextHop(dst);
+    if (hop === null) return null;
+    const mac = this.macs.get(hop);
+    if (mac) return mac;
+    this.resolve(hop);
+    return null;
+  }
+
+  private resolve(hop: string): void {
+    if (this.resolving.has(hop)) return;
+    this.resolving.add(hop);
+    const p = spawn("ping", ["-c", "1", "-W", "1", "-I", this.iface, hop], { stdio: "ignore" });
+    const done = (): void => {
+      this.resolving.delete(hop);
+      this.refreshed = 0; // re-read the neighbour table on the next lookup
+    };
+    p.on("exit", done);
+    p.on("error", done);
+  }
+}
+
+function parseAddressText(text: string): string {
+  return formatAddress(parseAddress(text).bytes);
+}
