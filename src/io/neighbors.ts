@@ -16,6 +16,8 @@ interface Route {
 }
 
 const REFRESH_MS = 5000;
+/** A miss re-reads the tables at most this often. */
+const MISS_REFRESH_MS = 200;
 
 function ipJson(args: string[]): unknown[] {
   const r = spawnSync("ip", ["-j", ...args], { encoding: "utf8" });
@@ -79,9 +81,14 @@ export class Neighbors {
   /** MAC of the next hop toward `dst`, or null (unknown yet: resolution started). */
   lookup(dst: Uint8Array): Uint8Array | null {
     if (Date.now() - this.refreshed > REFRESH_MS) this.refresh();
-    const hop = this.nextHop(dst);
+    let hop = this.nextHop(dst);
+    let mac = hop === null ? undefined : this.macs.get(hop);
+    if (mac === undefined && Date.now() - this.refreshed > MISS_REFRESH_MS) {
+      this.refresh();
+      hop = this.nextHop(dst);
+      mac = hop === null ? undefined : this.macs.get(hop);
+    }
     if (hop === null) return null;
-    const mac = this.macs.get(hop);
     if (mac) return mac;
     this.resolve(hop);
     return null;

@@ -15,7 +15,7 @@ export async function run(args: string[]): Promise<number> {
   if (!values.config) throw new UsageError("run needs --config CONF");
   // errors (a bad config, no root for the TUN device, a busy metrics port) are one line on stderr
   const daemon = await Daemon.start({ configPath: values.config });
-  return new Promise((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     process.on("SIGHUP", () => daemon.reload());
     const stop = (signal: string): void => {
       daemon.log.info({ signal }, "stopping");
@@ -27,4 +27,7 @@ export async function run(args: string[]): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  // stopped: exit even if a library left a handle open (node_pcap's poll does)
+  setTimeout(() => process.exit(code), 100).unref();
+  return code;
 }
