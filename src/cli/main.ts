@@ -18,8 +18,13 @@ commands:
       write a deterministic synthetic trace of clients talking to group TAs (pcap), and
       optionally a matching config
   run --config CONF
-      the proxy daemon: serve the configured groups on live traffic (TUN or pcap I/O);
+      the proxy daemon: serve the configured groups on live traffic (TUN or pcap I/O), and
+      with a cluster section take part in PIAS (joins, rendezvous, tunnels between proxies);
       SIGHUP reloads CONF, SIGTERM drains and exits
+  join --anycast ADDR --port CONTROL_PORT --group PROTO:ADDR:PORT --address ADDR --target-port PORT
+       --key-file FILE [--weight N] [--label L] [--aware]
+      join a group as a target through the nearest proxy; keeps the membership alive until
+      SIGINT/SIGTERM, then leaves
   help
       this text`;
 
@@ -29,6 +34,7 @@ const COMMANDS: Record<string, string> = {
   demo: "./commands/demo.js",
   "gen-trace": "./commands/gen-trace.js",
   run: "./commands/run.js",
+  join: "./commands/join.js",
 };
 
 const PARSE_ERRORS = new Set([

@@ -148,9 +148,43 @@ export interface DaemonConfig {
   readonly drainMs: number;
 }
 
+/** A group targets may join through this proxy (the control plane; pias run only). */
+export interface ClusterGroupConfig {
+  /** "tcp 203.0.113.10:80": the data plane's group key. */
+  readonly key: string;
+  readonly protocol: Protocol;
+  readonly address: string;
+  readonly addressBytes: Uint8Array;
+  readonly port: number;
+  /** HMAC-SHA-256 key of join, leave and keepalive messages. */
+  readonly joinKey: Uint8Array;
+  /** Policy among the group's targets at a JAP, and among its JAPs at an IAP. */
+  readonly policy: PolicyName;
+  readonly affinity: AffinityMode;
+}
+
+/** The PIAS system of proxies this one belongs to (pias run only). */
+export interface ClusterConfig {
+  /** This proxy's id on the hash ring. */
+  readonly id: string;
+  /** UDP port of control messages, on the anycast prefixes and every proxy address. */
+  readonly controlPort: number;
+  /** HMAC-SHA-256 key of proxy-to-proxy messages. */
+  readonly key: Uint8Array;
+  /** The other proxies' unicast addresses (their control endpoints and tunnel ends). */
+  readonly seeds: readonly string[];
+  /** RAPs per group. */
+  readonly replicas: number;
+  /** Configured distance to other proxies by id (proximity among JAPs); unlisted: 100. */
+  readonly distances: Readonly<Record<string, number>>;
+  readonly groups: readonly ClusterGroupConfig[];
+}
+
 export interface PiasConfig {
   readonly proxy: ProxyConfig;
   readonly daemon: DaemonConfig;
+  /** null: a stand-alone proxy, serving only its configured groups. */
+  readonly cluster: ClusterConfig | null;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }
@@ -410,7 +444,9 @@ const familyName = (f: Family): string => (f === 4 ? "IPv4" : "IPv6");
 
 // ---------------------------------------------------------------- sections
 
-const TOP_KEYS = ["proxy", "capacity", "groups", "daemon"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
+const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups"] as const;
+const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
 const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
@@ -522,6 +558,57 @@ function validateDaemon(v: unknown): DaemonConfig {
     metrics,
     logLevel: has(o, "logLevel") ? oneOf(o.logLevel, ["daemon", "logLevel"], ["trace", "debug", "info", "warn", "error"] as const) : DEFAULT_DAEMON.logLevel,
     drainMs: optInteger(o, "drainMs", path, [0, 3600000], DEFAULT_DAEMON.drainMs),
+  };
+}
+
+function hexKey(v: unknown, path: ConfigPath): Uint8Array {
+  const t = text(v, path);
+  if (!/^([0-9a-fA-F]{2}){16,64}$/.test(t)) fail(path, "must be 32 to 128 hex digits (16 to 64 bytes), e.g. from `openssl rand -hex 32`");
+  return Uint8Array.from(Buffer.from(t, "hex"));
+}
+
+function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
+  const path = ["cluster"];
+  const o = object(v, path, CLUSTER_KEYS);
+  if (!has(o, "key")) fail(["cluster", "key"], "required: the key proxies sign their messages with (hex)");
+  const self = proxy.address ?? proxy.address6;
+  if (self === null) fail(["proxy", "address"], "required with a cluster: the proxy's control endpoint and tunnel end", ["cluster"]);
+  const seeds = has(o, "seeds") ? list(o.seeds, ["cluster", "seeds"]).map((s, i) => address(s, ["cluster", "seeds", i]).text) : [];
+  const distances: Record<string, number> = {};
+  if (has(o, "distances")) {
+    const d = o.distances;
+    if (!isPlainObject(d)) fail(["cluster", "distances"], `must be an object of proxy id -> distance, got ${describeValue(d)}`);
+    for (const [id, n] of Object.entries(d)) distances[id] = integer(n, ["cluster", "distances", id], LIMITS.distance);
+  }
+  const groups: ClusterGroupConfig[] = [];
+  if (has(o, "groups")) {
+    list(o.groups, ["cluster", "groups"]).forEach((g, i) => {
+      const gp = ["cluster", "groups", i];
+      const go = object(g, gp, CLUSTER_GROUP_KEYS);
+      if (!has(go, "protocol")) fail([...gp, "protocol"], `required (one of ${PROTOCOLS.join(", ")})`);
+      const protocol = oneOf(go.protocol, [...gp, "protocol"], PROTOCOLS);
+      if (!has(go, "address")) fail([...gp, "address"], "required");
+      const addr = address(go.address, [...gp, "address"]);
+      const port = protocol === "icmp" ? 0 : has(go, "port") ? integer(go.port, [...gp, "port"], [1, 65535]) : fail([...gp, "port"], `required for ${protocol}`);
+      if (!has(go, "joinKey")) fail([...gp, "joinKey"], "required: targets sign their joins with it (hex)");
+      const key = describeTransportAddress(protocol, addr.bytes, port);
+      if (groups.some((x) => x.key === key)) fail(gp, `duplicate group ${key}`);
+      groups.push({
+        key, protocol, address: addr.text, addressBytes: addr.bytes, port,
+        joinKey: hexKey(go.joinKey, [...gp, "joinKey"]),
+        policy: has(go, "policy") ? oneOf(go.policy, [...gp, "policy"], POLICIES) : "proximity",
+        affinity: has(go, "affinity") ? oneOf(go.affinity, [...gp, "affinity"], AFFINITY_MODES) : DEFAULT_AFFINITY,
+      });
+    });
+  }
+  return {
+    id: has(o, "id") ? text(o.id, ["cluster", "id"]) : self,
+    controlPort: optInteger(o, "controlPort", path, [1, 65535], 7470),
+    key: hexKey(o.key, ["cluster", "key"]),
+    seeds,
+    replicas: optInteger(o, "replicas", path, [1, 8], 2),
+    distances,
+    groups,
   };
 }
 
@@ -730,6 +817,7 @@ export function validateConfig(raw: unknown): PiasConfig {
     fail(["proxy", "address6"], `required because groups[${first6}] is IPv6`, has(o, "proxy") ? ["proxy"] : ["groups", first6]);
   }
 
-  return { proxy, daemon, capacity, groups };
+  const cluster = has(o, "cluster") ? validateCluster(o.cluster, proxy) : null;
+  return { proxy, daemon, cluster, capacity, groups };
 }
 

@@ -10,6 +10,7 @@ import type { PiasConfig } from "../config/schema.js";
 import { DataPlane } from "../core/dataplane.js";
 import { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
+import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
@@ -59,6 +60,7 @@ export class Daemon {
     readonly io: PacketIO,
     readonly pump: Pump,
     readonly health: HealthChecker,
+    readonly cluster: Cluster | null,
     log: Logger,
   ) {
     this.log = log;
@@ -71,10 +73,11 @@ export class Daemon {
     const dp = DataPlane.fromConfig(config);
     const io = await (options.io ?? defaultIo)(config);
     const ring = new PacketRing(dp.core, config.daemon.batch, io.capacity);
-    const pump = new Pump(dp, io, ring, options.onHost ?? null);
+    const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
+    const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
-    daemon = new Daemon(options, config, dp, io, pump, health, log);
+    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
@@ -82,6 +85,7 @@ export class Daemon {
       throw err;
     }
     health.configure(config.groups);
+    cluster?.start();
     pump.start();
     const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
     sweep.unref();
@@ -96,6 +100,7 @@ export class Daemon {
       dp: () => this.dp,
       io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
       health: () => this.health.status(),
+      cluster: () => this.cluster,
       reloads: () => this.reloads,
     });
   }
@@ -142,6 +147,7 @@ export class Daemon {
   stop(drainMs = this.config.daemon.drainMs): Promise<void> {
     this.stopping ??= (async () => {
       this.health.stop();
+      this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {

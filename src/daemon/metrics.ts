@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
+import type { Cluster } from "./cluster.js";
 import type { TargetHealth } from "./health.js";
 
 /** What the metrics read: the data plane and the daemon's own figures. */
@@ -13,6 +14,7 @@ export interface MetricsSource {
   io(): Record<string, number>;
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
+  cluster(): Cluster | null;
 }
 
 /** A counter whose value is read from elsewhere at scrape time. */
@@ -67,6 +69,15 @@ export function createMetrics(src: MetricsSource): Registry {
     const r = src.reloads();
     return [[{ result: "ok" }, r.ok], [{ result: "rejected" }, r.rejected]];
   });
+  const node = () => src.cluster()?.node.stats();
+  mirrored(reg, "pias_control_messages_received_total", "Control messages accepted, by type", ["type"], () => Object.entries(node()?.received ?? {}).map(([type, v]) => [{ type }, v]));
+  mirrored(reg, "pias_control_messages_sent_total", "Control messages sent, by type", ["type"], () => Object.entries(node()?.sent ?? {}).map(([type, v]) => [{ type }, v]));
+  mirrored(reg, "pias_control_rejected_total", "Control messages rejected, by reason", ["reason"], () => Object.entries(node()?.rejected ?? {}).map(([reason, v]) => [{ reason }, v as number]));
+  gauge(reg, "pias_cluster_live_proxies", "Live proxies in this proxy's view (itself included)", [], () => (node() ? one(node()!.live) : []));
+  gauge(reg, "pias_jap_targets", "Targets joined through this proxy", [], () => (node() ? one(node()!.jap.targets) : []));
+  gauge(reg, "pias_rap_entries", "JAP registrations this proxy holds as a RAP", [], () => (node() ? one(node()!.rap.entries) : []));
+  gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
+  mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
   return reg;
 }
 

@@ -1,0 +1,290 @@
+// This proxy's part in the PIAS system (DESIGN.md §1-4), between the control
+// plane (src/control: membership, JAP, RAP, IAP over HMAC-signed UDP) and
+// the data plane:
+//
+// - control messages reach the core as UDP to the control port of an anycast
+//   or proxy address; it hands them to the host (HostWork.Control) and they
+//   go to the ControlNode. Its answers leave as UDP from this proxy's address,
+//   written to the I/O backend like any packet.
+// - JAP: a target that joins becomes a target of the local group (created on
+//   the first, removed with the last); it leaves, expires or changes, and the
+//   data plane follows.
+// - IAP: a packet to a TA in the anycast prefixes with no local group comes
+//   to the host (HostWork.Unresolved); the IAP asks the group's RAP, the packet
+//   waits in its bounded queue, and with the answer the group is installed
+//   with its JAPs as PIAS-aware targets (IP-in-IP to the JAP) and the queued
+//   packets go through the core. Answers are re-read every second (RAP pushes
+//   update the cache) and the installed JAPs follow.
+// - Membership: the live proxies are the data plane's peers (IP-in-IP is
+//   accepted only from them).
+
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import { Verdict, HostWork } from "../../assembly/shared/abi.js";
+import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/schema.js";
+import { ControlNode, taKey, type Endpoint, type JapEntry, type TargetEvent, type TransportAddress } from "../control/index.js";
+import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
+import type { PacketBatch } from "../core/batch.js";
+import type { PacketRing } from "../core/ring.js";
+import type { PacketIO } from "../io/backend.js";
+import { endpointKey, formatAddress, parseAddress } from "../net/addr.js";
+import { buildUdp, destination, parseUdp } from "../net/packet.js";
+
+const TICK_MS = 100;
+const SYNC_MS = 1000;
+const DEFAULT_DISTANCE = 100;
+const ETHERNET = 1;
+
+export interface ClusterCounters {
+  controlIn: number;
+  controlOut: number;
+  /** Control packets that were not a UDP datagram the host could read. */
+  controlMalformed: number;
+  /** Packets to an unresolved group, handed to the IAP. */
+  unresolved: number;
+  /** Packets of a group whose lookup failed, that no JAP serves, or past the IAP's queue. */
+  unresolvedDropped: number;
+  /** Queued packets that went through the core once the answer came. */
+  reinjected: number;
+}
+
+export class Cluster {
+  readonly node: ControlNode;
+  readonly counters: ClusterCounters = { controlIn: 0, controlOut: 0, controlMalformed: 0, unresolved: 0, unresolvedDropped: 0, reinjected: 0 };
+  private readonly self: Endpoint;
+  private readonly groups: Map<string, ClusterGroupConfig>;
+  /** Groups this proxy serves with its own targets (JAP). */
+  private readonly local = new Map<string, Set<string>>();
+  /** Groups installed from the IAP's answers: key -> TA and the JAP addresses installed. */
+  private readonly remote = new Map<string, { ta: TransportAddress; japs: Set<string> }>();
+  private readonly batch: PacketBatch;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSync = 0;
+
+  constructor(
+    private readonly cfg: ClusterConfig,
+    proxy: ProxyConfig,
+    private readonly dp: DataPlane,
+    private readonly io: PacketIO,
+    private readonly log: Logger,
+  ) {
+    const address = parseAddress((proxy.address ?? proxy.address6)!).bytes;
+    this.self = { address, port: cfg.controlPort };
+    this.groups = new Map(cfg.groups.map((g) => [g.key, g]));
+    this.batch = dp.createBatch(64, 64 * (io.capacity + 256));
+    dp.setControlPort(cfg.controlPort);
+    dp.setPeers(cfg.seeds);
+    this.node = new ControlNode({
+      id: cfg.id,
+      endpoint: this.self,
+      clusterKey: cfg.key,
+      groupKey: (ta) => this.groups.get(taKey(ta))?.joinKey,
+      seeds: cfg.seeds.map((s) => ({ address: parseAddress(s).bytes, port: cfg.controlPort })),
+      now: () => Date.now(),
+      send: (to, bytes) => this.send(to, bytes),
+      nonce: () => randomBytes(12),
+      replicas: cfg.replicas,
+      load: (ta, targets) => this.dp.targetStats().filter((t) => t.group === taKey(ta)).reduce((n, t) => n + t.activeFlows, 0) || targets,
+      onTarget: (ev) => this.targetEvent(ev),
+      onRelease: (r) => {
+        if (r.failed || r.japs.length === 0) {
+          this.counters.unresolvedDropped += r.packets.length;
+          this.log.warn({ group: taKey(r.ta), failed: r.failed, dropped: r.packets.length }, "no JAP for group");
+          return;
+        }
+        this.installRemote(r.ta, r.japs);
+        this.reinject(r.packets);
+      },
+      onMembership: (ev) => {
+        this.log.info({ proxy: ev.proxy.id, kind: ev.kind }, "proxy membership");
+        this.updatePeers();
+      },
+    });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+    this.log.info({ id: this.cfg.id, controlPort: this.cfg.controlPort, seeds: this.cfg.seeds, groups: [...this.groups.keys()] }, "cluster node started");
+  }
+
+  /** Leave: unregister at the RAPs; stop the timer. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.node.stop();
+  }
+
+  private tick(): void {
+    this.node.tick();
+    const now = Date.now();
+    if (now - this.lastSync >= SYNC_MS) {
+      this.lastSync = now;
+      this.syncRemote();
+    }
+  }
+
+  /** The pump's host handler: control messages and packets to unresolved groups. */
+  readonly handle = (ring: PacketRing, slot: number): void => {
+    const frame = ring.packet(slot);
+    const ip = this.io.linkType === ETHERNET ? frame.subarray(14) : frame;
+    if (ring.reason(slot) === HostWork.Control) {
+      const d = parseUdp(ip);
+      if (!d) {
+        this.counters.controlMalformed++;
+        return;
+      }
+      this.counters.controlIn++;
+      this.node.receive({ address: d.src, port: d.sport }, d.payload);
+      return;
+    }
+    const dst = destination(ip);
+    if (!dst) {
+      this.counters.unresolvedDropped++;
+      return;
+    }
+    this.counters.unresolved++;
+    const ta: TransportAddress = { protocol: dst.protocol, address: Uint8Array.from(dst.dst), port: dst.dport };
+    const r = this.node.resolve(ta, frame.slice());
+    if (r.status === "pending") {
+      if (!r.queued) this.counters.unresolvedDropped++;
+      return;
+    }
+    if (r.japs.length === 0 || this.local.has(taKey(ta))) {
+      this.counters.unresolvedDropped++;
+      return;
+    }
+    this.installRemote(ta, r.japs);
+    this.reinject([frame.slice()]);
+  };
+
+  private send(to: Endpoint, bytes: Uint8Array): void {
+    const packet = buildUdp(this.self.address, this.self.port, to.address, to.port, bytes);
+    this.counters.controlOut++;
+    this.io.sendOne(this.io.linkType === ETHERNET ? ethernet(packet) : packet);
+  }
+
+  private updatePeers(): void {
+    const peers = new Set(this.cfg.seeds);
+    for (const p of this.node.membership.live()) if (p.id !== this.cfg.id) peers.add(formatAddress(p.endpoint.address));
+    this.dp.setPeers([...peers]);
+  }
+
+  private policy(key: string): Pick<GroupSpec, "policy" | "affinity"> {
+    const g = this.groups.get(key);
+    return { policy: g?.policy ?? "proximity", affinity: g?.affinity ?? "client" };
+  }
+
+  // ---- JAP: local targets ----
+
+  private targetEvent(ev: TargetEvent): void {
+    const key = ev.group;
+    const t = ev.target;
+    const spec: TargetSpec = { address: formatAddress(t.endpoint.address), port: t.endpoint.port, weight: t.weight, aware: t.aware, label: t.label };
+    const id = endpointKey(t.endpoint.address, t.endpoint.port);
+    try {
+      if (ev.kind === "add") {
+        let set = this.local.get(key);
+        if (!set) {
+          if (this.remote.has(key)) {
+            this.dp.removeGroup(key);
+            this.remote.delete(key);
+          }
+          this.dp.addGroup({ protocol: ev.ta.protocol, address: formatAddress(ev.ta.address), port: ev.ta.port, ...this.policy(key), targets: [] });
+          set = new Set();
+          this.local.set(key, set);
+        }
+        this.dp.addTarget(key, spec);
+        set.add(id);
+      } else if (ev.kind === "update") {
+        this.dp.removeTarget(key, id);
+        this.dp.addTarget(key, spec);
+      } else {
+        const set = this.local.get(key);
+        if (!set?.has(id)) return;
+        this.dp.removeTarget(key, id);
+        set.delete(id);
+        if (set.size === 0) {
+          this.dp.removeGroup(key); // the IAP path serves it again
+          this.local.delete(key);
+        }
+      }
+      this.log.info({ group: key, target: id, event: ev.kind, reason: ev.reason }, `target ${ev.kind}`);
+    } catch (err) {
+      this.log.error({ group: key, target: id, event: ev.kind, err: (err as Error).message }, "cannot apply target event");
+    }
+  }
+
+  // ---- IAP: groups served by other proxies ----
+
+  private japSpec(j: JapEntry): TargetSpec {
+    return { address: formatAddress(j.proxy.endpoint.address), port: 0, aware: true, distance: this.cfg.distances[j.proxy.id] ?? DEFAULT_DISTANCE };
+  }
+
+  private installRemote(ta: TransportAddress, japs: readonly JapEntry[]): void {
+    const key = taKey(ta);
+    if (this.local.has(key)) return; // IAP = JAP: serve it with the local targets
+    const want = new Map(japs.filter((j) => j.proxy.id !== this.cfg.id).map((j) => [endpointKey(j.proxy.endpoint.address, 0), j]));
+    let entry = this.remote.get(key);
+    try {
+      if (!entry) {
+        this.dp.addGroup({ protocol: ta.protocol, address: formatAddress(ta.address), port: ta.port, ...this.policy(key), targets: [...want.values()].map((j) => this.japSpec(j)) });
+        entry = { ta, japs: new Set(want.keys()) };
+        this.remote.set(key, entry);
+        this.log.info({ group: key, japs: [...want.values()].map((j) => j.proxy.id) }, "group resolved");
+        return;
+      }
+      for (const id of [...entry.japs]) {
+        if (!want.has(id)) {
+          this.dp.removeTarget(key, id);
+          entry.japs.delete(id);
+        }
+      }
+      for (const [id, j] of want) {
+        if (!entry.japs.has(id)) {
+          this.dp.addTarget(key, this.japSpec(j));
+          entry.japs.add(id);
+        }
+      }
+    } catch (err) {
+      this.log.error({ group: key, err: (err as Error).message }, "cannot install group");
+    }
+  }
+
+  /** Re-read the IAP's answers for the installed groups: JAPs come and go (RAP pushes, TTLs). */
+  private syncRemote(): void {
+    for (const [key, entry] of [...this.remote]) {
+      const r = this.node.resolve(entry.ta);
+      if (r.status !== "cached") continue; // asking again: keep what is installed meanwhile
+      if (r.japs.length === 0) {
+        this.dp.removeGroup(key);
+        this.remote.delete(key);
+        this.log.info({ group: key }, "group has no JAP any more");
+        continue;
+      }
+      this.installRemote(entry.ta, r.japs);
+    }
+  }
+
+  /** Run queued packets through the core now that their group is installed, and send what it forwards. */
+  private reinject(packets: readonly Uint8Array[]): void {
+    const link = this.io.linkType;
+    for (let i = 0; i < packets.length; i += this.batch.slots) {
+      this.batch.clear();
+      for (const p of packets.slice(i, i + this.batch.slots)) this.batch.add(p, { link });
+      this.dp.process(this.batch);
+      for (let j = 0; j < this.batch.count; j++) {
+        if (this.batch.verdict(j) === Verdict.Forward && this.io.sendOne(this.batch.packet(j))) this.counters.reinjected++;
+        else this.counters.unresolvedDropped++;
+      }
+    }
+  }
+}
+
+/** An Ethernet header in front of an IP packet (addresses are set by the pcap backend). */
+function ethernet(ip: Uint8Array): Uint8Array {
+  const f = new Uint8Array(14 + ip.length);
+  f[12] = ip[0] >> 4 === 6 ? 0x86 : 0x08;
+  f[13] = ip[0] >> 4 === 6 ? 0xdd : 0x00;
+  f.set(ip, 14);
+  return f;
+}
