@@ -329,9 +329,10 @@ export class DataPlane {
    * (see applyGroups). NAT ports, checksum policy, tunnel MTU and timeouts
    * change in place; the proxy's addresses and the table sizes cannot change
    * without a restart, and a config that changes them is refused before
-   * anything is touched.
+   * anything is touched. `extraGroups` are kept beside the config's groups
+   * (the daemon's: groups its targets joined, groups resolved to JAPs).
    */
-  applyConfig(config: PiasConfig): ReloadSummary {
+  applyConfig(config: PiasConfig, extraGroups: readonly GroupSpec[] = []): ReloadSummary {
     const now = this.settings;
     const fixed: string[] = [];
     if ((config.proxy.address ?? null) !== (now.address ?? null)) fixed.push("proxy.address");
@@ -346,7 +347,7 @@ export class DataPlane {
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
     this.setAnycastPrefixes(config.proxy.anycastPrefixes);
     this.settings = { ...now, ...config.proxy, capacity: config.capacity };
-    return this.applyGroups(config.groups);
+    return this.applyGroups([...config.groups, ...extraGroups]);
   }
 
   /**

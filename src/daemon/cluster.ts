@@ -53,10 +53,10 @@ export class Cluster {
   readonly counters: ClusterCounters = { controlIn: 0, controlOut: 0, controlMalformed: 0, unresolved: 0, unresolvedDropped: 0, reinjected: 0 };
   private readonly self: Endpoint;
   private readonly groups: Map<string, ClusterGroupConfig>;
-  /** Groups this proxy serves with its own targets (JAP). */
-  private readonly local = new Map<string, Set<string>>();
-  /** Groups installed from the IAP's answers: key -> TA and the JAP addresses installed. */
-  private readonly remote = new Map<string, { ta: TransportAddress; japs: Set<string> }>();
+  /** Groups this proxy serves with its own targets (JAP): key -> TA and targets by endpoint. */
+  private readonly local = new Map<string, { ta: TransportAddress; targets: Map<string, TargetSpec> }>();
+  /** Groups installed from the IAP's answers: key -> TA and the JAPs installed, by endpoint. */
+  private readonly remote = new Map<string, { ta: TransportAddress; japs: Map<string, TargetSpec> }>();
   private readonly batch: PacketBatch;
   private timer: NodeJS.Timeout | null = null;
   private lastSync = 0;
@@ -169,9 +169,17 @@ export class Cluster {
     this.dp.setPeers([...peers]);
   }
 
-  private policy(key: string): Pick<GroupSpec, "policy" | "affinity"> {
-    const g = this.groups.get(key);
-    return { policy: g?.policy ?? "proximity", affinity: g?.affinity ?? "client" };
+  private spec(ta: TransportAddress, targets: TargetSpec[]): GroupSpec {
+    const g = this.groups.get(taKey(ta));
+    return { protocol: ta.protocol, address: formatAddress(ta.address), port: ta.port, policy: g?.policy ?? "proximity", affinity: g?.affinity ?? "client", targets };
+  }
+
+  /** The groups the cluster installed (local targets, remote JAPs): a reload keeps them. */
+  groupSpecs(): GroupSpec[] {
+    return [
+      ...[...this.local.values()].map((g) => this.spec(g.ta, [...g.targets.values()])),
+      ...[...this.remote.values()].map((g) => this.spec(g.ta, [...g.japs.values()])),
+    ];
   }
 
   // ---- JAP: local targets ----
@@ -183,27 +191,28 @@ export class Cluster {
     const id = endpointKey(t.endpoint.address, t.endpoint.port);
     try {
       if (ev.kind === "add") {
-        let set = this.local.get(key);
-        if (!set) {
+        let group = this.local.get(key);
+        if (!group) {
           if (this.remote.has(key)) {
             this.dp.removeGroup(key);
             this.remote.delete(key);
           }
-          this.dp.addGroup({ protocol: ev.ta.protocol, address: formatAddress(ev.ta.address), port: ev.ta.port, ...this.policy(key), targets: [] });
-          set = new Set();
-          this.local.set(key, set);
+          this.dp.addGroup(this.spec(ev.ta, []));
+          group = { ta: ev.ta, targets: new Map() };
+          this.local.set(key, group);
         }
         this.dp.addTarget(key, spec);
-        set.add(id);
+        group.targets.set(id, spec);
       } else if (ev.kind === "update") {
         this.dp.removeTarget(key, id);
         this.dp.addTarget(key, spec);
+        this.local.get(key)?.targets.set(id, spec);
       } else {
-        const set = this.local.get(key);
-        if (!set?.has(id)) return;
+        const group = this.local.get(key);
+        if (!group?.targets.has(id)) return;
         this.dp.removeTarget(key, id);
-        set.delete(id);
-        if (set.size === 0) {
+        group.targets.delete(id);
+        if (group.targets.size === 0) {
           this.dp.removeGroup(key); // the IAP path serves it again
           this.local.delete(key);
         }
@@ -223,26 +232,26 @@ export class Cluster {
   private installRemote(ta: TransportAddress, japs: readonly JapEntry[]): void {
     const key = taKey(ta);
     if (this.local.has(key)) return; // IAP = JAP: serve it with the local targets
-    const want = new Map(japs.filter((j) => j.proxy.id !== this.cfg.id).map((j) => [endpointKey(j.proxy.endpoint.address, 0), j]));
+    const want = new Map(japs.filter((j) => j.proxy.id !== this.cfg.id).map((j) => [endpointKey(j.proxy.endpoint.address, 0), this.japSpec(j)]));
     let entry = this.remote.get(key);
     try {
       if (!entry) {
-        this.dp.addGroup({ protocol: ta.protocol, address: formatAddress(ta.address), port: ta.port, ...this.policy(key), targets: [...want.values()].map((j) => this.japSpec(j)) });
-        entry = { ta, japs: new Set(want.keys()) };
+        this.dp.addGroup(this.spec(ta, [...want.values()]));
+        entry = { ta, japs: want };
         this.remote.set(key, entry);
-        this.log.info({ group: key, japs: [...want.values()].map((j) => j.proxy.id) }, "group resolved");
+        this.log.info({ group: key, japs: japs.map((j) => j.proxy.id) }, "group resolved");
         return;
       }
-      for (const id of [...entry.japs]) {
+      for (const id of [...entry.japs.keys()]) {
         if (!want.has(id)) {
           this.dp.removeTarget(key, id);
           entry.japs.delete(id);
         }
       }
-      for (const [id, j] of want) {
+      for (const [id, spec] of want) {
         if (!entry.japs.has(id)) {
-          this.dp.addTarget(key, this.japSpec(j));
-          entry.japs.add(id);
+          this.dp.addTarget(key, spec);
+          entry.japs.set(id, spec);
         }
       }
     } catch (err) {

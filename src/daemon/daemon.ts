@@ -124,7 +124,8 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = loadConfig(this.options.configPath);
-      const summary = this.dp.applyConfig(next);
+      // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
+      const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       this.health.configure(next.groups);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
