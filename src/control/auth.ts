@@ -19,7 +19,9 @@
 // longer tell. So a full cache narrows the window instead of letting a replay
 // through.
 
+import * as crypto from "node:crypto";
 import { createHmac, randomFillSync, timingSafeEqual } from "node:crypto";
+import { Fifo } from "./fifo.js";
 import { decode, encode, isGroupKeyed, MAC_LENGTH, MessageError, type Decoded, type Message, type Stamp } from "./message.js";
 import type { TransportAddress } from "./ta.js";
 
@@ -43,9 +45,33 @@ export class Rejections {
   }
 }
 
+// HMAC-SHA-256 (RFC 2104) on crypto.hash() where Node has it (20.12+): two
+// one-shot hashes over a scratch buffer. createHmac() builds a C++ object per
+// message whose weak handle every young-generation GC must then process; at
+// tens of thousands of frames a second that GC work costs more than the hashing.
+const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "buffer") => Buffer }).hash;
+const BLOCK = 64;
+let scratch = new Uint8Array(2048);
+const outer = new Uint8Array(BLOCK + 32);
+
+/** HMAC-SHA-256 of `data` under `key`. */
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  if (oneShot === undefined) return createHmac("sha256", key).update(data).digest();
+  const k = key.length > BLOCK ? oneShot("sha256", key, "buffer") : key;
+  if (scratch.length < BLOCK + data.length) scratch = new Uint8Array(BLOCK + data.length);
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i < k.length ? k[i] : 0;
+    scratch[i] = b ^ 0x36;
+    outer[i] = b ^ 0x5c;
+  }
+  scratch.set(data, BLOCK);
+  outer.set(oneShot("sha256", scratch.subarray(0, BLOCK + data.length), "buffer"), BLOCK);
+  return oneShot("sha256", outer, "buffer");
+}
+
 /** The MAC of frame[0 .. length-32). */
 export function computeMac(frame: Uint8Array, key: Uint8Array): Uint8Array {
-  return createHmac("sha256", key).update(frame.subarray(0, frame.length - MAC_LENGTH)).digest();
+  return hmacSha256(key, frame.subarray(0, frame.length - MAC_LENGTH));
 }
 
 /** Fill the last 32 bytes of an encoded frame with its MAC. */
@@ -75,9 +101,18 @@ export function pooledNonces(length = NONCE_LENGTH): () => Uint8Array {
   };
 }
 
+function nonceKey(n: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < n.length; i++) s += String.fromCharCode(n[i]);
+  return s;
+}
+
 /** Nonces seen within the window; see the module header for how it stays bounded and safe. */
 export class ReplayCache {
+  /** nonce (as a latin1 string) -> timestamp. */
   private readonly seen = new Map<string, number>();
+  /** The same entries in arrival order, oldest first. */
+  private readonly order = new Fifo<{ key: string; ts: number }>();
   /** Frames stamped at or below this can no longer be told from replays. */
   private floor = -Infinity;
   evictions = 0;
@@ -95,24 +130,25 @@ export class ReplayCache {
   check(timestamp: number, nonce: Uint8Array, now: number): boolean {
     this.expire(now);
     if (timestamp <= this.floor) return false;
-    const key = Buffer.from(nonce.buffer, nonce.byteOffset, nonce.length).toString("latin1");
+    const key = nonceKey(nonce);
     if (this.seen.has(key)) return false;
     while (this.seen.size >= this.capacity) {
-      const [oldest, ts] = this.seen.entries().next().value as [string, number];
-      this.seen.delete(oldest);
-      if (ts > this.floor) this.floor = ts;
+      const oldest = this.order.shift()!;
+      this.seen.delete(oldest.key);
+      if (oldest.ts > this.floor) this.floor = oldest.ts;
       this.evictions++;
     }
     this.seen.set(key, timestamp);
+    this.order.push({ key, ts: timestamp });
     return true;
   }
 
-  /** Forget entries (from the oldest inserted on) whose timestamp is out of the window. */
+  /** Forget entries, oldest arrival first, while their timestamp is out of the window. */
   private expire(now: number): void {
     const limit = now - this.windowMs;
-    for (const [key, ts] of this.seen) {
-      if (ts >= limit) break;
-      this.seen.delete(key);
+    for (let e = this.order.peek(); e !== undefined && e.ts < limit; e = this.order.peek()) {
+      this.order.shift();
+      this.seen.delete(e.key);
     }
   }
 }

@@ -20,7 +20,7 @@
 import { DeadlineHeap } from "./deadlines.js";
 import type { JapEntry, LookupReplyMessage, Message, ProxyRef, PushMessage } from "./message.js";
 import type { Ring } from "./rendezvous.js";
-import { taKey, type Endpoint, type TransportAddress } from "./ta.js";
+import { taId, type Endpoint, type TransportAddress } from "./ta.js";
 
 export interface IapOptions {
   readonly self: ProxyRef;
@@ -108,12 +108,12 @@ export class Iap {
 
   /** Packets waiting for a group's answer. */
   pendingPackets(ta: TransportAddress): number {
-    return this.pending.get(taKey(ta))?.packets.length ?? 0;
+    return this.pending.get(taId(ta))?.packets.length ?? 0;
   }
 
   /** The cached JAPs of a group (live ones only), or undefined on a miss. Does not send anything. */
   cached(ta: TransportAddress): readonly JapEntry[] | undefined {
-    const e = this.cache.get(taKey(ta));
+    const e = this.cache.get(taId(ta));
     if (e === undefined || e.expires <= this.opts.now()) return undefined;
     return this.liveOnly(e.japs);
   }
@@ -121,7 +121,7 @@ export class Iap {
   /** The group's JAPs from the cache, or a LOOKUP under way (with `packet` queued for its answer). */
   resolve(ta: TransportAddress, packet?: Uint8Array): Resolution {
     const now = this.opts.now();
-    const key = taKey(ta);
+    const key = taId(ta);
     const e = this.cache.get(key);
     if (e !== undefined && e.expires > now) {
       this.counters.hits++;
@@ -189,7 +189,7 @@ export class Iap {
   /** An answer (reply or push) about a group: update the cache if we hold or await it, and release its packets. */
   private learn(ta: TransportAddress, japs: readonly JapEntry[], ttlS: number, reply: boolean): void {
     const now = this.opts.now();
-    const key = taKey(ta);
+    const key = taId(ta);
     const p = this.pending.get(key);
     let e = this.cache.get(key);
     if (p === undefined && e === undefined) return; // not asked for (or evicted): nothing to update

@@ -11,8 +11,9 @@
 // - A target not heard for `missedKeepalives` intervals (default 3) is removed.
 // - Target churn stays here: the RAPs hear REGISTER only when a group's count
 //   of targets goes 0 -> 1, UNREGISTER on 1 -> 0, and REFRESH with a load
-//   figure every refresh interval. All R replicas get each of them, so a
-//   replica can answer when the primary dies.
+//   figure every refresh interval (in rounds: all groups at once, so the
+//   entries for one RAP fill whole frames). All R replicas get each of them,
+//   so a replica can answer when the primary dies.
 // - When the ring changes, a group whose RAP set changed registers with its
 //   new RAPs (and unregisters from live proxies that are no longer RAPs).
 // - Messages to each RAP are batched per flush() into as few frames as fit.
@@ -22,8 +23,8 @@
 
 import { DeadlineHeap } from "./deadlines.js";
 import type { JoinMessage, KeepaliveMessage, LeaveMessage, LoadEntry, Message, ProxyRef, RejectCode, TargetInfo } from "./message.js";
-import { taHash, type Hash64, type Ring } from "./rendezvous.js";
-import { epKey, taKey, type Endpoint, type TransportAddress } from "./ta.js";
+import { murmur3, taHash, type Hash64, type Ring } from "./rendezvous.js";
+import { epId, taId, taKey, type Endpoint, type TransportAddress } from "./ta.js";
 
 export interface JapOptions {
   readonly self: ProxyRef;
@@ -81,7 +82,6 @@ interface JapGroup {
   readonly targets: Map<string, JapTarget>;
   /** RAP ids this group is registered with (best first). */
   raps: string[];
-  nextRefresh: number;
   alive: boolean;
 }
 
@@ -97,7 +97,8 @@ export class Jap {
   private readonly batch: number;
   private readonly groups = new Map<string, JapGroup>();
   private readonly expiry = new DeadlineHeap<JapTarget>();
-  private readonly refreshes = new DeadlineHeap<JapGroup>();
+  /** When the next refresh round is due (every group to each of its RAPs, batched). */
+  private nextRound: number;
   /** RAP id -> TA key -> the last operation queued for it (the last one wins). */
   private readonly outbox = new Map<string, Map<string, Op>>();
   private readonly listeners: ((ev: TargetEvent) => void)[] = [];
@@ -112,6 +113,9 @@ export class Jap {
     this.maxPerGroup = opts.maxTargetsPerGroup ?? 1 << 20;
     this.maxTargets = opts.maxTargets ?? 1 << 24;
     this.batch = opts.batchEntries ?? 48;
+    // Rounds are staggered by proxy id, so a cluster started at once does not refresh in step.
+    const phase = murmur3(new TextEncoder().encode(opts.self.id), 0x5eed) / 2 ** 32;
+    this.nextRound = opts.now() + this.refreshIntervalMs * (1 + phase);
   }
 
   onTarget(fn: (ev: TargetEvent) => void): void {
@@ -128,13 +132,13 @@ export class Jap {
 
   /** The targets of a group here (empty when none). */
   targetsOf(ta: TransportAddress): TargetInfo[] {
-    const g = this.groups.get(taKey(ta));
+    const g = this.groups.get(taId(ta));
     return g ? [...g.targets.values()].map((t) => t.info) : [];
   }
 
   /** The RAP ids a group is registered with, best first. */
   rapsOf(ta: TransportAddress): string[] {
-    return this.groups.get(taKey(ta))?.raps.slice() ?? [];
+    return this.groups.get(taId(ta))?.raps.slice() ?? [];
   }
 
   *groupKeys(): IterableIterator<string> {
@@ -153,8 +157,8 @@ export class Jap {
   /** A JOIN or KEEPALIVE from `from` (the frame's source). */
   handleJoin(msg: JoinMessage | KeepaliveMessage, from: Endpoint): void {
     const now = this.opts.now();
-    const key = taKey(msg.ta);
-    const tkey = epKey(msg.target.endpoint);
+    const key = taId(msg.ta);
+    const tkey = epId(msg.target.endpoint);
     let g = this.groups.get(key);
     const known = g?.targets.get(tkey);
     if (known) {
@@ -164,7 +168,7 @@ export class Jap {
       const changed = !sameInfo(known.info, msg.target);
       if (changed) {
         known.info = msg.target;
-        this.emit({ kind: "update", ta: g!.ta, group: key, target: msg.target });
+        this.emit({ kind: "update", ta: g!.ta, group: taKey(g!.ta), target: msg.target });
       }
       if (msg.type === "join" || changed) this.ack(msg.ta, msg.target.endpoint, from, "none");
       return;
@@ -178,23 +182,22 @@ export class Jap {
     if (msg.type === "keepalive") this.counters.rejoins++;
     else this.counters.joins++;
     if (g === undefined) {
-      g = { ta: msg.ta, key, hash: taHash(msg.ta), targets: new Map(), raps: [], nextRefresh: now + this.refreshIntervalMs, alive: true };
+      g = { ta: msg.ta, key, hash: taHash(msg.ta), targets: new Map(), raps: [], alive: true };
       this.groups.set(key, g);
       g.raps = this.opts.ring().rapsOf(g.hash, this.replicas);
       for (const rap of g.raps) this.queue(rap, key, { kind: "register", group: g });
-      this.refreshes.push(g.nextRefresh, g);
     }
     const t: JapTarget = { info: msg.target, key: tkey, group: g, expires: now + this.timeoutMs(), alive: true };
     g.targets.set(tkey, t);
     this.targets++;
     this.expiry.push(t.expires + 1, t);
-    this.emit({ kind: "add", ta: g.ta, group: key, target: msg.target });
+    this.emit({ kind: "add", ta: g.ta, group: taKey(g.ta), target: msg.target });
     this.ack(msg.ta, msg.target.endpoint, from, "none");
   }
 
   handleLeave(msg: LeaveMessage): void {
-    const g = this.groups.get(taKey(msg.ta));
-    const t = g?.targets.get(epKey(msg.endpoint));
+    const g = this.groups.get(taId(msg.ta));
+    const t = g?.targets.get(epId(msg.endpoint));
     if (!t) return;
     this.counters.leaves++;
     this.remove(t, "leave");
@@ -223,7 +226,7 @@ export class Jap {
     const g = t.group;
     g.targets.delete(t.key);
     this.targets--;
-    this.emit({ kind: "remove", ta: g.ta, group: g.key, target: t.info, reason });
+    this.emit({ kind: "remove", ta: g.ta, group: taKey(g.ta), target: t.info, reason });
     if (g.targets.size === 0) {
       g.alive = false;
       this.groups.delete(g.key);
@@ -243,12 +246,12 @@ export class Jap {
         this.remove(t, "expired");
       }
     });
-    this.refreshes.popDue(now, (g) => {
-      if (!g.alive) return;
-      g.nextRefresh = now + this.refreshIntervalMs;
-      this.refreshes.push(g.nextRefresh, g);
-      for (const rap of g.raps) this.queue(rap, g.key, { kind: "refresh", group: g });
-    });
+    // Refresh in rounds, every group at once: a JAP's refreshes to one RAP then fill whole
+    // frames (48 groups each) instead of trickling out one group per frame.
+    if (now >= this.nextRound) {
+      this.nextRound = now + this.refreshIntervalMs;
+      for (const g of this.groups.values()) for (const rap of g.raps) this.queue(rap, g.key, { kind: "refresh", group: g });
+    }
   }
 
   /** The ring changed: register each group whose RAP set changed with its new RAPs. */

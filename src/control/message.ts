@@ -246,24 +246,26 @@ const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+const EMPTY = new Uint8Array(0);
 const PROTO_CODE: Record<Protocol, number> = { tcp: 6, udp: 17, icmp: 1 };
 const PROTO_OF: Record<number, Protocol> = { 6: "tcp", 17: "udp", 1: "icmp" };
 const MODES: readonly DiscoverMode[] = ["random", "nearest"];
 
+/**
+ * Writes a frame into one scratch buffer shared by every encode() (encode is
+ * synchronous and never re-entered), so encoding allocates only the result.
+ */
 class Writer {
-  private buf = new Uint8Array(256);
-  private view = new DataView(this.buf.buffer);
+  private readonly buf = new Uint8Array(MAX_FRAME);
+  private readonly view = new DataView(this.buf.buffer);
   length = 0;
 
+  reset(): void {
+    this.length = 0;
+  }
+
   private room(n: number): void {
-    if (this.length + n <= this.buf.length) return;
     if (this.length + n > MAX_FRAME) throw new MessageError("too-large", `a control frame is at most ${MAX_FRAME} bytes`);
-    let size = this.buf.length * 2;
-    while (size < this.length + n) size *= 2;
-    const next = new Uint8Array(Math.min(size, MAX_FRAME));
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
   }
 
   u8(v: number): void {
@@ -291,9 +293,31 @@ class Writer {
     this.buf.set(b, this.length);
     this.length += b.length;
   }
+  zeros(n: number): void {
+    this.room(n);
+    this.buf.fill(0, this.length, this.length + n);
+    this.length += n;
+  }
   finish(): Uint8Array {
     return this.buf.slice(0, this.length);
   }
+}
+
+const writer = new Writer();
+
+/**
+ * UTF-8 bytes of the short texts frames carry (proxy ids, labels): the same
+ * few strings are encoded over and over, so they are cached (bounded).
+ */
+const textCache = new Map<string, Uint8Array>();
+function utf8Of(s: string): Uint8Array {
+  let b = textCache.get(s);
+  if (b === undefined) {
+    b = utf8.encode(s);
+    if (textCache.size >= 4096) textCache.clear();
+    textCache.set(s, b);
+  }
+  return b;
 }
 
 function bad(what: string): never {
@@ -309,7 +333,7 @@ function checkAddress(a: Uint8Array, what: string): void {
 }
 
 function putText(w: Writer, s: string | null, min: number, max: number, what: string): void {
-  const b = s === null ? new Uint8Array(0) : utf8.encode(s);
+  const b = s === null ? EMPTY : utf8Of(s);
   if (s !== null && (b.length === 0 || CONTROL.test(s))) bad(`${what} must be non-empty text without control characters`);
   if (b.length < min || b.length > max) bad(`${what} must be ${min}..${max} bytes of UTF-8, got ${b.length}`);
   w.u8(b.length);
@@ -476,7 +500,8 @@ function putBody(w: Writer, m: Message): void {
  * zero, ready for auth.ts to fill. Throws MessageError if a field is out of range.
  */
 export function encode(message: Message, stamp: Stamp): Uint8Array {
-  const w = new Writer();
+  const w = writer;
+  w.reset();
   const code = CODE_OF[message.type];
   if (code === undefined) bad(`unknown message type ${String(message.type)}`);
   checkInt(stamp.timestamp, 0, Number.MAX_SAFE_INTEGER, "the timestamp");
@@ -490,7 +515,7 @@ export function encode(message: Message, stamp: Stamp): Uint8Array {
   w.u8(stamp.nonce.length);
   w.bytes(stamp.nonce);
   putBody(w, message);
-  w.bytes(new Uint8Array(MAC_LENGTH));
+  w.zeros(MAC_LENGTH);
   return w.finish();
 }
 

@@ -5,8 +5,10 @@
 // receive(from, bytes): rate limit (target frames, per source address) ->
 // authenticate (auth.ts) -> dispatch by type to the role. Messages a role
 // addresses to this proxy itself (it is its own RAP for a group, say) are
-// delivered locally without sealing. Roles batch what they send; the node
-// flushes them before returning, so one call's output leaves together.
+// delivered locally without sealing. Answers that someone waits for (JOIN_ACK,
+// LOOKUP_REPLY, LOOKUP) leave at once; what the JAP and RAP batch (REGISTER,
+// UNREGISTER, REFRESH to each RAP; PUSH to each IAP, one per group) leaves at
+// the next tick(), so everything that changed between two ticks shares frames.
 //
 // No sockets, no timers, no Math.random unless none is injected: a daemon
 // plugs it onto UDP sockets and a timer, the simulation onto an in-memory
@@ -114,6 +116,10 @@ export class ControlNode {
   private bytesSent = 0;
   private bytesReceived = 0;
   private unexpected = 0;
+  /** The last message sealed and its frame: a message sent to several proxies (a heartbeat, a push) is sealed once. */
+  private lastMsg: Message | undefined;
+  private lastFrame: Uint8Array | undefined;
+  private lastAt = NaN;
 
   constructor(private readonly opts: ControlNodeOptions) {
     this.self = { id: opts.id, endpoint: opts.endpoint };
@@ -190,7 +196,7 @@ export class ControlNode {
     if (!opened.ok) return;
     this.count(this.received, opened.message.type);
     this.dispatch(opened.message, from);
-    this.settle();
+    this.settle(false);
   }
 
   /** Run the timers: heartbeats, dead proxies, keepalive expiry, refreshes, registration expiry, lookup timeouts, TTLs. */
@@ -200,20 +206,20 @@ export class ControlNode {
     this.jap.tick();
     this.rap.tick();
     this.iap.tick();
-    this.settle();
+    this.settle(true);
   }
 
   /** The IAP's answer for a group; see Iap.resolve. */
   resolve(ta: TransportAddress, packet?: Uint8Array): Resolution {
     const r = this.iap.resolve(ta, packet);
-    this.settle();
+    this.settle(false);
     return r;
   }
 
   /** Unregister every group at its RAPs and stop answering. */
   stop(): void {
     this.jap.stop();
-    this.settle();
+    this.settle(true);
     this.stopped = true;
   }
 
@@ -224,7 +230,15 @@ export class ControlNode {
     }
     let bytes: Uint8Array;
     try {
-      bytes = this.auth.seal(msg);
+      // The same frame may go to several receivers: replay protection is per receiver.
+      const now = this.opts.now();
+      if (msg !== this.lastMsg || now !== this.lastAt) {
+        this.lastMsg = undefined;
+        this.lastFrame = this.auth.seal(msg);
+        this.lastMsg = msg;
+        this.lastAt = now;
+      }
+      bytes = this.lastFrame!;
     } catch (err) {
       if (err instanceof MessageError) {
         this.unexpected++;
@@ -241,17 +255,20 @@ export class ControlNode {
     table[kind] = (table[kind] ?? 0) + 1;
   }
 
-  private settle(): void {
+  /** Deliver self-addressed messages; with `flush`, also send what the JAP and RAP batched. */
+  private settle(flush: boolean): void {
     if (this.settling) return;
     this.settling = true;
     try {
       for (;;) {
-        if (this.ringDirty) {
-          this.ringDirty = false;
-          this.jap.ringChanged();
+        if (flush) {
+          if (this.ringDirty) {
+            this.ringDirty = false;
+            this.jap.ringChanged();
+          }
+          this.jap.flush();
+          this.rap.flush();
         }
-        this.jap.flush();
-        this.rap.flush();
         if (this.local.length === 0) break;
         const batch = this.local.splice(0, this.local.length);
         for (const { msg, from } of batch) {
@@ -364,7 +381,9 @@ export class ControlNode {
 }
 
 function addressKey(a: Uint8Array): string {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).toString("latin1");
+  let s = "";
+  for (let i = 0; i < a.length; i++) s += String.fromCharCode(a[i]);
+  return s;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {

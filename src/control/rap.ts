@@ -15,7 +15,7 @@
 
 import { DeadlineHeap } from "./deadlines.js";
 import type { JapEntry, LookupMessage, Message, ProxyRef, RefreshMessage, RegisterMessage, UnregisterMessage } from "./message.js";
-import { sameEndpoint, taKey, type Endpoint, type TransportAddress } from "./ta.js";
+import { sameEndpoint, taId, type Endpoint, type TransportAddress } from "./ta.js";
 
 export interface RapOptions {
   readonly self: ProxyRef;
@@ -77,7 +77,7 @@ export class Rap {
 
   /** The JAPs of a group here (empty when none). */
   japsOf(ta: TransportAddress): JapEntry[] {
-    const g = this.groups.get(taKey(ta));
+    const g = this.groups.get(taId(ta));
     return g ? this.entries(g, this.opts.now()) : [];
   }
 
@@ -93,7 +93,7 @@ export class Rap {
   }
 
   private group(ta: TransportAddress, create: boolean): RapGroup | undefined {
-    const key = taKey(ta);
+    const key = taId(ta);
     let g = this.groups.get(key);
     if (g === undefined && create) {
       if (this.groups.size >= this.maxGroups) {
@@ -224,11 +224,12 @@ export class Rap {
     this.dirty = [];
     for (const g of dirty) {
       g.dirty = false;
-      const japs = this.entries(g, now);
+      // One message object for every watcher: the node seals it once.
+      const push: Message = { type: "push", rap: this.opts.self, ta: g.ta, ttl: this.ttlS, japs: this.entries(g, now) };
       for (const w of g.watchers) {
         if (w.until <= now) continue;
         this.counters.pushes++;
-        this.opts.send(w.proxy.endpoint, { type: "push", rap: this.opts.self, ta: g.ta, ttl: this.ttlS, japs });
+        this.opts.send(w.proxy.endpoint, push);
       }
     }
   }

@@ -1,9 +1,11 @@
 // Token bucket per source address, for frames from targets (joins above all):
 // a flood from one source costs a map lookup, not an HMAC.
 //
-// The number of tracked sources is bounded: past `maxSources` the source heard
-// from least recently is forgotten (a forgotten source starts again with a full
+// The number of tracked sources is bounded: past `maxSources` the source first
+// tracked longest ago is forgotten (a forgotten source starts again with a full
 // bucket, which is the price of bounded memory). Time is injected.
+
+import { Fifo } from "./fifo.js";
 
 export interface RateLimitOptions {
   /** Tokens added per second. Default 10. */
@@ -24,8 +26,9 @@ export class RateLimiter {
   readonly rate: number;
   readonly burst: number;
   readonly maxSources: number;
-  /** Insertion order = least recently heard first (a source is re-inserted when heard). */
   private readonly buckets = new Map<string, Bucket>();
+  /** Tracked sources, oldest first. */
+  private readonly order = new Fifo<string>();
   dropped = 0;
   allowed = 0;
   evicted = 0;
@@ -45,20 +48,17 @@ export class RateLimiter {
   allow(source: string, now: number): boolean {
     let b = this.buckets.get(source);
     if (b === undefined) {
-      if (this.buckets.size >= this.maxSources) {
-        const oldest = this.buckets.keys().next().value as string;
-        this.buckets.delete(oldest);
+      while (this.buckets.size >= this.maxSources) {
+        this.buckets.delete(this.order.shift()!);
         this.evicted++;
       }
       b = { tokens: this.burst, at: now };
-    } else {
-      this.buckets.delete(source);
-      if (now > b.at) {
-        b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
-        b.at = now;
-      }
+      this.buckets.set(source, b);
+      this.order.push(source);
+    } else if (now > b.at) {
+      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
+      b.at = now;
     }
-    this.buckets.set(source, b);
     if (b.tokens < 1) {
       this.dropped++;
       return false;

@@ -48,6 +48,28 @@ export function epKey(ep: Endpoint): string {
   return endpointKey(ep.address, ep.port);
 }
 
+const PROTO_CODE = { tcp: 6, udp: 17, icmp: 1 } as const;
+
+function bytesId(tag: number, a: Uint8Array, port: number): string {
+  const hi = port >> 8;
+  const lo = port & 255;
+  if (a.length === 4) return String.fromCharCode(tag, a[0], a[1], a[2], a[3], hi, lo);
+  return String.fromCharCode(tag, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], hi, lo);
+}
+
+/**
+ * A compact map key for a TA (its bytes as a string). The roles index their
+ * tables by it: building it costs a fraction of taKey(), which formats text.
+ */
+export function taId(ta: TransportAddress): string {
+  return bytesId(PROTO_CODE[ta.protocol], ta.address, ta.protocol === "icmp" ? 0 : ta.port);
+}
+
+/** A compact map key for an endpoint (see taId). */
+export function epId(ep: Endpoint): string {
+  return bytesId(0, ep.address, ep.port);
+}
+
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   if (a.port !== b.port || a.address.length !== b.address.length) return false;
   for (let i = 0; i < a.address.length; i++) if (a.address[i] !== b.address[i]) return false;

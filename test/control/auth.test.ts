@@ -164,3 +164,22 @@ describe("replay cache", () => {
     );
   });
 });
+
+describe("HMAC-SHA-256", () => {
+  test("hmacSha256 equals node:crypto's createHmac for any key and data (keys longer than a block included)", async () => {
+    const { createHmac } = await import("node:crypto");
+    const { hmacSha256 } = await import("../../src/control/auth.js");
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 100 }), fc.uint8Array({ maxLength: 3000 }), (key, data) => {
+        assert.deepEqual(Buffer.from(hmacSha256(key, data)), createHmac("sha256", key).update(data).digest());
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("hmacSha256 matches RFC 4231 test case 2", async () => {
+    const { hmacSha256 } = await import("../../src/control/auth.js");
+    const mac = hmacSha256(Buffer.from("Jefe"), Buffer.from("what do ya want for nothing?"));
+    assert.equal(Buffer.from(mac).toString("hex"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  });
+});

@@ -83,23 +83,27 @@ describe("JAP", () => {
     assert.deepEqual(unreg.map((s) => ps.byEndpoint(s.to)?.id).sort(), [...raps].sort());
   });
 
-  test("each RAP is refreshed every refresh interval with the load figure", () => {
+  test("each RAP is refreshed every refresh interval with the load figure (rounds start within one interval, staggered by proxy id)", () => {
     const { env, jap } = setup({ load: (_ta, n) => n * 100 });
     jap.handleJoin(join(5), FROM);
     jap.handleJoin(join(6), FROM);
     jap.flush();
     env.take();
-    env.t += 29_999;
-    jap.tick();
-    jap.flush();
-    assert.equal(env.take("refresh").length, 0);
-    env.t += 1;
-    for (const l of [5, 6]) jap.handleJoin(keepalive(l), FROM);
-    jap.tick();
-    jap.flush();
-    const refresh = env.take("refresh");
-    assert.equal(refresh.length, 2);
-    for (const s of refresh) assert.equal(s.msg.entries[0].load, 200);
+    const rounds: number[] = [];
+    for (let s = 1; s <= 150; s++) {
+      env.t += 1000;
+      if (s % 10 === 0) for (const l of [5, 6]) jap.handleJoin(keepalive(l), FROM);
+      jap.tick();
+      jap.flush();
+      const refresh = env.take("refresh");
+      if (refresh.length === 0) continue;
+      assert.equal(refresh.length, 2, "one frame to each of the 2 RAPs");
+      for (const f of refresh) assert.deepEqual(f.msg.entries.map((e) => e.load), [200]);
+      rounds.push(s);
+    }
+    assert.ok(rounds[0] > 30 && rounds[0] <= 61, `first round at ${rounds[0]} s`);
+    assert.deepEqual(rounds.slice(1).map((s, i) => s - rounds[i]), [30, 30, 30].slice(0, rounds.length - 1));
+    assert.ok(rounds.length >= 3);
   });
 
   test("registrations of many groups to the same RAP are batched into few frames", () => {

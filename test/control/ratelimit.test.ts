@@ -25,17 +25,19 @@ describe("rate limiting", () => {
     assert.equal(rl.allow("target", 0), true);
   });
 
-  test("the number of tracked sources is bounded; the least recently heard is evicted", () => {
+  test("the number of tracked sources is bounded; the source tracked longest ago is evicted", () => {
     const rl = new RateLimiter({ ratePerSecond: 1, burst: 1, maxSources: 3 });
     rl.allow("a", 0);
     rl.allow("b", 0);
     rl.allow("c", 0);
-    rl.allow("a", 0); // a is now the most recent (and dropped: its bucket is empty)
-    rl.allow("d", 0); // evicts b
+    rl.allow("d", 0); // evicts a
     assert.equal(rl.sources, 3);
     assert.equal(rl.evicted, 1);
-    assert.equal(rl.allow("a", 0), false, "a was kept, with its empty bucket");
-    assert.equal(rl.allow("b", 0), true, "b was forgotten and starts with a full bucket");
+    assert.equal(rl.allow("b", 0), false, "b was kept, with its empty bucket");
+    assert.equal(rl.allow("a", 0), true, "a was forgotten and starts with a full bucket");
+    assert.equal(rl.evicted, 2, "and tracking a again evicted b");
+    for (let i = 0; i < 10_000; i++) rl.allow(`s${i}`, 0);
+    assert.equal(rl.sources, 3);
   });
 
   test("over any arrival pattern, a source gets at most burst + rate x elapsed frames through", () => {
