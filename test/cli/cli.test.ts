@@ -147,3 +147,24 @@ test("usage errors print the usage and exit with status 2", () => {
   assert.equal(pias("replay", trace, "--config", config, "--bogus").status, 2);
   assert.equal(pias("help").status, 0);
 });
+
+const canDropRoot = process.getuid?.() === 0 && spawnSync("setpriv", ["--version"]).status === 0;
+
+test("pias run without root says it needs root (CAP_NET_ADMIN), on one line, exit status 1", { skip: canDropRoot ? false : "needs root and setpriv to run as nobody" }, () => {
+  const conf = join(tmp, "run.json");
+  writeFileSync(conf, JSON.stringify({ proxy: { address: "10.255.0.1" }, groups: [{ protocol: "tcp", address: "198.51.100.10", port: 80, targets: [{ address: "10.0.0.2", port: 80 }] }] }), { mode: 0o644 });
+  spawnSync("chmod", ["755", tmp]);
+  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(REPO_ROOT, "dist", "src", "cli", "main.js"), "run", "--config", conf], { encoding: "utf8" });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^pias: opening a TUN device needs root \(CAP_NET_ADMIN\)/);
+  oneLine(r.stderr);
+});
+
+test("pias run and pias join refuse missing options with usage, exit status 2", () => {
+  const run = pias("run");
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /^pias: run needs --config CONF/);
+  const join_ = pias("join");
+  assert.equal(join_.status, 2);
+  assert.match(join_.stderr, /^pias: join needs --anycast/);
+});
