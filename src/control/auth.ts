@@ -21,7 +21,6 @@
 
 import * as crypto from "node:crypto";
 import { createHmac, randomFillSync, timingSafeEqual } from "node:crypto";
-import { Fifo } from "./fifo.js";
 import { decode, encode, isGroupKeyed, MAC_LENGTH, MessageError, type Decoded, type Message, type Stamp } from "./message.js";
 import type { TransportAddress } from "./ta.js";
 
@@ -46,18 +45,22 @@ export class Rejections {
 }
 
 // HMAC-SHA-256 (RFC 2104) on crypto.hash() where Node has it (20.12+): two
-// one-shot hashes over a scratch buffer. createHmac() builds a C++ object per
-// message whose weak handle every young-generation GC must then process; at
-// tens of thousands of frames a second that GC work costs more than the hashing.
-const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "buffer") => Buffer }).hash;
+// one-shot hashes over a scratch buffer, digests taken as latin1 strings.
+// createHmac() builds a C++ object per message whose weak handle every
+// young-generation GC must then process, and a Buffer digest is a fresh
+// off-heap ArrayBuffer; at tens of thousands of frames a second either costs
+// more than the hashing itself.
+type OneShot = (algorithm: string, data: Uint8Array, encoding: "latin1") => string;
+const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
 const BLOCK = 64;
 let scratch = new Uint8Array(2048);
 const outer = new Uint8Array(BLOCK + 32);
 
-/** HMAC-SHA-256 of `data` under `key`. */
-export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
-  if (oneShot === undefined) return createHmac("sha256", key).update(data).digest();
-  const k = key.length > BLOCK ? oneShot("sha256", key, "buffer") : key;
+/** HMAC-SHA-256 of `data` under `key`, as 32 latin1 characters. */
+function hmacString(key: Uint8Array, data: Uint8Array): string {
+  if (oneShot === undefined) return createHmac("sha256", key).update(data).digest().toString("latin1");
+  let k = key;
+  if (key.length > BLOCK) k = Buffer.from(oneShot("sha256", key, "latin1"), "latin1");
   if (scratch.length < BLOCK + data.length) scratch = new Uint8Array(BLOCK + data.length);
   for (let i = 0; i < BLOCK; i++) {
     const b = i < k.length ? k[i] : 0;
@@ -65,8 +68,17 @@ export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
     outer[i] = b ^ 0x5c;
   }
   scratch.set(data, BLOCK);
-  outer.set(oneShot("sha256", scratch.subarray(0, BLOCK + data.length), "buffer"), BLOCK);
-  return oneShot("sha256", outer, "buffer");
+  const inner = oneShot("sha256", scratch.subarray(0, BLOCK + data.length), "latin1");
+  for (let i = 0; i < 32; i++) outer[BLOCK + i] = inner.charCodeAt(i);
+  return oneShot("sha256", outer, "latin1");
+}
+
+/** HMAC-SHA-256 of `data` under `key`. */
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  const mac = hmacString(key, data);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = mac.charCodeAt(i);
+  return out;
 }
 
 /** The MAC of frame[0 .. length-32). */
@@ -76,14 +88,18 @@ export function computeMac(frame: Uint8Array, key: Uint8Array): Uint8Array {
 
 /** Fill the last 32 bytes of an encoded frame with its MAC. */
 export function signFrame(frame: Uint8Array, key: Uint8Array): Uint8Array {
-  frame.set(computeMac(frame, key), frame.length - MAC_LENGTH);
+  const mac = hmacString(key, frame.subarray(0, frame.length - MAC_LENGTH));
+  const at = frame.length - MAC_LENGTH;
+  for (let i = 0; i < 32; i++) frame[at + i] = mac.charCodeAt(i);
   return frame;
 }
 
-/** True when the frame's last 32 bytes are its MAC under `key` (constant time). */
+/** True when the frame's last 32 bytes are its MAC under `key` (constant-time comparison). */
 export function macValid(frame: Uint8Array, key: Uint8Array): boolean {
   if (frame.length < MAC_LENGTH + 1) return false;
-  return timingSafeEqual(computeMac(frame, key), frame.subarray(frame.length - MAC_LENGTH));
+  const mac = hmacString(key, frame.subarray(0, frame.length - MAC_LENGTH));
+  // Buffer.from of a short string comes from Node's pool: no ArrayBuffer per frame.
+  return timingSafeEqual(Buffer.from(mac, "latin1"), frame.subarray(frame.length - MAC_LENGTH));
 }
 
 /** Random nonces drawn from a pooled buffer (one randomFillSync per 4096 nonces). */
@@ -101,18 +117,26 @@ export function pooledNonces(length = NONCE_LENGTH): () => Uint8Array {
   };
 }
 
-function nonceKey(n: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < n.length; i++) s += String.fromCharCode(n[i]);
-  return s;
-}
-
-/** Nonces seen within the window; see the module header for how it stays bounded and safe. */
+/**
+ * Nonces seen within the window; see the module header for how it stays
+ * bounded and safe. An open-addressing hash table in typed arrays keyed by the
+ * nonce's first 96 bits (all random), with a ring of slots in arrival order:
+ * a proxy hearing tens of thousands of frames a second keeps them without a
+ * JavaScript object per nonce for the garbage collector to trace.
+ */
 export class ReplayCache {
-  /** nonce (as a latin1 string) -> timestamp. */
-  private readonly seen = new Map<string, number>();
-  /** The same entries in arrival order, oldest first. */
-  private readonly order = new Fifo<{ key: string; ts: number }>();
+  private size_ = 0;
+  private tombs = 0;
+  private mask = 0;
+  private k0 = new Int32Array(0);
+  private k1 = new Int32Array(0);
+  private k2 = new Int32Array(0);
+  private ts = new Float64Array(0);
+  /** 0 empty, 1 used, 2 deleted. */
+  private state = new Uint8Array(0);
+  /** Slots in arrival order: ring[head .. head+size) (mod length). */
+  private ring = new Int32Array(0);
+  private head = 0;
   /** Frames stamped at or below this can no longer be told from replays. */
   private floor = -Infinity;
   evictions = 0;
@@ -120,37 +144,97 @@ export class ReplayCache {
   constructor(
     readonly windowMs: number = DEFAULT_WINDOW_MS,
     readonly capacity: number = DEFAULT_REPLAY_CAPACITY,
-  ) {}
+  ) {
+    this.resize(16);
+  }
 
   get size(): number {
-    return this.seen.size;
+    return this.size_;
   }
 
   /** Records (timestamp, nonce) and returns true if it is fresh; false if it was seen (or may have been). */
   check(timestamp: number, nonce: Uint8Array, now: number): boolean {
     this.expire(now);
     if (timestamp <= this.floor) return false;
-    const key = nonceKey(nonce);
-    if (this.seen.has(key)) return false;
-    while (this.seen.size >= this.capacity) {
-      const oldest = this.order.shift()!;
-      this.seen.delete(oldest.key);
-      if (oldest.ts > this.floor) this.floor = oldest.ts;
+    const a = word(nonce, 0);
+    const b = word(nonce, 4);
+    const c = word(nonce, 8);
+    if (this.find(a, b, c) >= 0) return false;
+    while (this.size_ >= this.capacity) {
+      const slot = this.ring[this.head];
+      if (this.ts[slot] > this.floor) this.floor = this.ts[slot];
+      this.drop();
       this.evictions++;
     }
-    this.seen.set(key, timestamp);
-    this.order.push({ key, ts: timestamp });
+    if ((this.size_ + this.tombs + 1) * 5 > this.state.length * 3) this.resize(Math.max(16, 1 << Math.ceil(Math.log2((this.size_ + 1) * 3))));
+    const slot = this.insert(a, b, c, timestamp);
+    this.ring[(this.head + this.size_) % this.ring.length] = slot;
+    this.size_++;
     return true;
   }
 
   /** Forget entries, oldest arrival first, while their timestamp is out of the window. */
   private expire(now: number): void {
     const limit = now - this.windowMs;
-    for (let e = this.order.peek(); e !== undefined && e.ts < limit; e = this.order.peek()) {
-      this.order.shift();
-      this.seen.delete(e.key);
+    while (this.size_ > 0 && this.ts[this.ring[this.head]] < limit) this.drop();
+  }
+
+  /** Delete the oldest entry. */
+  private drop(): void {
+    this.state[this.ring[this.head]] = 2;
+    this.tombs++;
+    this.size_--;
+    this.head = (this.head + 1) % this.ring.length;
+  }
+
+  private find(a: number, b: number, c: number): number {
+    for (let i = mix(a, b, c) & this.mask; ; i = (i + 1) & this.mask) {
+      const st = this.state[i];
+      if (st === 0) return -1;
+      if (st === 1 && this.k0[i] === a && this.k1[i] === b && this.k2[i] === c) return i;
     }
   }
+
+  private insert(a: number, b: number, c: number, timestamp: number): number {
+    let i = mix(a, b, c) & this.mask;
+    while (this.state[i] === 1) i = (i + 1) & this.mask;
+    if (this.state[i] === 2) this.tombs--;
+    this.state[i] = 1;
+    this.k0[i] = a;
+    this.k1[i] = b;
+    this.k2[i] = c;
+    this.ts[i] = timestamp;
+    return i;
+  }
+
+  /** Rebuild into `slots` slots (a power of two), keeping arrival order and dropping deleted slots. */
+  private resize(slots: number): void {
+    const { k0, k1, k2, ts, ring, head, size_ } = this;
+    const oldLen = ring.length;
+    this.k0 = new Int32Array(slots);
+    this.k1 = new Int32Array(slots);
+    this.k2 = new Int32Array(slots);
+    this.ts = new Float64Array(slots);
+    this.state = new Uint8Array(slots);
+    this.ring = new Int32Array(slots);
+    this.mask = slots - 1;
+    this.tombs = 0;
+    this.head = 0;
+    for (let n = 0; n < size_; n++) {
+      const old = ring[(head + n) % oldLen];
+      this.ring[n] = this.insert(k0[old], k1[old], k2[old], ts[old]);
+    }
+  }
+}
+
+function word(b: Uint8Array, at: number): number {
+  return (b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3];
+}
+
+function mix(a: number, b: number, c: number): number {
+  let h = Math.imul(a ^ (b >>> 15), 0x85ebca6b) ^ Math.imul(c, 0xc2b2ae35);
+  h ^= h >>> 13;
+  return Math.imul(h, 0x27d4eb2f) ^ (h >>> 16);
 }
 
 export interface AuthenticatorOptions {

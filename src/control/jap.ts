@@ -23,8 +23,8 @@
 
 import { DeadlineHeap } from "./deadlines.js";
 import type { JoinMessage, KeepaliveMessage, LeaveMessage, LoadEntry, Message, ProxyRef, RejectCode, TargetInfo } from "./message.js";
-import { murmur3, taHash, type Hash64, type Ring } from "./rendezvous.js";
-import { epId, taId, taKey, type Endpoint, type TransportAddress } from "./ta.js";
+import { murmur3, type Ring } from "./rendezvous.js";
+import { epFromId, epId, taFromId, taId, taKey, type Endpoint, type TransportAddress } from "./ta.js";
 
 export interface JapOptions {
   readonly self: ProxyRef;
@@ -66,9 +66,16 @@ export interface TargetEvent {
   readonly reason?: RemoveReason;
 }
 
+// State is kept compact, since a JAP may hold millions of targets: a target is
+// its endpoint's byte-string key plus weight, label and awareness (the
+// TargetInfo is rebuilt when someone asks), and a group with one target (most
+// groups) holds it without a Map.
 interface JapTarget {
-  info: TargetInfo;
+  /** epId of the target's endpoint. */
   readonly key: string;
+  weight: number;
+  label: string | null;
+  aware: boolean;
   readonly group: JapGroup;
   /** Last ms the target is kept without hearing from it. */
   expires: number;
@@ -76,16 +83,30 @@ interface JapTarget {
 }
 
 interface JapGroup {
-  readonly ta: TransportAddress;
+  /** taId of the group's TA. */
   readonly key: string;
-  readonly hash: Hash64;
-  readonly targets: Map<string, JapTarget>;
+  /** The group's only target while it has exactly one; otherwise `many` holds them. */
+  one: JapTarget | undefined;
+  many: Map<string, JapTarget> | undefined;
+  size: number;
   /** RAP ids this group is registered with (best first). */
   raps: string[];
   alive: boolean;
 }
 
-type Op = { kind: "register" | "refresh"; group: JapGroup } | { kind: "unregister"; ta: TransportAddress };
+type Op = { kind: "register" | "refresh"; group: JapGroup } | { kind: "unregister"; key: string };
+
+function infoOf(t: JapTarget): TargetInfo {
+  return { endpoint: epFromId(t.key), weight: t.weight, label: t.label, aware: t.aware };
+}
+
+function findTarget(g: JapGroup, key: string): JapTarget | undefined {
+  return g.one !== undefined ? (g.one.key === key ? g.one : undefined) : g.many?.get(key);
+}
+
+function targetList(g: JapGroup): JapTarget[] {
+  return g.one !== undefined ? [g.one] : g.many ? [...g.many.values()] : [];
+}
 
 export class Jap {
   readonly keepaliveIntervalS: number;
@@ -133,7 +154,7 @@ export class Jap {
   /** The targets of a group here (empty when none). */
   targetsOf(ta: TransportAddress): TargetInfo[] {
     const g = this.groups.get(taId(ta));
-    return g ? [...g.targets.values()].map((t) => t.info) : [];
+    return g ? targetList(g).map(infoOf) : [];
   }
 
   /** The RAP ids a group is registered with, best first. */
@@ -141,8 +162,9 @@ export class Jap {
     return this.groups.get(taId(ta))?.raps.slice() ?? [];
   }
 
-  *groupKeys(): IterableIterator<string> {
-    yield* this.groups.keys();
+  /** The groups this JAP serves. */
+  *groupTas(): IterableIterator<TransportAddress> {
+    for (const key of this.groups.keys()) yield taFromId(key);
   }
 
   private validate(ta: TransportAddress, t: TargetInfo): RejectCode | undefined {
@@ -160,44 +182,55 @@ export class Jap {
     const key = taId(msg.ta);
     const tkey = epId(msg.target.endpoint);
     let g = this.groups.get(key);
-    const known = g?.targets.get(tkey);
+    const known = g && findTarget(g, tkey);
+    const info = msg.target;
     if (known) {
       known.expires = now + this.timeoutMs();
       if (msg.type === "keepalive") this.counters.keepalives++;
       else this.counters.joins++;
-      const changed = !sameInfo(known.info, msg.target);
+      const changed = known.weight !== info.weight || known.label !== info.label || known.aware !== info.aware;
       if (changed) {
-        known.info = msg.target;
-        this.emit({ kind: "update", ta: g!.ta, group: taKey(g!.ta), target: msg.target });
+        known.weight = info.weight;
+        known.label = info.label;
+        known.aware = info.aware;
+        this.emit({ kind: "update", ta: msg.ta, group: taKey(msg.ta), target: info });
       }
-      if (msg.type === "join" || changed) this.ack(msg.ta, msg.target.endpoint, from, "none");
+      if (msg.type === "join" || changed) this.ack(msg.ta, info.endpoint, from, "none");
       return;
     }
-    const why = this.validate(msg.ta, msg.target) ?? (this.targets >= this.maxTargets || (g && g.targets.size >= this.maxPerGroup) ? "full" : undefined);
+    const why = this.validate(msg.ta, info) ?? (this.targets >= this.maxTargets || (g && g.size >= this.maxPerGroup) ? "full" : undefined);
     if (why) {
       this.counters.rejected++;
-      this.ack(msg.ta, msg.target.endpoint, from, why);
+      this.ack(msg.ta, info.endpoint, from, why);
       return;
     }
     if (msg.type === "keepalive") this.counters.rejoins++;
     else this.counters.joins++;
     if (g === undefined) {
-      g = { ta: msg.ta, key, hash: taHash(msg.ta), targets: new Map(), raps: [], alive: true };
+      g = { key, one: undefined, many: undefined, size: 0, raps: this.opts.ring().raps(msg.ta, this.replicas), alive: true };
       this.groups.set(key, g);
-      g.raps = this.opts.ring().rapsOf(g.hash, this.replicas);
       for (const rap of g.raps) this.queue(rap, key, { kind: "register", group: g });
     }
-    const t: JapTarget = { info: msg.target, key: tkey, group: g, expires: now + this.timeoutMs(), alive: true };
-    g.targets.set(tkey, t);
+    const t: JapTarget = { key: tkey, weight: info.weight, label: info.label, aware: info.aware, group: g, expires: now + this.timeoutMs(), alive: true };
+    if (g.size === 0) g.one = t;
+    else {
+      if (g.many === undefined) {
+        g.many = new Map();
+        if (g.one !== undefined) g.many.set(g.one.key, g.one);
+        g.one = undefined;
+      }
+      g.many.set(tkey, t);
+    }
+    g.size++;
     this.targets++;
     this.expiry.push(t.expires + 1, t);
-    this.emit({ kind: "add", ta: g.ta, group: taKey(g.ta), target: msg.target });
-    this.ack(msg.ta, msg.target.endpoint, from, "none");
+    this.emit({ kind: "add", ta: msg.ta, group: taKey(msg.ta), target: info });
+    this.ack(msg.ta, info.endpoint, from, "none");
   }
 
   handleLeave(msg: LeaveMessage): void {
     const g = this.groups.get(taId(msg.ta));
-    const t = g?.targets.get(epId(msg.endpoint));
+    const t = g && findTarget(g, epId(msg.endpoint));
     if (!t) return;
     this.counters.leaves++;
     this.remove(t, "leave");
@@ -224,13 +257,18 @@ export class Jap {
     if (!t.alive) return;
     t.alive = false;
     const g = t.group;
-    g.targets.delete(t.key);
+    if (g.one === t) g.one = undefined;
+    else g.many?.delete(t.key);
+    g.size--;
     this.targets--;
-    this.emit({ kind: "remove", ta: g.ta, group: taKey(g.ta), target: t.info, reason });
-    if (g.targets.size === 0) {
+    if (this.listeners.length) {
+      const ta = taFromId(g.key);
+      this.emit({ kind: "remove", ta, group: taKey(ta), target: infoOf(t), reason });
+    }
+    if (g.size === 0) {
       g.alive = false;
       this.groups.delete(g.key);
-      for (const rap of g.raps) this.queue(rap, g.key, { kind: "unregister", ta: g.ta });
+      for (const rap of g.raps) this.queue(rap, g.key, { kind: "unregister", key: g.key });
     }
   }
 
@@ -258,17 +296,17 @@ export class Jap {
   ringChanged(): void {
     const ring = this.opts.ring();
     for (const g of this.groups.values()) {
-      const next = ring.rapsOf(g.hash, this.replicas);
+      const next = ring.raps(taFromId(g.key), this.replicas);
       if (next.length === g.raps.length && next.every((id, i) => id === g.raps[i])) continue;
       for (const id of next) if (!g.raps.includes(id)) this.queue(id, g.key, { kind: "register", group: g });
-      for (const id of g.raps) if (!next.includes(id) && ring.has(id)) this.queue(id, g.key, { kind: "unregister", ta: g.ta });
+      for (const id of g.raps) if (!next.includes(id) && ring.has(id)) this.queue(id, g.key, { kind: "unregister", key: g.key });
       g.raps = next;
     }
   }
 
   /** Unregister every group and drop every target (shutdown). Call flush() after. */
   stop(): void {
-    for (const g of [...this.groups.values()]) for (const t of [...g.targets.values()]) this.remove(t, "shutdown");
+    for (const g of [...this.groups.values()]) for (const t of targetList(g)) this.remove(t, "shutdown");
   }
 
   private queue(rap: string, key: string, op: Op): void {
@@ -293,11 +331,12 @@ export class Jap {
       const ref: LoadEntry[] = [];
       const unreg: TransportAddress[] = [];
       for (const op of box.values()) {
-        if (op.kind === "unregister") unreg.push(op.ta);
+        if (op.kind === "unregister") unreg.push(taFromId(op.key));
         else {
           if (!op.group.alive) continue;
-          const n = op.group.targets.size;
-          (op.kind === "register" ? reg : ref).push({ ta: op.group.ta, load: load ? load(op.group.ta, n) : n });
+          const ta = taFromId(op.group.key);
+          const n = op.group.size;
+          (op.kind === "register" ? reg : ref).push({ ta, load: load ? load(ta, n) : n });
         }
       }
       for (let i = 0; i < unreg.length; i += this.batch) {
@@ -319,8 +358,4 @@ export class Jap {
   private emit(ev: TargetEvent): void {
     for (const fn of this.listeners) fn(ev);
   }
-}
-
-function sameInfo(a: TargetInfo, b: TargetInfo): boolean {
-  return a.weight === b.weight && a.label === b.label && a.aware === b.aware;
 }

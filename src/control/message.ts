@@ -298,10 +298,23 @@ class Writer {
     this.buf.fill(0, this.length, this.length + n);
     this.length += n;
   }
+  /** A copy of the frame, carved from a shared 64 KiB chunk: a fresh ArrayBuffer per frame costs more than encoding it. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    const n = this.length;
+    if (chunkAt + n > chunk.byteLength) {
+      chunk = new ArrayBuffer(Math.max(CHUNK, n));
+      chunkAt = 0;
+    }
+    const out = new Uint8Array(chunk, chunkAt, n);
+    out.set(this.buf.subarray(0, n));
+    chunkAt += (n + 7) & ~7;
+    return out;
   }
 }
+
+const CHUNK = 65536;
+let chunk = new ArrayBuffer(CHUNK);
+let chunkAt = 0;
 
 const writer = new Writer();
 

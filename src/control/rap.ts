@@ -15,7 +15,7 @@
 
 import { DeadlineHeap } from "./deadlines.js";
 import type { JapEntry, LookupMessage, Message, ProxyRef, RefreshMessage, RegisterMessage, UnregisterMessage } from "./message.js";
-import { sameEndpoint, taId, type Endpoint, type TransportAddress } from "./ta.js";
+import { sameEndpoint, taFromId, taId, type Endpoint, type TransportAddress } from "./ta.js";
 
 export interface RapOptions {
   readonly self: ProxyRef;
@@ -41,10 +41,11 @@ interface Watcher {
 }
 
 interface RapGroup {
-  readonly ta: TransportAddress;
+  /** taId of the group's TA (the TA itself is rebuilt for a push: a RAP may hold millions of groups). */
   readonly key: string;
   japs: RapJap[];
-  watchers: Watcher[];
+  /** null until an IAP asks. */
+  watchers: Watcher[] | null;
   /** Deadline of this group's heap entry, or Infinity when it has none. */
   queuedAt: number;
   dirty: boolean;
@@ -87,7 +88,7 @@ export class Rap {
     let watchers = 0;
     for (const g of this.groups.values()) {
       if (g.japs.length > japs) japs = g.japs.length;
-      if (g.watchers.length > watchers) watchers = g.watchers.length;
+      if (g.watchers && g.watchers.length > watchers) watchers = g.watchers.length;
     }
     return { japs, watchers };
   }
@@ -100,7 +101,7 @@ export class Rap {
         this.counters.overflow++;
         return undefined;
       }
-      g = { ta, key, japs: [], watchers: [], queuedAt: Infinity, dirty: false };
+      g = { key, japs: [], watchers: null, queuedAt: Infinity, dirty: false };
       this.groups.set(key, g);
     }
     return g;
@@ -164,11 +165,11 @@ export class Rap {
     const japs = g ? this.entries(g, now) : [];
     if (g) {
       const until = now + this.ttlS * 1000;
-      const w = g.watchers.find((x) => x.proxy.id === msg.iap.id);
+      const w = g.watchers?.find((x) => x.proxy.id === msg.iap.id);
       if (w) {
         w.proxy = msg.iap;
         w.until = until;
-      } else g.watchers.push({ proxy: msg.iap, until });
+      } else (g.watchers ??= []).push({ proxy: msg.iap, until });
       this.schedule(g, until);
     }
     this.opts.send(msg.iap.endpoint, { type: "lookup-reply", rap: this.opts.self, requestId: msg.requestId, ta: msg.ta, ttl: this.ttlS, japs });
@@ -176,16 +177,17 @@ export class Rap {
 
   /** Membership declared a proxy dead: forget its registrations and its watches. */
   proxyDown(id: string): void {
+    const now = this.opts.now();
     for (const g of this.groups.values()) {
-      const before = g.japs.length;
-      g.japs = g.japs.filter((j) => j.proxy.id !== id);
-      if (g.japs.length !== before) {
-        this.japEntries -= before - g.japs.length;
-        this.counters.expired += before - g.japs.length;
+      const i = g.japs.findIndex((j) => j.proxy.id === id);
+      if (i >= 0) {
+        g.japs.splice(i, 1);
+        this.japEntries--;
+        this.counters.expired++;
         this.markDirty(g);
+        if (g.japs.length === 0) this.schedule(g, now);
       }
-      g.watchers = g.watchers.filter((w) => w.proxy.id !== id);
-      this.schedule(g, this.opts.now());
+      if (g.watchers?.some((w) => w.proxy.id === id)) g.watchers = g.watchers.filter((w) => w.proxy.id !== id);
     }
   }
 
@@ -209,9 +211,12 @@ export class Rap {
         }
       }
       g.japs = keep;
-      g.watchers = g.watchers.filter((w) => w.until > now);
-      for (const w of g.watchers) if (w.until < next) next = w.until;
-      if (g.japs.length === 0 && g.watchers.length === 0) this.groups.delete(g.key);
+      if (g.watchers) {
+        g.watchers = g.watchers.filter((w) => w.until > now);
+        for (const w of g.watchers) if (w.until < next) next = w.until;
+        if (g.watchers.length === 0) g.watchers = null;
+      }
+      if (g.japs.length === 0 && g.watchers === null) this.groups.delete(g.key);
       else this.schedule(g, next);
     });
   }
@@ -224,8 +229,9 @@ export class Rap {
     this.dirty = [];
     for (const g of dirty) {
       g.dirty = false;
+      if (g.watchers === null) continue;
       // One message object for every watcher: the node seals it once.
-      const push: Message = { type: "push", rap: this.opts.self, ta: g.ta, ttl: this.ttlS, japs: this.entries(g, now) };
+      const push: Message = { type: "push", rap: this.opts.self, ta: taFromId(g.key), ttl: this.ttlS, japs: this.entries(g, now) };
       for (const w of g.watchers) {
         if (w.until <= now) continue;
         this.counters.pushes++;

@@ -70,6 +70,27 @@ export function epId(ep: Endpoint): string {
   return bytesId(0, ep.address, ep.port);
 }
 
+const PROTO_OF: Record<number, Protocol> = { 6: "tcp", 17: "udp", 1: "icmp" };
+
+function idBytes(id: string, from: number): Uint8Array {
+  const n = id.length - from - 2;
+  const a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) a[i] = id.charCodeAt(from + i);
+  return a;
+}
+
+/** Inverse of taId. */
+export function taFromId(id: string): TransportAddress {
+  const n = id.length;
+  return { protocol: PROTO_OF[id.charCodeAt(0)], address: idBytes(id, 1), port: (id.charCodeAt(n - 2) << 8) | id.charCodeAt(n - 1) };
+}
+
+/** Inverse of epId. */
+export function epFromId(id: string): Endpoint {
+  const n = id.length;
+  return { address: idBytes(id, 1), port: (id.charCodeAt(n - 2) << 8) | id.charCodeAt(n - 1) };
+}
+
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   if (a.port !== b.port || a.address.length !== b.address.length) return false;
   for (let i = 0; i < a.address.length; i++) if (a.address[i] !== b.address[i]) return false;

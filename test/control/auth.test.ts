@@ -143,6 +143,26 @@ describe("replay cache", () => {
     assert.equal(c.size, 1);
   });
 
+  test("below capacity it answers exactly as a map of the nonces seen in the window would", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 600 }), (ops) => {
+        const window = 30_000;
+        const c = new ReplayCache(window, 1 << 20);
+        const model = new Map<number, number>();
+        let now = T0;
+        for (const [id, dt] of ops) {
+          now += dt;
+          for (const [k, ts] of model) if (ts < now - window) model.delete(k);
+          const expected = !model.has(id);
+          if (expected) model.set(id, now);
+          assert.equal(c.check(now, nonce(id), now), expected, `nonce ${id} at +${now - T0}`);
+          assert.equal(c.size, model.size);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   test("it stays within its capacity and still rejects every replay of an evicted nonce", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 199 }), { minLength: 1, maxLength: 400 }), (capacity, order) => {

@@ -155,3 +155,19 @@ describe("control message wire format", () => {
     );
   });
 });
+
+describe("map keys of TAs and endpoints", () => {
+  test("taFromId(taId(ta)) and epFromId(epId(ep)) give back the value, and distinct values have distinct ids", async () => {
+    const { taId, taFromId, epId, epFromId } = await import("../../src/control/ta.js");
+    const { ta, endpoint } = await import("./arbitraries.js");
+    fc.assert(
+      fc.property(ta(), ta(), endpoint(), (a, b, e) => {
+        assert.deepEqual(taFromId(taId(a)), structuredClone(a));
+        assert.deepEqual(epFromId(epId(e)), structuredClone(e));
+        const same = a.protocol === b.protocol && a.port === b.port && Buffer.compare(Buffer.from(a.address), Buffer.from(b.address)) === 0;
+        assert.equal(taId(a) === taId(b), same);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
