@@ -290,6 +290,8 @@ const bytes0 = net.counters.bytes;
 const windowSteps = Math.ceil((SECONDS * 1000) / STEP_MS);
 const failAt = FAIL ? Math.floor(windowSteps / 3) : -1;
 const victim = PROXIES - 1;
+let victimTargets = 0;
+let rejoinsAtFailure = 0;
 let churnCarry = 0;
 let lookupCarry = 0;
 let joinsDone = 0;
@@ -300,6 +302,8 @@ for (let s = 0; s < windowSteps; s++) {
   if (s === failAt) {
     alive[victim] = false;
     net.detach(proxyEndpoints[victim]);
+    victimTargets = nodes[victim].jap.targetCount;
+    rejoinsAtFailure = nodes.reduce((a, n, i) => a + (i === victim ? 0 : n.jap.counters.rejoins), 0);
     log(`proxy ${nodes[victim].self.id} fails (its ${int(nodes[victim].jap.targetCount)} targets must move to other proxies)`);
   }
   churnCarry += (CHURN * STEP_MS) / 1000;
@@ -378,6 +382,19 @@ const bigRaps = ring.raps(bigTa, REPLICAS);
 const bigRapEntries = bigRaps.map((id) => nodes.find((n) => n.self.id === id)!.rap.japsOf(bigTa).length);
 const bigTargets = liveNodes.reduce((a, n) => a + n.jap.targetsOf(bigTa).length, 0);
 const servedTargets = liveNodes.reduce((a, n) => a + n.jap.targetCount, 0);
+// The failed proxy's live targets that are served again: by anycast they all reach the next live proxy.
+let victimLive = 0;
+let moved = 0;
+if (FAIL) {
+  let next = (victim + 1) % PROXIES;
+  while (!alive[next]) next = (next + 1) % PROXIES;
+  for (let i = 0; i < targets; i++) {
+    if (tHome[i] !== victim || tState[i] !== 1) continue;
+    victimLive++;
+    if (nodes[next].jap.has(taOf(tGroup[i]), targetInfo(i).endpoint)) moved++;
+  }
+}
+const rejoins = liveNodes.reduce((a, n) => a + n.jap.counters.rejoins, 0) - rejoinsAtFailure;
 const maxJapsPerGroup = Math.max(...perProxy.map((r) => r.rapMaxJapsPerGroup));
 const heap = process.memoryUsage();
 
@@ -389,6 +406,14 @@ const results = {
   bytesPerSecond: bytesWindow / SECONDS,
   largestGroup: { targets: bigTargets, raps: bigRaps, rapEntries: bigRapEntries, proxies: liveNodes.length },
   rapMaxJapsPerGroup: maxJapsPerGroup,
+  failure: {
+    proxy: FAIL ? nodes[victim].self.id : null,
+    targetsAtFailure: victimTargets,
+    liveAtEnd: victimLive,
+    servedAgainAtEnd: moved,
+    rejoinsByKeepalive: rejoins,
+    secondsAfter: FAIL ? ((windowSteps - failAt) * STEP_MS) / 1000 : 0,
+  },
   perProxy: {
     rapGroups: summary((r) => r.rapGroups),
     rapEntries: summary((r) => r.rapEntries),
@@ -460,10 +485,13 @@ out.push(
       ["most JAP entries of any group at any RAP", int(maxJapsPerGroup)],
       ["live proxies", int(liveNodes.length)],
       ["targets served / live", `${int(servedTargets)} / ${int(liveTargets)}`],
+      ...(FAIL
+        ? [[`failed proxy's live targets served again ${results.failure.secondsAfter} s later (keepalive ${KEEPALIVE_S} s)`, `${int(moved)} of ${int(victimLive)}`]]
+        : []),
       ["client resolves (cache hits)", `${int(resolves)} (${((100 * hits) / Math.max(1, resolves)).toFixed(1)}%)`],
       ["lookups failed", int(failedLookups)],
       ["frames rejected", int(results.rejected)],
-      ["JS heap used", `${(heap.heapUsed / 2 ** 20).toFixed(0)} MiB`],
+      ["JS heap used (whole process / per live proxy)", `${(heap.heapUsed / 2 ** 20).toFixed(0)} MiB / ${(heap.heapUsed / liveNodes.length / 2 ** 20).toFixed(1)} MiB`],
     ],
     ["l", "r"],
   ),

@@ -157,6 +157,12 @@ export class Jap {
     return g ? targetList(g).map(infoOf) : [];
   }
 
+  /** Whether the target with this endpoint is a member of the group here. */
+  has(ta: TransportAddress, endpoint: Endpoint): boolean {
+    const g = this.groups.get(taId(ta));
+    return g !== undefined && findTarget(g, epId(endpoint)) !== undefined;
+  }
+
   /** The RAP ids a group is registered with, best first. */
   rapsOf(ta: TransportAddress): string[] {
     return this.groups.get(taId(ta))?.raps.slice() ?? [];
