@@ -18,6 +18,7 @@
 // No sockets, no timers: the owner calls tick().
 
 import { DeadlineHeap } from "./deadlines.js";
+import { Fifo } from "./fifo.js";
 import type { JapEntry, LookupReplyMessage, Message, ProxyRef, PushMessage } from "./message.js";
 import type { Ring } from "./rendezvous.js";
 import { taId, type Endpoint, type TransportAddress } from "./ta.js";
@@ -84,6 +85,8 @@ export class Iap {
   private readonly maxPendingGroups: number;
   private readonly maxCache: number;
   private readonly cache = new Map<string, CacheEntry>();
+  /** Cache entries in insertion order, for eviction (entries already gone are skipped, and compacted away). */
+  private order = new Fifo<CacheEntry>();
   private readonly expiry = new DeadlineHeap<CacheEntry>();
   private readonly pending = new Map<string, Pending>();
   private readonly timeouts = new DeadlineHeap<Pending>();
@@ -200,6 +203,11 @@ export class Iap {
       e = { ta, key, japs, expires, alive: true };
       this.cache.set(key, e);
       this.expiry.push(expires, e);
+      this.order.push(e);
+      if (this.order.size > 2 * this.cache.size + 1024) {
+        this.order = new Fifo();
+        for (const x of this.cache.values()) this.order.push(x);
+      }
     } else {
       e.japs = japs;
       if (e.expires <= expires) e.expires = expires;
@@ -212,10 +220,13 @@ export class Iap {
   }
 
   private evictOldest(): void {
-    const [key, e] = this.cache.entries().next().value as [string, CacheEntry];
-    e.alive = false;
-    this.cache.delete(key);
-    this.counters.evicted++;
+    for (let e = this.order.shift(); e !== undefined; e = this.order.shift()) {
+      if (!e.alive) continue;
+      e.alive = false;
+      this.cache.delete(e.key);
+      this.counters.evicted++;
+      return;
+    }
   }
 
   /** Fall back to the next replica on lookup timeouts; expire cache entries past their TTL. */

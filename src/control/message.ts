@@ -511,6 +511,8 @@ function putBody(w: Writer, m: Message): void {
 /**
  * Encode a message with its stamp into a frame whose last MAC_LENGTH bytes are
  * zero, ready for auth.ts to fill. Throws MessageError if a field is out of range.
+ * The frame is a view that may share its ArrayBuffer with other frames: use its
+ * byteOffset and byteLength (as dgram's send() does), never `frame.buffer` alone.
  */
 export function encode(message: Message, stamp: Stamp): Uint8Array {
   const w = writer;

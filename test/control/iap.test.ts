@@ -6,7 +6,7 @@ import type { JapEntry, ProxyRef } from "../../src/control/message.js";
 import { GROUP } from "./arbitraries.js";
 import { fakeEnv, proxies } from "./env.js";
 
-function setup(opts: { maxPendingPerGroup?: number } = {}) {
+function setup(opts: { maxPendingPerGroup?: number; maxCacheEntries?: number } = {}) {
   const env = fakeEnv();
   const ps = proxies(6);
   const released: Release[] = [];
@@ -125,5 +125,18 @@ describe("IAP", () => {
     ps.kill("ap-3");
     const r = iap.resolve(GROUP);
     assert.deepEqual(r.status === "cached" && r.japs.map((j) => j.proxy.id), ["ap-4"]);
+  });
+
+  test("the cache is bounded: past its size the oldest answer is evicted", () => {
+    const { iap, ps, entry, raps } = setup({ maxCacheEntries: 3 });
+    const group = (i: number) => ({ ...GROUP, port: 1000 + i });
+    for (let i = 0; i < 10; i++) {
+      iap.resolve(group(i));
+      iap.handleLookupReply({ type: "lookup-reply", rap: ps.proxy(raps[0])!, requestId: 1, ta: group(i), ttl: 60, japs: [entry(ps.all[3])] });
+      assert.ok(iap.cacheSize <= 3);
+    }
+    assert.equal(iap.counters.evicted, 7);
+    assert.deepEqual([7, 8, 9].map((i) => iap.cached(group(i)) !== undefined), [true, true, true]);
+    assert.equal(iap.cached(group(6)), undefined);
   });
 });
