@@ -208,7 +208,8 @@ const targetInfo = (i: number): TargetInfo => ({ endpoint: { address: targetAddr
 const join = (i: number): void => {
   tState[i] = 1;
   targetSend(i, { type: "join", ta: taOf(tGroup[i]), target: targetInfo(i) });
-  keepaliveBuckets[(bucketNow() + KEEPALIVE_BUCKETS - 1) % KEEPALIVE_BUCKETS].push(i);
+  // A random phase (never the current step): keepalives spread evenly over the interval, whatever the join pattern.
+  keepaliveBuckets[(bucketNow() + 1 + randInt(KEEPALIVE_BUCKETS - 1)) % KEEPALIVE_BUCKETS].push(i);
 };
 const leave = (i: number): void => {
   tState[i] = 2;
