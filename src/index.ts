@@ -14,3 +14,16 @@ export {
 } from "./config/schema.js";
 export { PiasError, ConfigError, CaptureFileError, DataPlaneError } from "./errors.js";
 export { Verdict, Reason, AuxFlag, HostWork, Layout, Desc, Policy } from "../assembly/shared/abi.js";
+export { PacketRing } from "./core/ring.js";
+export {
+  type HealthConfig, type DaemonConfig, type ClusterConfig, type ClusterGroupConfig,
+} from "./config/schema.js";
+// the daemon, for embedding: start one from a config file, or wire your own backend
+export { Daemon, tunRoutes, type DaemonOptions } from "./daemon/daemon.js";
+export { HealthChecker, probe, type HealthChange, type TargetHealth } from "./daemon/health.js";
+export type { PacketIO } from "./io/backend.js";
+// the control plane (transport-free: bring a clock and a send function)
+export {
+  ControlNode, Joiner, parseTransportAddress, formatTransportAddress, taKey,
+  type ControlNodeOptions, type TransportAddress, type Endpoint, type TargetInfo, type TargetEvent,
+} from "./control/index.js";

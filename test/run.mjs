@@ -20,7 +20,8 @@ if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...files], {
+// Two test files at a time (PIAS_TEST_CONCURRENCY): the capture tests mostly wait for tshark.
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", `--test-concurrency=${process.env.PIAS_TEST_CONCURRENCY ?? 2}`, "--test-reporter=spec", ...files], {
   stdio: "inherit",
 });
 process.exit(result.status ?? 1);

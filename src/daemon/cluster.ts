@@ -84,7 +84,8 @@ export class Cluster {
       send: (to, bytes) => this.send(to, bytes),
       nonce: () => randomBytes(12),
       replicas: cfg.replicas,
-      load: (ta, targets) => this.dp.targetStats().filter((t) => t.group === taKey(ta)).reduce((n, t) => n + t.activeFlows, 0) || targets,
+      // the load figure a JAP refreshes its registrations with: its targets in the group
+      load: (_ta, targets) => targets,
       onTarget: (ev) => this.targetEvent(ev),
       onRelease: (r) => {
         if (r.failed || r.japs.length === 0) {
