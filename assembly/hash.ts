@@ -12,7 +12,6 @@ export const SEED_FLOW: u32 = 0x9e3779b9;
 export const SEED_GROUP: u32 = 0x85ebca6b;
 export const SEED_AFFINITY: u32 = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET: u32 = 0x6d61676c; // "magl"
-export const SEED_MAGLEV_SKIP: u32 = 0x736b6970; // "skip"
 export const SEED_PORT: u32 = 0x706f7274; // "port"
 export const SEED_FRAG: u32 = 0x66726167; // "frag"
 
@@ -63,7 +62,7 @@ export const SEED_FRAG: u32 = 0x66726167; // "frag"
   return finalize(mixAddr(seed, p, family), family == 4 ? 4 : 16);
 }
 
-/** Hash of an endpoint (address and raw port): a target's identity for Maglev. */
+/** Hash of an endpoint (address and raw port): a target's identity for affinity. */
 @inline export function hashEndpoint(seed: u32, p: usize, family: u32, portRaw: u32): u32 {
   return finalize(mix(mixAddr(seed, p, family), portRaw & 0xffff), family == 4 ? 6 : 18);
 }

@@ -12,6 +12,9 @@ import { Desc, Layout } from "../assembly/shared/abi.js";
 import type { PacketBatch } from "../src/core/batch.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
+/** SCALE_ONLY=flows|groups|targets runs one of the three series. */
+const ONLY = process.env.SCALE_ONLY;
+const runs = (series: string): boolean => ONLY === undefined || ONLY === "" || ONLY === series;
 const SLOTS = 1024;
 const PACKET = 46; // a 64-byte Ethernet frame without its Ethernet header: IPv4 20 + UDP 8 + 18 payload
 const STEADY_PACKETS = QUICK ? 200_000 : 4_000_000;
@@ -96,6 +99,7 @@ interface Row { [k: string]: string | number }
 const results: Record<string, Row[]> = { flows: [], groups: [], targets: [] };
 
 function print(title: string, rows: Row[]): void {
+  if (rows.length === 0) return;
   console.log(`\n${title}`);
   const keys = Object.keys(rows[0]);
   const width = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
@@ -121,7 +125,7 @@ const targetsFor = (flows: number): number => Math.max(3, Math.ceil(flows / 3000
 }
 
 // ---- live flows ----
-for (const n of QUICK ? [1_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000, 10_000_000]) {
+for (const n of !runs("flows") ? [] : QUICK ? [1_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000, 10_000_000]) {
   const cap = Math.ceil(n * 1.25);
   const dp = plane(cap, [oneGroup(targetsFor(n))], 1, targetsFor(n) + 16);
   const pump = new Pump(dp, dp.createBatch(SLOTS, SLOTS * (Layout.HEADROOM + 64) + Layout.HEADROOM));
@@ -136,7 +140,7 @@ for (const n of QUICK ? [1_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000, 1
 }
 
 // ---- groups ----
-for (const g of QUICK ? [1, 10_000] : [1, 1_000, 100_000, 1_000_000]) {
+for (const g of !runs("groups") ? [] : QUICK ? [1, 10_000] : [1, 1_000, 100_000, 1_000_000]) {
   const t0 = performance.now();
   const dp = plane(1 << 20, [], g, g * 8 + 64);
   // each group its own targets (NAT bindings are per target endpoint), enough for its share of the flows
@@ -161,7 +165,7 @@ for (const g of QUICK ? [1, 10_000] : [1, 1_000, 100_000, 1_000_000]) {
 }
 
 // ---- targets in one group ----
-for (const n of QUICK ? [1, 300, 1_000] : [1, 10, 64, 300, 1_000, 10_000, 100_000]) {
+for (const n of !runs("targets") ? [] : QUICK ? [1, 300, 1_000] : [1, 10, 64, 300, 1_000, 10_000, 100_000]) {
   const t0 = performance.now();
   const dp = plane(1 << 21, [oneGroup(n)], 1, n + 16);
   const setupS = (performance.now() - t0) / 1000;
@@ -173,7 +177,7 @@ for (const n of QUICK ? [1, 300, 1_000] : [1, 10, 64, 300, 1_000, 10_000, 100_00
   dp.setTargetUp("udp 203.0.113.10:53", n > 1 ? oneGroup(n).targets![1].address + ":53" : oneGroup(n).targets![0].address + ":53", false);
   const rebuildMs = performance.now() - t1;
   results.targets.push({
-    "targets": fmt(n), flows: fmt(Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n)), "selection": n <= 64 ? "rendezvous" : n <= 512 ? "rendezvous table" : "Maglev", "setup s": setupS.toFixed(2), "rebuild ms": rebuildMs.toFixed(2),
+    "targets": fmt(n), flows: fmt(Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n)), "selection": n <= 64 ? "rendezvous" : n <= 512 ? "rendezvous table" : "ring table", "setup s": setupS.toFixed(2), "rebuild ms": rebuildMs.toFixed(2),
     "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
   });
   print("targets in one group (affinity)", results.targets.slice(-1));
@@ -183,5 +187,6 @@ print("live flows", results.flows);
 print("groups", results.groups);
 print("targets in one group", results.targets);
 mkdirSync("bench/results", { recursive: true });
-writeFileSync("bench/results/scale.json", JSON.stringify({ quick: QUICK, node: process.version, results }, null, 2));
-console.log("\nraw figures: bench/results/scale.json");
+const out = `bench/results/scale${ONLY ? `-${ONLY}` : ""}.json`;
+writeFileSync(out, JSON.stringify({ quick: QUICK, node: process.version, results }, null, 2));
+console.log(`\nraw figures: ${out}`);

@@ -8,7 +8,7 @@
 
 import { ControlError, Policy } from "../shared/abi";
 import { raw32, raw16 } from "../wire/bytes";
-import { hashEndpoint, finalize, mix, mixAddr, SEED_GROUP, SEED_MAGLEV_OFFSET, SEED_MAGLEV_SKIP } from "../hash";
+import { hashEndpoint, finalize, mix, mixAddr, SEED_GROUP, SEED_MAGLEV_OFFSET } from "../hash";
 import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeStart } from "../table/bucket-index";
 import { heapAlloc, heapFree, reservePages } from "../memory";
 import { scratch } from "../settings";
@@ -25,7 +25,7 @@ export const G_WMAX: usize = 22; // u16 largest weight among usable targets (rou
 export const G_TARGETS: usize = 24; // u32 pointer to u32[] of target ids
 export const G_NTARGETS: usize = 28; // u32
 export const G_CAP: usize = 32; // u32 capacity of the target list
-export const G_TABLE: usize = 36; // u32 pointer to u32[] Maglev table (target ids), large groups only
+export const G_TABLE: usize = 36; // u32 pointer to u32[] lookup table (target ids), groups over 64 member slots
 export const G_TABLE_SIZE: usize = 40; // u32 entries (0 = no table: rendezvous hashing)
 export const G_RR: usize = 44; // u32 round-robin position in the target list (0xffffffff: before the first)
 export const G_RR_ROUND: usize = 48; // u32 round-robin weight round
@@ -50,7 +50,7 @@ export const GF_LIVE: u32 = 2;
 export const GF_EQUAL_WEIGHTS: u32 = 4;
 /** The group's JAPs are being looked up: while it has no usable target, its packets go to the host. */
 export const GF_PENDING: u32 = 8;
-/** The group's table is a rendezvous table (each slot owned by its rendezvous winner), not a Maglev table. */
+/** The group's table is a rendezvous table (each slot owned by its rendezvous winner), not a ring table. */
 export const GF_RENDEZVOUS_TABLE: u32 = 16;
 
 // ---- target record (48 bytes) ----
@@ -64,7 +64,7 @@ export const T_WEIGHT: usize = 24; // u32
 export const T_ACTIVE: usize = 28; // u32 live flows pinned to it
 export const T_PACKETS: usize = 32; // u64 packets forwarded to it
 export const T_DISTANCE: usize = 40; // u32
-export const T_HASH: usize = 44; // u32 identity hash (Maglev offset)
+export const T_HASH: usize = 44; // u32 identity hash (rendezvous and ring points)
 
 export const TF_V6: u32 = 1;
 export const TF_AWARE: u32 = 2;
@@ -329,7 +329,7 @@ export function target_remove(tid: u32): i32 {
   let list = <usize>load<u32>(g + G_TARGETS);
   for (let i: u32 = 0; i < n; i++) {
     if (load<u32>(list + (<usize>i << 2)) == tid) {
-      // keep list order (round-robin and Maglev tie order depend on it)
+      // keep list order (round-robin and ring tie order depend on it)
       memory.copy(list + (<usize>i << 2), list + (<usize>(i + 1) << 2), <usize>(n - i - 1) << 2);
       store<u32>(g + G_NTARGETS, n - 1);
       break;
@@ -424,9 +424,3 @@ export function group_targets(gid: u32): u32 {
   return n;
 }
 
-// Maglev permutation parameters for a target (used by maglev.ts).
-@inline export function targetSkipHash(tid: u32): u32 {
-  let t = targetPtr(tid);
-  let family: u32 = (<u32>load<u8>(t + T_FLAGS) & TF_V6) != 0 ? 6 : 4;
-  return hashEndpoint(SEED_MAGLEV_SKIP, t + T_ADDR, family, raw16(t + T_PORT));
-}

@@ -7,7 +7,7 @@
 //
 // affinity: groups of up to HRW_MAX_SLOTS members use weighted rendezvous
 // hashing — removing one of N targets moves exactly the keys it had; larger
-// groups look the key up in their Maglev table.
+// groups look the key up in their table.
 
 import { AffinityKey, Policy } from "../shared/abi";
 import { hashAddr, hashTuple, mix, finalize, rendezvousCost, rendezvousHash, rendezvousKey, SEED_AFFINITY } from "../hash";

@@ -1,18 +1,17 @@
 // Groups, targets and target selection of the reference model: plain objects
-// and arrays (assembly/group/groups.ts, maglev.ts, select.ts). A target list
-// keeps its order; the Maglev table (groups of more than 64 member slots),
+// and arrays (assembly/group/groups.ts, tables.ts, select.ts). A target list
+// keeps its order; the lookup table (groups of more than 64 member slots),
 // the nearest list and the round-robin state are rebuilt by commit() exactly
 // as group_commit() does.
 
 import { AffinityKey, Policy } from "../../assembly/shared/abi.js";
 import {
   finalize, hashAddr, hashEndpoint, hashTuple, mix, rendezvousCost, rendezvousHash, SEED_AFFINITY, SEED_MAGLEV_OFFSET,
-  SEED_MAGLEV_SKIP,
 } from "./hash.js";
 
 /** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
 export const HRW_MAX_SLOTS = 64;
-/** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, Maglev. */
+/** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, a ring table. */
 export const RENDEZVOUS_TABLE_MAX_SLOTS = 512;
 
 /** A scope rule: clients in prefix/length only reach targets with label `label` (a label id, 1..255). */
@@ -32,9 +31,8 @@ export class RefTarget {
   packets = 0;
   /** Holds a slot of the target table (until removed and its last flow is gone). */
   slotUsed = true;
-  /** Maglev offset and skip hashes. */
+  /** Identity hash (rendezvous and ring points). */
   readonly hash: number;
-  readonly skipHash: number;
 
   constructor(
     readonly group: RefGroup,
@@ -48,7 +46,6 @@ export class RefTarget {
     readonly label = 0,
   ) {
     this.hash = hashEndpoint(SEED_MAGLEV_OFFSET, addr, port);
-    this.skipHash = hashEndpoint(SEED_MAGLEV_SKIP, addr, port);
   }
 
   get usable(): boolean {
@@ -59,7 +56,7 @@ export class RefTarget {
 export class RefGroup {
   targets: RefTarget[] = [];
   table: RefTarget[] = [];
-  /** The table is a rendezvous table (not Maglev). */
+  /** The table is a rendezvous table (not a ring table). */
   rendezvousTable = false;
   near: RefTarget[] = [];
   usable = 0;
@@ -69,7 +66,7 @@ export class RefGroup {
   pending = false;
   /** Largest weight among usable targets at the last commit, capped at 0xffff. */
   wmax = 0;
-  /** Room in the member list: 0, then 4, doubled whenever it is full; never shrinks. Sizes the Maglev table. */
+  /** Room in the member list: 0, then 4, doubled whenever it is full; never shrinks. Sizes the lookup table. */
   cap = 0;
   /** Round-robin position in the target list; 0xffffffff: before the first target. */
   rrPos = 0xffffffff;
@@ -98,11 +95,11 @@ function isPrime(n: number): boolean {
 }
 
 /**
- * Maglev table size for a member list with room for `slots` targets: the first
+ * Lookup table size for a member list with room for `slots` targets: the first
  * prime >= 101 slots (0 when that exceeds 2^31 - 1). It follows the grow-only
  * list capacity, not the number of usable targets.
  */
-export function maglevSize(slots: number): number {
+export function tableSize(slots: number): number {
   let p = slots * 101;
   if (p > 0x7fffffff) return 0;
   while (!isPrime(p)) p++;
@@ -119,11 +116,6 @@ export function growMembers(g: RefGroup): void {
   if (g.targets.length === g.cap) g.cap = g.cap === 0 ? 4 : g.cap * 2;
 }
 
-/** (a + b * c) % m without losing precision. */
-function mulAddMod(a: number, b: number, c: number, m: number): number {
-  const v = a + b * c;
-  return Number.isSafeInteger(v) ? v % m : Number((BigInt(a) + BigInt(b) * BigInt(c)) % BigInt(m));
-}
 
 /** Rebuild the lookup tables from the current targets (group_commit). */
 export function commit(g: RefGroup): void {
@@ -134,34 +126,14 @@ export function commit(g: RefGroup): void {
     wmax = Math.max(wmax, t.weight);
     dmin = Math.min(dmin, t.distance);
   }
-  const m = usable.length === 0 || g.cap <= HRW_MAX_SLOTS ? 0 : maglevSize(g.cap);
+  const m = usable.length === 0 || g.cap <= HRW_MAX_SLOTS ? 0 : tableSize(g.cap);
   g.rendezvousTable = m > 0 && g.cap <= RENDEZVOUS_TABLE_MAX_SLOTS;
   let table: RefTarget[] = [];
   if (g.rendezvousTable) {
     // by definition: every slot is owned by its rendezvous winner (the core updates it incrementally)
     table = Array.from({ length: m }, (_, j) => slotWinner(j, usable));
   } else if (m > 0) {
-    const slots: (RefTarget | null)[] = new Array(m).fill(null);
-    const st = usable.map((t) => ({ offset: t.hash % m, skip: (t.skipHash % (m - 1)) + 1, next: 0, credit: 0 }));
-    let filled = 0;
-    fill: for (;;) {
-      for (let i = 0; i < usable.length; i++) {
-        const s = st[i];
-        // weighted turns: a target of weight w takes w/wmax of the turns
-        const credit = s.credit + usable[i].weight;
-        if (credit < wmax) { s.credit = credit; continue; }
-        s.credit = credit - wmax;
-        let c = mulAddMod(s.offset, s.next, s.skip, m);
-        while (slots[c] !== null) {
-          s.next++;
-          c = mulAddMod(s.offset, s.next, s.skip, m);
-        }
-        slots[c] = usable[i];
-        s.next++;
-        if (++filled === m) break fill;
-      }
-    }
-    table = slots as RefTarget[];
+    table = ringTable(m, usable);
   }
   g.table = table;
   g.usable = usable.length;
@@ -172,6 +144,35 @@ export function commit(g: RefGroup): void {
 }
 
 const sameAddr = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Points on the ring per unit of weight, and at most this many points per group (RING_POINTS, RING_MAX_POINTS). */
+const RING_POINTS = 101;
+const RING_MAX_POINTS = 1 << 22;
+
+/**
+ * The ring table, by definition: each target's RING_POINTS x weight points
+ * (fewer per unit when the group is heavier than RING_MAX_POINTS) at
+ * rendezvousHash(k, identity hash), ordered by (position, identity hash) and
+ * then list order; entry j belongs to the first point at or after j 2^32 / m.
+ */
+function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
+  const total = usable.reduce((n, t) => n + RING_POINTS * t.weight, 0);
+  const scale = Math.max(1, Math.ceil(total / RING_MAX_POINTS));
+  const points: { pos: number; hash: number; t: RefTarget }[] = [];
+  for (const t of usable) {
+    const v = Math.max(1, Math.floor((RING_POINTS * t.weight) / scale));
+    for (let k = 0; k < v; k++) points.push({ pos: rendezvousHash(k, t.hash), hash: t.hash, t });
+  }
+  points.sort((a, b) => a.pos - b.pos || a.hash - b.hash); // stable: list order breaks ties
+  const table: RefTarget[] = new Array(m);
+  let p = 0;
+  for (let j = 0; j < m; j++) {
+    const pos = Number((BigInt(j) << 32n) / BigInt(m));
+    while (p < points.length && points[p].pos < pos) p++;
+    table[j] = points[p < points.length ? p : 0].t;
+  }
+  return table;
+}
 
 /** The rendezvous winner of table slot j: highest weight / cost (w * cost < 2^37: exact in a double), then larger hash. */
 function slotWinner(j: number, usable: RefTarget[]): RefTarget {

@@ -6,7 +6,6 @@
 export const SEED_FLOW = 0x9e3779b9;
 export const SEED_AFFINITY = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET = 0x6d61676c; // "magl"
-export const SEED_MAGLEV_SKIP = 0x736b6970; // "skip"
 export const SEED_PORT = 0x706f7274; // "port"
 
 function rotl(x: number, r: number): number {

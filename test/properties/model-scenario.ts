@@ -66,7 +66,7 @@ export interface GroupChoice {
   policy: PolicyName;
   affinity: "client" | "flow";
   targets: TargetChoice[];
-  /** Extra legacy targets at addresses no packet uses: more than 64 member slots make a Maglev-table group. */
+  /** Extra legacy targets at addresses no packet uses: more than 64 member slots make a table group (a ring table past 512). */
   filler: number;
   scopes: ScopeChoice[];
 }
@@ -88,7 +88,7 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),
   affinity: fc.constantFrom<"client" | "flow">("client", "flow"),
   targets: fc.uniqueArray(targetChoice, { minLength: 1, maxLength: 5, selector: (t) => `${t.addr}:${t.port}` }),
-  // 60-90 more: a rendezvous table (65..512 member slots); 1030-1040: a Maglev table
+  // 60-90 more: a rendezvous table (65..512 member slots); 1030-1040: a ring table
   filler: fc.oneof(
     { weight: 60, arbitrary: fc.constant(0) },
     { weight: 3, arbitrary: fc.integer({ min: 60, max: 90 }) },

@@ -1,29 +1,31 @@
 // Per-group lookup tables, rebuilt by group_commit() after targets change:
 // only the group that changed is rebuilt.
 //
-// Maglev consistent hashing (Eisenbud et al., NSDI 2016): every usable target
-// fills table slots in the order of its own permutation of 0..M-1, in turns
-// proportional to its weight. The table depends only on the set of targets,
-// their weights and M, so every proxy with the same view builds the same
-// table, and removing one of N targets moves about 1/N of the keys.
+// Affinity is consistent hashing whose result depends only on the set of
+// usable targets, their weights and the table size, so every proxy with the
+// same view picks the same target, and a target that leaves moves exactly
+// its own keys: rendezvous hashing itself for small groups, a table of M =
+// 101 entries per member slot for larger ones (filled by rendezvous up to 512
+// slots, from a consistent-hashing ring beyond), read with one load.
 
 import { ControlError } from "../shared/abi";
 import { heapAlloc, heapFree } from "../memory";
 import { rendezvousCost, rendezvousHash, rendezvousKey } from "../hash";
 import {
-  groupLive, groupPtr, targetPtr, targetUsable, targetSkipHash, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
+  groupLive, groupPtr, targetPtr, targetUsable, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
   G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, G_FLAGS, GF_EQUAL_WEIGHTS, GF_RENDEZVOUS_TABLE, G_CANDIDATES, G_NCANDIDATES,
   T_FLAGS, TF_DIRTY, T_GROUP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 
-/** Table entries per member slot (Maglev recommends M > 100 N for balance). */
-export const MAGLEV_FACTOR: u32 = 101;
+/** Table entries per member slot (M > 100 N keeps the shares within about 10%). */
+export const TABLE_FACTOR: u32 = 101;
 /**
  * Groups with at most this many member slots use rendezvous hashing directly
  * (no table); up to RENDEZVOUS_TABLE_MAX_SLOTS, a table whose every slot is
  * owned by that slot's rendezvous winner — both move exactly the keys of a
- * target that leaves. Larger groups use a Maglev table (cheaper to build,
- * moves somewhat more).
+ * target that leaves. Larger groups read a consistent-hashing ring through
+ * the table (fillRing): as exact, and built in O(points log points) where a
+ * rendezvous table costs entries x targets.
  */
 export const HRW_MAX_SLOTS: u32 = 64;
 export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 512;
@@ -41,8 +43,8 @@ function isPrime(n: u32): bool {
  * seen the same largest membership. It must not follow the number of usable
  * targets, or one target going down would reshuffle every client.
  */
-export function maglevSize(slots: u32): u32 {
-  let m = <u64>slots * MAGLEV_FACTOR;
+export function tableSize(slots: u32): u32 {
+  let m = <u64>slots * TABLE_FACTOR;
   if (m > 0x7fffffff) return 0;
   let p = <u32>m;
   while (!isPrime(p)) p++;
@@ -76,7 +78,7 @@ export function group_commit(gid: u32): i32 {
   }
 
   let cap = load<u32>(g + G_CAP);
-  let m = u == 0 || cap <= HRW_MAX_SLOTS ? 0 : maglevSize(cap);
+  let m = u == 0 || cap <= HRW_MAX_SLOTS ? 0 : tableSize(cap);
   let rendezvousTable = m != 0 && cap <= RENDEZVOUS_TABLE_MAX_SLOTS;
   let table: usize = 0;
   let reused = false;
@@ -90,7 +92,7 @@ export function group_commit(gid: u32): i32 {
     table = heapAlloc(<usize>m << 2);
     if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
     if (rendezvousTable) fillRendezvous(table, m, usable, u);
-    else if (!fill(table, m, usable, u, wmax)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+    else if (!fillRing(table, m, usable, u)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
   }
   // nearest usable targets (proximity policy), in list order
   let near = heapAlloc(<usize>(u + 1) << 2);
@@ -225,37 +227,83 @@ function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32,
   heapFree(challengers);
 }
 
-function fill(table: usize, m: u32, usable: usize, u: u32, wmax: u32): bool {
-  // per target: offset, skip, next, credit
-  let st = heapAlloc(<usize>u << 4);
-  if (st == 0) return false;
+/** Points on the ring per unit of weight. */
+export const RING_POINTS: u32 = 101;
+/** At most this many points in one group's ring: heavier groups get proportionally fewer per unit of weight. */
+export const RING_MAX_POINTS: u32 = 1 << 22;
+
+/**
+ * A consistent-hashing ring read through a table (groups over
+ * RENDEZVOUS_TABLE_MAX_SLOTS member slots): each target puts RING_POINTS x
+ * weight points on a 32-bit ring, at hashes of its identity; table entry j
+ * belongs to the first point at or after j * 2^32 / m. A target that leaves
+ * takes its points, and only the entries that fell to them change owner.
+ * Points are sorted by (position, identity hash) with a stable LSD radix
+ * sort, so every proxy with the same membership builds the same table.
+ */
+function fillRing(table: usize, m: u32, usable: usize, u: u32): bool {
+  let total: u64 = 0;
+  for (let i: u32 = 0; i < u; i++) total += <u64>RING_POINTS * <u64>load<u32>(targetPtr(load<u32>(usable + (<usize>i << 2))) + T_WEIGHT);
+  let scale = (total + <u64>RING_MAX_POINTS - 1) / <u64>RING_MAX_POINTS;
+  if (scale == 0) scale = 1;
+  let count: u64 = 0;
+  for (let i: u32 = 0; i < u; i++) count += ringPoints(load<u32>(usable + (<usize>i << 2)), scale);
+  // records of 16 bytes: key (position << 32 | identity hash), target id
+  let pts = heapAlloc(<usize>count << 4);
+  if (pts == 0) return false;
+  let tmp = heapAlloc(<usize>count << 4);
+  if (tmp == 0) { heapFree(pts); return false; }
+  let counts = heapAlloc(65536 << 2);
+  if (counts == 0) { heapFree(tmp); heapFree(pts); return false; }
+  let n: usize = 0;
   for (let i: u32 = 0; i < u; i++) {
     let tid = load<u32>(usable + (<usize>i << 2));
-    let s = st + (<usize>i << 4);
-    store<u32>(s, load<u32>(targetPtr(tid) + T_HASH) % m);
-    store<u32>(s + 4, targetSkipHash(tid) % (m - 1) + 1);
-  }
-  memory.fill(table, 0xff, <usize>m << 2);
-  let filled: u32 = 0;
-  while (true) {
-    for (let i: u32 = 0; i < u; i++) {
-      let s = st + (<usize>i << 4);
-      let tid = load<u32>(usable + (<usize>i << 2));
-      // weighted turns: a target of weight w takes w/wmax of the turns
-      let credit = load<u32>(s + 12) + load<u32>(targetPtr(tid) + T_WEIGHT);
-      if (credit < wmax) { store<u32>(s + 12, credit); continue; }
-      store<u32>(s + 12, credit - wmax);
-      let offset = <u64>load<u32>(s);
-      let skip = <u64>load<u32>(s + 4);
-      let next = <u64>load<u32>(s + 8);
-      let c = <u32>((offset + next * skip) % <u64>m);
-      while (load<u32>(table + (<usize>c << 2)) != 0xffffffff) {
-        next++;
-        c = <u32>((offset + next * skip) % <u64>m);
-      }
-      store<u32>(table + (<usize>c << 2), tid);
-      store<u32>(s + 8, <u32>(next + 1));
-      if (++filled == m) { heapFree(st); return true; }
+    let h = load<u32>(targetPtr(tid) + T_HASH);
+    let v = ringPoints(tid, scale);
+    for (let k: u32 = 0; k < v; k++) {
+      let r = pts + (n << 4);
+      store<u64>(r, (<u64>rendezvousHash(rendezvousKey(k), h) << 32) | <u64>h);
+      store<u32>(r + 8, tid);
+      n++;
     }
   }
+  // LSD radix sort on the 64-bit key, 16 bits a pass (stable)
+  let src = pts, dst = tmp;
+  for (let shift: u64 = 0; shift < 64; shift += 16) {
+    memory.fill(counts, 0, 65536 << 2);
+    for (let i: usize = 0; i < n; i++) {
+      let d = <usize>((load<u64>(src + (i << 4)) >> shift) & 0xffff) << 2;
+      store<u32>(counts + d, load<u32>(counts + d) + 1);
+    }
+    let sum: u32 = 0;
+    for (let d: usize = 0; d < 65536; d++) {
+      let c = load<u32>(counts + (d << 2));
+      store<u32>(counts + (d << 2), sum);
+      sum += c;
+    }
+    for (let i: usize = 0; i < n; i++) {
+      let r = src + (i << 4);
+      let d = <usize>((load<u64>(r) >> shift) & 0xffff) << 2;
+      let at = <usize>load<u32>(counts + d);
+      store<u32>(counts + d, <u32>(at + 1));
+      memory.copy(dst + (at << 4), r, 16);
+    }
+    let t = src; src = dst; dst = t;
+  }
+  // entry j: the first point at or after j * 2^32 / m, wrapping to the first
+  let p: usize = 0;
+  for (let j: u32 = 0; j < m; j++) {
+    let pos = (<u64>j << 32) / <u64>m;
+    while (p < n && (load<u64>(src + (p << 4)) >> 32) < pos) p++;
+    store<u32>(table + (<usize>j << 2), load<u32>(src + ((p < n ? p : 0) << 4) + 8));
+  }
+  heapFree(counts);
+  heapFree(tmp);
+  heapFree(pts);
+  return true;
+}
+
+@inline function ringPoints(tid: u32, scale: u64): u32 {
+  let v = <u64>RING_POINTS * <u64>load<u32>(targetPtr(tid) + T_WEIGHT) / scale;
+  return v == 0 ? 1 : <u32>v;
 }
