@@ -25,6 +25,9 @@ commands:
        --key-file FILE [--weight N] [--label L] [--aware]
       join a group as a target through the nearest proxy; keeps the membership alive until
       SIGINT/SIGTERM, then leaves
+  discover --anycast ADDR --port CONTROL_PORT --group PROTO:ADDR:PORT --key-file FILE
+           [--k N] [--mode random|nearest] [--exclude ADDR:PORT,...] [--timeout MS]
+      peer discovery: k members of the group (excluding some), random or nearest, one per line
   help
       this text`;
 
@@ -35,6 +38,7 @@ const COMMANDS: Record<string, string> = {
   "gen-trace": "./commands/gen-trace.js",
   run: "./commands/run.js",
   join: "./commands/join.js",
+  discover: "./commands/discover.js",
 };
 
 const PARSE_ERRORS = new Set([

@@ -1,0 +1,81 @@
+// pias discover --anycast ADDR --port CONTROL_PORT --group PROTO:ADDR:PORT --key-file FILE
+//               [--k N] [--mode random|nearest] [--exclude ADDR:PORT,...] [--timeout MS]
+//
+// Peer discovery (PIAS paper §6.1): ask the nearest proxy for k members of a
+// group, excluding some, chosen at random or nearest to the asker. The query
+// is signed with the group's join key, like a join. Prints one member per
+// line ("ADDR:PORT" and the label, if any); exit 1 when no answer comes.
+
+import { createSocket } from "node:dgram";
+import { parseArgs } from "node:util";
+import { Authenticator } from "../../control/auth.js";
+import { MAX_DISCOVER, type DiscoverMode, type DiscoverReplyMessage } from "../../control/message.js";
+import { epKey, parseTransportAddress, sameTa, type Endpoint } from "../../control/ta.js";
+import { parseEndpoint, tryParseAddress } from "../../net/addr.js";
+import { PiasError } from "../../errors.js";
+import { UsageError } from "../usage.js";
+import { readJoinKey } from "./join.js";
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      anycast: { type: "string" },
+      port: { type: "string" },
+      group: { type: "string" },
+      "key-file": { type: "string" },
+      k: { type: "string", default: "3" },
+      mode: { type: "string", default: "nearest" },
+      exclude: { type: "string", default: "" },
+      timeout: { type: "string", default: "2000" },
+    },
+  });
+  if (positionals.length) throw new UsageError(`discover takes no arguments, got ${positionals.join(" ")}`);
+  for (const need of ["anycast", "port", "group", "key-file"] as const) if (!values[need]) throw new UsageError(`discover needs --${need}`);
+  const anycast = tryParseAddress(values.anycast!);
+  if (!anycast) throw new UsageError(`--anycast: ${JSON.stringify(values.anycast)} is not an IP address`);
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be 1..65535, not ${values.port}`);
+  const k = Number(values.k);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_DISCOVER) throw new UsageError(`--k must be 1..${MAX_DISCOVER}, not ${values.k}`);
+  if (values.mode !== "random" && values.mode !== "nearest") throw new UsageError(`--mode must be random or nearest, not ${values.mode}`);
+  const timeout = Number(values.timeout);
+  if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout must be a positive number of ms, not ${values.timeout}`);
+  const ta = parseTransportAddress(values.group!);
+  const exclude: Endpoint[] = values.exclude!.split(",").filter(Boolean).map((e) => {
+    try {
+      const p = parseEndpoint(e);
+      return { address: p.bytes, port: p.port };
+    } catch (err) {
+      throw new UsageError(`--exclude: ${(err as Error).message}`);
+    }
+  });
+  const key = readJoinKey(values["key-file"]!);
+  const auth = new Authenticator({ clusterKey: new Uint8Array(32), groupKey: (t) => (sameTa(t, ta) ? key : undefined), now: Date.now });
+  const frame = auth.seal({ type: "discover", ta, k, mode: values.mode as DiscoverMode, exclude });
+
+  const socket = createSocket(anycast.family === 6 ? "udp6" : "udp4");
+  try {
+    const reply = await new Promise<DiscoverReplyMessage | null>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(null), timeout);
+      socket.on("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      socket.on("message", (msg) => {
+        const opened = auth.open(new Uint8Array(msg));
+        if (opened.ok && opened.message.type === "discover-reply" && sameTa(opened.message.ta, ta)) {
+          clearTimeout(timer);
+          resolve(opened.message);
+        }
+      });
+      socket.send(frame, port, values.anycast!);
+    });
+    if (!reply) throw new PiasError("ETIMEDOUT", `no answer from ${values.anycast}:${port} within ${timeout} ms`);
+    for (const m of reply.members) console.log(m.label ? `${epKey(m.endpoint)} ${m.label}` : epKey(m.endpoint));
+    return 0;
+  } finally {
+    socket.close();
+  }
+}
