@@ -35,6 +35,7 @@ import { murmur3, Ring } from "../src/control/rendezvous.js";
 import { MESSAGE_KINDS, type Message, type TargetInfo } from "../src/control/message.js";
 import { epKey, type Endpoint, type TransportAddress } from "../src/control/ta.js";
 import { markdownTable, int, num } from "./lib/table.js";
+import { prng } from "../test/control/arbitraries.js";
 
 const env = (name: string, fallback: number): number => {
   const v = process.env[name];
@@ -63,17 +64,7 @@ const TARGET_SOURCE_PORT = 40000;
 
 // ---------------------------------------------------------------- randomness
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
+const rand = prng(SEED);
 const randInt = (n: number): number => Math.floor(rand() * n);
 
 // ---------------------------------------------------------------- groups and keys
@@ -143,7 +134,7 @@ const nodes = proxyEndpoints.map(
       // A proxy hears its targets' keepalives at several thousand a second: size the replay cache for it.
       replayCapacity: 1 << 19,
       rateLimit: { ratePerSecond: 10, burst: 20, maxSources: 1 << 16 },
-      random: mulberry32(SEED * 1000 + i),
+      random: prng(SEED * 1000 + i),
       onRelease: (r) => {
         released++;
         releasedPackets += r.packets.length;

@@ -35,27 +35,35 @@ export class PacketRing {
     this.core.ring_reset(this.desc, n, this.base, this.stride, this.capacity, link, time >>> 0);
   }
 
-  /** The core's memory as bytes (renewed when it grew). */
+  private u8 = new Uint8Array(0);
+  private view = new DataView(new ArrayBuffer(0));
+
+  /** The core's memory as bytes; the views are renewed only when the memory grew. */
   memory(): Uint8Array {
-    return new Uint8Array(this.core.memory.buffer);
+    if (this.u8.buffer !== this.core.memory.buffer) {
+      this.u8 = new Uint8Array(this.core.memory.buffer);
+      this.view = new DataView(this.core.memory.buffer);
+    }
+    return this.u8;
   }
 
   private u32(i: number, field: number): number {
-    return new DataView(this.core.memory.buffer).getUint32(this.desc + i * Layout.DESC_SIZE + field, true);
+    this.memory();
+    return this.view.getUint32(this.desc + i * Layout.DESC_SIZE + field, true);
   }
 
   verdict(i: number): Verdict {
-    return new Uint8Array(this.core.memory.buffer)[this.desc + i * Layout.DESC_SIZE + Desc.VERDICT];
+    return this.memory()[this.desc + i * Layout.DESC_SIZE + Desc.VERDICT];
   }
 
   /** HostWork (ToHost) or Reason (Drop) of packet i. */
   reason(i: number): number {
-    return new Uint8Array(this.core.memory.buffer)[this.desc + i * Layout.DESC_SIZE + Desc.REASON];
+    return this.memory()[this.desc + i * Layout.DESC_SIZE + Desc.REASON];
   }
 
   /** The bytes of packet i as they are now; a view valid until the next reset. */
   packet(i: number): Uint8Array {
     const off = this.u32(i, Desc.OFF);
-    return new Uint8Array(this.core.memory.buffer, off, this.u32(i, Desc.LEN));
+    return this.memory().subarray(off, off + this.u32(i, Desc.LEN));
   }
 }

@@ -145,7 +145,8 @@ export class Cluster {
     }
     this.counters.unresolved++;
     const ta: TransportAddress = { protocol: dst.protocol, address: Uint8Array.from(dst.dst), port: dst.dport };
-    const r = this.node.resolve(ta, frame.slice());
+    const copy = frame.slice(); // the ring slot is reused by the next batch
+    const r = this.node.resolve(ta, copy);
     if (r.status === "pending") {
       if (!r.queued) this.counters.unresolvedDropped++;
       return;
@@ -155,7 +156,7 @@ export class Cluster {
       return;
     }
     this.installRemote(ta, r.japs);
-    this.reinject([frame.slice()]);
+    this.reinject([copy]);
   };
 
   private send(to: Endpoint, bytes: Uint8Array): void {

@@ -132,7 +132,7 @@ export class PcapBackend implements PacketIO {
     }
   }
 
-  /** Inject one Ethernet frame, its MACs set for the next hop toward its IP destination. */
+  /** Inject one Ethernet frame, its MACs set (in place) for the next hop toward its IP destination. */
   sendOne(frame: Uint8Array): boolean {
     const type = (frame[12] << 8) | frame[13];
     const dst = type === 0x0800 ? frame.subarray(14 + 16, 14 + 20) : type === 0x86dd ? frame.subarray(14 + 24, 14 + 40) : null;
@@ -141,11 +141,10 @@ export class PcapBackend implements PacketIO {
       this.counts.neighborUnresolved++;
       return false;
     }
-    const out = Buffer.from(frame);
-    out.set(mac, 0);
-    out.set(this.neighbors.mac, 6);
+    frame.set(mac, 0); // in place: the frame is a ring slot or a packet the host just built
+    frame.set(this.neighbors.mac, 6);
     try {
-      this.session.inject(out);
+      this.session.inject(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
       this.counts.written++;
       return true;
     } catch {

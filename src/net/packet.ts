@@ -3,6 +3,7 @@
 // unresolved groups. Not the hot path: one object per packet is fine here.
 
 import type { Family } from "./addr.js";
+import { complement, onesSum, pseudoHeaderSum } from "../reference/checksum.js";
 
 export interface Datagram {
   family: Family;
@@ -61,17 +62,6 @@ export function parseUdp(p: Uint8Array): Datagram | null {
   };
 }
 
-function sum(bytes: Uint8Array, acc = 0): number {
-  for (let i = 0; i + 1 < bytes.length; i += 2) acc += (bytes[i] << 8) | bytes[i + 1];
-  if (bytes.length & 1) acc += bytes[bytes.length - 1] << 8;
-  return acc;
-}
-
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return ~acc & 0xffff;
-}
-
 /** An IPv4 or IPv6 UDP packet (TTL / hop limit 64, checksums computed). */
 export function buildUdp(src: Uint8Array, sport: number, dst: Uint8Array, dport: number, payload: Uint8Array): Uint8Array {
   const v6 = src.length === 16;
@@ -96,7 +86,7 @@ export function buildUdp(src: Uint8Array, sport: number, dst: Uint8Array, dport:
     p[9] = 17;
     p.set(src, 12);
     p.set(dst, 16);
-    const c = fold(sum(p.subarray(0, 20)));
+    const c = complement(onesSum(p, 0, 20));
     p[10] = c >> 8;
     p[11] = c & 255;
   }
@@ -108,9 +98,7 @@ export function buildUdp(src: Uint8Array, sport: number, dst: Uint8Array, dport:
   p[u + 4] = udpLen >> 8;
   p[u + 5] = udpLen & 255;
   p.set(payload, u + 8);
-  let acc = sum(src) + sum(dst) + 17 + udpLen;
-  acc = sum(p.subarray(u, u + udpLen), acc);
-  const c = fold(acc) || 0xffff;
+  const c = complement(onesSum(p, u, u + udpLen, pseudoHeaderSum(src, dst, 17, udpLen))) || 0xffff;
   p[u + 6] = c >> 8;
   p[u + 7] = c & 255;
   return p;

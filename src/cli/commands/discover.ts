@@ -14,7 +14,7 @@ import { epKey, parseTransportAddress, sameTa, type Endpoint } from "../../contr
 import { parseEndpoint, tryParseAddress } from "../../net/addr.js";
 import { PiasError } from "../../errors.js";
 import { UsageError } from "../usage.js";
-import { readJoinKey } from "./join.js";
+import { integer, readJoinKey } from "./join.js";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -35,13 +35,10 @@ export async function run(args: string[]): Promise<number> {
   for (const need of ["anycast", "port", "group", "key-file"] as const) if (!values[need]) throw new UsageError(`discover needs --${need}`);
   const anycast = tryParseAddress(values.anycast!);
   if (!anycast) throw new UsageError(`--anycast: ${JSON.stringify(values.anycast)} is not an IP address`);
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be 1..65535, not ${values.port}`);
-  const k = Number(values.k);
-  if (!Number.isInteger(k) || k < 1 || k > MAX_DISCOVER) throw new UsageError(`--k must be 1..${MAX_DISCOVER}, not ${values.k}`);
+  const port = integer(values.port, "port", 1, 65535, undefined, "discover");
+  const k = integer(values.k, "k", 1, MAX_DISCOVER, undefined, "discover");
   if (values.mode !== "random" && values.mode !== "nearest") throw new UsageError(`--mode must be random or nearest, not ${values.mode}`);
-  const timeout = Number(values.timeout);
-  if (!Number.isInteger(timeout) || timeout < 1) throw new UsageError(`--timeout must be a positive number of ms, not ${values.timeout}`);
+  const timeout = integer(values.timeout, "timeout", 1, 3_600_000, undefined, "discover");
   const ta = parseTransportAddress(values.group!);
   const exclude: Endpoint[] = values.exclude!.split(",").filter(Boolean).map((e) => {
     try {

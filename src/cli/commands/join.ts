@@ -31,9 +31,10 @@ export function readJoinKey(path: string): Uint8Array {
   throw new PiasError("EKEY", `${path}: a join key is 32-128 hex digits or at least 16 raw bytes, found ${raw.length} bytes`);
 }
 
-function integer(text: string | undefined, name: string, min: number, max: number, fallback?: number): number {
+/** An integer option in [min, max]; `fallback` when absent (required when there is none). */
+export function integer(text: string | undefined, name: string, min: number, max: number, fallback?: number, command = "join"): number {
   if (text === undefined) {
-    if (fallback === undefined) throw new UsageError(`join needs --${name}`);
+    if (fallback === undefined) throw new UsageError(`${command} needs --${name}`);
     return fallback;
   }
   if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not ${text}`);
