@@ -54,7 +54,7 @@ import { setFlagsFromString } from "node:v8";
 import { Bench } from "tinybench";
 import { DataPlane } from "../src/core/dataplane.js";
 import { loadConfig } from "../src/config/load.js";
-import type { PiasConfig } from "../src/config/schema.js";
+import type { PiasConfig } from "../src/config/types.js";
 import { ReferenceModel } from "../src/reference/model.js";
 import { STAGE_BYTES } from "../src/capture/reader.js";
 import { captureConfig } from "./lib/capture-config.js";

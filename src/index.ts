@@ -8,16 +8,17 @@ export {
 } from "./core/dataplane.js";
 export { PacketBatch, LINKTYPE_RAW, type PacketMeta } from "./core/batch.js";
 export { loadConfig, parseConfigText } from "./config/load.js";
+export { validateConfig } from "./config/validate.js";
 export {
-  validateConfig, type PiasConfig, type ProxyConfig, type GroupConfig, type TargetConfig, type Timeouts,
+  type PiasConfig, type ProxyConfig, type GroupConfig, type TargetConfig, type Timeouts,
   type Capacity, type PolicyName, type Protocol,
-} from "./config/schema.js";
+} from "./config/types.js";
 export { PiasError, ConfigError, CaptureFileError, DataPlaneError } from "./errors.js";
 export { Verdict, Reason, AuxFlag, HostWork, Layout, Desc, Policy } from "../assembly/shared/abi.js";
 export { PacketRing } from "./core/ring.js";
 export {
   type HealthConfig, type DaemonConfig, type ClusterConfig, type ClusterGroupConfig,
-} from "./config/schema.js";
+} from "./config/types.js";
 // the daemon, for embedding: start one from a config file, or wire your own backend
 export { Daemon, tunRoutes, type DaemonOptions } from "./daemon/daemon.js";
 export { HealthChecker, probe, type HealthChange, type TargetHealth } from "./daemon/health.js";

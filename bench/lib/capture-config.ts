@@ -10,7 +10,7 @@ import { Layout } from "../../assembly/shared/abi.js";
 import { CaptureReader, type CaptureExports } from "../../src/capture/reader.js";
 import { DataPlane, type GroupSpec } from "../../src/core/dataplane.js";
 import { formatAddress } from "../../src/net/addr.js";
-import { validateConfig } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/validate.js";
 
 /** Bytes per record of inspect_batch (assembly/inspect.ts). */
 const INSPECT_SIZE = 48;
@@ -20,7 +20,7 @@ export const PROXY = { address: "198.51.100.1", address6: "2001:db8:ff::1" } as 
 const TARGETS4 = ["192.0.2.11", "192.0.2.12"];
 const TARGETS6 = ["2001:db8:b::11", "2001:db8:b::12"];
 
-/** What the config validator accepts as a group address (src/config/schema.ts, notUnicast). */
+/** What the config validator accepts as a group address (src/config/values.ts, notUnicast). */
 function unicast(b: Uint8Array): boolean {
   if (b.every((x) => x === 0)) return false;
   if (b.length === 4) return !(b[0] >= 224 && b[0] <= 239) && !b.every((x) => x === 255);

@@ -10,7 +10,9 @@
 import { readFileSync } from "node:fs";
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, isAlias, isNode, type Document, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
-import { validateConfig, ConfigValidationError, type ConfigPath, type PiasConfig } from "./schema.js";
+import type { PiasConfig } from "./types.js";
+import { validateConfig } from "./validate.js";
+import { ConfigValidationError, type ConfigPath } from "./values.js";
 
 /** Read, parse and validate a configuration file. Throws ConfigError. */
 export function loadConfig(path: string): PiasConfig {

@@ -9,17 +9,9 @@
 
 import { PiasError } from "../errors.js";
 import { endpointKey, parseEndpoint, tryParseAddress, type Family } from "../net/addr.js";
-import { PROTOCOLS, type Protocol } from "../config/schema.js";
+import { PROTOCOLS, taKey, type Protocol, type TransportAddress } from "../net/ta.js";
 
-export type { Protocol };
-
-/** A group's transport address. ICMP groups always have port 0. */
-export interface TransportAddress {
-  readonly protocol: Protocol;
-  /** 4 (IPv4) or 16 (IPv6) bytes, network order. */
-  readonly address: Uint8Array;
-  readonly port: number;
-}
+export { taKey, type Protocol, type TransportAddress };
 
 /** A unicast address and a UDP port (a proxy's control endpoint, a target's service endpoint). */
 export interface Endpoint {
@@ -36,11 +28,6 @@ export class TransportAddressError extends PiasError {
 
 export function familyOfBytes(address: Uint8Array): Family {
   return address.length === 16 ? 6 : 4;
-}
-
-/** "tcp 203.0.113.10:80", "udp [2001:db8::1]:53": the data plane's group key (see groupKey in src/core/dataplane.ts). */
-export function taKey(ta: TransportAddress): string {
-  return `${ta.protocol} ${endpointKey(ta.address, ta.protocol === "icmp" ? 0 : ta.port)}`;
 }
 
 /** "192.0.2.11:8080", "[2001:db8::1]:8080". */

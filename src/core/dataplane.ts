@@ -9,11 +9,13 @@ import { instantiate, type CoreExports } from "./wasm.js";
 import { Counts, ControlError, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
+import { transportAddressKey } from "../net/ta.js";
 import { PacketBatch } from "./batch.js";
 import {
   DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
-  type Protocol, type Timeouts,
-} from "../config/schema.js";
+  type Timeouts,
+} from "../config/types.js";
+import type { Protocol } from "../net/ta.js";
 
 /** The raw Wasm exports the data plane uses (see assembly/index.ts). */
 export interface DataPlaneExports extends CoreExports {
@@ -196,10 +198,9 @@ export interface Counters {
   drops: Record<string, number>;
 }
 
-/** Group key as users write it: "tcp 203.0.113.10:80". */
+/** Group key as users write it: "tcp 203.0.113.10:80" (the TA's key, src/net/ta.ts). */
 export function groupKey(protocol: Protocol, address: string, port = 0): string {
-  const a = parseAddress(address);
-  return `${protocol} ${endpointKey(a.bytes, protocol === "icmp" ? 0 : port)}`;
+  return transportAddressKey(protocol, parseAddress(address).bytes, port);
 }
 
 export class DataPlane {
@@ -265,7 +266,7 @@ export class DataPlane {
     if (rc < 0) throw controlError(rc, `group ${key}`);
   }
 
-  /** The data plane a validated configuration describes (see src/config/schema.ts). */
+  /** The data plane a validated configuration describes (see src/config/types.ts). */
   static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }

@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { Verdict, HostWork } from "../../assembly/shared/abi.js";
-import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/schema.js";
+import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
 import { ControlNode, taKey, type Endpoint, type JapEntry, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
 import type { PacketBatch } from "../core/batch.js";

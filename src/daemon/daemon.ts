@@ -6,7 +6,7 @@
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
 import { loadConfig } from "../config/load.js";
-import type { PiasConfig } from "../config/schema.js";
+import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
 import { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";

@@ -6,7 +6,8 @@
 import { connect } from "node:net";
 import { createSocket } from "node:dgram";
 import { request } from "node:http";
-import { describeTransportAddress, type GroupConfig, type HealthConfig, type TargetConfig } from "../config/schema.js";
+import type { GroupConfig, HealthConfig, TargetConfig } from "../config/types.js";
+import { transportAddressKey } from "../net/ta.js";
 
 export interface HealthChange {
   /** The group's key, as the data plane names it ("tcp 203.0.113.10:80"). */
@@ -108,7 +109,7 @@ export class HealthChecker {
     const wanted = new Set<string>();
     for (const g of groups) {
       if (!g.health) continue;
-      const key = describeTransportAddress(g.protocol, g.addressBytes, g.port);
+      const key = transportAddressKey(g.protocol, g.addressBytes, g.port);
       for (const t of g.targets) {
         const id = `${key}\u0000${t.key}`;
         const signature = JSON.stringify([g.health, t.address, t.port]);

@@ -9,7 +9,7 @@
 // MAC as source and the next hop's as destination (src/io/neighbors.ts).
 
 import { createRequire } from "node:module";
-import type { PiasConfig } from "../config/schema.js";
+import type { PiasConfig } from "../config/types.js";
 import { Desc, Layout, Verdict } from "../../assembly/shared/abi.js";
 import type { PacketRing } from "../core/ring.js";
 import { PiasError } from "../errors.js";

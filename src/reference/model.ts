@@ -29,7 +29,7 @@
 
 import { AffinityKey, AuxFlag, HostWork, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
 import type { Counters, DataPlaneSettings, GroupSpec, ScopeSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
-import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/schema.js";
+import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
 import { endpointKey, parseAddress, parsePrefix } from "../net/addr.js";
 import { complement, onesSum, pseudoHeaderSum } from "./checksum.js";
 import { addMember, commit, growMembers, RefGroup, RefTarget, Selector } from "./groups.js";

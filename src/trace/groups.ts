@@ -18,7 +18,8 @@
 // then 100.64.0.1 .., and 2001:db8:b::11 ..; target port = group port + 8000.
 
 import { formatAddress, parseAddress, type Family } from "../net/addr.js";
-import { describeTransportAddress, LIMITS, type Protocol } from "../config/schema.js";
+import { LIMITS } from "../config/types.js";
+import { transportAddressKey, type Protocol } from "../net/ta.js";
 import {
   familiesInUse,
   resolveTraceOptions,
@@ -230,7 +231,7 @@ export function traceConfig(options: TraceOptions = {}, targetsPerGroup = 3): Tr
       const address = targetAddress(ta.family, next[ta.family]++);
       targets.push(ta.protocol === "icmp" ? { address } : { address, port: ta.port + TARGET_PORT_OFFSET });
     }
-    const name = describeTransportAddress(ta.protocol, parseAddress(ta.address).bytes, ta.port);
+    const name = transportAddressKey(ta.protocol, parseAddress(ta.address).bytes, ta.port);
     const group: TraceConfigGroup = { name, protocol: ta.protocol, address: ta.address, policy: "affinity", targets };
     if (ta.protocol !== "icmp") group.port = ta.port;
     return group;

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, parseConfigText } from "../../src/config/load.js";
 import fc from "fast-check";
-import { validateConfig, ConfigValidationError } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/validate.js";
+import { ConfigValidationError } from "../../src/config/values.js";
 import { ConfigError } from "../../src/errors.js";
 
 const ISSUE_JSON =

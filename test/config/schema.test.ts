@@ -2,11 +2,6 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  validateConfig,
-  defaultConfig,
-  describeTransportAddress,
-  formatConfigPath,
-  ConfigValidationError,
   DEFAULT_CAPACITY,
   DEFAULT_DAEMON,
   DEFAULT_NAT_PORTS,
@@ -16,7 +11,10 @@ import {
   DEFAULT_AFFINITY,
   DEFAULT_WEIGHT,
   type PiasConfig,
-} from "../../src/config/schema.js";
+} from "../../src/config/types.js";
+import { defaultConfig, validateConfig } from "../../src/config/validate.js";
+import { formatConfigPath, ConfigValidationError } from "../../src/config/values.js";
+import { transportAddressKey } from "../../src/net/ta.js";
 import { ConfigError } from "../../src/errors.js";
 import { parseAddress } from "../../src/net/addr.js";
 
@@ -248,10 +246,10 @@ describe("validateConfig: normalisation", () => {
     assert.deepEqual(input, ISSUE_EXAMPLE);
   });
 
-  test("describeTransportAddress and formatConfigPath write what messages use", () => {
-    assert.equal(describeTransportAddress("tcp", b("203.0.113.10"), 80), "tcp 203.0.113.10:80");
-    assert.equal(describeTransportAddress("udp", b("2001:db8::1"), 53), "udp [2001:db8::1]:53");
-    assert.equal(describeTransportAddress("icmp", b("2001:db8::1"), 0), "icmp [2001:db8::1]:0");
+  test("transportAddressKey and formatConfigPath write what messages use", () => {
+    assert.equal(transportAddressKey("tcp", b("203.0.113.10"), 80), "tcp 203.0.113.10:80");
+    assert.equal(transportAddressKey("udp", b("2001:db8::1"), 53), "udp [2001:db8::1]:53");
+    assert.equal(transportAddressKey("icmp", b("2001:db8::1"), 0), "icmp [2001:db8::1]:0");
     assert.equal(formatConfigPath(["groups", 0, "targets", 1, "address"]), "groups[0].targets[1].address");
     assert.equal(formatConfigPath([]), "");
   });

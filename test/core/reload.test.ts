@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DataPlane } from "../../src/core/dataplane.js";
-import { validateConfig } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/validate.js";
 import { Reason, Verdict } from "../../assembly/shared/abi.js";
 import { buildPacket, get16, locate } from "../helpers/packets.js";
 

@@ -21,7 +21,7 @@ import {
   type TraceOptions,
   type TraceSizes,
 } from "../../src/trace/generate.js";
-import { validateConfig } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/validate.js";
 import { formatAddress, parseAddress, parsePrefix, prefixContains } from "../../src/net/addr.js";
 import { checksumsValid, get16 } from "../helpers/packets.js";
 

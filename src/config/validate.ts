@@ -1,9 +1,8 @@
-// The proxy configuration: its model, defaults, validation and normalisation.
-//
-// validateConfig() takes what JSON.parse or a YAML parser produced and returns
-// a fully normalised PiasConfig (every default filled in, every address parsed
-// to bytes and kept as canonical text), or throws a ConfigValidationError
-// (a ConfigError) whose one-line message names the offending path, e.g.
+// Validation of a parsed configuration: validateConfig() takes what
+// JSON.parse or a YAML parser produced and returns a fully normalised
+// PiasConfig (src/config/types.ts: every default filled in, every address
+// parsed to bytes and kept as canonical text), or throws a
+// ConfigValidationError whose one-line message names the offending path, e.g.
 //
 //   groups[0].targets[1].address: "192.0.2.300" is not an IPv4 or IPv6 address
 //
@@ -11,438 +10,23 @@
 // (a string where a number is meant, null for an optional setting): a typo in
 // a proxy configuration must not pass silently.
 
-import { ConfigError } from "../errors.js";
-import { endpointKey, formatAddress, formatPrefix, parseAddress, parsePrefix, AddressError, type Family, type Prefix } from "../net/addr.js";
-
-// ---------------------------------------------------------------- types
-
-export type Protocol = "tcp" | "udp" | "icmp";
-export type PolicyName = "affinity" | "round-robin" | "random" | "least-load" | "proximity";
-/** What the affinity hash covers: the client address, or the whole 5-tuple. */
-export type AffinityMode = "client" | "flow";
-
-export const PROTOCOLS: readonly Protocol[] = ["tcp", "udp", "icmp"];
-export const POLICIES: readonly PolicyName[] = ["affinity", "round-robin", "random", "least-load", "proximity"];
-export const AFFINITY_MODES: readonly AffinityMode[] = ["client", "flow"];
-
-/** Idle timeouts of flow state, in seconds. */
-export interface Timeouts {
-  /** Established TCP connection (RFC 5382: at least 2 h 4 min). */
-  readonly tcpEstablished: number;
-  /** TCP connection being opened or closed (RFC 5382: 4 min). */
-  readonly tcpTransitory: number;
-  /** UDP flow (RFC 4787: at least 2 min, 5 min recommended). */
-  readonly udp: number;
-  /** ICMP query (echo) flow. */
-  readonly icmp: number;
-}
-
-/** Table sizes of the data plane, fixed when it starts. */
-export interface Capacity {
-  readonly flows: number;
-  readonly groups: number;
-  /** Targets over all groups (a target in two groups counts twice). */
-  readonly targets: number;
-}
-
-export interface ProxyConfig {
-  /** The proxy's unicast IPv4 address (canonical text), or null when not configured. */
-  readonly address: string | null;
-  /** `address` as 4 bytes, or null. */
-  readonly addressBytes: Uint8Array | null;
-  /** The proxy's unicast IPv6 address (RFC 5952 text), or null when not configured. */
-  readonly address6: string | null;
-  /** `address6` as 16 bytes, or null. */
-  readonly address6Bytes: Uint8Array | null;
-  /** NAT port / ICMP identifier range [min, max], inclusive. */
-  readonly natPorts: readonly [number, number];
-  readonly verifyChecksums: boolean;
-  readonly tunnelMtu: number;
-  readonly timeouts: Timeouts;
-  /** The anycast prefixes this proxy serves (canonical text): packets to them with no group go to the host. */
-  readonly anycastPrefixes: readonly string[];
-}
-
-export interface TargetConfig {
-  /** Canonical text of the target's unicast address. */
-  readonly address: string;
-  readonly addressBytes: Uint8Array;
-  readonly family: Family;
-  /** 0 = keep the client's destination port. */
-  readonly port: number;
-  /** endpointKey(address, port): "192.0.2.11:8080" or "[2001:db8::1]:8080". */
-  readonly key: string;
-  readonly weight: number;
-  /** PIAS-aware: reached through IP-in-IP, no NAT. */
-  readonly aware: boolean;
-  readonly label: string | null;
-  readonly distance: number;
-}
-
-export interface ScopeConfig {
-  /** Canonical prefix text, e.g. "10.1.0.0/16". */
-  readonly prefix: string;
-  readonly label: string;
-}
-
-/** Health check of a group's targets (the daemon runs it; the data plane only sees up/down). */
-export interface HealthConfig {
-  /** tcp: a connection completes; udp: `send` answered (with `expect` when set); http: GET `path` answers 2xx/3xx. */
-  readonly check: HealthCheckKind;
-  /** Port to probe instead of the target's (required when the target port is 0). */
-  readonly port: number | null;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  /** Consecutive failures that mark an up target down. */
-  readonly fall: number;
-  /** Consecutive successes that mark a down target up. */
-  readonly rise: number;
-  /** http: the request path. */
-  readonly path: string;
-  /** udp: the payload sent. */
-  readonly send: string;
-  /** udp: the reply must contain this text (null: any reply). */
-  readonly expect: string | null;
-}
-
-export type HealthCheckKind = "tcp" | "udp" | "http";
-export const HEALTH_CHECKS: readonly HealthCheckKind[] = ["tcp", "udp", "http"];
-
-export interface GroupConfig {
-  /** The configured name, or "<protocol> <address>:<port>" (see describeTransportAddress). */
-  readonly name: string;
-  readonly protocol: Protocol;
-  readonly family: Family;
-  /** Canonical text of the anycast address. */
-  readonly address: string;
-  readonly addressBytes: Uint8Array;
-  /** 0 = every port (always 0 for icmp). */
-  readonly port: number;
-  readonly policy: PolicyName;
-  readonly affinity: AffinityMode;
-  readonly targets: readonly TargetConfig[];
-  /** Scoping: clients in `prefix` only reach targets labelled `label` (longest prefix wins). */
-  readonly scopes: readonly ScopeConfig[];
-  /** Health check of the targets, or null: targets are up unless the host says otherwise. */
-  readonly health: HealthConfig | null;
-}
-
-/** How `pias run` moves packets and reports (ignored by `pias replay` and the library). */
-export interface DaemonConfig {
-  /** I/O backend. */
-  readonly io: "tun" | "pcap";
-  /** TUN device name (the kernel adds a number for "%d"). */
-  readonly tunName: string;
-  /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
-  readonly routes: boolean;
-  /** pcap: the interface to capture on and inject into. */
-  readonly pcapInterface: string | null;
-  /** pcap: extra BPF filter, ANDed with the one built from the anycast prefixes and proxy addresses. */
-  readonly pcapFilter: string | null;
-  /** Packets per batch. */
-  readonly batch: number;
-  /** host:port of the Prometheus endpoint, or null for none. */
-  readonly metrics: string | null;
-  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error";
-  /** On SIGTERM: keep forwarding for existing flows this long, then exit. */
-  readonly drainMs: number;
-}
-
-/** A group targets may join through this proxy (the control plane; pias run only). */
-export interface ClusterGroupConfig {
-  /** "tcp 203.0.113.10:80": the data plane's group key. */
-  readonly key: string;
-  readonly protocol: Protocol;
-  readonly address: string;
-  readonly addressBytes: Uint8Array;
-  readonly port: number;
-  /** HMAC-SHA-256 key of join, leave and keepalive messages. */
-  readonly joinKey: Uint8Array;
-  /** Policy among the group's targets at a JAP, and among its JAPs at an IAP. */
-  readonly policy: PolicyName;
-  readonly affinity: AffinityMode;
-}
-
-/** The PIAS system of proxies this one belongs to (pias run only). */
-export interface ClusterConfig {
-  /** This proxy's id on the hash ring. */
-  readonly id: string;
-  /** UDP port of control messages, on the anycast prefixes and every proxy address. */
-  readonly controlPort: number;
-  /** HMAC-SHA-256 key of proxy-to-proxy messages. */
-  readonly key: Uint8Array;
-  /** The other proxies' unicast addresses (their control endpoints and tunnel ends). */
-  readonly seeds: readonly string[];
-  /** RAPs per group. */
-  readonly replicas: number;
-  /** Configured distance to other proxies by id (proximity among JAPs); unlisted: 100. */
-  readonly distances: Readonly<Record<string, number>>;
-  readonly groups: readonly ClusterGroupConfig[];
-}
-
-export interface PiasConfig {
-  readonly proxy: ProxyConfig;
-  readonly daemon: DaemonConfig;
-  /** null: a stand-alone proxy, serving only its configured groups. */
-  readonly cluster: ClusterConfig | null;
-  readonly capacity: Capacity;
-  readonly groups: readonly GroupConfig[];
-}
-
-// ---------------------------------------------------------------- defaults and limits
-
-export const DEFAULT_NAT_PORTS: readonly [number, number] = Object.freeze([1024, 65535] as [number, number]);
-export const DEFAULT_VERIFY_CHECKSUMS = false;
-export const DEFAULT_TUNNEL_MTU = 1500;
-export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
-  tcpEstablished: 7440,
-  tcpTransitory: 240,
-  udp: 300,
-  icmp: 60,
-});
-export const DEFAULT_CAPACITY: Capacity = Object.freeze({
-  flows: 1048576,
-  groups: 65536,
-  targets: 65536,
-});
-export const DEFAULT_POLICY: PolicyName = "affinity";
-export const DEFAULT_AFFINITY: AffinityMode = "client";
-export const DEFAULT_WEIGHT = 1;
-export const DEFAULT_AWARE = false;
-export const DEFAULT_DISTANCE = 0;
-
-/** Inclusive ranges of the numeric settings. */
-export const LIMITS = Object.freeze({
-  port: [0, 65535],
-  natPort: [1, 65535],
-  tunnelMtu: [576, 65535],
-  /** Smallest tunnel MTU once the proxy carries IPv6 (RFC 8200). */
-  tunnelMtuIPv6: 1280,
-  /** Timeouts are whole seconds, at most one year. */
-  timeout: [1, 31536000],
-  weight: [1, 65535],
-  distance: [0, 4294967295],
-  flows: [1, 16777216],
-  groups: [1, 4194304],
-  targets: [1, 4194304],
-  /** Distinct target labels over the whole configuration (the core stores a label id in one byte). */
-  labels: 255,
-} as const);
+import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
+import { transportAddressKey } from "../net/ta.js";
+import {
+  AFFINITY_MODES, DEFAULT_AFFINITY, DEFAULT_AWARE, DEFAULT_CAPACITY, DEFAULT_DISTANCE, DEFAULT_NAT_PORTS, DEFAULT_POLICY,
+  DEFAULT_TIMEOUTS, DEFAULT_TUNNEL_MTU, DEFAULT_VERIFY_CHECKSUMS, DEFAULT_WEIGHT, DEFAULT_DAEMON, HEALTH_CHECKS, LIMITS, POLICIES,
+  PROTOCOLS, type Capacity, type ClusterConfig, type ClusterGroupConfig, type DaemonConfig, type GroupConfig, type HealthConfig,
+  type PiasConfig, type Protocol, type ProxyConfig, type ScopeConfig, type TargetConfig, type Timeouts,
+} from "./types.js";
+import {
+  ConfigValidationError, address, describeValue, familyName, fail, has, hexKey, integer, isPlainObject, list, object, oneOf,
+  optBoolean, optInteger, quote, text, type Address, type ConfigPath, type Raw,
+} from "./values.js";
 
 /** The default configuration: no proxy address, no group. */
 export function defaultConfig(): PiasConfig {
   return validateConfig({});
 }
-
-/**
- * How logs and messages name a group's transport address, and the default group
- * name: "tcp 203.0.113.10:80", "udp [2001:db8::1]:53", "icmp 203.0.113.10:0"
- * (ICMP groups have port 0). Same text as groupKey() in src/core/dataplane.ts.
- */
-export function describeTransportAddress(protocol: Protocol, addressBytes: Uint8Array, port: number): string {
-  return `${protocol} ${endpointKey(addressBytes, protocol === "icmp" ? 0 : port)}`;
-}
-
-// ---------------------------------------------------------------- errors
-
-export type ConfigPath = readonly (string | number)[];
-
-/** "groups[0].targets[1].address" */
-export function formatConfigPath(path: ConfigPath): string {
-  let out = "";
-  for (const seg of path) {
-    if (typeof seg === "number") out += `[${seg}]`;
-    else out += out === "" ? seg : `.${seg}`;
-  }
-  return out;
-}
-
-/** Where the source (if any) holds the offending part, for a message with a line number. */
-export interface ConfigSourceLocation {
-  readonly file: string;
-  readonly line?: number;
-}
-
-/**
- * A configuration value is invalid. The message is one line:
- * "PATH: DETAIL", or DETAIL alone for the top level, prefixed by
- * "FILE:LINE: " when the configuration came from a file.
- */
-export class ConfigValidationError extends ConfigError {
-  constructor(
-    /** Path of the offending value ([] for the configuration as a whole). */
-    readonly path: ConfigPath,
-    /** What is wrong, without the path. */
-    readonly detail: string,
-    /** Path of the source text to point at (the offending key for an unknown key); defaults to `path`. */
-    readonly locate: ConfigPath = path,
-    readonly source?: ConfigSourceLocation,
-  ) {
-    const where = source ? (source.line !== undefined ? `${source.file}:${source.line}: ` : `${source.file}: `) : "";
-    super(where + (path.length ? `${formatConfigPath(path)}: ${detail}` : detail));
-  }
-
-  /** The same error with a file name (and line) in front. */
-  at(source: ConfigSourceLocation): ConfigValidationError {
-    return new ConfigValidationError(this.path, this.detail, this.locate, source);
-  }
-}
-
-function fail(path: ConfigPath, detail: string, locate: ConfigPath = path): never {
-  throw new ConfigValidationError(path, detail, locate);
-}
-
-// ---------------------------------------------------------------- value helpers
-
-type Raw = Record<string, unknown>;
-
-function isPlainObject(v: unknown): v is Raw {
-  if (v === null || typeof v !== "object" || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/** Quote a string for a one-line message. */
-function quote(s: string): string {
-  return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
-}
-
-/** How a message shows a value it did not accept. */
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (v === undefined) return "nothing";
-  if (typeof v === "string") return `the string ${quote(v)}`;
-  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
-  if (Array.isArray(v)) return "a list";
-  if (isPlainObject(v)) return "an object";
-  const name = (v as object).constructor?.name;
-  return name ? `a ${name}` : "an object";
-}
-
-/** Levenshtein distance, for "did you mean" hints on unknown keys. */
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length];
-}
-
-function suggestion(key: string, allowed: readonly string[]): string {
-  let best: string | undefined;
-  let bestDist = Infinity;
-  for (const k of allowed) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDist) {
-      best = k;
-      bestDist = d;
-    }
-  }
-  return best !== undefined && bestDist <= Math.max(1, Math.floor(best.length / 3)) ? ` (did you mean "${best}"?)` : "";
-}
-
-function object(v: unknown, path: ConfigPath, allowed: readonly string[]): Raw {
-  if (!isPlainObject(v)) {
-    if (path.length === 0) fail(path, `the configuration must be an object, got ${describeValue(v)}`);
-    fail(path, `must be an object with keys ${allowed.join(", ")}, got ${describeValue(v)}`);
-  }
-  for (const key of Object.keys(v)) {
-    if (!allowed.includes(key)) {
-      const hint = suggestion(key, allowed);
-      if (path.length === 0) fail(path, `unknown key ${quote(key)} at top level${hint}`, [key]);
-      fail(path, `unknown key ${quote(key)}${hint}`, [...path, key]);
-    }
-  }
-  return v;
-}
-
-function has(obj: Raw, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(obj, key);
-}
-
-function list(v: unknown, path: ConfigPath): unknown[] {
-  if (!Array.isArray(v)) fail(path, `must be a list, got ${describeValue(v)}`);
-  return v;
-}
-
-function integer(v: unknown, path: ConfigPath, range: readonly [number, number]): number {
-  const [min, max] = range;
-  if (typeof v !== "number") fail(path, `must be an integer ${min}..${max}, got ${describeValue(v)}`);
-  if (!Number.isInteger(v)) fail(path, `${String(v)} is not an integer`);
-  if (v < min || v > max) fail(path, `${v} is not in ${min}..${max}`);
-  return v === 0 ? 0 : v; // no -0
-}
-
-function optInteger(obj: Raw, key: string, path: ConfigPath, range: readonly [number, number], def: number): number {
-  return has(obj, key) ? integer(obj[key], [...path, key], range) : def;
-}
-
-function optBoolean(obj: Raw, key: string, path: ConfigPath, def: boolean): boolean {
-  if (!has(obj, key)) return def;
-  const v = obj[key];
-  if (typeof v !== "boolean") fail([...path, key], `must be true or false, got ${describeValue(v)}`);
-  return v;
-}
-
-function oneOf<T extends string>(v: unknown, path: ConfigPath, choices: readonly T[]): T {
-  if (typeof v !== "string") fail(path, `must be one of ${choices.join(", ")}, got ${describeValue(v)}`);
-  if (!(choices as readonly string[]).includes(v)) fail(path, `${quote(v)} is not one of ${choices.join(", ")}`);
-  return v as T;
-}
-
-/** A name or label: a non-empty string that fits on one log line. */
-function text(v: unknown, path: ConfigPath): string {
-  if (typeof v !== "string") fail(path, `must be a string, got ${describeValue(v)}`);
-  if (v.trim() === "") fail(path, "must not be empty");
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(v)) fail(path, `${quote(v)} contains a control character`);
-  if (v.length > 200) fail(path, `is ${v.length} characters long, at most 200 allowed`);
-  return v;
-}
-
-interface Address {
-  readonly family: Family;
-  readonly bytes: Uint8Array;
-  readonly text: string;
-}
-
-/** Why an address cannot be a unicast host address, or undefined. */
-function notUnicast(a: Address): string | undefined {
-  const b = a.bytes;
-  if (b.every((x) => x === 0)) return `${a.text} is the unspecified address`;
-  if (a.family === 4) {
-    if (b[0] >= 224 && b[0] <= 239) return `${a.text} is a multicast address`;
-    if (b.every((x) => x === 255)) return `${a.text} is the broadcast address`;
-  } else if (b[0] === 0xff) {
-    return `${a.text} is a multicast address`;
-  }
-  return undefined;
-}
-
-function address(v: unknown, path: ConfigPath): Address {
-  if (typeof v !== "string") fail(path, `must be an IPv4 or IPv6 address string, got ${describeValue(v)}`);
-  let parsed;
-  try {
-    parsed = parseAddress(v);
-  } catch (err) {
-    if (err instanceof AddressError) fail(path, err.message);
-    throw err;
-  }
-  const a: Address = { family: parsed.family, bytes: parsed.bytes, text: formatAddress(parsed.bytes) };
-  const problem = notUnicast(a);
-  if (problem !== undefined) fail(path, `${problem}, not a unicast address`);
-  return a;
-}
-
-const familyName = (f: Family): string => (f === 4 ? "IPv4" : "IPv6");
-
-// ---------------------------------------------------------------- sections
 
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups"] as const;
@@ -522,18 +106,6 @@ function validateProxy(v: unknown): ProxyConfig {
   };
 }
 
-export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
-  io: "tun",
-  tunName: "pias%d",
-  routes: true,
-  pcapInterface: null,
-  pcapFilter: null,
-  batch: 256,
-  metrics: null,
-  logLevel: "info",
-  drainMs: 5000,
-});
-
 function validateDaemon(v: unknown): DaemonConfig {
   const path = ["daemon"];
   const o = object(v, path, DAEMON_KEYS);
@@ -561,12 +133,6 @@ function validateDaemon(v: unknown): DaemonConfig {
   };
 }
 
-function hexKey(v: unknown, path: ConfigPath): Uint8Array {
-  const t = text(v, path);
-  if (!/^([0-9a-fA-F]{2}){16,64}$/.test(t)) fail(path, "must be 32 to 128 hex digits (16 to 64 bytes), e.g. from `openssl rand -hex 32`");
-  return Uint8Array.from(Buffer.from(t, "hex"));
-}
-
 function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
   const path = ["cluster"];
   const o = object(v, path, CLUSTER_KEYS);
@@ -591,7 +157,7 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
       const addr = address(go.address, [...gp, "address"]);
       const port = protocol === "icmp" ? 0 : has(go, "port") ? integer(go.port, [...gp, "port"], [1, 65535]) : fail([...gp, "port"], `required for ${protocol}`);
       if (!has(go, "joinKey")) fail([...gp, "joinKey"], "required: targets sign their joins with it (hex)");
-      const key = describeTransportAddress(protocol, addr.bytes, port);
+      const key = transportAddressKey(protocol, addr.bytes, port);
       if (groups.some((x) => x.key === key)) fail(gp, `duplicate group ${key}`);
       groups.push({
         key, protocol, address: addr.text, addressBytes: addr.bytes, port,
@@ -741,7 +307,7 @@ function validateGroup(v: unknown, path: ConfigPath): GroupConfig {
     });
   }
 
-  const name = has(o, "name") ? text(o.name, [...path, "name"]) : describeTransportAddress(protocol, addr.bytes, port);
+  const name = has(o, "name") ? text(o.name, [...path, "name"]) : transportAddressKey(protocol, addr.bytes, port);
   let health: HealthConfig | null = null;
   if (has(o, "health")) {
     if (protocol === "icmp") fail([...path, "health"], "icmp groups have no health check (their targets have no port to probe)");
@@ -771,7 +337,7 @@ export function validateConfig(raw: unknown): PiasConfig {
     raw.forEach((g, i) => {
       const path = ["groups", i];
       const group = validateGroup(g, path);
-      const ta = describeTransportAddress(group.protocol, group.addressBytes, group.port);
+      const ta = transportAddressKey(group.protocol, group.addressBytes, group.port);
       const first = byTa.get(ta);
       if (first !== undefined) fail(path, `duplicate group ${ta} (also groups[${first}])`);
       byTa.set(ta, i);
