@@ -650,11 +650,6 @@ export class DataPlane {
     return this.core.memory_bytes();
   }
 
-  /** Packets handed to the host so far (the ToHost statistic), read without building counters(). */
-  toHostCount(): number {
-    return Number(new BigUint64Array(this.core.memory.buffer, this.core.counters_ptr() + CounterLayout.STAT_BASE + Stat.ToHost * 8, 1)[0]);
-  }
-
   /**
    * The ABI as the core was compiled: its layout constants in the order of
    * ABI_VALUE_NAMES (src/core/abi.ts), to compare with this host's.
