@@ -9,7 +9,8 @@
 // to every stage as `pkt`: what a stage knows of the packet comes through its
 // arguments, and what it computed comes back as its return value.
 
-import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
+import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stage, Stat, Verdict } from "./shared/abi";
+import { stopAfter, stopsBefore } from "./stages";
 import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
 import { raw16, raw32 } from "./wire/bytes";
 import { applyAt, applyUdpAt, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
@@ -66,7 +67,7 @@ import { hashTuple, SEED_FLOW } from "./hash";
  * only when there are some).
  */
 export function process_batch(desc: usize, n: u32): u32 {
-  prefetchBatch(desc, n);
+  if (!stopsBefore(Stage.FlowLookup)) prefetchBatch(desc, n);
   let now: u32 = 0;
   let any = false;
   let toHost: u32 = 0;
@@ -79,7 +80,7 @@ export function process_batch(desc: usize, n: u32): u32 {
     processOne(pkt, d, now, prefetchedHash(i));
     if (load<u8>(d + Desc.VERDICT) == <u8>Verdict.ToHost) toHost++;
   }
-  if (any) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
+  if (any && !stopsBefore(Stage.Verdict)) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
   return toHost;
 }
 
@@ -97,6 +98,7 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
   let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), off, len, wirelen);
   if (r != Reason.None) { drop(d, r); return; }
+  if (stopAfter(Stage.Parse)) return;
 
   // IP-in-IP addressed to this proxy: take the inner packet (once; no nesting).
   if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.dst())) {
@@ -137,6 +139,8 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     flowFree(<u32>ref >> 1);
     ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   }
+  // a live flow has no selection or creation: it stops here until the rewrite stage
+  if (stopAfter(Stage.FlowLookup) || (ref >= 0 && stopsBefore(Stage.Rewrite))) return;
   if (ref >= 0) {
     let idx = <u32>ref >> 1;
     if ((<u32>ref & DIR_REVERSE) != 0) reverse(pkt, d, idx, aux, now);
@@ -167,8 +171,10 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
   let tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
   if (tid < 0) { drop(d, Reason.NoTarget); return; }
+  if (stopAfter(Stage.Select)) return;
   let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now);
   if (created < 0) { drop(d, <Reason>(<i32>-created)); return; }
+  if (stopAfter(Stage.Create)) return;
   let rec = flowPtr(<u32>created);
   if (proto == PROTO_TCP && (pkt.tcpFlags & TCP_SYN) == 0) {
     // picked up mid-connection (affinity): it was established elsewhere
@@ -221,6 +227,7 @@ function forward(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
   let tport = pkt.isIcmp() ? 0 : targetPortRaw(rec);
   let dl4 = rewrite(pkt, proxyAddrPtr(family), raw16(rec + F_NPORT), t + T_ADDR, tport);
   if (frag >= 0) oweChecksum(pkt, <u32>frag, dl4);
+  if (stopAfter(Stage.Rewrite)) return;
   accept(d, aux | AuxFlag.ToTarget);
 }
 
@@ -236,6 +243,7 @@ function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): b
   if ((aux & AuxFlag.IcmpError) != 0) bump(Stat.IcmpTranslated);
   else countTargetPacket(t);
   encapsulate(pkt, d, proxyAddrPtr(pkt.family), t + T_ADDR, load<u32>(rec + F_HFWD));
+  if (stopAfter(Stage.Rewrite)) return true;
   bump(Stat.Encapsulated);
   accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
   return true;
@@ -311,6 +319,7 @@ function reverse(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let dl4 = rewrite(pkt, g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
   if (frag >= 0) oweChecksum(pkt, <u32>frag, dl4);
+  if (stopAfter(Stage.Rewrite)) return;
   accept(d, aux);
 }
 

@@ -46,7 +46,7 @@
 
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
@@ -62,6 +62,7 @@ import { frameAll, scanCapture, type Framed } from "./lib/frame.js";
 import { rates, summarize, type Rates, type Summary } from "./lib/stats.js";
 import { barChart, type Series } from "./lib/svg.js";
 import { int, markdownTable, num } from "./lib/table.js";
+import { load, machine } from "./lib/machine.js";
 
 // ------------------------------------------------------------------ options
 
@@ -208,16 +209,10 @@ async function tiny(name: string, reps: number, prepare: () => void, fn: () => v
   return [...result.latency.samples].map((ms) => ms / 1000);
 }
 
-function machine(): Record<string, unknown> {
-  let cpu = cpus()[0]?.model ?? "unknown";
-  try {
-    cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpu;
-  } catch {
-    // not Linux
-  }
+function machineInfo(): Record<string, unknown> {
   const tr = spawnSync("tcprewrite", ["-V"], { encoding: "utf8" });
   const tcprewrite = tr.error ? null : `${tr.stdout}${tr.stderr}`.split("\n").find((l) => /version/i.test(l))?.trim() ?? "unknown";
-  return { cpu, cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, kernel: release(), tcprewrite };
+  return { ...machine(), tcprewrite };
 }
 
 // ------------------------------------------------------------------ measurements
@@ -542,7 +537,7 @@ function report(results: TraceResult[], info: Record<string, unknown>): string {
     lines.push(`† the model processes the first ${int(OPTIONS.modelPackets)} packets (whole batches); "hot path / model" compares it with the hot path's time over the same packets.`);
   }
   lines.push(`Replay: the child's own --json seconds (no process start); tcprewrite and cp: wall clock of the child; tcprewrite map --pnat=${OPTIONS.tcprewritePnat}.`);
-  lines.push(`Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}, Linux ${info.kernel}, ${info.tcprewrite ?? "no tcprewrite"}.`);
+  lines.push(`Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}, Linux ${info.kernel}, ${info.tcprewrite ?? "no tcprewrite"}; commit ${info.commit}; load average ${(info.loadAverage as number[]).join(" ")} at the start.`);
   return lines.join("\n");
 }
 
@@ -568,7 +563,7 @@ function chart(results: TraceResult[], info: Record<string, unknown>): string {
 
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} not found: run "npm run build" first (npm run bench does)`);
-  const info = machine();
+  const info = machineInfo();
   const t0 = performance.now();
   log(`pias bench${QUICK ? " (quick)" : ""}: ${OPTIONS.reps} repetitions; temporary files in ${TMP}`);
   const results: TraceResult[] = [];
@@ -593,6 +588,7 @@ async function main(): Promise<void> {
     machine: info,
     options: OPTIONS,
     seconds: (performance.now() - t0) / 1000,
+    loadAtEnd: load(),
     traces: results,
   };
   writeFileSync(join(OUT_DIR, "replay.json"), `${JSON.stringify(json, null, 2)}\n`);

@@ -1,25 +1,56 @@
-// npm run bench:scale — how the data plane's cost per packet grows with its
-// state: live flows (1k -> 10M), groups (1 -> 1M), targets in one group
-// (1 -> 100k), and the memory each flow costs. Not a test: it prints figures.
+// npm run bench:scale — where each nanosecond of the core goes as its state
+// grows, beside the memory system's own floors. Not a test: it prints figures
+// and writes them to bench/results/scale.json (with the machine, the commit
+// and the load average).
 //
-// Packets are written straight into a batch's arena (64-byte frames as raw
-// IPv4/UDP); only process_batch is timed. BENCH_QUICK=1 runs small sizes.
+// Packets are 64-byte frames (46 bytes of raw IPv4/UDP) written into a batch
+// of 1024 by this script; only the core's process_batch call is timed, batch
+// by batch, and every figure is the MEDIAN batch time / 1024 (a batch that
+// another process preempted is an outlier the median ignores).
+//
+// Series (SCALE_ONLY=flows|groups|targets runs one):
+//
+// flows    per state size (10k, 100k, 1M, 10M live flows; one group with one
+//          target per 30,000 flows, affinity):
+//          - fill: the first packets of n flows on an empty table;
+//          - new: the first packets of NEW more flows with n live;
+//          - steady: packets of uniformly random live flows;
+//          then the stage table: the same kinds of packets through the bench
+//          build of the core (asc --target bench), which stops every packet
+//          after a given stage (assembly/stages.ts). A stage's cost is the
+//          difference between stopping after it and stopping before it, on
+//          the same packets and the same state: parse, flow lookup (with the
+//          batch prefetch), group lookup + selection, flow creation with its
+//          NAT port, rewrite (with the flow's bookkeeping), verdict (counters
+//          and the expiry sweep). Stops that create flows run on fresh flows
+//          each, so the table grows by up to 3 NEW during the new-flow rows.
+//          Floors, measured in the same run: a dependent-load pointer chase
+//          through a table as large as the flow state (DRAM latency, with its
+//          TLB misses), 16 such chases interleaved (what memory-level
+//          parallelism allows per random load), and a copy of the batch's
+//          packet slots (the bandwidth floor of touching every packet).
+// groups   1 to 1M groups, 200k flows spread over the first 4096.
+// targets  1 to 100k targets in one group (the selection's cost).
+//
+// BENCH_QUICK=1 runs small sizes.
 
 import { performance } from "node:perf_hooks";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { DataPlane, type GroupSpec } from "../src/core/dataplane.js";
-import { Desc, Layout } from "../assembly/shared/abi.js";
+import { DataPlane, type DataPlaneSettings, type GroupSpec } from "../src/core/dataplane.js";
+import { Desc, Layout, Stage } from "../assembly/shared/abi.js";
 import type { PacketBatch } from "../src/core/batch.js";
+import { load, machine } from "./lib/machine.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
-/** SCALE_ONLY=flows|groups|targets runs one of the three series. */
 const ONLY = process.env.SCALE_ONLY;
 const runs = (series: string): boolean => ONLY === undefined || ONLY === "" || ONLY === series;
 const SLOTS = 1024;
+const STRIDE = Layout.HEADROOM + 64;
 const PACKET = 46; // a 64-byte Ethernet frame without its Ethernet header: IPv4 20 + UDP 8 + 18 payload
-const STEADY_PACKETS = QUICK ? 200_000 : 4_000_000;
+const STEADY_PACKETS = QUICK ? 100_000 : 1_000_000;
+const TIME = 1000;
 
-/** An IPv4/UDP packet to 203.0.113.10:53 with correct checksums for client 0.0.0.0 (the core does not verify them). */
+/** An IPv4/UDP packet to dst:dport from client 0.0.0.0:4000 (the core does not verify checksums). */
 function template(dst: number[], dport: number): Uint8Array {
   const p = new Uint8Array(PACKET);
   p.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, ...dst]);
@@ -27,30 +58,45 @@ function template(dst: number[], dport: number): Uint8Array {
   return p;
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** A batch of SLOTS packets in a data plane's memory, filled here and handed to the core. */
 class Pump {
-  private readonly view: DataView;
-  private readonly mem: Uint8Array;
-  constructor(readonly dp: DataPlane, readonly batch: PacketBatch) {
+  private view: DataView;
+  private mem: Uint8Array;
+  readonly batch: PacketBatch;
+  constructor(readonly dp: DataPlane) {
+    this.batch = dp.createBatch(SLOTS, SLOTS * STRIDE + Layout.HEADROOM);
     this.mem = dp.memory();
     this.view = new DataView(this.mem.buffer);
-    for (let i = 0; i < SLOTS; i++) {
-      const d = batch.desc + i * Layout.DESC_SIZE;
-      this.view.setUint32(d + Desc.OFF, this.slot(i), true);
-      this.view.setUint32(d + Desc.LEN, PACKET, true);
-      this.view.setUint32(d + Desc.WIRELEN, PACKET, true);
-      this.view.setUint16(d + Desc.LINK, 101, true);
-      this.view.setUint32(d + Desc.TIME, 1000, true);
-    }
+  }
+
+  /** Memory grew (a buffer was allocated): new views. */
+  private views(): void {
+    if (this.mem.byteLength !== 0) return;
+    this.mem = this.dp.memory();
+    this.view = new DataView(this.mem.buffer);
   }
 
   private slot(i: number): number {
-    return this.batch.arena + Layout.HEADROOM + i * (Layout.HEADROOM + 64);
+    return this.batch.arena + Layout.HEADROOM + i * STRIDE;
   }
 
-  /** Fill the batch: packet i of flow `flow(i)` (template `tmpl(flow)`, client from the flow id), then process it; returns ms in the core. */
-  run(count: number, flow: (i: number) => number, tmpl: (flow: number) => Uint8Array): number {
+  /** Write `count` packets: packet i of flow flow(i) (template tmpl(flow), client address from the flow id). */
+  fill(count: number, flow: (i: number) => number, tmpl: (flow: number) => Uint8Array): void {
+    this.views();
     for (let i = 0; i < count; i++) {
+      const d = this.batch.desc + i * Layout.DESC_SIZE;
       const at = this.slot(i);
+      this.view.setUint32(d + Desc.OFF, at, true);
+      this.view.setUint32(d + Desc.LEN, PACKET, true);
+      this.view.setUint32(d + Desc.WIRELEN, PACKET, true);
+      this.view.setUint16(d + Desc.LINK, 101, true);
+      this.view.setUint32(d + Desc.TIME, TIME, true);
       const id = flow(i);
       this.mem.set(tmpl(id), at);
       this.mem[at + 12] = 10 + (id >>> 24);
@@ -58,17 +104,32 @@ class Pump {
       this.mem[at + 14] = (id >>> 8) & 255;
       this.mem[at + 15] = id & 255;
     }
+  }
+
+  /** Fill and process `count` packets; returns the ns the core took. */
+  run(count: number, flow: (i: number) => number, tmpl: (flow: number) => Uint8Array): number {
+    this.fill(count, flow, tmpl);
     const t0 = performance.now();
     this.dp.process(this.batch, count);
-    return performance.now() - t0;
+    return (performance.now() - t0) * 1e6;
+  }
+
+  /** The bandwidth floor: copy this batch's packet slots once (after a fill); returns ns. */
+  stream(to: number): number {
+    this.views();
+    const from = this.batch.arena;
+    const t0 = performance.now();
+    this.mem.copyWithin(to, from, from + SLOTS * STRIDE);
+    return (performance.now() - t0) * 1e6;
   }
 }
 
-function plane(flows: number, groups: GroupSpec[], capacityGroups = groups.length, targets = 256): DataPlane {
+function plane(flows: number, groups: GroupSpec[], capacityGroups = groups.length, targets = 256, build?: DataPlaneSettings["build"]): DataPlane {
   return DataPlane.create({
     address: "198.51.100.1",
     capacity: { flows, groups: Math.max(capacityGroups, 1), targets },
     timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 1 << 30, icmp: 60 },
+    build,
   }, groups);
 }
 
@@ -77,26 +138,35 @@ const oneGroup = (targets: number): GroupSpec => ({
   targets: Array.from({ length: targets }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 53 })),
 });
 
-/** Create `n` flows (their first packets), then time `steady` packets of random live flows. */
-function measureFlows(pump: Pump, n: number, steady: number, tmpl: (flow: number) => Uint8Array): { newNs: number; steadyNs: number } {
-  let ms = 0;
-  for (let start = 0; start < n; start += SLOTS) {
-    const count = Math.min(SLOTS, n - start);
-    ms += pump.run(count, (i) => start + i, tmpl);
-  }
-  const newNs = (ms * 1e6) / n;
-  let x = 0x9e3779b9;
-  const rand = (): number => {
+/** xorshift32: the same "random live flow" sequence in every run. */
+function rng(seed = 0x9e3779b9): () => number {
+  let x = seed >>> 0;
+  return () => {
     x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
     return x;
   };
-  ms = 0;
-  for (let done = 0; done < steady; done += SLOTS) ms += pump.run(SLOTS, () => rand() % n, tmpl);
-  return { newNs, steadyNs: (ms * 1e6) / steady };
+}
+
+/** ns per packet (median batch) of the first packets of flows [from, from + count). */
+function newFlows(pump: Pump, from: number, count: number, tmpl: (flow: number) => Uint8Array): number {
+  const per: number[] = [];
+  for (let start = 0; start < count; start += SLOTS) {
+    const k = Math.min(SLOTS, count - start);
+    per.push(pump.run(k, (i) => from + start + i, tmpl) / k);
+  }
+  return median(per);
+}
+
+/** ns per packet (median batch) of `packets` packets of uniformly random flows of [0, n). */
+function steady(pump: Pump, n: number, packets: number, tmpl: (flow: number) => Uint8Array): number {
+  const rand = rng();
+  const per: number[] = [];
+  for (let done = 0; done < packets; done += SLOTS) per.push(pump.run(SLOTS, () => rand() % n, tmpl) / SLOTS);
+  return median(per);
 }
 
 interface Row { [k: string]: string | number }
-const results: Record<string, Row[]> = { flows: [], groups: [], targets: [] };
+const results: Record<string, unknown[]> = { flows: [], stages: [], floors: [], groups: [], targets: [] };
 
 function print(title: string, rows: Row[]): void {
   if (rows.length === 0) return;
@@ -108,6 +178,7 @@ function print(title: string, rows: Row[]): void {
 }
 
 const fmt = (n: number): string => n.toLocaleString("en-US");
+const ns = (v: number): string => v.toFixed(1);
 
 /**
  * One proxy address gives a target port about 64k NAT bindings: a workload of
@@ -116,27 +187,134 @@ const fmt = (n: number): string => n.toLocaleString("en-US");
  */
 const targetsFor = (flows: number): number => Math.max(3, Math.ceil(flows / 30000));
 
-// ---- warm-up: let V8 tier the core up before anything is measured ----
-{
-  const dp = plane(1 << 16, [oneGroup(3)]);
-  const pump = new Pump(dp, dp.createBatch(SLOTS, SLOTS * (Layout.HEADROOM + 64) + Layout.HEADROOM));
-  const t = template([203, 0, 113, 10], 53);
-  measureFlows(pump, 50_000, 500_000, () => t);
+// ---- floors ----
+
+/**
+ * A pointer chase through `bytes` of the data plane's memory (one 4-byte link
+ * per 64-byte line, the lines in one random cycle), `chains` chases
+ * interleaved: ns per load.
+ */
+function chase(dp: DataPlane, bytes: number, chains: number, steps: number): number {
+  const lines = Math.floor(bytes / 64);
+  const base = dp.allocBuffer(lines * 64);
+  const words = new Uint32Array(dp.memory().buffer);
+  const at = base >>> 2; // word index of line 0
+  const perm = new Uint32Array(lines);
+  for (let i = 0; i < lines; i++) perm[i] = i;
+  const rand = rng(0x1234567);
+  for (let i = lines - 1; i > 0; i--) { // Sattolo: one cycle through every line
+    const j = rand() % i;
+    const t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+  }
+  for (let k = 0; k < lines; k++) words[at + perm[k] * 16] = perm[(k + 1) % lines];
+  const p = new Uint32Array(chains);
+  for (let c = 0; c < chains; c++) p[c] = perm[Math.floor((c * lines) / chains)];
+  const walk = (n: number): void => {
+    for (let s = 0; s < n; s++) for (let c = 0; c < chains; c++) p[c] = words[at + p[c] * 16];
+  };
+  walk(Math.min(steps, 100_000)); // warm the code, not the table
+  const per = steps / 10;
+  const samples: number[] = [];
+  for (let r = 0; r < 10; r++) {
+    const t0 = performance.now();
+    walk(per);
+    samples.push(((performance.now() - t0) * 1e6) / (per * chains));
+  }
+  return median(samples);
 }
 
-// ---- live flows ----
-for (const n of !runs("flows") ? [] : QUICK ? [1_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000, 10_000_000]) {
-  const cap = Math.ceil(n * 1.25);
-  const dp = plane(cap, [oneGroup(targetsFor(n))], 1, targetsFor(n) + 16);
-  const pump = new Pump(dp, dp.createBatch(SLOTS, SLOTS * (Layout.HEADROOM + 64) + Layout.HEADROOM));
+const info = machine();
+
+// ---- warm-up: let V8 tier both builds up before anything is measured ----
+for (const build of ["release", "bench"] as const) {
+  const dp = plane(1 << 16, [oneGroup(3)], 1, 256, build);
+  const pump = new Pump(dp);
   const t = template([203, 0, 113, 10], 53);
-  const m = measureFlows(pump, n, STEADY_PACKETS, () => t);
+  newFlows(pump, 0, 50_000, () => t);
+  steady(pump, 50_000, 500_000, () => t);
+}
+
+// ---- live flows: release figures, the stage table and the floors ----
+const STAGES: readonly [Stage, string][] = [
+  [Stage.Parse, "parse"],
+  [Stage.FlowLookup, "flow lookup"],
+  [Stage.Select, "group lookup + selection"],
+  [Stage.Create, "flow creation + NAT port"],
+  [Stage.Rewrite, "rewrite"],
+  [Stage.Verdict, "verdict"],
+];
+
+for (const n of !runs("flows") ? [] : QUICK ? [10_000, 100_000] : [10_000, 100_000, 1_000_000, 10_000_000]) {
+  const NEW = Math.min(65_536, Math.max(4096, n >> 3));
+  const cap = n + 4 * NEW;
+  const targets = targetsFor(cap);
+  const t = template([203, 0, 113, 10], 53);
+  const tmpl = (): Uint8Array => t;
+
+  // release build: what the product does
+  let dp = plane(cap, [oneGroup(targets)], 1, targets + 16);
+  let pump = new Pump(dp);
+  const fillNs = newFlows(pump, 0, n, tmpl);
+  const newNs = newFlows(pump, n, NEW, tmpl);
+  const steadyNs = steady(pump, n, STEADY_PACKETS, tmpl);
+  const memoryMiB = dp.memoryBytes() / 2 ** 20;
+  const stateBytes = dp.bytesPerFlow() * cap;
   results.flows.push({
-    "live flows": fmt(n), targets: targetsFor(n), "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
-    "Mpps": (1e3 / m.steadyNs).toFixed(2), "bytes/flow": dp.bytesPerFlow().toFixed(1),
-    "memory MiB": (dp.memoryBytes() / 2 ** 20).toFixed(0),
+    flows: n, targets, fillNs, newNs, newFlows: NEW, steadyNs, steadyMpps: 1e3 / steadyNs, bytesPerFlow: dp.bytesPerFlow(), memoryMiB, load: load(),
   });
-  print("live flows (one group of max(3, flows/30000) targets, uniform random flow per packet)", results.flows.slice(-1));
+  print("live flows, release build (ns per packet, median batch of 1024)", [{
+    "live flows": fmt(n), targets, "fill ns": ns(fillNs), [`new ns (${fmt(NEW)})`]: ns(newNs), "steady ns": ns(steadyNs),
+    "steady Mpps": (1e3 / steadyNs).toFixed(2), "bytes/flow": dp.bytesPerFlow().toFixed(1), "memory MiB": memoryMiB.toFixed(0),
+  }]);
+
+  // floors in the same memory: a table as large as the flow state, and this batch's packets
+  const latencyNs = chase(dp, stateBytes, 1, QUICK ? 200_000 : 1_000_000);
+  const mlpNs = chase(dp, stateBytes, 16, QUICK ? 50_000 : 200_000);
+  const scratch = dp.allocBuffer(SLOTS * STRIDE);
+  const streams: number[] = [];
+  const rand = rng();
+  for (let r = 0; r < 200; r++) {
+    pump.fill(SLOTS, () => rand() % n, tmpl);
+    streams.push(pump.stream(scratch) / SLOTS);
+  }
+  const streamNs = median(streams);
+  results.floors.push({ flows: n, tableBytes: stateBytes, chaseNs: latencyNs, chase16Ns: mlpNs, streamNsPerPacket: streamNs, load: load() });
+  dp = undefined as unknown as DataPlane;
+  pump = undefined as unknown as Pump;
+
+  // bench build: the same packets stopped after each stage
+  const db = plane(cap, [oneGroup(targets)], 1, targets + 16, "bench");
+  const pb = new Pump(db);
+  newFlows(pb, 0, n, tmpl);
+  const newAt: Record<string, number> = {};
+  const steadyAt: Record<string, number> = {};
+  let next = n; // stops that create flows take fresh ones
+  for (const [stage, name] of STAGES) {
+    db.stopAfter(stage);
+    newAt[name] = newFlows(pb, next, NEW, tmpl);
+    if (stage >= Stage.Create) next += NEW;
+    if (stage !== Stage.Select && stage !== Stage.Create) steadyAt[name] = steady(pb, n, STEADY_PACKETS, tmpl); // a live flow has neither
+  }
+  db.stopAfter(Stage.Verdict);
+  const rows: Row[] = [];
+  let prevNew = 0, prevSteady = 0;
+  for (const [stage, name] of STAGES) {
+    const liveOnly = stage === Stage.Select || stage === Stage.Create;
+    rows.push({
+      stage: name,
+      "new flow ns": ns(newAt[name] - prevNew),
+      "steady ns": liveOnly ? "-" : ns(steadyAt[name] - prevSteady),
+    });
+    prevNew = newAt[name];
+    if (!liveOnly) prevSteady = steadyAt[name];
+  }
+  rows.push({ stage: "all stages (bench build)", "new flow ns": ns(newAt.verdict), "steady ns": ns(steadyAt.verdict) });
+  rows.push({ stage: "release build", "new flow ns": ns(newNs), "steady ns": ns(steadyNs) });
+  results.stages.push({ flows: n, newFlowsPerStop: NEW, cumulativeNew: newAt, cumulativeSteady: steadyAt, load: load() });
+  print(`stages at ${fmt(n)} live flows (ns per packet; the differences between stopping points)`, rows);
+  print(`floors at ${fmt(n)} flows (${(stateBytes / 2 ** 20).toFixed(0)} MiB of flow state)`, [{
+    "pointer chase ns/load": ns(latencyNs), "16 chases ns/load": ns(mlpNs), "batch copy ns/packet": ns(streamNs),
+  }]);
 }
 
 // ---- groups ----
@@ -152,16 +330,18 @@ for (const g of !runs("groups") ? [] : QUICK ? [1, 10_000] : [1, 1_000, 100_000,
     dp.addGroup({ protocol: "udp", address: `198.18.${(i >> 8) & 255}.${i & 255}`, port: 1024 + (i >> 16), targets });
   }
   const setupS = (performance.now() - t0) / 1000;
-  const pump = new Pump(dp, dp.createBatch(SLOTS, SLOTS * (Layout.HEADROOM + 64) + Layout.HEADROOM));
+  const pump = new Pump(dp);
   const tmpls = Array.from({ length: Math.min(g, 4096) }, (_, i) => template([198, 18, (i >> 8) & 255, i & 255], 1024 + (i >> 16)));
   // each packet picks a group (and a client): flows spread over the groups
-  const flows = 200_000;
-  const m = measureFlows(pump, QUICK ? 20_000 : flows, STEADY_PACKETS, (id) => tmpls[(Math.imul(id, 2654435761) >>> 0) % tmpls.length]);
-  results.groups.push({
-    groups: fmt(g), "setup s": setupS.toFixed(1), "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
+  const flows = QUICK ? 20_000 : 200_000;
+  const tmpl = (id: number): Uint8Array => tmpls[(Math.imul(id, 2654435761) >>> 0) % tmpls.length];
+  const newNs = newFlows(pump, 0, flows, tmpl);
+  const steadyNs = steady(pump, flows, STEADY_PACKETS, tmpl);
+  results.groups.push({ groups: g, setupS, newNs, steadyNs, memoryMiB: dp.memoryBytes() / 2 ** 20, load: load() });
+  print("groups (2+ targets each; 200k flows over the first 4096 groups)", [{
+    groups: fmt(g), "setup s": setupS.toFixed(1), "fill ns": ns(newNs), "steady ns": ns(steadyNs),
     "memory MiB": (dp.memoryBytes() / 2 ** 20).toFixed(0),
-  });
-  print("groups (2+ targets each; 200k flows over the first 4096 groups)", results.groups.slice(-1));
+  }]);
 }
 
 // ---- targets in one group ----
@@ -169,24 +349,31 @@ for (const n of !runs("targets") ? [] : QUICK ? [1, 300, 1_000] : [1, 10, 64, 30
   const t0 = performance.now();
   const dp = plane(1 << 21, [oneGroup(n)], 1, n + 16);
   const setupS = (performance.now() - t0) / 1000;
-  const pump = new Pump(dp, dp.createBatch(SLOTS, SLOTS * (Layout.HEADROOM + 64) + Layout.HEADROOM));
+  const pump = new Pump(dp);
   const t = template([203, 0, 113, 10], 53);
   // at most 20k flows per target: the NAT port space of one target port holds 64k
-  const m = measureFlows(pump, Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n), STEADY_PACKETS, () => t);
+  const flows = Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n);
+  const newNs = newFlows(pump, 0, flows, () => t);
+  const steadyNs = steady(pump, flows, STEADY_PACKETS, () => t);
   const t1 = performance.now();
   dp.setTargetUp("udp 203.0.113.10:53", n > 1 ? oneGroup(n).targets![1].address + ":53" : oneGroup(n).targets![0].address + ":53", false);
   const rebuildMs = performance.now() - t1;
-  results.targets.push({
-    "targets": fmt(n), flows: fmt(Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n)), "selection": n <= 64 ? "rendezvous" : n <= 512 ? "rendezvous table" : "ring table", "setup s": setupS.toFixed(2), "rebuild ms": rebuildMs.toFixed(2),
-    "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
-  });
-  print("targets in one group (affinity)", results.targets.slice(-1));
+  const selection = n <= 64 ? "rendezvous" : n <= 512 ? "rendezvous table" : "ring table";
+  results.targets.push({ targets: n, flows, selection, setupS, rebuildMs, newNs, steadyNs, load: load() });
+  print("targets in one group (affinity)", [{
+    targets: fmt(n), flows: fmt(flows), selection, "setup s": setupS.toFixed(2), "rebuild ms": rebuildMs.toFixed(2),
+    "fill ns": ns(newNs), "steady ns": ns(steadyNs),
+  }]);
 }
 
-print("live flows", results.flows);
-print("groups", results.groups);
-print("targets in one group", results.targets);
 mkdirSync("bench/results", { recursive: true });
 const out = `bench/results/scale${ONLY ? `-${ONLY}` : ""}.json`;
-writeFileSync(out, JSON.stringify({ quick: QUICK, node: process.version, results }, null, 2));
+writeFileSync(out, `${JSON.stringify({
+  command: `${QUICK ? "BENCH_QUICK=1 " : ""}${ONLY ? `SCALE_ONLY=${ONLY} ` : ""}npm run bench:scale`,
+  generated: new Date().toISOString(),
+  machine: info,
+  loadAtEnd: load(),
+  method: "median batch time / 1024 packets, process_batch only; stages: bench build stopped after each stage (bench/scale.ts header)",
+  results,
+}, null, 2)}\n`);
 console.log(`\nraw figures: ${out}`);

@@ -220,3 +220,24 @@ export enum CaptureFormat {
   Pcap = 1,
   PcapNg = 2,
 }
+
+/**
+ * Pipeline stages, in order, for the bench build of the core only (asc
+ * --target bench): bench_stop_after(stage) makes process_batch stop every
+ * packet after that stage, so that `npm run bench:scale` can time each
+ * stage as the difference between two stopping points on the same packets.
+ */
+export enum Stage {
+  /** Read the descriptor and parse the packet. */
+  Parse = 1,
+  /** Classify, hash and look the flow up (with the batch's prefetch of index buckets and records). */
+  FlowLookup = 2,
+  /** A new flow's group lookup and target selection. */
+  Select = 3,
+  /** A new flow's record, NAT port and index entries. */
+  Create = 4,
+  /** The flow's bookkeeping (timestamp, TCP state, target checks) and the rewrite or encapsulation. */
+  Rewrite = 5,
+  /** The verdict, counters and the per-batch expiry sweep: the whole pipeline. */
+  Verdict = 6,
+}

@@ -5,8 +5,8 @@
 // Per packet, the host only places bytes in a batch and reads verdicts; all
 // parsing, lookup and rewriting happens in the core, one call per batch.
 
-import { instantiate, type CoreExports } from "./wasm.js";
-import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
+import { instantiate, type CoreBuild } from "./wasm.js";
+import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
@@ -60,6 +60,8 @@ export interface DataPlaneExports extends CaptureExports {
   abi_values(out: number): number;
   ring_reset(desc: number, n: number, base: number, stride: number, cap: number, link: number, time: number): void;
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
+  /** Only in the bench build. */
+  bench_stop_after?(stage: number): void;
 }
 
 /** Proxy-wide settings (a plain struct with documented defaults, like KatranConfig). */
@@ -80,6 +82,8 @@ export interface DataPlaneSettings {
   capacity?: { flows?: number; groups?: number; targets?: number };
   /** Seed of the `random` policy. */
   randomSeed?: number;
+  /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
+  build?: CoreBuild;
   /** Other proxies' unicast addresses: once set, IP-in-IP is accepted only from them (else tunnel-from-stranger). */
   peers?: readonly string[];
   /** Prefixes all proxies announce: a packet to an address there with no group goes to the host (HostWork.Unresolved). */
@@ -244,7 +248,7 @@ export class DataPlane {
 
   constructor(settings: DataPlaneSettings = {}) {
     this.settings = settings;
-    this.core = instantiate<DataPlaneExports>();
+    this.core = instantiate<DataPlaneExports>(settings.build);
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
@@ -575,6 +579,15 @@ export class DataPlane {
    */
   processBatch(desc: number, n: number): number {
     return this.core.process_batch(desc, n);
+  }
+
+  /**
+   * Bench build only (`build: "bench"`): from now on every packet stops after
+   * `stage` (Stage.Verdict: the whole pipeline again). For timing stages.
+   */
+  stopAfter(stage: Stage): void {
+    if (!this.core.bench_stop_after) throw new DataPlaneError('stopAfter needs the bench build of the core (build: "bench")');
+    this.core.bench_stop_after(stage);
   }
 
   /**

@@ -11,11 +11,18 @@ export interface CoreExports {
   [name: string]: unknown;
 }
 
-let compiled: WebAssembly.Module | undefined;
+/**
+ * Builds of the core: release (the product), debug (assertions, names) and
+ * bench (release plus the stage stops of assembly/stages.ts, for
+ * `npm run bench:scale`).
+ */
+export type CoreBuild = "release" | "debug" | "bench";
+
+const compiled = new Map<CoreBuild, WebAssembly.Module>();
 
 /** Path of the release module, found from this file whether it runs from src/ (tsx) or dist/src/. */
-export function wasmPath(variant: "release" | "debug" = "release"): string {
-  const file = variant === "release" ? "pias.wasm" : "pias.debug.wasm";
+export function wasmPath(variant: CoreBuild = "release"): string {
+  const file = variant === "release" ? "pias.wasm" : `pias.${variant}.wasm`;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, "wasm", file);
@@ -25,10 +32,14 @@ export function wasmPath(variant: "release" | "debug" = "release"): string {
   throw new Error(`pias: ${file} not found; run "npm run build" first`);
 }
 
-function module(): WebAssembly.Module {
-  const variant = process.env.PIAS_WASM === "debug" ? "debug" : "release";
-  compiled ??= new WebAssembly.Module(readFileSync(wasmPath(variant)));
-  return compiled;
+function module(build?: CoreBuild): WebAssembly.Module {
+  const variant = build ?? (process.env.PIAS_WASM === "debug" ? "debug" : "release");
+  let m = compiled.get(variant);
+  if (!m) {
+    m = new WebAssembly.Module(readFileSync(wasmPath(variant)));
+    compiled.set(variant, m);
+  }
+  return m;
 }
 
 /** Thrown when the Wasm core aborts (an assertion in a debug build, or out of memory). */
@@ -37,7 +48,7 @@ export class CoreAbort extends Error {
 }
 
 /** A fresh instance of the core with its own memory. */
-export function instantiate<T extends CoreExports = CoreExports>(): T {
+export function instantiate<T extends CoreExports = CoreExports>(build?: CoreBuild): T {
   let memory: WebAssembly.Memory | undefined;
   const readString = (ptr: number): string => {
     if (!memory || !ptr) return "";
@@ -45,7 +56,7 @@ export function instantiate<T extends CoreExports = CoreExports>(): T {
     const len = new Uint32Array(memory.buffer)[(ptr - 4) >>> 2] >>> 1;
     return String.fromCharCode(...u16.subarray(ptr >>> 1, (ptr >>> 1) + len));
   };
-  const instance = new WebAssembly.Instance(module(), {
+  const instance = new WebAssembly.Instance(module(build), {
     env: {
       abort(msg: number, file: number, line: number, col: number): never {
         throw new CoreAbort(`wasm core aborted: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
