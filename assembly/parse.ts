@@ -16,7 +16,7 @@ import {
   TCP_HEADER, TCP_DATA_OFF, TCP_FLAGS, TCP_CSUM, UDP_HEADER, UDP_LEN, UDP_CSUM, ICMP_HEADER, ICMP_CSUM,
   ICMP_ID, isEchoRequest, isEchoReply, isIcmpError,
 } from "./wire/l4";
-import { parseLink } from "./wire/link";
+import { parseLink, LINK_ETHERNET, LINK_RAW } from "./wire/link";
 import { Packet } from "./packet";
 
 /** IPv6 extension headers walked before giving up (RFC 8200 expects few; captures show 100). */
@@ -32,11 +32,110 @@ const IPV6_OPT_JUMBO: u32 = 0xc2;
 
 /** Parse the packet of `len` captured bytes (`wirelen` on the wire) at `p`. */
 export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): Reason {
+  if (parseCommon(pkt, link, p, len, wirelen)) return Reason.None;
   pkt.l3 = 0;
   let r = parseLink(pkt, link, p, len);
   if (r != Reason.None) return r;
   if (wirelen < len) wirelen = len;
   return parseIp(pkt, p + pkt.linkLen, len - pkt.linkLen, wirelen - pkt.linkLen, pkt.linkFamily);
+}
+
+/**
+ * The common shapes in one straight pass: Ethernet without VLAN tags or raw
+ * IP, an IPv4 header without options that is not a fragment or an IPv6
+ * header followed directly by TCP or UDP, the whole datagram captured, the
+ * transport header complete and its lengths consistent. Fills `pkt` exactly
+ * as the general parse below would and returns true; returns false (having
+ * written nothing that matters) for every other packet, which the general
+ * parse then takes, errors included.
+ */
+@inline function parseCommon(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): bool {
+  let ip = p;
+  let avail = len;
+  let expect: u32 = 0;
+  let kind: u32 = 0;
+  if (link == LINK_ETHERNET) {
+    if (len < 14 + IPV4_HEADER) return false;
+    let type = ld16(p + 12);
+    expect = type == 0x0800 ? 4 : type == 0x86dd ? 6 : 0;
+    if (expect == 0) return false;
+    ip = p + 14;
+    avail = len - 14;
+    kind = 1;
+  } else if (link != LINK_RAW || len < IPV4_HEADER) {
+    return false;
+  }
+  let wireAvail = (wirelen < len ? len : wirelen) - (len - avail);
+  let vihl = ld8(ip);
+  let v = vihl >> 4;
+  let total: u32, hl: u32, proto: u32;
+  if (v == 4) {
+    if (vihl != 0x45 || (expect != 0 && expect != 4)) return false;
+    total = v4TotalLen(ip);
+    hl = IPV4_HEADER;
+    proto = ld8(ip + V4_PROTO);
+    if ((ld16(ip + V4_FLAGS_FRAG) & (V4_MF | V4_FRAG_MASK)) != 0) return false;
+  } else if (v == 6) {
+    if ((expect != 0 && expect != 6) || avail < IPV6_HEADER) return false;
+    let pl = v6PayloadLen(ip);
+    if (pl == 0) return false;
+    total = IPV6_HEADER + pl;
+    hl = IPV6_HEADER;
+    proto = ld8(ip + V6_NEXT);
+  } else {
+    return false;
+  }
+  if (total > avail || total > wireAvail || total < hl + UDP_HEADER) return false;
+  let l4 = ip + hl;
+  let l4Len = total - hl;
+  let flags: u32 = 0;
+  let csum: usize = 0;
+  if (proto == PROTO_TCP) {
+    if (l4Len < TCP_HEADER) return false;
+    let doff = (ld8(l4 + TCP_DATA_OFF) >> 4) << 2;
+    if (doff < TCP_HEADER || doff > l4Len) return false;
+    flags = ld8(l4 + TCP_FLAGS);
+    csum = l4 + TCP_CSUM;
+  } else if (proto == PROTO_UDP) {
+    let ul = ld16(l4 + UDP_LEN);
+    if (ul < UDP_HEADER || ul > l4Len) return false;
+    if (raw16(l4 + UDP_CSUM) != 0) csum = l4 + UDP_CSUM;
+  } else {
+    return false;
+  }
+  pkt.linkLen = <u32>(ip - p);
+  pkt.linkFamily = expect;
+  pkt.linkProtoPtr = kind != 0 ? p + 12 : 0;
+  pkt.linkProtoKind = kind;
+  pkt.family = v;
+  pkt.l3 = ip;
+  pkt.ipHdrLen = hl;
+  pkt.ipTotal = total;
+  pkt.ipEnd = ip + <usize>total;
+  pkt.truncated = false;
+  pkt.proto = proto;
+  pkt.isFragment = false;
+  pkt.fragMore = false;
+  pkt.hasL4Header = true;
+  pkt.fragOffset = 0;
+  if (v == 4) {
+    pkt.fragId = ld16(ip + V4_ID);
+    pkt.fragPayload = l4;
+    pkt.fragProto = proto;
+  } else {
+    pkt.fragId = 0;
+  }
+  pkt.l4 = l4;
+  pkt.l4Len = l4Len;
+  pkt.l4Avail = l4Len;
+  pkt.sport = raw16(l4);
+  pkt.dport = raw16(l4 + 2);
+  pkt.tcpFlags = flags;
+  pkt.icmpType = 0;
+  pkt.icmpCode = 0;
+  pkt.icmpError = false;
+  pkt.l4CsumPtr = csum;
+  return true;
 }
 
 /**

@@ -10,7 +10,9 @@
 import { Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
 import { hashTuple, SEED_FLOW, SEED_PORT, finalize, mix } from "../hash";
-import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeStart } from "../table/bucket-index";
+import {
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+} from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { bump, setStat } from "../counters";
 import {
@@ -43,6 +45,8 @@ export const FF_FIN_FWD: u32 = 8;
 export const FF_FIN_REV: u32 = 16;
 export const FF_CLOSED: u32 = 32; // RST seen or FIN both ways: transitory timeout
 export const FF_USED: u32 = 64;
+/** The bits of the u16 at F_PROTO (protocol, flags) a key compares: the protocol, USED and V6. */
+const KEY_MASK: u32 = 0xff | ((FF_USED | FF_V6) << 8);
 
 /** Direction bit of a reference: 0 = client->TA, 1 = target->proxy. */
 export const DIR_REVERSE: u32 = 1;
@@ -119,23 +123,30 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
 export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  probeStart(index, indexBuckets, h);
-  let fam = family == 6 ? FF_V6 : 0;
-  while (true) {
-    let ref = probeNext();
-    if (ref < 0) return -1;
-    let rec = flowPtr(<u32>ref >> 1);
-    let f = <u32>load<u8>(rec + F_FLAGS);
-    if (<u32>load<u8>(rec + F_PROTO) != proto || (f & FF_V6) != fam || (f & FF_USED) == 0) continue;
-    if ((<u32>ref & DIR_REVERSE) == 0) {
-      if (raw16(rec + F_CPORT) == sport && raw16(rec + F_GPORT) == dport && sameAddr(family, rec + F_CADDR, src) &&
-        sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst)) return ref;
-    } else {
-      if (raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
-        sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
-        sameAddr(family, proxyAddrPtr(family), dst)) return ref;
+  // proto and flags in one u16 load: the protocol, and the USED and V6 flags as the key's family needs
+  let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
+  let nb = indexBuckets;
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = bucketAt(index, bi);
+    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+      let ref = refAt(b, ctz<u32>(m));
+      let rec = flowPtr(ref >> 1);
+      if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want) continue;
+      if ((ref & DIR_REVERSE) == 0) {
+        if (load<u32>(rec + F_CPORT) == (sport | (dport << 16)) && sameAddr(family, rec + F_CADDR, src) &&
+          sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst)) return <i64>ref;
+      } else {
+        if (raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
+          sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
+          sameAddr(family, proxyAddrPtr(family), dst)) return <i64>ref;
+      }
     }
+    if (!overflowed(b)) break;
+    bi = nextBucket(bi, nb);
   }
+  return -1;
 }
 
 /** Idle timeout of a flow, by protocol and TCP state. */
@@ -183,20 +194,28 @@ export function flowFree(idx: u32): void {
 /** True when a live (unexpired) flow holds the binding T:t <-> P:x; an expired holder is freed. */
 function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32): bool {
   let tAddr = targetPtr(tid) + T_ADDR;
-  probeStart(index, indexBuckets, h);
-  while (true) {
-    let ref = probeNext();
-    if (ref < 0) return false;
-    if ((<u32>ref & DIR_REVERSE) == 0) continue;
-    let rec = flowPtr(<u32>ref >> 1);
-    if (<u32>load<u8>(rec + F_PROTO) != proto || raw16(rec + F_NPORT) != nportRaw || flowFamily(rec) != family) continue;
-    if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
-    if (flowStale(rec, now)) {
-      flowFree(<u32>ref >> 1);
-      return false;
+  let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
+  let nb = indexBuckets;
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = bucketAt(index, bi);
+    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+      let ref = refAt(b, ctz<u32>(m));
+      if ((ref & DIR_REVERSE) == 0) continue;
+      let rec = flowPtr(ref >> 1);
+      if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want || raw16(rec + F_NPORT) != nportRaw) continue;
+      if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
+      if (flowStale(rec, now)) {
+        flowFree(ref >> 1);
+        return false;
+      }
+      return true;
     }
-    return true;
+    if (!overflowed(b)) break;
+    bi = nextBucket(bi, nb);
   }
+  return false;
 }
 
 /**

@@ -10,7 +10,9 @@
 import { raw32 } from "../wire/bytes";
 import { fold } from "../wire/checksum";
 import { hashTuple, SEED_FRAG } from "../hash";
-import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeStart } from "../table/bucket-index";
+import {
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+} from "../table/bucket-index";
 import { reservePages } from "../memory";
 
 /** Seconds a fragment entry lives after its first fragment (Linux ipfrag_time). */
@@ -80,21 +82,28 @@ function free(i: u32): void {
 /** The live entry for a fragment's key, or -1. Expired entries found on the way are freed. */
 export function fragmentFind(family: u32, src: usize, dst: usize, proto: u32, id: u32, now: u32): i64 {
   let h = keyHash(family, src, dst, proto, id);
-  probeStart(index, indexBuckets, h);
   let fam = family == 6 ? RF_V6 : 0;
-  while (true) {
-    let ref = probeNext();
-    if (ref < 0) return -1;
-    let e = entry(<u32>ref);
-    let f = <u32>load<u8>(e + R_FLAGS);
-    if ((f & RF_USED) == 0 || (f & RF_V6) != fam || load<u32>(e + R_ID) != id || <u32>load<u8>(e + R_PROTO) != proto) continue;
-    if (!sameAddr(family, e + R_SRC, src) || !sameAddr(family, e + R_DST, dst)) continue;
-    if (expired(e, now)) {
-      free(<u32>ref);
-      return -1;
+  let nb = indexBuckets;
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = bucketAt(index, bi);
+    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+      let ref = refAt(b, ctz<u32>(m));
+      let e = entry(ref);
+      let f = <u32>load<u8>(e + R_FLAGS);
+      if ((f & RF_USED) == 0 || (f & RF_V6) != fam || load<u32>(e + R_ID) != id || <u32>load<u8>(e + R_PROTO) != proto) continue;
+      if (!sameAddr(family, e + R_SRC, src) || !sameAddr(family, e + R_DST, dst)) continue;
+      if (expired(e, now)) {
+        free(ref);
+        return -1;
+      }
+      return <i64>ref;
     }
-    return ref;
+    if (!overflowed(b)) break;
+    bi = nextBucket(bi, nb);
   }
+  return -1;
 }
 
 function take(now: u32): i64 {

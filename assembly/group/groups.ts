@@ -9,7 +9,9 @@
 import { ControlError, Policy } from "../shared/abi";
 import { raw32, raw16 } from "../wire/bytes";
 import { hashEndpoint, finalize, mix, mixAddr, SEED_GROUP, SEED_MAGLEV_OFFSET } from "../hash";
-import { bucketsFor, BUCKET_BYTES, indexInsert, indexRemove, probeNext, probeStart } from "../table/bucket-index";
+import {
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+} from "../table/bucket-index";
 import { heapAlloc, heapFree, reservePages } from "../memory";
 import { scratch } from "../settings";
 
@@ -118,16 +120,23 @@ export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
 
 /** The live group for exactly (family, proto, address, port), or -1. */
 export function groupFind(family: u32, proto: u32, addr: usize, portRaw: u32): i64 {
-  probeStart(groupIndex, groupIndexBuckets, groupHash(family, proto, addr, portRaw));
-  while (true) {
-    let ref = probeNext();
-    if (ref < 0) return -1;
-    let g = groupPtr(<u32>ref);
-    if (raw16(g + G_PORT) == (portRaw & 0xffff) && <u32>load<u8>(g + G_PROTO) == proto &&
-      ((<u32>load<u8>(g + G_FLAGS) & GF_V6) != 0) == (family == 6) && sameAddr(family, g + G_ADDR, addr)) {
-      return ref;
+  let h = groupHash(family, proto, addr, portRaw);
+  let nb = groupIndexBuckets;
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  // port, protocol and the V6 flag in one u32 load (G_PORT, G_PROTO, G_FLAGS are adjacent)
+  let want = (portRaw & 0xffff) | (proto << 16) | ((family == 6 ? GF_V6 : 0) << 24);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = bucketAt(groupIndex, bi);
+    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+      let ref = refAt(b, ctz<u32>(m));
+      let g = groupPtr(ref);
+      if ((load<u32>(g + G_PORT) & (0xffffff | (GF_V6 << 24))) == want && sameAddr(family, g + G_ADDR, addr)) return <i64>ref;
     }
+    if (!overflowed(b)) break;
+    bi = nextBucket(bi, nb);
   }
+  return -1;
 }
 
 /** Group for a packet to addr:port: the exact port first, then the every-port group (port 0). */

@@ -24,46 +24,47 @@ export function bucketsFor(entries: u32): u32 {
   return <u32>((<u64>h * <u64>nb) >> 32);
 }
 
-@inline function tagOf(h: u32): u32 {
+/** The one-byte tag of hash h (0 marks a free slot). */
+@inline export function tagOf(h: u32): u32 {
   let t = h & 0xff;
   return t == 0 ? 1 : t;
 }
 
-@inline function tagMask(bucket: usize, tag: u32): u32 {
-  let m = v128.load(bucket);
+/** Bit i set: slot i of the bucket at b holds `tag` (SIMD compare of the 12 tags). */
+@inline export function tagMask(b: usize, tag: u32): u32 {
+  let m = v128.load(b);
   return <u32>i8x16.bitmask(i8x16.eq(m, i8x16.splat(<i8>tag))) & SLOT_MASK;
 }
 
-// ---- probe cursor: probeStart(), then probeNext() until it returns -1 ----
-let cBase: usize = 0;
-let cNb: u32 = 0;
-let cBucket: u32 = 0;
-let cMask: u32 = 0;
-let cTag: u32 = 0;
-let cSteps: u32 = 0;
+// ---- probing, with the cursor in the caller's locals (a cursor in globals
+// costs a memory access per step in V8's code). The idiom:
+//
+//   let bi = homeBucket(h, nb), tag = tagOf(h);
+//   for (let steps: u32 = 0; steps < nb; steps++) {
+//     let b = bucketAt(base, bi);
+//     for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+//       let ref = refAt(b, ctz(m));   // a candidate: the caller compares its record
+//     }
+//     if (!overflowed(b)) break;       // no entry of this hash lies further on
+//     bi = nextBucket(bi, nb);
+//   }
 
-@inline export function probeStart(base: usize, nb: u32, h: u32): void {
-  cBase = base;
-  cNb = nb;
-  cBucket = homeBucket(h, nb);
-  cTag = tagOf(h);
-  cMask = tagMask(base + <usize>cBucket * BUCKET_BYTES, cTag);
-  cSteps = 0;
+@inline export function bucketAt(base: usize, bi: u32): usize {
+  return base + <usize>bi * BUCKET_BYTES;
 }
 
-/** Next candidate reference whose tag matches, or -1 when there is none. */
-@inline export function probeNext(): i64 {
-  while (true) {
-    let b = cBase + <usize>cBucket * BUCKET_BYTES;
-    if (cMask != 0) {
-      let i = ctz<u32>(cMask);
-      cMask &= cMask - 1;
-      return <i64>load<u32>(b + REFS + (<usize>i << 2));
-    }
-    if (load<u8>(b + OVERFLOW) == 0 || ++cSteps >= cNb) return -1;
-    cBucket = cBucket + 1 == cNb ? 0 : cBucket + 1;
-    cMask = tagMask(cBase + <usize>cBucket * BUCKET_BYTES, cTag);
-  }
+/** The reference in slot `slot` of the bucket at b. */
+@inline export function refAt(b: usize, slot: u32): u32 {
+  return load<u32>(b + REFS + (<usize>slot << 2));
+}
+
+/** True when entries that hashed here or before were pushed past this bucket. */
+@inline export function overflowed(b: usize): bool {
+  return load<u8>(b + OVERFLOW) != 0;
+}
+
+@inline export function nextBucket(bi: u32, nb: u32): u32 {
+  return bi + 1 == nb ? 0 : bi + 1;
 }
 
 /** Insert a reference under hash h. False only when every bucket is full. */
