@@ -16,7 +16,7 @@ import {
   TCP_HEADER, TCP_DATA_OFF, TCP_FLAGS, TCP_CSUM, UDP_HEADER, UDP_LEN, UDP_CSUM, ICMP_HEADER, ICMP_CSUM,
   ICMP_ID, isEchoRequest, isEchoReply, isIcmpError,
 } from "./wire/l4";
-import { parseLink, LINK_ETHERNET, LINK_RAW } from "./wire/link";
+import { parseLink, LINK_ETHERNET, LINK_IPV4, LINK_IPV6, LINK_RAW } from "./wire/link";
 import { Packet } from "./packet";
 
 /** IPv6 extension headers walked before giving up (RFC 8200 expects few; captures show 100). */
@@ -30,9 +30,16 @@ const IPV6_OPT_PAD1: u32 = 0;
 const IPV6_OPT_HOME_ADDRESS: u32 = 0xc9;
 const IPV6_OPT_JUMBO: u32 = 0xc2;
 
-/** Parse the packet of `len` captured bytes (`wirelen` on the wire) at `p`. */
-export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): Reason {
-  if (parseCommon(pkt, link, p, len, wirelen)) return Reason.None;
+/**
+ * Parse the packet of `len` captured bytes (`wirelen` on the wire) at `p`.
+ * `shape`: its commonShape() when the caller has it already (0: not known).
+ */
+export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32, shape: u64 = 0): Reason {
+  if (shape == 0) shape = commonShape(link, p, len, wirelen);
+  if (shape != 0) {
+    parseCommon(pkt, link, p, shape);
+    return Reason.None;
+  }
   pkt.l3 = 0;
   let r = parseLink(pkt, link, p, len);
   if (r != Reason.None) return r;
@@ -41,72 +48,92 @@ export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen:
 }
 
 /**
- * The common shapes in one straight pass: Ethernet without VLAN tags or raw
- * IP, an IPv4 header without options that is not a fragment or an IPv6
- * header followed directly by TCP or UDP, the whole datagram captured, the
- * transport header complete and its lengths consistent. Fills `pkt` exactly
- * as the general parse below would and returns true; returns false (having
- * written nothing that matters) for every other packet, which the general
- * parse then takes, errors included.
+ * The common shapes: Ethernet without VLAN tags, raw IP or LINKTYPE_IPV4/6;
+ * an IPv4 header without options that is not a fragment, or an IPv6 header
+ * followed directly by TCP or UDP; the whole datagram captured; the
+ * transport header complete and its lengths consistent. For such a packet
+ * returns SHAPE_COMMON | family << 8 | proto << 16 | linkLen << 24 | total << 32
+ * (the IP datagram's length); 0 for every other packet, which the general
+ * parse takes, errors included. The batch prefetch classifies packets with
+ * it, and parsePacket fills a Packet from it.
  */
-@inline function parseCommon(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): bool {
-  let ip = p;
-  let avail = len;
+export function commonShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
+  let linkLen: u32 = 0;
   let expect: u32 = 0;
-  let kind: u32 = 0;
   if (link == LINK_ETHERNET) {
-    if (len < 14 + IPV4_HEADER) return false;
+    if (len < 14 + IPV4_HEADER) return 0;
     let type = ld16(p + 12);
     expect = type == 0x0800 ? 4 : type == 0x86dd ? 6 : 0;
-    if (expect == 0) return false;
-    ip = p + 14;
-    avail = len - 14;
-    kind = 1;
-  } else if (link != LINK_RAW || len < IPV4_HEADER) {
-    return false;
+    if (expect == 0) return 0;
+    linkLen = 14;
+  } else if (link == LINK_IPV4) {
+    expect = 4;
+  } else if (link == LINK_IPV6) {
+    expect = 6;
+  } else if (link != LINK_RAW) {
+    return 0;
   }
-  let wireAvail = (wirelen < len ? len : wirelen) - (len - avail);
+  if (len < linkLen + IPV4_HEADER) return 0;
+  let ip = p + linkLen;
+  let avail = len - linkLen;
+  let wireAvail = (wirelen < len ? len : wirelen) - linkLen;
   let vihl = ld8(ip);
   let v = vihl >> 4;
   let total: u32, hl: u32, proto: u32;
   if (v == 4) {
-    if (vihl != 0x45 || (expect != 0 && expect != 4)) return false;
+    if (vihl != 0x45 || (expect != 0 && expect != 4)) return 0;
     total = v4TotalLen(ip);
     hl = IPV4_HEADER;
     proto = ld8(ip + V4_PROTO);
-    if ((ld16(ip + V4_FLAGS_FRAG) & (V4_MF | V4_FRAG_MASK)) != 0) return false;
+    if ((ld16(ip + V4_FLAGS_FRAG) & (V4_MF | V4_FRAG_MASK)) != 0) return 0;
   } else if (v == 6) {
-    if ((expect != 0 && expect != 6) || avail < IPV6_HEADER) return false;
+    if ((expect != 0 && expect != 6) || avail < IPV6_HEADER) return 0;
     let pl = v6PayloadLen(ip);
-    if (pl == 0) return false;
+    if (pl == 0) return 0;
     total = IPV6_HEADER + pl;
     hl = IPV6_HEADER;
     proto = ld8(ip + V6_NEXT);
   } else {
-    return false;
+    return 0;
   }
-  if (total > avail || total > wireAvail || total < hl + UDP_HEADER) return false;
+  if (total > avail || total > wireAvail || total < hl + UDP_HEADER) return 0;
   let l4 = ip + hl;
   let l4Len = total - hl;
-  let flags: u32 = 0;
-  let csum: usize = 0;
   if (proto == PROTO_TCP) {
-    if (l4Len < TCP_HEADER) return false;
+    if (l4Len < TCP_HEADER) return 0;
     let doff = (ld8(l4 + TCP_DATA_OFF) >> 4) << 2;
-    if (doff < TCP_HEADER || doff > l4Len) return false;
-    flags = ld8(l4 + TCP_FLAGS);
-    csum = l4 + TCP_CSUM;
+    if (doff < TCP_HEADER || doff > l4Len) return 0;
   } else if (proto == PROTO_UDP) {
     let ul = ld16(l4 + UDP_LEN);
-    if (ul < UDP_HEADER || ul > l4Len) return false;
-    if (raw16(l4 + UDP_CSUM) != 0) csum = l4 + UDP_CSUM;
+    if (ul < UDP_HEADER || ul > l4Len) return 0;
   } else {
-    return false;
+    return 0;
   }
-  pkt.linkLen = <u32>(ip - p);
-  pkt.linkFamily = expect;
-  pkt.linkProtoPtr = kind != 0 ? p + 12 : 0;
-  pkt.linkProtoKind = kind;
+  return SHAPE_COMMON | <u64>(v << 8) | <u64>(proto << 16) | <u64>(linkLen << 24) | (<u64>total << 32);
+}
+
+/** Set in every commonShape() result. */
+export const SHAPE_COMMON: u64 = 1;
+@inline export function shapeFamily(s: u64): u32 { return <u32>(s >> 8) & 0xff; }
+@inline export function shapeProto(s: u64): u32 { return <u32>(s >> 16) & 0xff; }
+@inline export function shapeLinkLen(s: u64): u32 { return <u32>(s >> 24) & 0xff; }
+@inline export function shapeTotal(s: u64): u32 { return <u32>(s >> 32); }
+/** Bytes of IP header of a common shape. */
+@inline export function shapeIpHeader(s: u64): u32 { return shapeFamily(s) == 4 ? IPV4_HEADER : IPV6_HEADER; }
+
+/** Fill `pkt` for a packet of common shape `s` (at p, on `link`) exactly as the general parse would. */
+@inline function parseCommon(pkt: Packet, link: u32, p: usize, s: u64): void {
+  let v = shapeFamily(s);
+  let proto = shapeProto(s);
+  let linkLen = shapeLinkLen(s);
+  let total = shapeTotal(s);
+  let hl = shapeIpHeader(s);
+  let ip = p + linkLen;
+  let l4 = ip + hl;
+  pkt.linkLen = linkLen;
+  pkt.linkFamily = link == LINK_RAW ? 0 : v;
+  pkt.linkProtoPtr = link == LINK_ETHERNET ? p + 12 : 0;
+  pkt.linkProtoKind = link == LINK_ETHERNET ? 1 : link == LINK_RAW ? 0 : 4;
   pkt.family = v;
   pkt.l3 = ip;
   pkt.ipHdrLen = hl;
@@ -126,16 +153,20 @@ export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen:
     pkt.fragId = 0;
   }
   pkt.l4 = l4;
-  pkt.l4Len = l4Len;
-  pkt.l4Avail = l4Len;
+  pkt.l4Len = total - hl;
+  pkt.l4Avail = total - hl;
   pkt.sport = raw16(l4);
   pkt.dport = raw16(l4 + 2);
-  pkt.tcpFlags = flags;
   pkt.icmpType = 0;
   pkt.icmpCode = 0;
   pkt.icmpError = false;
-  pkt.l4CsumPtr = csum;
-  return true;
+  if (proto == PROTO_TCP) {
+    pkt.tcpFlags = ld8(l4 + TCP_FLAGS);
+    pkt.l4CsumPtr = l4 + TCP_CSUM;
+  } else {
+    pkt.tcpFlags = 0;
+    pkt.l4CsumPtr = raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0;
+  }
 }
 
 /**

@@ -19,16 +19,18 @@ import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSU
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
+import { accept, drop, toHost } from "./verdict";
+import { fastPath } from "./fastpath";
 import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
-  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw,
+  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
   FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
 } from "./flow/flows";
 import {
   fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
 } from "./flow/fragments";
-import { prefetchBatch, prefetchedHash } from "./flow/prefetch";
+import { prefetchBatch, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
   groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, G_FLAGS, G_USABLE, GF_PENDING, T_ADDR, T_PACKETS,
 } from "./group/groups";
@@ -39,26 +41,6 @@ import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
 
-@inline function drop(d: usize, r: Reason): void {
-  store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
-  store<u8>(d + Desc.REASON, <u8>r);
-  countDrop(r);
-  bump(Stat.Dropped);
-}
-
-@inline function toHost(d: usize, work: HostWork, aux: u32): void {
-  store<u8>(d + Desc.VERDICT, <u8>Verdict.ToHost);
-  store<u8>(d + Desc.REASON, <u8>work);
-  store<u16>(d + Desc.AUX, <u16>aux);
-  bump(Stat.ToHost);
-}
-
-@inline function accept(d: usize, aux: u32): void {
-  store<u8>(d + Desc.VERDICT, <u8>Verdict.Forward);
-  store<u16>(d + Desc.AUX, <u16>aux);
-  bump((aux & AuxFlag.Reflected) != 0 ? Stat.Reflected : Stat.Forwarded);
-}
-
 /**
  * Exported: process `n` descriptors at `desc`. A descriptor whose OFF is 0 is
  * an empty slot and is skipped. Descriptors arriving with AUX = Reflected are
@@ -67,7 +49,7 @@ import { hashTuple, SEED_FLOW } from "./hash";
  * only when there are some).
  */
 export function process_batch(desc: usize, n: u32): u32 {
-  if (!stopsBefore(Stage.FlowLookup)) prefetchBatch(desc, n);
+  prefetchBatch(desc, n);
   let now: u32 = 0;
   let any = false;
   let toHost: u32 = 0;
@@ -77,14 +59,15 @@ export function process_batch(desc: usize, n: u32): u32 {
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
     any = true;
-    processOne(pkt, d, now, prefetchedHash(i));
+    if (!fastPath(d, i, now)) processOne(pkt, d, now, i);
     if (load<u8>(d + Desc.VERDICT) == <u8>Verdict.ToHost) toHost++;
   }
   if (any && !stopsBefore(Stage.Verdict)) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
   return toHost;
 }
 
-function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
+/** Packet `d`, the i-th of its batch (for the prefetch's hints). */
+function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
   let off = <usize>load<u32>(d + Desc.OFF);
   let len = load<u32>(d + Desc.LEN);
   let wirelen = load<u32>(d + Desc.WIRELEN);
@@ -96,7 +79,7 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     bump(Stat.Packets);
     bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
   }
-  let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), off, len, wirelen);
+  let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), off, len, wirelen, prefetchedShape(i));
   if (r != Reason.None) { drop(d, r); return; }
   if (stopAfter(Stage.Parse)) return;
 
@@ -132,8 +115,10 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     return;
   }
 
-  // the prefetch hashed the same tuple, unless the packet was decapsulated since
-  let h = hint >= 0 && (aux & AuxFlag.Decapsulated) == 0 ? <u32>hint : hashTuple(SEED_FLOW, family, src, dst, pkt.sport, pkt.dport, proto);
+  // the prefetch hashed the same tuple (and found the group and target of a new flow), unless the packet was decapsulated since
+  let prefetched = (aux & AuxFlag.Decapsulated) == 0;
+  let hint = prefetched ? prefetchedHash(i) : -1;
+  let h = hint >= 0 ? <u32>hint : hashTuple(SEED_FLOW, family, src, dst, pkt.sport, pkt.dport, proto);
   let ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   if (ref >= 0 && flowStale(flowPtr(<u32>ref >> 1), now)) {
     flowFree(<u32>ref >> 1);
@@ -150,7 +135,8 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
 
   // A new flow: only toward a group, never to the proxy's own address.
   if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) { drop(d, Reason.NotForProxy); return; }
-  let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
+  let gidRes = prefetched ? prefetchedGroup(i) : -1;
+  if (gidRes < 0) gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
   if (gidRes < 0) {
     // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
     if (inAnycastPrefix(family, dst)) toHost(d, HostWork.Unresolved, aux);
@@ -169,7 +155,8 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     drop(d, Reason.NoFlow);
     return;
   }
-  let tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
+  let tid = prefetched ? prefetchedTarget(i) : -1;
+  if (tid < 0) tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
   if (tid < 0) { drop(d, Reason.NoTarget); return; }
   if (stopAfter(Stage.Select)) return;
   let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now);
@@ -220,7 +207,7 @@ function forward(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
     if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
   }
   store<u32>(rec + F_LAST, now);
-  if (pkt.proto == PROTO_TCP) trackTcp(pkt, rec, false);
+  if (pkt.proto == PROTO_TCP) trackTcp(rec, pkt.tcpFlags, false);
   let t = targetPtr(tid);
   if (toAwareTarget(pkt, d, rec, t, aux)) return;
   countTargetPacket(t);
@@ -315,31 +302,12 @@ function reverse(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
     if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
   }
   store<u32>(rec + F_LAST, now);
-  if (pkt.proto == PROTO_TCP) trackTcp(pkt, rec, true);
+  if (pkt.proto == PROTO_TCP) trackTcp(rec, pkt.tcpFlags, true);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let dl4 = rewrite(pkt, g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
   if (frag >= 0) oweChecksum(pkt, <u32>frag, dl4);
   if (stopAfter(Stage.Rewrite)) return;
   accept(d, aux);
-}
-
-/** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
-function trackTcp(pkt: Packet, rec: usize, fromTarget: bool): void {
-  let f = <u32>load<u8>(rec + F_FLAGS);
-  let flags = pkt.tcpFlags;
-  if ((flags & TCP_RST) != 0) {
-    f |= FF_CLOSED;
-  } else if ((flags & TCP_SYN) != 0) {
-    if (!fromTarget && (flags & TCP_ACK) == 0 && (f & FF_CLOSED) != 0) {
-      // the client reuses the tuple for a new connection
-      f &= ~(FF_CLOSED | FF_ESTABLISHED | FF_FIN_FWD | FF_FIN_REV);
-    }
-  } else {
-    if ((flags & TCP_FIN) != 0) f |= fromTarget ? FF_FIN_REV : FF_FIN_FWD;
-    if ((f & (FF_FIN_FWD | FF_FIN_REV)) == (FF_FIN_FWD | FF_FIN_REV)) f |= FF_CLOSED;
-    f |= FF_ESTABLISHED;
-  }
-  store<u8>(rec + F_FLAGS, <u8>f);
 }
 
 /** An ICMP error: translate it if it quotes a packet of a live flow (the quote parsed into `q`). */

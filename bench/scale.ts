@@ -32,7 +32,8 @@
 // groups   1 to 1M groups, 200k flows spread over the first 4096.
 // targets  1 to 100k targets in one group (the selection's cost).
 //
-// BENCH_QUICK=1 runs small sizes.
+// BENCH_QUICK=1 runs small sizes; SCALE_FLOWS=10000,1000000 picks the flow
+// series' sizes.
 
 import { performance } from "node:perf_hooks";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -244,7 +245,10 @@ const STAGES: readonly [Stage, string][] = [
   [Stage.Verdict, "verdict"],
 ];
 
-for (const n of !runs("flows") ? [] : QUICK ? [10_000, 100_000] : [10_000, 100_000, 1_000_000, 10_000_000]) {
+const FLOW_SIZES = process.env.SCALE_FLOWS
+  ? process.env.SCALE_FLOWS.split(",").map((x) => Number(x.replace(/_/g, "")))
+  : QUICK ? [10_000, 100_000] : [10_000, 100_000, 1_000_000, 10_000_000];
+for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   const NEW = Math.min(65_536, Math.max(4096, n >> 3));
   const cap = n + 4 * NEW;
   const targets = targetsFor(cap);

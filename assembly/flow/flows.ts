@@ -22,6 +22,7 @@ import {
   portMin, portMax, proxyAddrPtr, timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp,
 } from "../settings";
 import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/l4";
 
 // ---- flow record (48 bytes) ----
 export const FLOW_SIZE: usize = 48;
@@ -149,6 +150,24 @@ export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, ds
   return -1;
 }
 
+/** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
+@inline export function trackTcp(rec: usize, flags: u32, fromTarget: bool): void {
+  let f = <u32>load<u8>(rec + F_FLAGS);
+  if ((flags & TCP_RST) != 0) {
+    f |= FF_CLOSED;
+  } else if ((flags & TCP_SYN) != 0) {
+    if (!fromTarget && (flags & TCP_ACK) == 0 && (f & FF_CLOSED) != 0) {
+      // the client reuses the tuple for a new connection
+      f &= ~(FF_CLOSED | FF_ESTABLISHED | FF_FIN_FWD | FF_FIN_REV);
+    }
+  } else {
+    if ((flags & TCP_FIN) != 0) f |= fromTarget ? FF_FIN_REV : FF_FIN_FWD;
+    if ((f & (FF_FIN_FWD | FF_FIN_REV)) == (FF_FIN_FWD | FF_FIN_REV)) f |= FF_CLOSED;
+    f |= FF_ESTABLISHED;
+  }
+  store<u8>(rec + F_FLAGS, <u8>f);
+}
+
 /** Idle timeout of a flow, by protocol and TCP state. */
 @inline export function flowTimeout(rec: usize): u32 {
   let proto = <u32>load<u8>(rec + F_PROTO);
@@ -171,7 +190,7 @@ export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, ds
 }
 
 /** Reverse-key hash of a binding: the target's reply src T:t -> dst P:x. */
-@inline function reverseHash(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32): u32 {
+@inline export function reverseHash(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32): u32 {
   return hashTuple(SEED_FLOW, family, targetPtr(tid) + T_ADDR, proxyAddrPtr(family), tportRaw, nportRaw, proto);
 }
 
@@ -218,28 +237,41 @@ function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw
   return false;
 }
 
+/** allocNatPort found no free port. */
+export const NO_PORT: u64 = u64.MAX_VALUE;
+
+/** The hash a key's NAT port candidates are drawn from (allocNatPort). */
+@inline export function natPortSeed(keyHash: u32): u32 {
+  return finalize(mix(SEED_PORT, keyHash), 4);
+}
+
+/** Candidate i (host order) of a NAT port range of `range` ports from portMin: a small range in order, a large one sampled. */
+@inline export function natPortCandidate(seed: u32, i: u32, range: u32): u32 {
+  return portMin + (range <= PORT_TRIES ? (seed + i) % range : finalize(mix(seed, i), 4) % range);
+}
+
 /**
  * Choose a NAT port (host order) for a new binding toward target tid:tport.
  * Candidates are drawn from a hash of the client's key (deterministic, and
  * random enough that bound ports do not cluster: about 1 / (1 - load) tries).
- * Returns -1 when every port tried is held by a live binding. A target with a
- * fixed port that already has as many flows as there are ports gets only a
+ * Returns the port in the low 32 bits and the reverse key's hash in the high
+ * ones, or NO_PORT when every port tried is held by a live binding. A target with
+ * a fixed port that already has as many flows as there are ports gets only a
  * few tries (they may still find a holder that expired).
  */
-export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32): i64 {
+export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32): u64 {
   let range = portMax - portMin + 1;
   let t = targetPtr(tid);
-  let h = finalize(mix(SEED_PORT, keyHash), 4);
+  let seed = natPortSeed(keyHash);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
   for (let i: u32 = 0; i < tries; i++) {
-    // a small range is walked in order (every port once); a large one sampled
-    let port = portMin + (range <= PORT_TRIES ? (h + i) % range : finalize(mix(h, i), 4) % range);
+    let port = natPortCandidate(seed, i, range);
     let nraw = <u32>bswap<u16>(<u16>port);
     let h = reverseHash(family, proto, tid, tportRaw, nraw);
-    if (!bindingTaken(family, proto, tid, tportRaw, nraw, h, now)) return <i64>port;
+    if (!bindingTaken(family, proto, tid, tportRaw, nraw, h, now)) return (<u64>h << 32) | <u64>port;
   }
-  return -1;
+  return NO_PORT;
 }
 
 /** A record for a new flow: free list, fresh records, then expired or transitory victims. */
@@ -280,10 +312,10 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
-  let nport: i64 = 0;
+  let nat: u64 = 0;
   if (!aware) {
-    nport = allocNatPort(family, proto, tid, tport, hfwd, now);
-    if (nport < 0) return -<i64>Reason.NatPortsExhausted;
+    nat = allocNatPort(family, proto, tid, tport, hfwd, now);
+    if (nat == NO_PORT) return -<i64>Reason.NatPortsExhausted;
   }
   let r = takeRecord(now);
   if (r < 0) return -<i64>Reason.FlowTableFull;
@@ -301,9 +333,8 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   store<u32>(rec + F_HFWD, hfwd);
   indexInsert(index, indexBuckets, hfwd, idx << 1);
   if (!aware) {
-    let nraw = <u32>bswap<u16>(<u16>(<u32>nport));
-    store<u16>(rec + F_NPORT, <u16>nraw);
-    let hrev = reverseHash(family, proto, tid, tport, nraw);
+    let hrev = <u32>(nat >> 32);
+    store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
     store<u32>(rec + F_HREV, hrev);
     indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
   }
@@ -327,10 +358,10 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
   let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = raw16(rec + F_GPORT);
-  let nport: i64 = 0;
+  let nat: u64 = 0;
   if (!aware) {
-    nport = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now);
-    if (nport < 0) return false;
+    nat = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now);
+    if (nat == NO_PORT) return false;
   }
   let f = <u32>load<u8>(rec + F_FLAGS);
   if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
@@ -338,9 +369,8 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
   store<u32>(rec + F_TARGET, tid);
   store<u8>(rec + F_FLAGS, <u8>(aware ? f | FF_AWARE : f & ~FF_AWARE));
   if (!aware) {
-    let nraw = <u32>bswap<u16>(<u16>(<u32>nport));
-    store<u16>(rec + F_NPORT, <u16>nraw);
-    let hrev = reverseHash(family, proto, tid, tport, nraw);
+    let hrev = <u32>(nat >> 32);
+    store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
     store<u32>(rec + F_HREV, hrev);
     indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
   }

@@ -1,20 +1,62 @@
-// A pass over a batch before it is processed: for the common packet shapes
-// (IPv4 or IPv6 TCP/UDP on Ethernet or raw IP), find the flow-index bucket
-// each packet will look up and touch them all back to back, then the records
-// they name. The cache misses of a whole batch then overlap instead of
-// stalling one packet at a time. Reads only; changes nothing; any packet it
-// does not recognise is simply left to the pipeline.
+// A pass over a batch before it is processed, so that the cache misses of the
+// whole batch overlap instead of stalling one packet at a time (a VPP-style
+// vector pass; Wasm has no prefetch instruction, so a "touch" is a load whose
+// value is summed into a sink).
+//
+// For the common packet shapes (parse.ts, commonShape: IPv4 or IPv6 TCP/UDP
+// on Ethernet or raw IP, nothing unusual):
+//   1. classify and hash each packet's tuple and find its flow-index bucket
+//      (in the bench build, stopping after the parse stage stops here);
+//   2. touch every bucket;
+//   3. for a packet whose bucket names a candidate, touch that flow record;
+//      for one whose key is certainly not in the index (no tag match, no
+//      overflow: a new flow, if any), find its group and, where the choice
+//      is a pure function of the packet and the tables (affinity and
+//      proximity), its target and the first NAT port candidates, and note the
+//      reverse-index buckets those bindings would live in;
+//   4. touch those buckets.
+// The pipeline then takes each packet's shape, hash, group and target from
+// here (prefetchedShape/Hash/Group/Target) instead of computing them again.
+//
+// Reads only; changes nothing the pipeline would see. A packet this pass does
+// not recognise is simply left to the pipeline; a hint is a value the
+// pipeline would compute itself from the same inputs, since no control call
+// can run inside a batch.
 
-import { Desc, Layout } from "../shared/abi";
-import { ld16, ld8, raw16 } from "../wire/bytes";
+import { Desc, Layout, Policy, Stage } from "../shared/abi";
+import { raw16 } from "../wire/bytes";
+import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapeProto } from "../parse";
+import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
-import { bucketAddress, firstCandidate } from "../table/bucket-index";
-import { flowIndexBase, flowIndexBuckets, flowPtr } from "./flows";
+import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
+import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, F_LAST } from "./flows";
+import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
+import { selectTarget } from "../group/select";
+import { isProxyAddr, portMax, portMin } from "../settings";
 
 const MAX_BATCH: u32 = 4096;
-const buckets = memory.data(<i32>(MAX_BATCH * 8), 16); // per packet: bucket address, hash
+/** NAT port candidates whose reverse buckets a new flow touches ahead (at half the ports bound, 3 in 4 flows need no more). */
+const PORT_AHEAD: u32 = 2;
+/**
+ * Per packet: [0] bucket address (0: not recognised), [4] hash, [8] group + 1,
+ * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
+ * certainly not in the index, [28] PORT_AHEAD reverse buckets (0: none).
+ */
+const ENTRY: usize = 28 + (<usize>PORT_AHEAD << 2);
+const E_BUCKET: usize = 0;
+const E_HASH: usize = 4;
+const E_GROUP: usize = 8;
+const E_TARGET: usize = 12;
+const E_SHAPE: usize = 16;
+const E_ABSENT: usize = 24;
+const E_REVERSE: usize = 28;
+const hints = memory.data(<i32>(<usize>MAX_BATCH * ENTRY), 16);
 /** Loaded values are summed here so the loads are not optimised away. */
 let sink: u64 = 0;
+
+@inline function entryAt(i: u32): usize {
+  return hints + <usize>i * ENTRY;
+}
 
 /**
  * The flow hash the prefetch computed for packet i of the last batch, or -1
@@ -23,60 +65,130 @@ let sink: u64 = 0;
  */
 @inline export function prefetchedHash(i: u32): i64 {
   if (i >= MAX_BATCH) return -1;
-  let e = buckets + (<usize>i << 3);
-  return load<u32>(e) == 0 ? -1 : <i64>load<u32>(e + 4);
+  let e = entryAt(i);
+  return load<u32>(e + E_BUCKET) == 0 ? -1 : <i64>load<u32>(e + E_HASH);
+}
+
+/** commonShape() of packet i (parse.ts), or 0: not a common shape, or not classified. */
+@inline export function prefetchedShape(i: u32): u64 {
+  return i >= MAX_BATCH ? 0 : load<u64>(entryAt(i) + E_SHAPE);
+}
+
+/** True when packet i's key was certainly not in the flow index when the batch began (a new flow, or nothing). */
+@inline export function prefetchedAbsent(i: u32): bool {
+  return i < MAX_BATCH && load<u32>(entryAt(i) + E_ABSENT) != 0;
+}
+
+/** The group of packet i (groupLookup of its destination), or -1 when the prefetch did not look it up. */
+@inline export function prefetchedGroup(i: u32): i64 {
+  return i >= MAX_BATCH ? -1 : <i64>load<u32>(entryAt(i) + E_GROUP) - 1;
+}
+
+/** The target selectTarget picks for packet i's new flow, or -1 when the prefetch did not (or could not) pick it. */
+@inline export function prefetchedTarget(i: u32): i64 {
+  return i >= MAX_BATCH ? -1 : <i64>load<u32>(entryAt(i) + E_TARGET) - 1;
 }
 
 export function prefetchBatch(desc: usize, n: u32): void {
-  if (n > MAX_BATCH) n = MAX_BATCH; // prefetchedHash(i) is -1 past MAX_BATCH
+  if (n > MAX_BATCH) n = MAX_BATCH; // the hints are -1 past MAX_BATCH
   let base = flowIndexBase();
   let nb = flowIndexBuckets();
+  // 1. classify (the common shapes of parse.ts) and hash
   for (let i: u32 = 0; i < n; i++) {
     let d = desc + <usize>i * Layout.DESC_SIZE;
-    let e = buckets + (<usize>i << 3);
-    store<u32>(e, 0);
+    let e = entryAt(i);
+    store<u64>(e + E_BUCKET, 0);
+    store<u64>(e + E_GROUP, 0);
+    store<u64>(e + E_SHAPE, 0);
+    store<u64>(e + E_ABSENT, 0); // and the first reverse bucket
     let p = <usize>load<u32>(d + Desc.OFF);
     if (p == 0) continue;
-    let len = load<u32>(d + Desc.LEN);
-    let link = <u32>load<u16>(d + Desc.LINK);
-    let ip = p;
-    if (link == 1) {
-      if (len < 14 + 40) continue;
-      let type = ld16(p + 12);
-      if (type != 0x0800 && type != 0x86dd) continue;
-      ip = p + 14;
-      len -= 14;
-    } else if (link != 101 && link != 228 && link != 229) {
-      continue;
-    }
-    let v = ld8(ip) >> 4;
-    let h: u32;
-    if (v == 4) {
-      let hl = (ld8(ip) & 15) << 2;
-      let proto = ld8(ip + 9);
-      if (hl < 20 || len < hl + 4 || (proto != 6 && proto != 17) || (ld16(ip + 6) & 0x3fff) != 0) continue;
-      h = hashTuple(SEED_FLOW, 4, ip + 12, ip + 16, raw16(ip + hl), raw16(ip + hl + 2), proto);
-    } else if (v == 6) {
-      let proto = ld8(ip + 6);
-      if (len < 44 || (proto != 6 && proto != 17)) continue;
-      h = hashTuple(SEED_FLOW, 6, ip + 8, ip + 24, raw16(ip + 40), raw16(ip + 42), proto);
-    } else {
-      continue;
-    }
-    store<u32>(e, <u32>bucketAddress(base, nb, h));
-    store<u32>(e + 4, h);
+    let shape = commonShape(<u32>load<u16>(d + Desc.LINK), p, load<u32>(d + Desc.LEN), load<u32>(d + Desc.WIRELEN));
+    if (shape == 0) continue;
+    let ip = p + shapeLinkLen(shape);
+    let family = shapeFamily(shape);
+    let l4 = ip + shapeIpHeader(shape);
+    let h = family == 4
+      ? hashTuple(SEED_FLOW, 4, ip + 12, ip + 16, raw16(l4), raw16(l4 + 2), shapeProto(shape))
+      : hashTuple(SEED_FLOW, 6, ip + 8, ip + 24, raw16(l4), raw16(l4 + 2), shapeProto(shape));
+    store<u64>(e + E_SHAPE, shape);
+    store<u32>(e + E_BUCKET, <u32>bucketAt(base, homeBucket(h, nb)));
+    store<u32>(e + E_HASH, h);
   }
+  if (stopsBefore(Stage.FlowLookup)) return;
+  // 2. touch the buckets
   let acc: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    let b = <usize>load<u32>(buckets + (<usize>i << 3));
+    let b = <usize>load<u32>(entryAt(i) + E_BUCKET);
     if (b != 0) acc += load<u64>(b);
   }
+  // 3. touch the records the buckets name; a new flow's group, target and reverse buckets
+  let range = portMax - portMin + 1;
   for (let i: u32 = 0; i < n; i++) {
-    let e = buckets + (<usize>i << 3);
-    let b = <usize>load<u32>(e);
+    let e = entryAt(i);
+    let b = <usize>load<u32>(e + E_BUCKET);
     if (b == 0) continue;
-    let ref = firstCandidate(b, load<u32>(e + 4));
-    if (ref >= 0) acc += load<u64>(flowPtr(<u32>ref >> 1));
+    let h = load<u32>(e + E_HASH);
+    let m = tagMask(b, tagOf(h));
+    if (m != 0) {
+      // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
+      let rec = flowPtr(refAt(b, ctz<u32>(m)) >> 1);
+      acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
+    } else if (!overflowed(b)) {
+      store<u32>(e + E_ABSENT, 1);
+      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
+    }
+  }
+  // 4. touch the reverse buckets of the new flows' first NAT ports
+  for (let i: u32 = 0; i < n; i++) {
+    let r = entryAt(i) + E_REVERSE;
+    for (let k: u32 = 0; k < PORT_AHEAD; k++) {
+      let b = <usize>load<u32>(r + (<usize>k << 2));
+      if (b == 0) break;
+      acc += load<u64>(b);
+    }
   }
   sink += acc;
+}
+
+/**
+ * A packet whose key is not in the flow index: if it is addressed to a group,
+ * note the group, and the target and reverse buckets of its first NAT ports
+ * when the group's policy picks the target from the packet alone. Returns a
+ * value loaded from the target (a touch).
+ */
+function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
+  let shape = load<u64>(e + E_SHAPE);
+  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
+  let family = shapeFamily(shape);
+  let proto = shapeProto(shape);
+  let src = ip + (family == 4 ? 12 : 8);
+  let dst = ip + (family == 4 ? 16 : 24);
+  let l4 = ip + shapeIpHeader(shape);
+  let sport = raw16(l4);
+  let dport = raw16(l4 + 2);
+  if (isProxyAddr(family, dst)) return 0; // a reply, never a new flow
+  let gid = groupLookup(family, proto, dst, dport);
+  if (gid < 0) return 0;
+  store<u32>(e + E_GROUP, <u32>gid + 1);
+  let policy = <u32>load<u8>(groupPtr(<u32>gid) + G_POLICY);
+  if (policy != Policy.Affinity && policy != Policy.Proximity) return 0; // the others change state as they pick
+  let tid = selectTarget(<u32>gid, family, src, dst, sport, dport, proto);
+  if (tid < 0) return 0;
+  store<u32>(e + E_TARGET, <u32>tid + 1);
+  let t = targetPtr(<u32>tid);
+  let flags = <u32>load<u8>(t + T_FLAGS);
+  if ((flags & TF_AWARE) != 0) return <u64>flags;
+  let tport = raw16(t + T_PORT);
+  if (tport == 0) tport = dport;
+  let seed = natPortSeed(h);
+  let nb = flowIndexBuckets();
+  let base = flowIndexBase();
+  for (let k: u32 = 0; k < PORT_AHEAD && k < range; k++) {
+    let nraw = <u32>bswap<u16>(<u16>natPortCandidate(seed, k, range));
+    let hr = reverseHash(family, proto, <u32>tid, tport, nraw);
+    store<u32>(e + E_REVERSE + (<usize>k << 2), <u32>bucketAt(base, homeBucket(hr, nb)));
+  }
+  if (PORT_AHEAD > range) store<u32>(e + E_REVERSE + (<usize>range << 2), 0);
+  return <u64>flags;
 }

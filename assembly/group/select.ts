@@ -126,6 +126,11 @@ function rendezvous(g: usize, key: u32, family: u32, src: usize, label: u32): i6
   let cands = <usize>load<u32>(g + G_CANDIDATES);
   let km = rendezvousKey(key);
   let equal = (<u32>load<u8>(g + G_FLAGS) & GF_EQUAL_WEIGHTS) != 0;
+  if (equal && label == 0 && n != 0) {
+    // the common case: the largest hash wins, and the sender is rarely a member
+    let tid = load<u32>(cands + (<usize>largestHash(cands, n, km) << 4));
+    if (!isSender(tid, family, src)) return <i64>tid;
+  }
   // Pass 0 ignores the sender (the common case: it is not a member); if the
   // winner is the sender, pass 1 runs again without it.
   for (let pass = 0; pass < 2; pass++) {
@@ -156,6 +161,89 @@ function rendezvous(g: usize, key: u32, family: u32, src: usize, label: u32): i6
     if (best < 0 || !isSender(<u32>best, family, src)) return best;
   }
   return -1;
+}
+
+// The MurmurHash3 constants of rendezvousHash, four lanes each, and lane
+// positions: loaded into registers once per selection (as v128.const, V8
+// would materialise them inside the loop).
+const RZ = memory.data<u32>([
+  0xcc9e2d51, 0xcc9e2d51, 0xcc9e2d51, 0xcc9e2d51,
+  0x1b873593, 0x1b873593, 0x1b873593, 0x1b873593,
+  5, 5, 5, 5,
+  0xe6546b64, 0xe6546b64, 0xe6546b64, 0xe6546b64,
+  8, 8, 8, 8,
+  0x85ebca6b, 0x85ebca6b, 0x85ebca6b, 0x85ebca6b,
+  0xc2b2ae35, 0xc2b2ae35, 0xc2b2ae35, 0xc2b2ae35,
+  0, 1, 2, 3,
+  4, 4, 4, 4,
+], 16);
+
+/**
+ * The position of the candidate (of n >= 1 at `cands`) whose rendezvous hash
+ * rendezvousHash(km, identity hash) is the largest, the first on a tie: the
+ * equal-weights rendezvous winner. Four candidates at a time with SIMD (the
+ * same MurmurHash3 steps lane by lane), the rest one by one.
+ */
+function largestHash(cands: usize, n: u32, km: u32): u32 {
+  let best: u32 = 0;
+  let bh: u32 = 0;
+  let i: u32 = 0;
+  if (n >= 8) {
+    let c1 = v128.load(RZ), c2 = v128.load(RZ, 16), five = v128.load(RZ, 32), c3 = v128.load(RZ, 48);
+    let eight = v128.load(RZ, 64), f1 = v128.load(RZ, 80), f2 = v128.load(RZ, 96);
+    let idx = v128.load(RZ, 112), four = v128.load(RZ, 128);
+    let kmv = i32x4.splat(<i32>km);
+    let bestH = i32x4.splat(0);
+    let bestI = idx;
+    for (; i + 4 <= n; i += 4) {
+      // lane 1 (the identity hash) of four 16-byte candidates
+      let c = cands + (<usize>i << 4) + 4;
+      let k = v128.load32_zero(c);
+      k = v128.load32_lane(c + 16, k, 1);
+      k = v128.load32_lane(c + 32, k, 2);
+      k = v128.load32_lane(c + 48, k, 3);
+      // mix(km, k)
+      k = i32x4.mul(k, c1);
+      k = v128.or(i32x4.shl(k, 15), i32x4.shr_u(k, 17));
+      k = i32x4.mul(k, c2);
+      let h = v128.xor(kmv, k);
+      h = v128.or(i32x4.shl(h, 13), i32x4.shr_u(h, 19));
+      h = i32x4.add(i32x4.mul(h, five), c3);
+      // finalize(h, 8)
+      h = v128.xor(h, eight);
+      h = v128.xor(h, i32x4.shr_u(h, 16));
+      h = i32x4.mul(h, f1);
+      h = v128.xor(h, i32x4.shr_u(h, 13));
+      h = i32x4.mul(h, f2);
+      h = v128.xor(h, i32x4.shr_u(h, 16));
+      if (i == 0) {
+        bestH = h; // the first four always count (a hash may be 0)
+      } else {
+        // strictly larger: an earlier candidate keeps a tie, as one by one
+        let gt = i32x4.gt_u(h, bestH);
+        bestH = v128.bitselect(h, bestH, gt);
+        bestI = v128.bitselect(idx, bestI, gt);
+      }
+      idx = i32x4.add(idx, four);
+    }
+    // the largest of the four lanes, the lowest position on a tie
+    best = <u32>i32x4.extract_lane(bestI, 0);
+    bh = <u32>i32x4.extract_lane(bestH, 0);
+    let lh = <u32>i32x4.extract_lane(bestH, 1), li = <u32>i32x4.extract_lane(bestI, 1);
+    if (lh > bh || (lh == bh && li < best)) { bh = lh; best = li; }
+    lh = <u32>i32x4.extract_lane(bestH, 2); li = <u32>i32x4.extract_lane(bestI, 2);
+    if (lh > bh || (lh == bh && li < best)) { bh = lh; best = li; }
+    lh = <u32>i32x4.extract_lane(bestH, 3); li = <u32>i32x4.extract_lane(bestI, 3);
+    if (lh > bh || (lh == bh && li < best)) { bh = lh; best = li; }
+  } else {
+    bh = rendezvousHash(km, load<u32>(cands + 4));
+    i = 1;
+  }
+  for (; i < n; i++) {
+    let h = rendezvousHash(km, load<u32>(cands + (<usize>i << 4) + 4));
+    if (h > bh) { bh = h; best = i; }
+  }
+  return best;
 }
 
 /** Interleaved weighted round robin over the group's candidates, in list order. */

@@ -25,16 +25,7 @@ export function rewrite(pkt: Packet, newSrc: usize, newSport: u32, newDst: usize
   if (!pkt.hasL4Header) return 0;
   let l4 = pkt.l4;
   let proto = pkt.proto;
-  if (proto == PROTO_TCP || proto == PROTO_UDP) {
-    let dl4 = dAddr + delta16(raw16(l4 + TCP_SPORT), newSport) + delta16(raw16(l4 + TCP_DPORT), newDport);
-    store<u16>(l4 + TCP_SPORT, <u16>newSport);
-    store<u16>(l4 + TCP_DPORT, <u16>newDport);
-    if (pkt.l4CsumPtr != 0) {
-      if (proto == PROTO_UDP) applyUdpAt(pkt.l4CsumPtr, dl4);
-      else applyAt(pkt.l4CsumPtr, dl4);
-    }
-    return dl4;
-  }
+  if (proto == PROTO_TCP || proto == PROTO_UDP) return rewritePorts(l4, proto, pkt.l4CsumPtr, dAddr, newSport, newDport);
   // ICMP echo: the identifier is the "port" (sport of a request, dport of a reply)
   let id = isEchoReply(pkt.family, pkt.icmpType) ? newDport : newSport;
   let dIcmp = delta16(raw16(l4 + ICMP_ID), id);
@@ -50,8 +41,12 @@ export function rewrite(pkt: Packet, newSrc: usize, newSport: u32, newDst: usize
  * transport checksum's pseudo-header owes too.
  */
 export function rewriteAddresses(pkt: Packet, newSrc: usize, newDst: usize): u64 {
-  let ip = pkt.l3;
-  if (pkt.family == 4) {
+  return rewriteIp(pkt.family, pkt.l3, newSrc, newDst);
+}
+
+/** The address rewrite of an IP header at `ip`; returns the checksum delta of the change. */
+@inline export function rewriteIp(family: u32, ip: usize, newSrc: usize, newDst: usize): u64 {
+  if (family == 4) {
     let s = raw32(newSrc), d = raw32(newDst);
     let dAddr = delta32(raw32(ip + V4_SRC), s) + delta32(raw32(ip + V4_DST), d);
     store<u32>(ip + V4_SRC, s);
@@ -60,7 +55,25 @@ export function rewriteAddresses(pkt: Packet, newSrc: usize, newDst: usize): u64
     return dAddr;
   }
   let dAddr = delta128(ip + V6_SRC, newSrc) + delta128(ip + V6_DST, newDst);
-  memory.copy(ip + V6_SRC, newSrc, 16);
-  memory.copy(ip + V6_DST, newDst, 16);
+  store<u64>(ip + V6_SRC, load<u64>(newSrc));
+  store<u64>(ip + V6_SRC + 8, load<u64>(newSrc + 8));
+  store<u64>(ip + V6_DST, load<u64>(newDst));
+  store<u64>(ip + V6_DST + 8, load<u64>(newDst + 8));
   return dAddr;
+}
+
+/**
+ * The port rewrite of a TCP or UDP header at `l4` whose addresses changed by
+ * `dAddr`, the checksum at `csum` (0: none) following. Returns the transport
+ * checksum's delta.
+ */
+@inline export function rewritePorts(l4: usize, proto: u32, csum: usize, dAddr: u64, newSport: u32, newDport: u32): u64 {
+  let dl4 = dAddr + delta16(raw16(l4 + TCP_SPORT), newSport) + delta16(raw16(l4 + TCP_DPORT), newDport);
+  store<u16>(l4 + TCP_SPORT, <u16>newSport);
+  store<u16>(l4 + TCP_DPORT, <u16>newDport);
+  if (csum != 0) {
+    if (proto == PROTO_UDP) applyUdpAt(csum, dl4);
+    else applyAt(csum, dl4);
+  }
+  return dl4;
 }

@@ -7,6 +7,7 @@ import { DataPlane, type GroupSpec, type TargetSpec } from "../../src/core/datap
 import { Verdict } from "../../assembly/shared/abi.js";
 import { buildPacket, locate } from "../helpers/packets.js";
 import { PROXY4, TA4, bytesOf } from "../helpers/dataplane.js";
+import { ReferenceModel } from "../../src/reference/model.js";
 
 // each run pushes 10-30k packets through a data plane: long fuzzing gets at most 500 runs here
 const runs = Math.min(Number(process.env.PIAS_FUZZ_RUNS ?? 20), 500);
@@ -76,6 +77,26 @@ test("affinity (groups up to 512 member slots): removing 1 of N targets moves ex
       });
     }),
     { numRuns: runs },
+  );
+});
+
+test("affinity on rendezvous groups (1 to 64 targets, equal or mixed weights) gives every client the reference model's target", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 64 }), fc.boolean(), fc.nat(), (n, mixed, seed) => {
+      const targets = targetList(n, (i) => (mixed ? 1 + ((i * 7 + seed) % 3) : 1));
+      const { dp } = plane("affinity", targets);
+      const model = new ReferenceModel({ address: PROXY4, capacity: { flows: 1 << 18, groups: 4, targets: 4096 } });
+      model.addGroup({ protocol: "udp", address: TA4, port: 53, policy: "affinity", targets });
+      const clients = 600;
+      const got = assign(dp, clients, 1000 + (seed % 1000));
+      const packets = Array.from({ length: clients }, (_, i) => ({
+        data: buildPacket({ family: 4, proto: "udp", src: client(i), dst: bytesOf(TA4), sport: 1000 + (seed % 1000), dport: 53, payload: new Uint8Array(4) }),
+        time: 1000,
+      }));
+      const want = model.process(packets).map((r) => locate(r!.data).dst.join("."));
+      assert.deepEqual(got, want);
+    }),
+    { numRuns: runs * 2 },
   );
 });
 

@@ -1,0 +1,85 @@
+// The established-flow fast path: a packet of a live NAT flow, in one of the
+// common shapes (parse.ts, commonShape), goes through here instead of the
+// general pipeline (pipeline.ts, processOne): it is looked up, rewritten
+// and given its verdict without filling a Packet record or asking any of the
+// questions whose answer its shape already gives.
+//
+// It does exactly what processOne does for such a packet — the same lookup,
+// the same flow bookkeeping, the same rewrite and counters — and declines
+// (returns false, having changed nothing) every packet that needs anything
+// else: a new flow, a stale flow, a down or PIAS-aware target, a control
+// message, checksum verification. processOne then handles it in full. The
+// differential test against the reference model holds both paths to the
+// same bytes and counters.
+
+import { AuxFlag, Desc, Stage, Stat } from "./shared/abi";
+import { bump } from "./counters";
+import { raw16 } from "./wire/bytes";
+import { PROTO_TCP, PROTO_UDP } from "./wire/ip";
+import { TCP_CSUM, TCP_FLAGS, UDP_CSUM } from "./wire/l4";
+import { shapeFamily, shapeIpHeader, shapeLinkLen, shapeProto } from "./parse";
+import { prefetchedAbsent, prefetchedHash, prefetchedShape } from "./flow/prefetch";
+import {
+  flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
+  DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE,
+} from "./flow/flows";
+import { groupPtr, targetPtr, targetUsable, G_ADDR, T_ADDR, T_PACKETS } from "./group/groups";
+import { controlPortRaw } from "./peers";
+import { proxyAddrPtr, verifyChecksums } from "./settings";
+import { rewriteIp, rewritePorts } from "./rewrite/nat";
+import { accept } from "./verdict";
+import { stopAfter, stopsBefore } from "./stages";
+
+/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow; false: processOne must. */
+export function fastPath(d: usize, i: u32, now: u32): bool {
+  let shape = prefetchedShape(i);
+  if (shape == 0 || verifyChecksums || prefetchedAbsent(i)) return false;
+  let family = shapeFamily(shape);
+  let proto = shapeProto(shape);
+  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
+  let l4 = ip + shapeIpHeader(shape);
+  let sport = raw16(l4);
+  let dport = raw16(l4 + 2);
+  // UDP to the control port may be a control message: processOne decides
+  if (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) return false;
+  let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
+  if (stopAfter(Stage.Parse)) return true;
+
+  let src = ip + (family == 4 ? 12 : 8);
+  let dst = ip + (family == 4 ? 16 : 24);
+  let ref = flowLookupHashed(<u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
+  if (ref < 0) return false;
+  let idx = <u32>ref >> 1;
+  let rec = flowPtr(idx);
+  if (flowStale(rec, now)) return false;
+  let reverse = (<u32>ref & DIR_REVERSE) != 0;
+  let tid = load<u32>(rec + F_TARGET);
+  if (!reverse && (!targetUsable(tid) || (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0)) return false;
+  if (stopsBefore(Stage.Rewrite)) return true;
+
+  // from here on the packet is this path's
+  store<u8>(d + Desc.REASON, 0);
+  if (aux == 0) {
+    bump(Stat.Packets);
+    let len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
+    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
+  }
+  store<u32>(rec + F_LAST, now);
+  if (proto == PROTO_TCP) trackTcp(rec, <u32>load<u8>(l4 + TCP_FLAGS), reverse);
+  let csum: usize = proto == PROTO_TCP ? l4 + TCP_CSUM : raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0;
+  if (reverse) {
+    // target -> proxy reply of a NAT binding: restore A:g -> C:c
+    let dAddr = rewriteIp(family, ip, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
+    rewritePorts(l4, proto, csum, dAddr, raw16(rec + F_GPORT), raw16(rec + F_CPORT));
+  } else {
+    // client -> TA: NAT to the flow's target
+    let t = targetPtr(tid);
+    store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
+    let dAddr = rewriteIp(family, ip, proxyAddrPtr(family), t + T_ADDR);
+    rewritePorts(l4, proto, csum, dAddr, raw16(rec + F_NPORT), targetPortRaw(rec));
+    aux |= AuxFlag.ToTarget;
+  }
+  if (stopAfter(Stage.Rewrite)) return true;
+  accept(d, aux);
+  return true;
+}
