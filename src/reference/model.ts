@@ -7,7 +7,7 @@
 // Written for clarity, not speed: flows live in Maps keyed by strings,
 // packets are read and written byte by byte, and — the point of the model —
 // after a rewrite every checksum is RECOMPUTED FROM SCRATCH
-// (src/reference/checksum.ts), where the core updates it incrementally.
+// (src/net/checksum.ts), where the core updates it incrementally.
 //
 // From scratch is only possible when the checksummed region is all in the
 // capture and its checksum was right on input. Otherwise (a snaplen-truncated
@@ -31,7 +31,7 @@ import { AffinityKey, AuxFlag, HostWork, Layout, Policy, Reason, Verdict } from 
 import type { Counters, DataPlaneSettings, GroupSpec, ScopeSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
 import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
 import { endpointKey, parseAddress, parsePrefix } from "../net/addr.js";
-import { complement, onesSum, pseudoHeaderSum } from "./checksum.js";
+import { complement, onesSum, pseudoHeaderSum } from "../net/checksum.js";
 import { addMember, commit, growMembers, RefGroup, RefTarget, Selector } from "./groups.js";
 import { finalize, hashTuple, mix, SEED_FLOW, SEED_PORT } from "./hash.js";
 import {

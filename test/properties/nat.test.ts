@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { AuxFlag, Reason, Verdict } from "../../assembly/shared/abi.js";
-import { onesSum, pseudoHeaderSum } from "../../src/reference/checksum.js";
+import { onesSum, pseudoHeaderSum } from "../../src/net/checksum.js";
 import {
   buildIcmpError, buildPacket, checksumsValid, get16, l4ChecksumOffset, locate, packetSpec, withEthernet,
   type PacketSpec,

@@ -1,7 +1,8 @@
 // The Internet checksum computed from scratch (RFC 1071), in plain
-// TypeScript: the independent yardstick tests and the reference model use to
-// check the Wasm core's incremental updates. Slow on purpose: one byte pair
-// at a time, no tricks.
+// TypeScript: used by the host for the few packets it builds itself
+// (src/net/packet.ts), and the independent yardstick the tests and the
+// reference model check the Wasm core's incremental updates against. Slow on
+// purpose: one byte pair at a time, no tricks; never on the hot path.
 
 /** Ones' complement sum of `bytes` (big-endian 16-bit words, odd byte padded), not yet complemented. */
 export function onesSum(bytes: Uint8Array, start = 0, end = bytes.length, initial = 0): number {
