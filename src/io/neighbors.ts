@@ -31,12 +31,16 @@ export function macBytes(text: string): Uint8Array {
   return Uint8Array.from(text.split(":").map((h) => parseInt(h, 16)));
 }
 
-/** An interface's routes and neighbours, as `ip -j route` / `ip -j neigh` print them. */
+/** A route and a neighbour as `ip -j route` / `ip -j neigh` print them. */
+export interface RouteRow { dst: string; gateway?: string }
+export interface NeighborRow { dst: string; lladdr?: string; state?: string[] }
+
+/** An interface's routes and neighbours. */
 export interface NeighborSource {
   /** The interface's own MAC ("aa:bb:cc:dd:ee:ff"). */
   mac(): string;
-  routes(family: 4 | 6): { dst: string; gateway?: string }[];
-  neighbors(): { dst: string; lladdr?: string; state?: string[] }[];
+  routes(family: 4 | 6): RouteRow[];
+  neighbors(): NeighborRow[];
   /** Have the kernel resolve `hop`'s MAC; call `done` when that attempt ended, either way. */
   resolve(hop: string, done: () => void): void;
 }
@@ -51,8 +55,8 @@ export function kernelNeighbors(iface: string): NeighborSource {
         throw new PiasError("EIFACE", `no interface ${iface}`);
       }
     },
-    routes: (family) => ipJson([`-${family}`, "route", "show", "dev", iface]) as { dst: string; gateway?: string }[],
-    neighbors: () => ipJson(["neigh", "show", "dev", iface]) as { dst: string; lladdr?: string; state?: string[] }[],
+    routes: (family) => ipJson([`-${family}`, "route", "show", "dev", iface]) as RouteRow[],
+    neighbors: () => ipJson(["neigh", "show", "dev", iface]) as NeighborRow[],
     resolve(hop, done) {
       const p = spawn("ping", ["-c", "1", "-W", "1", "-I", iface, hop], { stdio: "ignore" });
       p.on("exit", done);

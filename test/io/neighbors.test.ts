@@ -4,22 +4,22 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Neighbors, type NeighborSource } from "../../src/io/neighbors.js";
+import { Neighbors, type NeighborRow, type NeighborSource, type RouteRow } from "../../src/io/neighbors.js";
 import { parseAddress } from "../../src/net/addr.js";
 
 const a = (text: string): Uint8Array => parseAddress(text).bytes;
 const mac = (text: string): number[] => text.split(":").map((h) => parseInt(h, 16));
 
 class FakeSource implements NeighborSource {
-  routes4: { dst: string; gateway?: string }[] = [
+  routes4: RouteRow[] = [
     { dst: "default", gateway: "10.0.0.1" },
     { dst: "10.0.0.0/24" },
     { dst: "192.0.2.0/24", gateway: "10.0.0.2" },
     { dst: "198.51.100.7" },
     { dst: "not a prefix" },
   ];
-  routes6: { dst: string; gateway?: string }[] = [{ dst: "default", gateway: "fe80::1" }, { dst: "2001:db8::/64" }];
-  neigh: { dst: string; lladdr?: string; state?: string[] }[] = [
+  routes6: RouteRow[] = [{ dst: "default", gateway: "fe80::1" }, { dst: "2001:db8::/64" }];
+  neigh: NeighborRow[] = [
     { dst: "10.0.0.1", lladdr: "02:00:00:00:00:01", state: ["REACHABLE"] },
     { dst: "10.0.0.2", lladdr: "02:00:00:00:00:02", state: ["STALE"] },
     { dst: "10.0.0.9", lladdr: "02:00:00:00:00:09", state: ["REACHABLE"] },
