@@ -219,7 +219,8 @@ export class DaemonBgp {
     const bird = this.bird;
     if (!bird) return;
     if (!bird.running) {
-      if (Date.now() < this.restartAt) throw new RestartPending();
+      // no (re)start while shutting down: there is nothing left to announce
+      if (Date.now() < this.restartAt || this.announcer.shuttingDown) throw new RestartPending();
       this.reconfigure = false;
       try {
         this.speaker.adopt(await bird.start(managedBirdConfig(this.config, wanted)));

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
-import { TestBird, birdUnavailable, until } from "../helpers/bird.js";
+import { TestBird, birdUnavailable, recordFigures, until } from "../helpers/bird.js";
 
 const skip = netnsUnavailable() ?? birdUnavailable();
 const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
@@ -356,8 +356,5 @@ protocol bgp up6 { connect delay time 0; local 2001:db8:1::2 as 65001; neighbor 
     await operator.stop();
   });
 
-  after(() => {
-    // eslint-disable-next-line no-console
-    console.log(`bgp figures (ms): ${JSON.stringify(Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)])))}`);
-  });
+  after(() => recordFigures("bgp", Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]))));
 });

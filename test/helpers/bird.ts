@@ -3,7 +3,7 @@
 // reads its routes (`show route ... all`) into objects the tests can check.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BirdControl, BirdError, type BirdReply } from "../../src/bgp/bird-control.js";
 import type { Topology } from "./netns.js";
@@ -123,4 +123,11 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Print figures a test measured, and append them to $PIAS_FIGURES (JSON lines) for `npm run bench:failover`. */
+export function recordFigures(kind: string, figures: Record<string, unknown>): void {
+  // eslint-disable-next-line no-console
+  console.log(`${kind} figures: ${JSON.stringify(figures)}`);
+  if (process.env.PIAS_FIGURES) appendFileSync(process.env.PIAS_FIGURES, `${JSON.stringify({ kind, figures })}\n`);
 }
