@@ -62,19 +62,17 @@ function removeStale(base: string): void {
   for (const name of readdirSync(base)) {
     if (!name.startsWith("bird-")) continue;
     const dir = join(base, name);
-    let pid = NaN;
+    let pid: number;
     try {
       pid = Number(readFileSync(join(dir, "pias.pid"), "utf8"));
     } catch {
-      // no owner recorded
+      continue; // no owner recorded (yet: another pias may be creating it)
     }
-    let alive = false;
     try {
-      if (Number.isInteger(pid)) alive = process.kill(pid, 0);
+      process.kill(pid, 0);
     } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === "EPERM";
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") rmSync(dir, { recursive: true, force: true });
     }
-    if (!alive) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -36,11 +36,10 @@ export interface BgpInputs {
   health(): readonly TargetUp[];
 }
 
-/** Why a reload cannot change the bgp section in place (it needs a restart), or null. */
-export function bgpReloadProblem(old: BgpConfig | null, next: BgpConfig | null): string | null {
-  if ((old === null) !== (next === null)) return "bgp: adding or removing the bgp section needs a restart";
-  if (old && next && old.bird !== next.bird) return "bgp.bird: switching BIRD needs a restart";
-  return null;
+/** A reload cannot change these in place: throws the one-line ConfigError that rejects it. */
+export function assertBgpReload(old: BgpConfig | null, next: BgpConfig | null): void {
+  if ((old === null) !== (next === null)) throw new ConfigError("bgp: adding or removing the bgp section needs a restart");
+  if (old && next && old.bird !== next.bird) throw new ConfigError("bgp.bird: switching BIRD needs a restart");
 }
 
 /** A managed BIRD that failed waits for its restart time: already reported. */
@@ -106,7 +105,7 @@ export class DaemonBgp {
     if (this.inputs && this.announcer.update(this.config.announce, this.inputs.groups(), this.inputs.health())) void this.sync();
   }
 
-  /** A reload: new prefixes, neighbours or options (the caller checked bgpReloadProblem first). */
+  /** A reload: new prefixes, neighbours or options (the caller checked assertBgpReload first). */
   reload(next: BgpConfig): Promise<void> {
     this.config = next;
     if (this.bird) {
@@ -143,11 +142,6 @@ export class DaemonBgp {
       sessions: this.sessions.status(),
       prefixes: this.config.announce.map((a) => ({ prefix: a.prefix, announced: (this.actual.get(a.prefix) ?? "withdrawn") !== "withdrawn" })),
     };
-  }
-
-  /** The managed BIRD's pid (tests and operators: it must die with pias). */
-  get birdPid(): number | undefined {
-    return this.bird?.pid;
   }
 
   /** Run one pass after the current one (passes asked for meanwhile are one). */
@@ -267,10 +261,4 @@ export class DaemonBgp {
     this.problem = null;
     this.log.info({ socket: this.speaker.socketPath }, "bgp BIRD in line again");
   }
-}
-
-/** Raise the one-line error of a reload that would need a restart. */
-export function assertBgpReload(old: BgpConfig | null, next: BgpConfig | null): void {
-  const problem = bgpReloadProblem(old, next);
-  if (problem !== null) throw new ConfigError(problem);
 }

@@ -121,7 +121,7 @@ describe("pias run announces its prefixes over BGP to a BIRD router", { skip, ti
   const startPias = async (o: Options = {}): Promise<number> => {
     writeFileSync(configPath, JSON.stringify(proxyConfig(o)));
     log = "";
-    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath]);
+    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath], { env: { ...process.env, RUNTIME_DIRECTORY: join(dir, "run") } });
     daemon.stdout!.on("data", (b: Buffer) => (log += b.toString()));
     daemon.stderr!.on("data", (b: Buffer) => (log += b.toString()));
     await waitForLine(daemon, /"msg":"ready"/);

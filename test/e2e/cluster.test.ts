@@ -103,7 +103,8 @@ describe("PIAS across four proxies: BGP-routed anycast, joins, rendezvous, IAP -
     return p;
   };
   const startProxy = async (p: (typeof proxies)[number]): Promise<void> => {
-    const d = topo.start(p.name, [process.execPath, CLI, "run", "--config", join(dir, `${p.name}.json`)]);
+    // the managed BIRDs' files go to this test's directory (removed at the end, also after a SIGKILL)
+    const d = topo.start(p.name, [process.execPath, CLI, "run", "--config", join(dir, `${p.name}.json`)], { env: { ...process.env, RUNTIME_DIRECTORY: join(dir, "run") } });
     logs.set(p.name, "");
     d.stdout!.on("data", (b: Buffer) => logs.set(p.name, logs.get(p.name) + b.toString()));
     d.stderr!.on("data", (b: Buffer) => logs.set(p.name, logs.get(p.name) + b.toString()));
