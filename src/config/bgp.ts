@@ -58,7 +58,7 @@ export interface BgpConfig {
   readonly birdConfig: string | null;
 }
 
-export const BGP_KEYS = [
+const BGP_KEYS = [
   "bird", "localAs", "routerId", "neighbors", "holdTime", "bfd", "announce", "communities", "gracefulShutdownMs", "birdConfig",
 ] as const;
 const MANAGED_ONLY = ["localAs", "routerId", "neighbors", "holdTime", "bfd", "communities", "birdConfig"] as const;
