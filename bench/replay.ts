@@ -537,7 +537,7 @@ function report(results: TraceResult[], info: Record<string, unknown>): string {
     lines.push(`† the model processes the first ${int(OPTIONS.modelPackets)} packets (whole batches); "hot path / model" compares it with the hot path's time over the same packets.`);
   }
   lines.push(`Replay: the child's own --json seconds (no process start); tcprewrite and cp: wall clock of the child; tcprewrite map --pnat=${OPTIONS.tcprewritePnat}.`);
-  lines.push(`Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Node ${info.node}, Linux ${info.kernel}, ${info.tcprewrite ?? "no tcprewrite"}; commit ${info.commit}; load average ${(info.loadAverage as number[]).join(" ")} at the start.`);
+  lines.push(`Machine: ${info.cpu}, ${info.cores} cores, Node ${info.node}, ${info.uname}, ${info.tcprewrite ?? "no tcprewrite"}; commit ${info.commit}${info.dirty ? " (with changes)" : ""}; load average ${(info.loadavg as number[]).join(" ")} at the start.`);
   return lines.join("\n");
 }
 
