@@ -8,7 +8,8 @@
 // last one silently).
 
 import { readFileSync } from "node:fs";
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, isAlias, isNode, type Document, type Node } from "yaml";
+import { createRequire } from "node:module";
+import type { Document, Node } from "yaml";
 import { ConfigError } from "../errors.js";
 import type { PiasConfig } from "./types.js";
 import { validateConfig } from "./validate.js";
@@ -70,7 +71,16 @@ function lineOf(text: string, offset: number): number {
 
 // ---------------------------------------------------------------- YAML
 
+type Yaml = typeof import("yaml");
+let yamlModule: Yaml | undefined;
+
+/** The yaml package, loaded on first use: a JSON config never pays its start-up (a third of `pias replay`'s). */
+function yaml(): Yaml {
+  return (yamlModule ??= createRequire(import.meta.url)("yaml") as Yaml);
+}
+
 function parseYaml(text: string, name: string): Parsed {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: "1.2", logLevel: "error" });
   const problem = doc.errors[0] ?? doc.warnings[0];
@@ -89,6 +99,7 @@ function parseYaml(text: string, name: string): Parsed {
 }
 
 function locateYaml(doc: Document, path: ConfigPath): number | undefined {
+  const { isMap, isSeq, isScalar, isAlias, isNode } = yaml();
   let node: unknown = doc.contents;
   let offset = isNode(node) ? (node as Node).range?.[0] : undefined;
   for (const seg of path) {

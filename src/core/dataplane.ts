@@ -24,7 +24,7 @@ import type { Protocol } from "../net/ta.js";
 export interface DataPlaneExports extends CaptureExports {
   alloc_buffer(size: number): number;
   memory_bytes(): number;
-  dataplane_init(flows: number, groups: number, targets: number): number;
+  dataplane_init(flows: number, groups: number, targets: number, fragments: number): number;
   scratch_ptr(): number;
   set_proxy_address(family: number): void;
   set_nat_ports(min: number, max: number): void;
@@ -78,8 +78,8 @@ export interface DataPlaneSettings {
   tunnelMtu?: number;
   /** Idle timeouts in seconds. Defaults: 7440 / 240 / 300 / 60 (RFC 5382, RFC 4787). */
   timeouts?: Partial<Timeouts>;
-  /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets. */
-  capacity?: { flows?: number; groups?: number; targets?: number };
+  /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets, a fragment entry per 16 flows (at least 1024). */
+  capacity?: { flows?: number; groups?: number; targets?: number; fragments?: number };
   /** Seed of the `random` policy. */
   randomSeed?: number;
   /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
@@ -250,7 +250,7 @@ export class DataPlane {
     this.settings = settings;
     this.core = instantiate<DataPlaneExports>(settings.build);
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
-    if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets) !== 0) {
+    if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
     }
     if (settings.address != null) this.setProxyAddress(settings.address, 4);
@@ -302,7 +302,7 @@ export class DataPlane {
   }
 
   /** The data plane a validated configuration describes (see src/config/types.ts). */
-  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "capacity"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 

@@ -3,8 +3,10 @@
 // the core frames, processes and re-frames whole batches; the host only moves
 // chunks between the file and memory. No JavaScript object per packet.
 
+import { statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import type { DataPlane } from "../core/dataplane.js";
+import type { DataPlane, DataPlaneSettings } from "../core/dataplane.js";
+import type { Capacity } from "../config/types.js";
 import { Layout } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 
@@ -45,6 +47,31 @@ export interface ReplayReport {
 }
 
 const ARENA_PER_SLOT = 2048;
+
+/**
+ * Bytes of capture file per packet that can open a flow or a fragment entry,
+ * at the least: a 16-byte pcap record header (pcapng: 32) and 24 bytes of IP
+ * (an IPv4 header and the ports or echo identifier).
+ */
+const BYTES_PER_FLOW_PACKET = 40;
+
+/**
+ * Table sizes for replaying `input`: the configured capacity, but never more
+ * flows or fragment entries than the file has packets that could open one,
+ * so a small capture reserves and touches a small table. The replay's result
+ * is the same as with the configured capacity, which it could never fill.
+ */
+export function replayCapacity(capacity: Capacity, input: string): NonNullable<DataPlaneSettings["capacity"]> {
+  let size = Infinity;
+  try {
+    size = statSync(input).size;
+  } catch {
+    // the reader reports a missing file in its own words
+  }
+  const most = Math.max(1024, Math.ceil(size / BYTES_PER_FLOW_PACKET));
+  const fragments = Math.max(1024, Math.floor(capacity.flows / 16));
+  return { ...capacity, flows: Math.min(capacity.flows, most), fragments: Math.min(fragments, most) };
+}
 
 export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
   const slots = opts.batch ?? 1024;

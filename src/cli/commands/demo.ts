@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { DataPlane } from "../../core/dataplane.js";
 import { loadConfig } from "../../config/load.js";
-import { replay } from "../../replay/replay.js";
+import { replay, replayCapacity } from "../../replay/replay.js";
 import { formatReport } from "../report.js";
 import { PiasError } from "../../errors.js";
 
@@ -29,7 +29,8 @@ export function run(args: string[]): void {
   const config = join(root, "demo", "config.yaml");
   const input = join(root, "demo", "demo.pcap");
   const output = values.out ?? join(tmpdir(), "pias-demo-out.pcap");
-  const dp = DataPlane.fromConfig(loadConfig(config));
+  const loaded = loadConfig(config);
+  const dp = DataPlane.fromConfig(loaded, { capacity: replayCapacity(loaded.capacity, input) });
   const report = replay(dp, { input, output, reflect: true });
   if (values.json) {
     console.log(JSON.stringify(report));

@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { DataPlane } from "../../core/dataplane.js";
 import { loadConfig } from "../../config/load.js";
-import { replay } from "../../replay/replay.js";
+import { replay, replayCapacity } from "../../replay/replay.js";
 import { formatReport } from "../report.js";
 import { UsageError } from "../usage.js";
 
@@ -24,7 +24,8 @@ export function run(args: string[]): void {
   if (batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 65536)) {
     throw new UsageError(`--batch must be an integer from 1 to 65536, not ${values.batch}`);
   }
-  const dp = DataPlane.fromConfig(loadConfig(values.config));
+  const config = loadConfig(values.config);
+  const dp = DataPlane.fromConfig(config, { capacity: replayCapacity(config.capacity, positionals[0]) });
   const report = replay(dp, { input: positionals[0], output: values.out, reflect: values.reflect, batch });
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
 }
