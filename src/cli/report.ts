@@ -1,4 +1,5 @@
-// Human-readable replay summary.
+// Human-readable replay summary: one screen, whatever the trace (the busiest
+// targets by name, the others counted; --json has them all).
 
 import type { ReplayReport } from "../replay/replay.js";
 
@@ -17,11 +18,20 @@ export function formatReport(r: ReplayReport): string {
   const width = Math.max(0, ...reasons.map(([k]) => k.length));
   for (const [reason, n] of reasons) lines.push(`    ${reason.padEnd(width)}  ${num(n)}`);
   lines.push(`  flows      ${num(r.flows)} created, ${num(r.liveFlows)} live at the end`);
-  const targets = Object.entries(r.targets);
+  // the busiest targets first; the rest in one line (all of them are in --json)
+  const targets = Object.entries(r.targets).sort((a, b) => b[1] - a[1]);
   if (targets.length) {
-    lines.push("  targets");
-    const tw = Math.max(...targets.map(([k]) => k.length));
-    for (const [t, n] of targets) lines.push(`    ${t.padEnd(tw)}  ${num(n)} packets`);
+    const shown = targets.slice(0, TARGETS_SHOWN);
+    lines.push(targets.length > shown.length ? `  targets (the ${shown.length} busiest of ${num(targets.length)})` : "  targets");
+    const tw = Math.max(...shown.map(([k]) => k.length));
+    for (const [t, n] of shown) lines.push(`    ${t.padEnd(tw)}  ${num(n)} packets`);
+    if (targets.length > shown.length) {
+      const rest = targets.slice(shown.length).reduce((a, [, n]) => a + n, 0);
+      lines.push(`    ${num(targets.length - shown.length)} more (see --json), ${num(rest)} packets`);
+    }
   }
   return lines.join("\n");
 }
+
+/** Targets the summary lists by name: it fits a screen whatever the trace. */
+const TARGETS_SHOWN = 20;

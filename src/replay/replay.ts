@@ -19,6 +19,8 @@ export interface ReplayOptions {
   reflect?: boolean;
   /** Packets per batch (default 1024). */
   batch?: number;
+  /** Called after every batch: bytes of the input read so far, its size, packets so far. */
+  onProgress?: (bytesRead: number, fileBytes: number, packets: number) => void;
 }
 
 export interface ReplayReport {
@@ -48,6 +50,15 @@ export interface ReplayReport {
 
 const ARENA_PER_SLOT = 2048;
 
+/** Bytes in the file, Infinity when it cannot be read (the reader then reports why, in its own words). */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return Infinity;
+  }
+}
+
 /**
  * Bytes of capture file per packet that can open a flow or a fragment entry,
  * at the least: a 16-byte pcap record header (pcapng: 32) and 24 bytes of IP
@@ -62,12 +73,7 @@ const BYTES_PER_FLOW_PACKET = 40;
  * is the same as with the configured capacity, which it could never fill.
  */
 export function replayCapacity(capacity: Capacity, input: string): NonNullable<DataPlaneSettings["capacity"]> {
-  let size = Infinity;
-  try {
-    size = statSync(input).size;
-  } catch {
-    // the reader reports a missing file in its own words
-  }
+  const size = fileSize(input);
   const most = Math.max(1024, Math.ceil(size / BYTES_PER_FLOW_PACKET));
   const fragments = Math.max(1024, Math.floor(capacity.flows / 16));
   return { ...capacity, flows: Math.min(capacity.flows, most), fragments: Math.min(fragments, most) };
@@ -86,6 +92,7 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
   const writer = opts.output ? dp.openCaptureWriter(opts.output, outBytes) : undefined;
   let packets = 0;
   let begun = false;
+  const fileBytes = fileSize(opts.input);
   const t0 = performance.now();
   try {
     for (;;) {
@@ -102,6 +109,7 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
         dp.processBatch(reflections.desc, n);
       }
       writer?.writeBatch(batch.desc, n, reflections ? reflections.desc : 0);
+      opts.onProgress?.(reader.bytesRead, fileBytes, packets);
     }
   } finally {
     reader.close();

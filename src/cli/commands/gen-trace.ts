@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
 import { generateTrace, traceConfig, type TraceSizes } from "../../trace/generate.js";
 import { UsageError } from "../usage.js";
+import { ProgressBar } from "../progress.js";
 
 function numberOption(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -37,16 +38,9 @@ export function run(args: string[]): void {
     sizes: values.sizes as TraceSizes | undefined,
     ipv6Share: numberOption("ipv6-share", values["ipv6-share"]),
   };
-  const tty = process.stderr.isTTY;
-  const bar = (done: number, total: number): void => {
-    if (!tty) return;
-    const width = 40;
-    const f = total ? done / total : 1;
-    const full = Math.round(f * width);
-    process.stderr.write(`\r[${"#".repeat(full)}${".".repeat(width - full)}] ${(f * 100).toFixed(0).padStart(3)}% ${done}/${total}`);
-    if (done === total) process.stderr.write("\n");
-  };
-  const summary = generateTrace({ out: values.out, ...options }, bar);
+  const progress = new ProgressBar();
+  const summary = generateTrace({ out: values.out, ...options }, (done, total) => progress.update(done, total));
+  progress.finish();
   if (values["config-out"]) {
     // One proxy address gives a target port about 64k NAT bindings: by default
     // enough targets that every group's flows fit with room to spare.

@@ -5,6 +5,7 @@ import { loadConfig } from "../../config/load.js";
 import { replay, replayCapacity } from "../../replay/replay.js";
 import { formatReport } from "../report.js";
 import { UsageError } from "../usage.js";
+import { ProgressBar } from "../progress.js";
 
 export function run(args: string[]): void {
   const { values, positionals } = parseArgs({
@@ -26,6 +27,12 @@ export function run(args: string[]): void {
   }
   const config = loadConfig(values.config);
   const dp = DataPlane.fromConfig(config, { capacity: replayCapacity(config.capacity, positionals[0]) });
-  const report = replay(dp, { input: positionals[0], output: values.out, reflect: values.reflect, batch });
+  const progress = new ProgressBar(1000);
+  const mb = (n: number): string => (n / 1e6).toFixed(1);
+  const report = replay(dp, {
+    input: positionals[0], output: values.out, reflect: values.reflect, batch,
+    onProgress: (read, size, packets) => progress.update(read, size, `${mb(read)}/${mb(size)} MB, ${packets.toLocaleString("en-US")} packets`),
+  });
+  progress.finish();
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
 }
