@@ -121,7 +121,7 @@ export interface GroupConfig {
 /** How `pias run` moves packets and reports (ignored by `pias replay` and the library). */
 export interface DaemonConfig {
   /** I/O backend. */
-  readonly io: "tun" | "pcap";
+  readonly io: "tun" | "pcap" | "xdp";
   /** TUN device name (the kernel adds a number for "%d"). */
   readonly tunName: string;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
@@ -130,6 +130,10 @@ export interface DaemonConfig {
   readonly pcapInterface: string | null;
   /** pcap: extra BPF filter, ANDed with the one built from the anycast prefixes and proxy addresses. */
   readonly pcapFilter: string | null;
+  /** xdp: the interfaces to serve (one: one-armed; two: client side and target side), an AF_XDP socket per RX queue. */
+  readonly xdpInterfaces: readonly string[];
+  /** xdp: attach the XDP program in the driver (native), as generic (skb) XDP, or native where the driver can (auto). */
+  readonly xdpMode: "auto" | "native" | "generic";
   /** Packets per batch. */
   readonly batch: number;
   /** host:port of the Prometheus endpoint, or null for none. */
@@ -208,6 +212,8 @@ export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   routes: true,
   pcapInterface: null,
   pcapFilter: null,
+  xdpInterfaces: [],
+  xdpMode: "auto",
   batch: 256,
   metrics: null,
   logLevel: "info",

@@ -1,5 +1,5 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
-// the data plane to an I/O backend (TUN or pcap) through the pump, runs the
+// the data plane to an I/O backend (TUN, pcap or AF_XDP) through the pump, runs the
 // health checks, serves metrics, and handles reload (SIGHUP) and drain
 // (SIGTERM). Embedders can start a Daemon from a config file too.
 
@@ -21,12 +21,12 @@ export interface DaemonOptions {
   configPath: string;
   logger?: Logger;
   /** The I/O backend; default: the one the config names (daemon.io). */
-  io?: (config: PiasConfig) => Promise<PacketIO>;
+  io?: (config: PiasConfig, dp: DataPlane) => Promise<PacketIO>;
   /** Packets the core hands to the host (control messages, unresolved groups). Default: counted and dropped. */
   onHost?: HostHandler;
 }
 
-/** Where a proxy's traffic must be routed into a TUN device: its anycast prefixes (or its group addresses) and its own addresses. */
+/** What a proxy serves: its anycast prefixes (or its group addresses) and its own addresses (routed into a TUN, redirected by XDP). */
 export function tunRoutes(config: PiasConfig): string[] {
   const routes = new Set<string>(config.proxy.anycastPrefixes);
   if (routes.size === 0) for (const g of config.groups) routes.add(`${g.address}/${g.family === 4 ? 32 : 128}`);
@@ -35,8 +35,18 @@ export function tunRoutes(config: PiasConfig): string[] {
   return [...routes];
 }
 
-async function defaultIo(config: PiasConfig): Promise<PacketIO> {
+async function defaultIo(config: PiasConfig, dp: DataPlane): Promise<PacketIO> {
   const d = config.daemon;
+  if (d.io === "xdp") {
+    const { XdpBackend } = await import("../io/xdp-backend.js");
+    return XdpBackend.open({
+      interfaces: d.xdpInterfaces, mode: d.xdpMode, served: tunRoutes(config), dp, batch: d.batch,
+      onFatal: (err) => {
+        console.error(`pias: ${err.message}`);
+        process.exit(1);
+      },
+    });
+  }
   if (d.io === "pcap") {
     const { PcapBackend } = await import("../io/pcap-backend.js");
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
@@ -70,8 +80,8 @@ export class Daemon {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
     const dp = DataPlane.fromConfig(config);
-    const io = await (options.io ?? defaultIo)(config);
-    const ring = dp.createRing(config.daemon.batch, io.capacity);
+    const io = await (options.io ?? defaultIo)(config, dp);
+    const ring = io.ring ?? dp.createRing(config.daemon.batch, io.capacity);
     const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
     const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;

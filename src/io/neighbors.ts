@@ -1,15 +1,16 @@
-// Next-hop Ethernet addresses for frames pias injects with pcap: the route
-// to a destination (longest prefix of the interface's routes) gives the next
-// hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached, and
-// refreshed in the background; a miss asks the kernel to resolve (one ping to
-// the next hop) and the frame is dropped and counted.
+// Next-hop Ethernet addresses for frames pias injects (pcap, AF_XDP): the
+// route to a destination (longest prefix of the interface's routes) gives the
+// next hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached,
+// and refreshed in the background; a miss asks the kernel to resolve (one
+// ping to the next hop) and the frame is dropped and counted. The AF_XDP
+// backend pushes the same tables (readRoutes, readNeighbors) into its addon.
 
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { formatAddress, parseAddress, parsePrefix, prefixContains, type Prefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 
-interface Route {
+export interface Route {
   prefix: Prefix;
   /** Next hop; null: on-link (the destination itself). */
   via: string | null;
@@ -39,36 +40,14 @@ export class Neighbors {
   private resolving = new Set<string>();
 
   constructor(private readonly iface: string) {
-    let text: string;
-    try {
-      text = readFileSync(`/sys/class/net/${iface}/address`, "utf8").trim();
-    } catch {
-      throw new PiasError("EIFACE", `no interface ${iface}`);
-    }
-    this.mac = macBytes(text);
+    this.mac = interfaceMac(iface);
     this.refresh();
   }
 
   /** Reload routes and neighbours (synchronous: at most every REFRESH_MS, or when asked). */
   refresh(): void {
-    const routes: Route[] = [];
-    for (const fam of ["-4", "-6"]) {
-      for (const r of ipJson([fam, "route", "show", "dev", this.iface]) as { dst: string; gateway?: string }[]) {
-        const dst = r.dst === "default" ? (fam === "-4" ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === "-4" ? 32 : 128}`;
-        try {
-          routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
-        } catch {
-          // a route kind we do not forward over (multicast, ...)
-        }
-      }
-    }
-    routes.sort((a, b) => b.prefix.length - a.prefix.length);
-    this.routes = routes;
-    const macs = new Map<string, Uint8Array>();
-    for (const n of ipJson(["neigh", "show", "dev", this.iface]) as { dst: string; lladdr?: string; state?: string[] }[]) {
-      if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(parseAddressText(n.dst), macBytes(n.lladdr));
-    }
-    this.macs = macs;
+    this.routes = readRoutes(this.iface);
+    this.macs = readNeighbors(this.iface);
     this.refreshed = Date.now();
   }
 
@@ -97,16 +76,50 @@ export class Neighbors {
   private resolve(hop: string): void {
     if (this.resolving.has(hop)) return;
     this.resolving.add(hop);
-    const p = spawn("ping", ["-c", "1", "-W", "1", "-I", this.iface, hop], { stdio: "ignore" });
-    const done = (): void => {
+    resolveNeighbor(this.iface, hop, () => {
       this.resolving.delete(hop);
       this.refreshed = 0; // re-read the neighbour table on the next lookup
-    };
-    p.on("exit", done);
-    p.on("error", done);
+    });
   }
 }
 
-function parseAddressText(text: string): string {
-  return formatAddress(parseAddress(text).bytes);
+/** An interface's own MAC; throws a PiasError when there is no such interface. */
+export function interfaceMac(iface: string): Uint8Array {
+  try {
+    return macBytes(readFileSync(`/sys/class/net/${iface}/address`, "utf8").trim());
+  } catch {
+    throw new PiasError("EIFACE", `no interface ${iface}`);
+  }
+}
+
+/** The kernel's routes through `iface` (main table), longest prefix first. */
+export function readRoutes(iface: string): Route[] {
+  const routes: Route[] = [];
+  for (const fam of ["-4", "-6"]) {
+    for (const r of ipJson([fam, "route", "show", "dev", iface]) as { dst: string; gateway?: string }[]) {
+      const dst = r.dst === "default" ? (fam === "-4" ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === "-4" ? 32 : 128}`;
+      try {
+        routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
+      } catch {
+        // a route kind we do not forward over (multicast, ...)
+      }
+    }
+  }
+  return routes.sort((a, b) => b.prefix.length - a.prefix.length);
+}
+
+/** The kernel's resolved neighbours on `iface`: canonical address text -> MAC. */
+export function readNeighbors(iface: string): Map<string, Uint8Array> {
+  const macs = new Map<string, Uint8Array>();
+  for (const n of ipJson(["neigh", "show", "dev", iface]) as { dst: string; lladdr?: string; state?: string[] }[]) {
+    if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(formatAddress(parseAddress(n.dst).bytes), macBytes(n.lladdr));
+  }
+  return macs;
+}
+
+/** Have the kernel resolve `hop` on `iface` (one ping); `done` runs when it finished either way. */
+export function resolveNeighbor(iface: string, hop: string, done: () => void): void {
+  const p = spawn("ping", ["-c", "1", "-W", "1", "-I", iface, hop], { stdio: "ignore" });
+  p.on("exit", done);
+  p.on("error", done);
 }

@@ -1,0 +1,204 @@
+// The AF_XDP backend: frames arrive and leave in the Wasm core's own linear
+// memory. Opening it reserves, in this order, the descriptor ring and then
+// the UMEM (the last thing allocated in the core's memory, so nothing the
+// daemon sets up afterwards grows the memory under it), registers the UMEM
+// and binds one AF_XDP socket per RX queue of each interface (src/io/xdp.ts
+// over native/xdp.cc). The XDP program redirects only what pias serves; the
+// kernel keeps everything else (ARP, ND, SSH, the host's own traffic).
+//
+// A frame forwarded by the core leaves on the interface the kernel's route
+// for its destination names, with that interface's MAC as source and the
+// next hop's (the kernel's neighbour table) as destination: the tables are
+// pushed to the addon every few seconds and when it reports a next hop it
+// has no MAC for (one ping asks the kernel to resolve it; the frame is
+// dropped and counted, as with pcap).
+//
+// No per-packet work here: read() and send() are one addon call each.
+
+import { readdirSync } from "node:fs";
+import { Layout } from "../../assembly/shared/abi.js";
+import type { DataPlane } from "../core/dataplane.js";
+import type { PacketRing } from "../core/ring.js";
+import { formatAddress, parseAddress, parsePrefix } from "../net/addr.js";
+import { PiasError } from "../errors.js";
+import type { PacketIO } from "./backend.js";
+import { interfaceMac, readNeighbors, readRoutes, resolveNeighbor } from "./neighbors.js";
+import { packServed, XdpSockets, type XdpMode } from "./xdp.js";
+
+const LINKTYPE_ETHERNET = 1;
+/** Bytes per UMEM frame; the kernel puts a packet 256 bytes in, leaving 1792 for it (an MTU of 1500 needs 1514). */
+export const XDP_FRAME_SIZE = 2048;
+/** Entries of every fill, completion, RX and TX ring. */
+const RING_SIZE = 2048;
+/** The kernel's route and neighbour tables are re-read this often, and on a miss at most every MISS_MS. */
+const REFRESH_MS = 5000;
+const MISS_MS = 200;
+
+export interface XdpBackendOptions {
+  /** Interfaces to serve, each with an AF_XDP socket per RX queue. */
+  interfaces: readonly string[];
+  mode: XdpMode;
+  /** Prefixes the XDP program redirects to pias ("203.0.113.0/24", "10.255.0.1/32"); everything else goes to the kernel. */
+  served: readonly string[];
+  /** The data plane whose memory holds the UMEM. */
+  dp: DataPlane;
+  /** Packets per batch (descriptors of the ring). */
+  batch: number;
+  /** Called once if AF_XDP had to stop (the core's memory moved); default: throw from read(). */
+  onFatal?: (err: PiasError) => void;
+}
+
+/** RX queues of an interface (its /sys/class/net/NAME/queues/rx-N entries). */
+function rxQueues(iface: string): number {
+  try {
+    return Math.max(1, readdirSync(`/sys/class/net/${iface}/queues`).filter((q) => q.startsWith("rx-")).length);
+  } catch {
+    throw new PiasError("EIFACE", `no interface ${iface}`);
+  }
+}
+
+/** The kernel's routes and neighbours of `ifaces`, packed as the addon takes them (native/xdp.cc setRoutes). */
+export function packNextHops(ifaces: readonly string[]): { routes: Uint8Array; neighbors: Uint8Array } {
+  const routes: Uint8Array[] = [];
+  const neighbors: Uint8Array[] = [];
+  ifaces.forEach((iface, slot) => {
+    for (const r of readRoutes(iface)) {
+      const e = new Uint8Array(36);
+      e[0] = r.prefix.family;
+      e[1] = r.prefix.length;
+      e[2] = slot;
+      e[3] = r.via ? 1 : 0;
+      e.set(r.prefix.bytes, 4);
+      if (r.via) e.set(parseAddress(r.via).bytes, 20);
+      routes.push(e);
+    }
+    for (const [addr, mac] of readNeighbors(iface)) {
+      const a = parseAddress(addr);
+      const e = new Uint8Array(24);
+      e[0] = slot;
+      e[1] = a.family;
+      e.set(a.bytes, 2);
+      e.set(mac, 18);
+      neighbors.push(e);
+    }
+  });
+  const join = (parts: Uint8Array[]): Uint8Array => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) (out.set(p, at), (at += p.length));
+    return out;
+  };
+  return { routes: join(routes), neighbors: join(neighbors) };
+}
+
+export class XdpBackend implements PacketIO {
+  readonly linkType = LINKTYPE_ETHERNET;
+  /** Largest frame a UMEM frame holds after the kernel's 256 bytes of headroom. */
+  readonly capacity = XDP_FRAME_SIZE - 256;
+  readonly description: string;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly resolving = new Set<string>();
+  private refreshed = 0;
+  private failed: PiasError | null = null;
+
+  private constructor(
+    /** The descriptors the daemon's pump fills: reserved before the UMEM. */
+    readonly ring: PacketRing,
+    readonly sockets: XdpSockets,
+    private readonly o: XdpBackendOptions,
+  ) {
+    const info = sockets.info();
+    this.description = `xdp ${info.interfaces.map((i) => `${i.name} (${i.mode}${i.zerocopy ? ", zero-copy" : ", copy"}, ${i.queues} queue${i.queues > 1 ? "s" : ""})`).join(", ")}`;
+    this.refresh();
+    const every = setInterval(() => this.refresh(), REFRESH_MS);
+    const misses = setInterval(() => this.resolveMisses(), MISS_MS);
+    every.unref();
+    misses.unref();
+    this.timers.push(every, misses);
+  }
+
+  static open(o: XdpBackendOptions): XdpBackend {
+    const macs = o.interfaces.map((name) => ({ name, mac: interfaceMac(name) }));
+    const sockets = o.interfaces.reduce((n, i) => n + rxQueues(i), 0);
+    // Reserve first: the ring, then the UMEM (every fill ring full, and as
+    // many frames again for TX), the last allocation in the core's memory.
+    const ring = o.dp.createRing(o.batch, 64); // descriptors only: OFF points into the UMEM
+    const frames = (sockets + 2) * RING_SIZE;
+    const umemBytes = frames * XDP_FRAME_SIZE;
+    let umemOffset: number;
+    try {
+      umemOffset = o.dp.allocBuffer(umemBytes);
+    } catch {
+      throw new PiasError("EXDP", `the core's memory cannot grow by ${umemBytes >> 20} MiB for the UMEM (${frames} frames of ${XDP_FRAME_SIZE} bytes)`);
+    }
+    const served = packServed(o.served.map((p) => parsePrefix(p.includes("/") ? p : `${p}/${p.includes(":") ? 128 : 32}`)));
+    const xsk = XdpSockets.open({
+      memory: o.dp.memory(), umemOffset, umemBytes, frameSize: XDP_FRAME_SIZE, headroom: Layout.HEADROOM, ringSize: RING_SIZE,
+      interfaces: macs, mode: o.mode, served,
+    });
+    return new XdpBackend(ring, xsk, o);
+  }
+
+  private refresh(): void {
+    try {
+      const t = packNextHops(this.o.interfaces);
+      this.sockets.setRoutes(t.routes, t.neighbors);
+    } catch {
+      // an interface went away or ip failed: keep the last table, try again later
+    }
+    this.refreshed = Date.now();
+  }
+
+  /** Next hops the addon found no MAC for: ask the kernel to resolve them, then re-read the tables. */
+  private resolveMisses(): void {
+    const m = this.sockets.takeMisses();
+    if (m.length === 0) return;
+    if (Date.now() - this.refreshed > MISS_MS) this.refresh();
+    for (let at = 0; at < m.length; at += 18) {
+      const iface = this.o.interfaces[m[at]];
+      const hop = formatAddress(m.subarray(at + 2, at + 2 + (m[at + 1] === 4 ? 4 : 16)));
+      const key = `${iface} ${hop}`;
+      if (this.resolving.has(key)) continue;
+      this.resolving.add(key);
+      resolveNeighbor(iface, hop, () => {
+        this.resolving.delete(key);
+        this.refresh();
+      });
+    }
+  }
+
+  read(ring: PacketRing, max: number): number {
+    if (this.failed) return 0;
+    try {
+      return this.sockets.rx(ring.memory(), ring.desc, Layout.DESC_SIZE, max);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EXDPMOVED") throw err;
+      this.failed = new PiasError("EXDPMOVED", (err as Error).message);
+      if (!this.o.onFatal) throw this.failed;
+      this.o.onFatal(this.failed);
+      return 0;
+    }
+  }
+
+  send(ring: PacketRing, n: number): void {
+    if (!this.failed) this.sockets.tx(ring.memory(), ring.desc, Layout.DESC_SIZE, n);
+  }
+
+  /** A control reply the host built (Ethernet): copied into a free frame, MACs set by the route. */
+  sendOne(frame: Uint8Array): boolean {
+    return !this.failed && this.sockets.sendFrame(frame);
+  }
+
+  onReadable(cb: () => void): void {
+    this.sockets.onReadable(cb);
+  }
+
+  close(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.sockets.close(); // the program is detached first, then sockets and UMEM
+  }
+
+  stats(): Record<string, number> {
+    return this.sockets.stats();
+  }
+}
