@@ -208,7 +208,7 @@ struct InFlight {
 };
 
 struct Counters {
-  uint64_t rx = 0, tx = 0, coreDropped = 0, toHost = 0, hostSent = 0, hostCopiedBytes = 0, txInvalid = 0, rxInvalid = 0,
+  uint64_t rx = 0, tx = 0, coreDropped = 0, toHost = 0, hostSent = 0, txInvalid = 0, rxInvalid = 0,
            rxNoHeadroom = 0, txRingFull = 0, txNotIp = 0, noRoute = 0, neighborUnresolved = 0, noFreeFrame = 0,
            frameErrors = 0, txWakeups = 0, txWakeupErrors = 0, fillWakeups = 0, completed = 0, txRetries = 0;
 };
@@ -912,7 +912,6 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       return Napi::Boolean::New(env, false);
     }
     counters_.hostSent++;
-    counters_.hostCopiedBytes += len;
     FlushTx();
     return Napi::Boolean::New(env, true);
   }
@@ -1110,7 +1109,6 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     o.Set("coreDropped", double(c.coreDropped));
     o.Set("toHost", double(c.toHost));
     o.Set("hostSent", double(c.hostSent));
-    o.Set("hostCopiedBytes", double(c.hostCopiedBytes));
     o.Set("txInvalid", double(c.txInvalid));
     o.Set("rxInvalid", double(c.rxInvalid));
     o.Set("rxNoHeadroom", double(c.rxNoHeadroom));

@@ -12,6 +12,8 @@ import type { TargetHealth } from "./health.js";
 export interface MetricsSource {
   dp(): DataPlane;
   io(): Record<string, number>;
+  /** The backend's buffer levels (AF_XDP: UMEM frames by state), if it has any. */
+  ioLevels?(): Record<string, number>;
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
@@ -65,6 +67,7 @@ export function createMetrics(src: MetricsSource): Registry {
       [{ group: h.group, target: h.target, result: "failed" }, h.failures],
     ] as [Record<string, string>, number][]));
   mirrored(reg, "pias_io_packets_total", "Packets through the I/O backend, by event", ["event"], () => Object.entries(src.io()).map(([event, v]) => [{ event }, v]));
+  gauge(reg, "pias_io_frames", "The I/O backend's buffers by state (AF_XDP: UMEM frames free, fill, rx, core, held, tx, completion)", ["state"], () => Object.entries(src.ioLevels?.() ?? {}).map(([state, v]) => [{ state }, v]));
   mirrored(reg, "pias_config_reloads_total", "Configuration reloads, by result", ["result"], () => {
     const r = src.reloads();
     return [[{ result: "ok" }, r.ok], [{ result: "rejected" }, r.rejected]];

@@ -29,4 +29,6 @@ export interface PacketIO {
   close(): void;
   /** Counters of the backend (read, written, dropped, ...). */
   stats(): Record<string, number>;
+  /** Levels of the backend's buffers, where it has any (AF_XDP: UMEM frames by state). */
+  levels?(): Record<string, number>;
 }

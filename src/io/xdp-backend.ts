@@ -201,4 +201,10 @@ export class XdpBackend implements PacketIO {
   stats(): Record<string, number> {
     return this.sockets.stats();
   }
+
+  /** UMEM frames by state; they add up to the UMEM's frames. */
+  levels(): Record<string, number> {
+    const { total: _, errors: __, ...states } = this.sockets.frames();
+    return states;
+  }
 }
