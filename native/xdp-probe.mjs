@@ -3,7 +3,7 @@
 // that `npm install` succeeds without clang or libxdp: binding.gyp then
 // builds native/xdp-stub.cc, which only reports why the backend is missing.
 //
-//   node native/xdp-probe.mjs           "yes" or "no"
+//   node native/xdp-probe.mjs           "yes" or "no" (and, for no, one line on stderr saying why)
 //   node native/xdp-probe.mjs reason    why not (one line; empty when yes)
 //   node native/xdp-probe.mjs multiarch the include directory of asm/types.h for clang -target bpf
 //
@@ -61,5 +61,10 @@ if (what === "multiarch") {
 } else {
   // keep the reason safe inside a C string literal and a make command line
   const why = reason().replace(/[^A-Za-z0-9 ,.:;/()+=_-]/g, " ");
-  process.stdout.write(what === "reason" ? why : why ? "no" : "yes");
+  if (what === "reason") process.stdout.write(why);
+  else {
+    // said once, at install: the rest of the build goes on without AF_XDP
+    if (why) process.stderr.write(`pias: the AF_XDP backend (daemon.io: xdp) will be unavailable: ${why}\n`);
+    process.stdout.write(why ? "no" : "yes");
+  }
 }

@@ -23,7 +23,7 @@ import { formatAddress, parseAddress, parsePrefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 import type { PacketIO } from "./backend.js";
 import { interfaceMac, readNeighbors, readRoutes, resolveNeighbor } from "./neighbors.js";
-import { packServed, XdpSockets, type XdpMode } from "./xdp.js";
+import { packServed, xdpUnavailable, XdpError, XdpSockets, type XdpMode } from "./xdp.js";
 
 const LINKTYPE_ETHERNET = 1;
 /** Bytes per UMEM frame; the kernel puts a packet 256 bytes in, leaving 1792 for it (an MTU of 1500 needs 1514). */
@@ -118,6 +118,8 @@ export class XdpBackend implements PacketIO {
   }
 
   static open(o: XdpBackendOptions): XdpBackend {
+    const why = xdpUnavailable();
+    if (why) throw new XdpError(`the AF_XDP backend is unavailable: ${why}`);
     const macs = o.interfaces.map((name) => ({ name, mac: interfaceMac(name) }));
     const sockets = o.interfaces.reduce((n, i) => n + rxQueues(i), 0);
     // Reserve first: the ring, then the UMEM (every fill ring full, and as
