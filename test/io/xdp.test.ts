@@ -28,6 +28,7 @@ import { netnsUnavailable, Topology } from "../helpers/netns.js";
 import { buildPacket, withEthernet } from "../helpers/packets.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 
+/** Frames of the malformed flood: a million in npm test, ten million in npm run bench:xdp-garbage. */
 const GARBAGE = Number(process.env.PIAS_XDP_GARBAGE ?? 1_000_000);
 const TA = "198.51.100.10";
 const TA6 = "2001:db8:100::10";
@@ -97,7 +98,7 @@ function trafgenConfig(frames: Uint8Array[]): string {
   return frames.map((f) => `{ ${[...f].map((b) => `0x${b.toString(16).padStart(2, "0")}`).join(", ")} }`).join("\n");
 }
 
-describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_000 }, () => {
+describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_000 + GARBAGE / 10 }, () => {
   const topo = new Topology();
   const dir = mkdtempSync(join(tmpdir(), "pias-xdp-"));
   const cIf = `x${topo.id}c`;
