@@ -778,8 +778,6 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     }
     held_.clear();
     Reap();
-    TopUp();
-    FlushFill();
 
     uint32_t got = 0;
     const uint32_t n = uint32_t(socks_.size());
@@ -820,7 +818,7 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     }
     rr_ = (rr_ + 1) % n;
     counters_.rx += got;
-    // the frames now in the core were lent through the fill rings: lend more
+    // the frames now in the core were lent through the fill rings: lend as many again
     TopUp();
     FlushFill();
     return Napi::Number::New(env, got);

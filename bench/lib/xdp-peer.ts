@@ -144,7 +144,14 @@ export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label
     });
     const mode = (JSON.parse(log) as { io: string }).io;
     process.stderr.write(`pias run (${mode}), ${s.reps} x ${s.seconds} s each\n`);
-    const iperf = measure("pias xdp", pias.pid!);
+    let iperf: F;
+    try {
+      iperf = measure("pias xdp", pias.pid!);
+    } catch (err) {
+      // iperf3 now and then ends without its summary on a loaded machine: once more
+      process.stderr.write(`  pias xdp: iperf3 failed (${(err as Error).message}); again\n`);
+      iperf = measure("pias xdp", pias.pid!);
+    }
     const f = flood(topo, s, "pias xdp", pias.pid!);
     return { iperf, flood: f, mode };
   } finally {
