@@ -40,6 +40,8 @@ export interface FloodFigures {
   receivedMpps: number;
   /** pias's CPU time (user + system) per frame received by the target; null for the kernel. */
   cpuUsPerPacket: number | null;
+  /** Of which in user space (the core, the addon, the pump); the rest is the kernel's, mostly AF_XDP's copy-mode transmit. */
+  userUsPerPacket: number | null;
 }
 
 export interface XdpFigures<F> {
@@ -52,9 +54,10 @@ export interface XdpFigures<F> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function cpuSeconds(pid: number): number {
+/** CPU seconds a process has used: [user, system]. */
+function cpuSeconds(pid: number): [number, number] {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return [Number(fields[11]) / 100, Number(fields[12]) / 100]; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 const counter = (topo: Topology, ns: string, iface: string, what: string): number =>
@@ -93,21 +96,26 @@ export function flood(topo: Topology, s: XdpSetup, label: string, piasPid?: numb
   const offered: number[] = [];
   const received: number[] = [];
   const cpu: number[] = [];
+  const user: number[] = [];
   for (let i = 0; i < s.reps; i++) {
     const tx0 = counter(topo, "c", s.clientIf, "tx_packets");
     const rx0 = counter(topo, "t", s.targetIf, "rx_packets");
-    const cpu0 = piasPid ? cpuSeconds(piasPid) : 0;
+    const cpu0 = piasPid ? cpuSeconds(piasPid) : [0, 0];
     const t0 = process.hrtime.bigint();
     topo.run("c", ["timeout", "-s", "INT", `${s.seconds}s`, "trafgen", "-o", s.clientIf, "-i", cfg, "--cpus", "1", "-q"], undefined, (s.seconds + 30) * 1000);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const got = counter(topo, "t", s.targetIf, "rx_packets") - rx0;
     offered.push((counter(topo, "c", s.clientIf, "tx_packets") - tx0) / seconds / 1e6);
     received.push(got / seconds / 1e6);
-    if (piasPid) cpu.push(((cpuSeconds(piasPid) - cpu0) * 1e6) / Math.max(1, got));
-    process.stderr.write(`  ${label} flood ${i + 1}: ${offered.at(-1)!.toFixed(3)} Mpps offered, ${received.at(-1)!.toFixed(3)} Mpps received${piasPid ? `, pias ${cpu.at(-1)!.toFixed(2)} us CPU per packet` : ""}\n`);
+    if (piasPid) {
+      const [u, k] = cpuSeconds(piasPid);
+      cpu.push(((u - cpu0[0] + k - cpu0[1]) * 1e6) / Math.max(1, got));
+      user.push(((u - cpu0[0]) * 1e6) / Math.max(1, got));
+    }
+    process.stderr.write(`  ${label} flood ${i + 1}: ${offered.at(-1)!.toFixed(3)} Mpps offered, ${received.at(-1)!.toFixed(3)} Mpps received${piasPid ? `, pias ${cpu.at(-1)!.toFixed(2)} us CPU per packet (${user.at(-1)!.toFixed(2)} in user space)` : ""}\n`);
   }
   topo.exec("t", ["nft", "delete", "table", "netdev", "pias_flood"]);
-  return { offeredMpps: median(offered), receivedMpps: median(received), cpuUsPerPacket: cpu.length ? median(cpu) : null };
+  return { offeredMpps: median(offered), receivedMpps: median(received), cpuUsPerPacket: cpu.length ? median(cpu) : null, userUsPerPacket: user.length ? median(user) : null };
 }
 
 /** pias run on AF_XDP in the topology: iperf3 through `measure`, then the flood. */
@@ -174,6 +182,7 @@ export function reportXdp(out: string, root: string, x: XdpFigures<Iperf>, kerne
     ["trafgen 64-byte UDP offered (Mpps)", num(x.flood.offeredMpps), num(kernelFlood.offeredMpps), ""],
     ["trafgen 64-byte UDP received (Mpps)", num(x.flood.receivedMpps), num(kernelFlood.receivedMpps), ratio(x.flood.receivedMpps, kernelFlood.receivedMpps)],
     ["pias CPU per packet received (us)", num(x.flood.cpuUsPerPacket), "", ""],
+    ["of which in user space (us)", num(x.flood.userUsPerPacket), "", ""],
   ], ["l", "r", "r", "r"]);
   const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { cwd: root, encoding: "utf8" }).trim();
   const machine = { uname: sh("uname", ["-a"]), cpu: cpus()[0]?.model ?? "", commit: sh("git", ["rev-parse", "HEAD"]), uptime: sh("uptime", []) };

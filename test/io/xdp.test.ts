@@ -241,7 +241,8 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     trafgen(cases.map((c) => c.frame), GARBAGE);
     const r = await settle();
     const received = r.stats.rx - before.stats.rx;
-    t.diagnostic(`${received} of ${GARBAGE} frames reached pias (the rest found the fill ring empty: ${r.stats.kernelRxDropped - before.stats.kernelRxDropped}); frames ${JSON.stringify(r.frames)}`);
+    const redirected = r.stats.programRedirected - before.stats.programRedirected;
+    t.diagnostic(`${received} of ${GARBAGE} frames reached pias; the program redirected ${redirected} (${r.stats.kernelRxDropped - before.stats.kernelRxDropped} found the fill ring empty; veth dropped the others before XDP ran); frames ${JSON.stringify(r.frames)}`);
     assert.ok(received >= GARBAGE / 10, `only ${received} of ${GARBAGE} frames reached pias`);
     assert.equal(r.counters.packets - before.counters.packets, received, "every frame received went through the core");
     const drops: Record<string, number> = {};
