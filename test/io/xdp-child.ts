@@ -11,6 +11,7 @@
 //   refill 0|1    stop or resume lending frames to the fill rings
 //   mark          from now on, before sending, overwrite the first UDP payload byte of every
 //                 packet forwarded toward a target with "!" (and zero its UDP checksum)
+//   badargs       call the addon with bad arguments; report what each threw
 //   move          call the addon with a memory view that is not the registered one
 //   quit          close the backend (detaches the program) and exit
 
@@ -83,6 +84,29 @@ lines.on("line", (line) => {
     } else if (cmd === "mark") {
       marking = true;
       out({ marking });
+    } else if (cmd === "badargs") {
+      const x = io.sockets;
+      const mem = dp.memory();
+      const desc = io.ring!.desc;
+      const calls: [string, () => unknown][] = [
+        ["rx with a string for the memory", () => x.rx("mem" as never, desc, Layout.DESC_SIZE, 1)],
+        ["rx with a negative descriptor address", () => x.rx(mem, -1, Layout.DESC_SIZE, 1)],
+        ["rx with an 8-byte stride", () => x.rx(mem, desc, 8, 1)],
+        ["rx with descriptors past the memory", () => x.rx(mem, mem.length - 16, Layout.DESC_SIZE, 4)],
+        ["tx of more frames than rx returned", () => x.tx(mem, desc, Layout.DESC_SIZE, 999)],
+        ["setRoutes with a 35-byte route", () => x.setRoutes(new Uint8Array(35), new Uint8Array(0))],
+        ["setRoutes with a route to interface 9", () => x.setRoutes(Uint8Array.from([4, 24, 9, 0, ...new Array(32).fill(0)]), new Uint8Array(0))],
+        ["setServed with family 5", () => x.setServed(Uint8Array.from([24, 5, ...new Array(16).fill(0)]))],
+        ["sendFrame of 3 bytes", () => x.sendFrame(new Uint8Array(3))],
+      ];
+      out(calls.map(([name, f]) => {
+        try {
+          f();
+          return { name, threw: null };
+        } catch (err) {
+          return { name, threw: (err as Error).name, message: (err as Error).message };
+        }
+      }));
     } else if (cmd === "move") {
       try {
         io.sockets.rx(new Uint8Array(dp.memoryBytes()), io.ring!.desc, Layout.DESC_SIZE, 1);

@@ -8,6 +8,11 @@
 //   c: 10.9.0.2, 10.9.0.3 --- veth (2 queues each way) --- p: 10.9.0.1, XDP + AF_XDP, pias
 //      routes 198.51.100.0/24, 2001:db8:100::/48 and 10.255.0.1 via p
 //
+// Native XDP on veth needs nothing of the peer for AF_XDP: only frames
+// redirected or XDP_TX'ed *into* a veth need its peer to run an XDP program
+// (which turns on the NAPI context that delivers them) or to have GRO on;
+// AF_XDP's copy-mode transmit is the ordinary xmit path.
+//
 // Offloads: c computes its checksums (tx off): a frame redirected to AF_XDP
 // leaves the kernel's stack before anything would complete a checksum left
 // "partial" by the sender, so frames must carry finished ones, as on a wire.
@@ -22,7 +27,7 @@ import { createInterface, type Interface } from "node:readline";
 import { DataPlane, reasonName } from "../../src/core/dataplane.js";
 import { Verdict } from "../../assembly/shared/abi.js";
 import { validateConfig } from "../../src/config/validate.js";
-import { xdpUnavailable } from "../../src/io/xdp.js";
+import { xdpUnavailable, XdpSockets } from "../../src/io/xdp.js";
 import { parseAddress } from "../../src/net/addr.js";
 import { netnsUnavailable, Topology } from "../helpers/netns.js";
 import { buildPacket, withEthernet } from "../helpers/packets.js";
@@ -288,6 +293,12 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     assert.equal(udpRequest("grown"), "t=!rown");
   });
 
+  test("bad arguments to the addon throw TypeError or RangeError before anything is touched, and the backend keeps running", async () => {
+    const calls = (await ask("badargs")) as unknown as { name: string; threw: string | null; message: string }[];
+    for (const c of calls) assert.match(c.threw ?? "nothing", /^(TypeError|RangeError)$/, `${c.name}: ${c.threw} ${c.message}`);
+    assert.equal(udpRequest("still"), "t=!till");
+  });
+
   test("a memory view that is not the registered one shuts AF_XDP down before anything is read, and detaches the program", async () => {
     assert.match(topo.exec("p", ["ip", "link", "show", pIf]), /prog\/xdp/);
     const r = await ask("move");
@@ -338,4 +349,25 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     const mac = (ns: string, i: string) => Uint8Array.from(topo.exec(ns, ["cat", `/sys/class/net/${i}/address`]).trim().split(":").map((h) => parseInt(h, 16)));
     return { c: mac("c", cIf), p: mac("p", pIf) };
   }
+});
+
+describe("AF_XDP addon options (no root needed)", { skip: xdpUnavailable() }, () => {
+  test("bad options are refused with TypeError or RangeError before anything is opened", () => {
+    const memory = new Uint8Array(new WebAssembly.Memory({ initial: 512 }).buffer);
+    const good = { memory, umemOffset: 65536, umemBytes: 8 << 20, frameSize: 2048, headroom: 128, ringSize: 2048, interfaces: [{ name: "lo", mac: new Uint8Array(6) }], mode: "auto" as const, served: new Uint8Array(0) };
+    const bad: [string, Record<string, unknown>, RegExp][] = [
+      ["memory not bytes", { memory: [1, 2] }, /memory must be a Uint8Array/],
+      ["frame size 1000", { frameSize: 1000 }, /frameSize must be 2048 or 4096/],
+      ["ring size 100", { ringSize: 100 }, /ringSize must be a power of two/],
+      ["UMEM past the memory", { umemBytes: 64 << 20 }, /lies outside the memory/],
+      ["UMEM off a page boundary", { umemOffset: 65536 + 100 }, /page boundary/],
+      ["no interfaces", { interfaces: [] }, /from 1 to 16 interfaces/],
+      ["a 4-byte MAC", { interfaces: [{ name: "lo", mac: new Uint8Array(4) }] }, /must be 6 bytes/],
+      ["mode offload", { mode: "offload" }, /mode must be auto, native or generic/],
+    ];
+    for (const [name, change, message] of bad) {
+      assert.throws(() => XdpSockets.open({ ...good, ...change } as never), (e: Error) => (e instanceof TypeError || e instanceof RangeError) && message.test(e.message), name);
+    }
+    assert.throws(() => XdpSockets.open({ ...good, interfaces: [{ name: "nosuchif0", mac: new Uint8Array(6) }] }), /no interface nosuchif0/);
+  });
 });
