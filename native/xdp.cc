@@ -887,12 +887,15 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     return Napi::Number::New(env, sent);
   }
 
-  // sendFrame(bytes) -> true if queued: a frame the host built (copied into a free frame)
+  // sendFrame(mem, bytes) -> true if queued: a frame the host built, copied into a free frame
   Napi::Value SendFrame(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint8_t* p;
-    size_t len;
-    if (!Alive(env) || !GetBytes(info[0], env, "frame", &p, &len)) return env.Undefined();
+    uint8_t *mem, *p;
+    size_t memLen, len;
+    if (!Alive(env) || !GetBytes(info[0], env, "mem", &mem, &memLen) || !CheckMemory(env, mem, memLen) ||
+        !GetBytes(info[1], env, "frame", &p, &len)) {
+      return env.Undefined();
+    }
     if (len < 14 || len > frameSize_ - 256) {
       ThrowRange(env, "a frame must be 14 to " + std::to_string(frameSize_ - 256) + " bytes, got " + std::to_string(len));
       return env.Undefined();
@@ -904,8 +907,8 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     }
     uint32_t f = free_.back();
     uint64_t addr = uint64_t(f) * frameSize_ + 256;
-    uint8_t* frame = reinterpret_cast<uint8_t*>(base_ + umemOffset_ + addr);
-    memcpy(frame, p, len);
+    uint8_t* frame = mem + umemOffset_ + addr;
+    memmove(frame, p, len);
     uint32_t out;
     if (!Route(frame, uint32_t(len), -1, &out)) return Napi::Boolean::New(env, false);
     free_.pop_back();

@@ -188,7 +188,7 @@ export class XdpBackend implements PacketIO {
 
   /** A control reply the host built (Ethernet): copied into a free frame, MACs set by the route. */
   sendOne(frame: Uint8Array): boolean {
-    return !this.failed && this.sockets.sendFrame(frame);
+    return !this.failed && this.sockets.sendFrame(this.o.dp.memory(), frame);
   }
 
   onReadable(cb: () => void): void {

@@ -83,7 +83,7 @@ export interface XdpFrames {
 interface NativeXdp {
   rx(mem: Uint8Array, desc: number, stride: number, max: number): number;
   tx(mem: Uint8Array, desc: number, stride: number, n: number): number;
-  sendFrame(frame: Uint8Array): boolean;
+  sendFrame(mem: Uint8Array, frame: Uint8Array): boolean;
   setRoutes(routes: Uint8Array, neighbors: Uint8Array): void;
   setServed(served: Uint8Array): void;
   takeMisses(): Uint8Array;
@@ -189,9 +189,9 @@ export class XdpSockets {
     return this.native.tx(mem, desc, stride, n);
   }
 
-  /** Send one Ethernet frame the host built (copied into a free frame); false if it could not go (counted). */
-  sendFrame(frame: Uint8Array): boolean {
-    return this.native.sendFrame(frame);
+  /** Send one Ethernet frame the host built (copied into a free frame of `mem`, the core's memory); false if it could not go (counted). */
+  sendFrame(mem: Uint8Array, frame: Uint8Array): boolean {
+    return this.native.sendFrame(mem, frame);
   }
 
   /** The next-hop table: routes (36-byte entries) and neighbours (24-byte entries), see src/io/xdp-backend.ts. */

@@ -11,6 +11,7 @@
 //   refill 0|1    stop or resume lending frames to the fill rings
 //   mark          from now on, before sending, overwrite the first UDP payload byte of every
 //                 packet forwarded toward a target with "!" (and zero its UDP checksum)
+//   send TEXT     send a UDP datagram the host built, 10.255.0.1:53 -> 10.9.0.2:7777, through sendOne
 //   badargs       call the addon with bad arguments; report what each threw
 //   move          call the addon with a memory view that is not the registered one
 //   quit          close the backend (detaches the program) and exit
@@ -24,6 +25,8 @@ import { Pump } from "../../src/daemon/pump.js";
 import { tunRoutes } from "../../src/daemon/daemon.js";
 import { XdpBackend } from "../../src/io/xdp-backend.js";
 import { memoryAddress } from "../../src/io/xdp.js";
+import { parseAddress } from "../../src/net/addr.js";
+import { buildPacket, withEthernet } from "../helpers/packets.js";
 
 const config = validateConfig(JSON.parse(process.argv[2]));
 const dp = DataPlane.fromConfig(config);
@@ -84,6 +87,10 @@ lines.on("line", (line) => {
     } else if (cmd === "mark") {
       marking = true;
       out({ marking });
+    } else if (cmd === "send") {
+      const ip = buildPacket({ family: 4, proto: "udp", src: parseAddress("10.255.0.1").bytes, dst: parseAddress("10.9.0.2").bytes,
+        sport: 53, dport: 7777, payload: new TextEncoder().encode(`${arg}\n`) });
+      out({ sent: io.sendOne(withEthernet(ip)), stats: io.stats() });
     } else if (cmd === "badargs") {
       const x = io.sockets;
       const mem = dp.memory();
@@ -97,7 +104,7 @@ lines.on("line", (line) => {
         ["setRoutes with a 35-byte route", () => x.setRoutes(new Uint8Array(35), new Uint8Array(0))],
         ["setRoutes with a route to interface 9", () => x.setRoutes(Uint8Array.from([4, 24, 9, 0, ...new Array(32).fill(0)]), new Uint8Array(0))],
         ["setServed with family 5", () => x.setServed(Uint8Array.from([24, 5, ...new Array(16).fill(0)]))],
-        ["sendFrame of 3 bytes", () => x.sendFrame(new Uint8Array(3))],
+        ["sendFrame of 3 bytes", () => x.sendFrame(mem, new Uint8Array(3))],
       ];
       out(calls.map(([name, f]) => {
         try {

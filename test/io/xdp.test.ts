@@ -238,6 +238,17 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     assert.equal(r.stats.hostSent, 0, "the addon copied no packet: it copies only frames the host builds");
   });
 
+  test("a frame the host builds (a control reply) is copied into a free UMEM frame and leaves by the kernel's route", async () => {
+    const listener = topo.start("c", ["socat", "-u", "UDP4-RECV:7777,bind=10.9.0.2", "-"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = new Promise<string>((resolve) => listener.stdout!.once("data", (b: Buffer) => resolve(b.toString().trim())));
+    const r = await ask("send from-the-host");
+    assert.equal(r.sent, true);
+    assert.equal(await got, "from-the-host");
+    assert.equal(r.stats.hostSent, 1, "the one copy the addon makes");
+    listener.kill();
+  });
+
   test(`${GARBAGE.toLocaleString("en")} malformed frames get the core's drop reasons and every UMEM frame is accounted for`, async (t) => {
     const macs = macsOf();
     const cases = garbageFrames(macs.p, macs.c);
