@@ -1,7 +1,7 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
-// the data plane to an I/O backend (TUN, pcap or AF_XDP) through the pump,
-// runs the health checks, serves metrics, and handles reload (SIGHUP) and
-// drain (SIGTERM). Embedders can start a Daemon from a config file too.
+// the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump, runs the
+// health checks, serves metrics, and handles reload (SIGHUP) and drain
+// (SIGTERM). Embedders can start a Daemon from a config file too.
 
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
