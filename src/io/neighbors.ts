@@ -3,9 +3,10 @@
 // next hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached,
 // and refreshed in the background; a miss asks the kernel to resolve (one
 // ping to the next hop) and the frame is dropped and counted. The AF_XDP
-// backend pushes the same tables (readRoutes, readNeighbors) into its addon.
+// backend reads the same tables without blocking (readNextHops) and pushes
+// them into its addon.
 
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { formatAddress, parseAddress, parsePrefix, prefixContains, type Prefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
@@ -92,29 +93,91 @@ export function interfaceMac(iface: string): Uint8Array {
   }
 }
 
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+}
+
+interface IpNeighbor {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+  dev?: string;
+}
+
+/** One route of `ip -j route show`, or null for a kind pias does not forward over (multicast, ...). */
+function toRoute(r: IpRoute, family: 4 | 6): Route | null {
+  const dst = r.dst === "default" ? (family === 4 ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${family === 4 ? 32 : 128}`;
+  try {
+    return { prefix: parsePrefix(dst), via: r.gateway ?? null };
+  } catch {
+    return null;
+  }
+}
+
+const longestFirst = (routes: Route[]): Route[] => routes.sort((a, b) => b.prefix.length - a.prefix.length);
+
+/** A resolved neighbour of `ip -j neigh show` as [canonical address text, MAC], or null while unresolved. */
+function toNeighbor(n: IpNeighbor): [string, Uint8Array] | null {
+  if (!n.lladdr || n.state?.includes("FAILED") || n.state?.includes("INCOMPLETE")) return null;
+  return [formatAddress(parseAddress(n.dst).bytes), macBytes(n.lladdr)];
+}
+
 /** The kernel's routes through `iface` (main table), longest prefix first. */
 export function readRoutes(iface: string): Route[] {
   const routes: Route[] = [];
-  for (const fam of ["-4", "-6"]) {
-    for (const r of ipJson([fam, "route", "show", "dev", iface]) as { dst: string; gateway?: string }[]) {
-      const dst = r.dst === "default" ? (fam === "-4" ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === "-4" ? 32 : 128}`;
-      try {
-        routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
-      } catch {
-        // a route kind we do not forward over (multicast, ...)
-      }
+  for (const family of [4, 6] as const) {
+    for (const r of ipJson([`-${family}`, "route", "show", "dev", iface]) as IpRoute[]) {
+      const route = toRoute(r, family);
+      if (route) routes.push(route);
     }
   }
-  return routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  return longestFirst(routes);
 }
 
 /** The kernel's resolved neighbours on `iface`: canonical address text -> MAC. */
 export function readNeighbors(iface: string): Map<string, Uint8Array> {
   const macs = new Map<string, Uint8Array>();
-  for (const n of ipJson(["neigh", "show", "dev", iface]) as { dst: string; lladdr?: string; state?: string[] }[]) {
-    if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(formatAddress(parseAddress(n.dst).bytes), macBytes(n.lladdr));
+  for (const n of ipJson(["neigh", "show", "dev", iface]) as IpNeighbor[]) {
+    const e = toNeighbor(n);
+    if (e) macs.set(...e);
   }
   return macs;
+}
+
+export interface NextHops {
+  /** The interface's routes, longest prefix first. */
+  routes: Route[];
+  /** Its resolved neighbours: canonical address text -> MAC. */
+  macs: Map<string, Uint8Array>;
+}
+
+/** readRoutes and readNeighbors for several interfaces at once, without blocking the event loop (three `ip` runs). */
+export async function readNextHops(ifaces: readonly string[]): Promise<NextHops[]> {
+  const ip = (args: string[]): Promise<unknown[]> =>
+    new Promise((resolve, reject) => {
+      execFile("ip", ["-j", ...args], { encoding: "utf8" }, (err, stdout, stderr) => {
+        if (err) reject(new PiasError("EROUTE", `ip -j ${args.join(" ")}: ${stderr.trim() || err.message}`));
+        else resolve(stdout.trim() ? (JSON.parse(stdout) as unknown[]) : []);
+      });
+    });
+  const [r4, r6, neigh] = await Promise.all([ip(["-4", "route", "show"]), ip(["-6", "route", "show"]), ip(["neigh", "show"])]);
+  return ifaces.map((iface) => {
+    const routes: Route[] = [];
+    for (const [family, list] of [[4, r4], [6, r6]] as const) {
+      for (const r of list as IpRoute[]) {
+        const route = r.dev === iface ? toRoute(r, family) : null;
+        if (route) routes.push(route);
+      }
+    }
+    const macs = new Map<string, Uint8Array>();
+    for (const n of neigh as IpNeighbor[]) {
+      const e = n.dev === iface ? toNeighbor(n) : null;
+      if (e) macs.set(...e);
+    }
+    return { routes: longestFirst(routes), macs };
+  });
 }
 
 /** Have the kernel resolve `hop` on `iface` (one ping); `done` runs when it finished either way. */

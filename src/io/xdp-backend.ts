@@ -22,7 +22,7 @@ import type { PacketRing } from "../core/ring.js";
 import { formatAddress, parseAddress, parsePrefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 import type { PacketIO } from "./backend.js";
-import { interfaceMac, readNeighbors, readRoutes, resolveNeighbor } from "./neighbors.js";
+import { interfaceMac, readNextHops, resolveNeighbor, type NextHops } from "./neighbors.js";
 import { packServed, xdpUnavailable, XdpError, XdpSockets, type XdpMode } from "./xdp.js";
 
 const LINKTYPE_ETHERNET = 1;
@@ -57,38 +57,28 @@ function rxQueues(iface: string): number {
   }
 }
 
-/** The kernel's routes and neighbours of `ifaces`, packed as the addon takes them (native/xdp.cc setRoutes). */
-export function packNextHops(ifaces: readonly string[]): { routes: Uint8Array; neighbors: Uint8Array } {
-  const routes: Uint8Array[] = [];
-  const neighbors: Uint8Array[] = [];
-  ifaces.forEach((iface, slot) => {
-    for (const r of readRoutes(iface)) {
-      const e = new Uint8Array(36);
-      e[0] = r.prefix.family;
-      e[1] = r.prefix.length;
-      e[2] = slot;
-      e[3] = r.via ? 1 : 0;
-      e.set(r.prefix.bytes, 4);
-      if (r.via) e.set(parseAddress(r.via).bytes, 20);
-      routes.push(e);
+/** Next hops of the served interfaces (slot i: ifaces[i]), packed as the addon takes them (native/xdp.cc setRoutes). */
+export function packNextHops(tables: readonly NextHops[]): { routes: Uint8Array; neighbors: Uint8Array } {
+  const routes = new Uint8Array(36 * tables.reduce((n, t) => n + t.routes.length, 0));
+  const neighbors = new Uint8Array(24 * tables.reduce((n, t) => n + t.macs.size, 0));
+  let r = 0;
+  let m = 0;
+  tables.forEach((t, slot) => {
+    for (const route of t.routes) {
+      routes.set([route.prefix.family, route.prefix.length, slot, route.via ? 1 : 0], r);
+      routes.set(route.prefix.bytes, r + 4);
+      if (route.via) routes.set(parseAddress(route.via).bytes, r + 20);
+      r += 36;
     }
-    for (const [addr, mac] of readNeighbors(iface)) {
+    for (const [addr, mac] of t.macs) {
       const a = parseAddress(addr);
-      const e = new Uint8Array(24);
-      e[0] = slot;
-      e[1] = a.family;
-      e.set(a.bytes, 2);
-      e.set(mac, 18);
-      neighbors.push(e);
+      neighbors.set([slot, a.family], m);
+      neighbors.set(a.bytes, m + 2);
+      neighbors.set(mac, m + 18);
+      m += 24;
     }
   });
-  const join = (parts: Uint8Array[]): Uint8Array => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) (out.set(p, at), (at += p.length));
-    return out;
-  };
-  return { routes: join(routes), neighbors: join(neighbors) };
+  return { routes, neighbors };
 }
 
 export class XdpBackend implements PacketIO {
@@ -99,6 +89,7 @@ export class XdpBackend implements PacketIO {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly resolving = new Set<string>();
   private refreshed = 0;
+  private refreshing: Promise<void> | null = null;
   private failed: PiasError | null = null;
 
   private constructor(
@@ -109,15 +100,15 @@ export class XdpBackend implements PacketIO {
   ) {
     const info = sockets.info();
     this.description = `xdp ${info.interfaces.map((i) => `${i.name} (${i.mode}${i.zerocopy ? ", zero-copy" : ", copy"}, ${i.queues} queue${i.queues > 1 ? "s" : ""})`).join(", ")}`;
-    this.refresh();
-    const every = setInterval(() => this.refresh(), REFRESH_MS);
+    const every = setInterval(() => void this.refresh(), REFRESH_MS);
     const misses = setInterval(() => this.resolveMisses(), MISS_MS);
     every.unref();
     misses.unref();
     this.timers.push(every, misses);
   }
 
-  static open(o: XdpBackendOptions): XdpBackend {
+  /** Open the backend; resolves once the next-hop table is loaded. */
+  static async open(o: XdpBackendOptions): Promise<XdpBackend> {
     const why = xdpUnavailable();
     if (why) throw new XdpError(`the AF_XDP backend is unavailable: ${why}`);
     const macs = o.interfaces.map((name) => ({ name, mac: interfaceMac(name) }));
@@ -138,24 +129,31 @@ export class XdpBackend implements PacketIO {
       memory: o.dp.memory(), umemOffset, umemBytes, frameSize: XDP_FRAME_SIZE, headroom: Layout.HEADROOM, ringSize: RING_SIZE,
       interfaces: macs, mode: o.mode, served,
     });
-    return new XdpBackend(ring, xsk, o);
+    const backend = new XdpBackend(ring, xsk, o);
+    await backend.refresh();
+    return backend;
   }
 
-  private refresh(): void {
-    try {
-      const t = packNextHops(this.o.interfaces);
-      this.sockets.setRoutes(t.routes, t.neighbors);
-    } catch {
-      // an interface went away or ip failed: keep the last table, try again later
-    }
-    this.refreshed = Date.now();
+  /** Re-read the kernel's routes and neighbours (without blocking) and push them to the addon. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= readNextHops(this.o.interfaces).then(
+      (tables) => {
+        const t = packNextHops(tables);
+        if (!this.failed) this.sockets.setRoutes(t.routes, t.neighbors);
+      },
+      () => {}, // ip failed: keep the last table, try again later
+    ).finally(() => {
+      this.refreshing = null;
+      this.refreshed = Date.now();
+    });
+    return this.refreshing;
   }
 
   /** Next hops the addon found no MAC for: ask the kernel to resolve them, then re-read the tables. */
   private resolveMisses(): void {
     const m = this.sockets.takeMisses();
     if (m.length === 0) return;
-    if (Date.now() - this.refreshed > MISS_MS) this.refresh();
+    if (Date.now() - this.refreshed > MISS_MS) void this.refresh();
     for (let at = 0; at < m.length; at += 18) {
       const iface = this.o.interfaces[m[at]];
       const hop = formatAddress(m.subarray(at + 2, at + 2 + (m[at + 1] === 4 ? 4 : 16)));
@@ -164,7 +162,7 @@ export class XdpBackend implements PacketIO {
       this.resolving.add(key);
       resolveNeighbor(iface, hop, () => {
         this.resolving.delete(key);
-        this.refresh();
+        void this.refresh();
       });
     }
   }

@@ -30,7 +30,7 @@ import { buildPacket, withEthernet } from "../helpers/packets.js";
 
 const config = validateConfig(JSON.parse(process.argv[2]));
 const dp = DataPlane.fromConfig(config);
-const io = XdpBackend.open({
+const io = await XdpBackend.open({
   interfaces: config.daemon.xdpInterfaces, mode: config.daemon.xdpMode, served: tunRoutes(config), dp, batch: config.daemon.batch,
 });
 const pump = new Pump(dp, io, io.ring!);
