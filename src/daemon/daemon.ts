@@ -9,6 +9,7 @@ import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
+import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
@@ -61,6 +62,8 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private metricsServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** The BGP announcements (null without a bgp section). */
+  bgp: DaemonBgp | null = null;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -79,6 +82,7 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
+    const bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
     const dp = DataPlane.fromConfig(config);
     const io = await (options.io ?? defaultIo)(config, dp);
     const ring = io.ring ?? dp.createRing(config.daemon.batch, io.capacity);
@@ -87,6 +91,7 @@ export class Daemon {
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    daemon.bgp = bgp;
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
@@ -101,6 +106,7 @@ export class Daemon {
     daemon.timers.push(sweep);
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
+    void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
     return daemon;
   }
 
@@ -112,12 +118,14 @@ export class Daemon {
       health: () => this.health.status(),
       cluster: () => this.cluster,
       reloads: () => this.reloads,
+      bgp: () => this.bgp?.status() ?? null,
     });
   }
 
   private healthChanged(c: HealthChange): void {
     try {
       this.dp.setTargetUp(c.group, c.target, c.up);
+      this.bgp?.changed();
       if (c.up) this.log.info({ group: c.group, target: c.target }, "target up");
       else this.log.warn({ group: c.group, target: c.target, error: c.error }, "target down");
     } catch (err) {
@@ -134,12 +142,14 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = loadConfig(this.options.configPath);
+      assertBgpReload(this.config.bgp, next.bgp);
       // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       this.health.configure(next.groups);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
+      if (next.bgp) void this.bgp?.reload(next.bgp);
       this.reloads.ok++;
       this.log.info({ ...summary }, "config reloaded");
       return true;
@@ -159,6 +169,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
+      const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {
@@ -166,6 +177,7 @@ export class Daemon {
         if (this.dp.counters().flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
+      await bgpDone;
       for (const t of this.timers) clearInterval(t);
       this.io.close();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
+import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
 import type { TargetHealth } from "./health.js";
 
@@ -17,6 +18,7 @@ export interface MetricsSource {
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
+  bgp?(): BgpStatus | null;
 }
 
 /** A counter whose value is read from elsewhere at scrape time. */
@@ -81,6 +83,9 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_rap_entries", "JAP registrations this proxy holds as a RAP", [], () => (node() ? one(node()!.rap.entries) : []));
   gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
   mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const bgp = () => src.bgp?.() ?? null;
+  gauge(reg, "pias_bgp_session_up", "1 while the BGP session to the neighbour is established", ["neighbor"], () => (bgp()?.sessions ?? []).map((s) => [{ neighbor: s.neighbor }, s.up ? 1 : 0]));
+  gauge(reg, "pias_bgp_prefix_announced", "1 while BIRD announces the prefix (also while GRACEFUL_SHUTDOWN), 0 while withdrawn", ["prefix"], () => (bgp()?.prefixes ?? []).map((p) => [{ prefix: p.prefix }, p.announced ? 1 : 0]));
   return reg;
 }
 

@@ -22,7 +22,7 @@ import type { PacketRing } from "../core/ring.js";
 import { formatAddress, parseAddress, parsePrefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 import type { PacketIO } from "./backend.js";
-import { interfaceMac, readNextHops, resolveNeighbor, type NextHops } from "./neighbors.js";
+import { kernelNeighbors, macBytes, readNextHops, type NextHops } from "./neighbors.js";
 import { packServed, xdpUnavailable, XdpError, XdpSockets, type XdpMode } from "./xdp.js";
 
 const LINKTYPE_ETHERNET = 1;
@@ -111,7 +111,7 @@ export class XdpBackend implements PacketIO {
   static async open(o: XdpBackendOptions): Promise<XdpBackend> {
     const why = xdpUnavailable();
     if (why) throw new XdpError(`the AF_XDP backend is unavailable: ${why}`);
-    const macs = o.interfaces.map((name) => ({ name, mac: interfaceMac(name) }));
+    const macs = o.interfaces.map((name) => ({ name, mac: macBytes(kernelNeighbors(name).mac()) }));
     const sockets = o.interfaces.reduce((n, i) => n + rxQueues(i), 0);
     // Reserve first: the ring, then the UMEM (every fill ring full, and as
     // many frames again for TX), the last allocation in the core's memory.
@@ -160,7 +160,7 @@ export class XdpBackend implements PacketIO {
       const key = `${iface} ${hop}`;
       if (this.resolving.has(key)) continue;
       this.resolving.add(key);
-      resolveNeighbor(iface, hop, () => {
+      kernelNeighbors(iface).resolve(hop, () => {
         this.resolving.delete(key);
         void this.refresh();
       });
