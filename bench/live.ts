@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     console.log(`\n${table}\n\n${cpus()[0]?.model}, ${cpus().length} cores, Linux ${release()}, Node ${process.version}; iperf3 ${REPS} x ${SECONDS} s, median`);
     mkdirSync(OUT, { recursive: true });
     writeFileSync(join(OUT, "live.json"), `${JSON.stringify({ generated: new Date().toISOString(), seconds: SECONDS, reps: REPS, udpPayload: UDP_LEN, pias: viaPias, kernel: viaKernel }, null, 2)}\n`);
-    if (viaXdp) reportXdp(OUT, ROOT, viaXdp, viaKernel, kernelFlood!, UDP_LEN);
+    if (viaXdp) reportXdp(OUT, viaXdp, viaKernel, kernelFlood!, UDP_LEN);
   } finally {
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -11,12 +11,12 @@
 // after, so the other paths are measured as they were).
 
 import { join } from "node:path";
-import { cpus } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { execFileSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { parseAddress } from "../../src/net/addr.js";
 import { buildPacket, withEthernet } from "../../test/helpers/packets.js";
 import type { Topology } from "../../test/helpers/netns.js";
+import { machine } from "./machine.js";
 import { markdownTable, num } from "./table.js";
 
 export interface XdpSetup {
@@ -174,7 +174,7 @@ export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label
 type Iperf = { tcpGbps: number; udpMpps: number; udpLossPercent: number };
 
 /** Print the AF_XDP table (pias on AF_XDP beside the kernel's nftables NAT of the same run) and write bench/results/live-xdp.json. */
-export function reportXdp(out: string, root: string, x: XdpFigures<Iperf>, kernel: Iperf, kernelFlood: FloodFigures, udpLen: number): void {
+export function reportXdp(out: string, x: XdpFigures<Iperf>, kernel: Iperf, kernelFlood: FloodFigures, udpLen: number): void {
   const ratio = (a: number, b: number): string => (b > 0 ? num(a / b) : "–");
   const table = markdownTable(["measurement", "pias run (AF_XDP)", "kernel nftables NAT", "pias / kernel"], [
     ["TCP bulk (Gbit/s)", num(x.iperf.tcpGbps), num(kernel.tcpGbps), ratio(x.iperf.tcpGbps, kernel.tcpGbps)],
@@ -184,9 +184,8 @@ export function reportXdp(out: string, root: string, x: XdpFigures<Iperf>, kerne
     ["pias CPU per packet received (us)", num(x.flood.cpuUsPerPacket), "", ""],
     ["of which in user space (us)", num(x.flood.userUsPerPacket), "", ""],
   ], ["l", "r", "r", "r"]);
-  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { cwd: root, encoding: "utf8" }).trim();
-  const machine = { uname: sh("uname", ["-a"]), cpu: cpus()[0]?.model ?? "", commit: sh("git", ["rev-parse", "HEAD"]), uptime: sh("uptime", []) };
-  console.log(`\npias on AF_XDP: ${x.mode}\n\n${table}\n\nload: ${machine.uptime}`);
+  const where = machine();
+  console.log(`\npias on AF_XDP: ${x.mode}\n\n${table}\n\nload average at the end: ${(where.loadavg as number[]).join(", ")}`);
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "live-xdp.json"), `${JSON.stringify({ generated: new Date().toISOString(), machine, udpPayload: udpLen, xdp: x, kernel, kernelFlood }, null, 2)}\n`);
+  writeFileSync(join(out, "live-xdp.json"), `${JSON.stringify({ generated: new Date().toISOString(), machine: where, udpPayload: udpLen, xdp: x, kernel, kernelFlood }, null, 2)}\n`);
 }
