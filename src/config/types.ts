@@ -4,6 +4,7 @@
 
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
+import type { OverlayConfig } from "./overlay.js";
 
 export { PROTOCOLS, type Protocol } from "../net/ta.js";
 
@@ -176,6 +177,8 @@ export interface PiasConfig {
   readonly daemon: DaemonConfig;
   /** null: a stand-alone proxy, serving only its configured groups. */
   readonly cluster: ClusterConfig | null;
+  /** null: not an overlay node (src/config/overlay.ts). */
+  readonly overlay: OverlayConfig | null;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }

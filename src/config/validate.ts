@@ -10,6 +10,7 @@
 // (a string where a number is meant, null for an optional setting): a typo in
 // a proxy configuration must not pass silently.
 
+import { validateOverlay } from "./overlay.js";
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
@@ -28,7 +29,7 @@ export function defaultConfig(): PiasConfig {
   return validateConfig({});
 }
 
-const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "overlay"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
@@ -384,6 +385,7 @@ export function validateConfig(raw: unknown): PiasConfig {
   }
 
   const cluster = has(o, "cluster") ? validateCluster(o.cluster, proxy) : null;
-  return { proxy, daemon, cluster, capacity, groups };
+  const overlay = has(o, "overlay") ? validateOverlay(o.overlay, proxy, cluster, groups) : null;
+  return { proxy, daemon, cluster, overlay, capacity, groups };
 }
 
