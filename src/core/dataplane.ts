@@ -304,7 +304,7 @@ export class DataPlane {
   }
 
   /** The data plane a validated configuration describes (see src/config/types.ts). */
-  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "overlay"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 

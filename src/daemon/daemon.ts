@@ -13,6 +13,7 @@ import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
+import { OverlayNode, overlayClusterGroup, overlayControl, overlayDataPlane } from "./overlay.js";
 
 /** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
 const IDLE_SWEEP_MS = 30_000;
@@ -28,7 +29,7 @@ export interface DaemonOptions {
 
 /** Where a proxy's traffic must be routed into a TUN device: its anycast prefixes (or its group addresses) and its own addresses. */
 export function tunRoutes(config: PiasConfig): string[] {
-  const routes = new Set<string>(config.proxy.anycastPrefixes);
+  const routes = new Set<string>([...config.proxy.anycastPrefixes, ...(config.overlay?.prefixes ?? [])]);
   if (routes.size === 0) for (const g of config.groups) routes.add(`${g.address}/${g.family === 4 ? 32 : 128}`);
   if (config.proxy.address) routes.add(`${config.proxy.address}/32`);
   if (config.proxy.address6) routes.add(`${config.proxy.address6}/128`);
@@ -51,6 +52,8 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private metricsServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** This proxy as an overlay node, when the config has an overlay section. */
+  overlay: OverlayNode | null = null;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -69,14 +72,18 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
-    const dp = DataPlane.fromConfig(config);
+    const dp = DataPlane.fromConfig(config, overlayDataPlane(config));
     const io = await (options.io ?? defaultIo)(config);
     const ring = dp.createRing(config.daemon.batch, io.capacity);
-    const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
+    const o = config.overlay;
+    const cluster = config.cluster
+      ? o ? new Cluster(overlayClusterGroup(config.cluster, o), config.proxy, dp, io, log, overlayControl(config.cluster, o)) : new Cluster(config.cluster, config.proxy, dp, io, log)
+      : null;
     const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    if (o && cluster) daemon.overlay = new OverlayNode(o, config.cluster!.id, config.proxy.address!, cluster.node.overlay!, dp, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
@@ -100,6 +107,7 @@ export class Daemon {
       io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
       health: () => this.health.status(),
       cluster: () => this.cluster,
+      overlay: () => this.overlay?.status() ?? null,
       reloads: () => this.reloads,
     });
   }
