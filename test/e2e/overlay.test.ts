@@ -165,13 +165,16 @@ describe("an overlay reached through PIAS: three nodes, two regions, a client", 
     for (const o of owned) assert.ok(o > 256 * 252 * 0.25 && o < 256 * 252 * 0.42, `${owned}`);
   });
 
-  test("the client discovers its nearest node (n1, its local node) and the next nearest (n2) through the overlay's group", async () => {
+  test("the client discovers its nearest node (n1, its local node) and the next nearest (n2) through the overlay's group, and routes everything but n1 into its TUN", async () => {
     client = topo.start("c", [process.execPath, CLI, "overlay-client", "--anycast", CONTROL, "--port", "7470", "--group", "udp:203.0.113.0:7480",
-      "--key-file", join(dir, "overlay.key"), "--route", "10.20.0.0/16", "--tun", "povl0"]);
+      "--key-file", join(dir, "overlay.key"), "--route", "default", "--tun", "povl0"]);
     client.stdout!.on("data", (b: Buffer) => (clientLog += b.toString()));
     client.stderr!.on("data", (b: Buffer) => (clientLog += b.toString()));
     const up = await waitForLine(client, /up: local node/);
     assert.match(up, /local node n1 \(10\.255\.0\.1:7480\), next nearest n2 \(10\.255\.0\.2:7480\)/);
+    // everything goes into the overlay but the node itself, pinned to the route it had
+    assert.match(topo.exec("c", ["ip", "route", "get", H1]), /dev povl0/);
+    assert.match(topo.exec("c", ["ip", "route", "get", "10.255.0.1"]), /via 10\.9\.0\.1/);
   });
 
   test("the client's TCP download from h1 completes; h1's replies enter the overlay at n2 (h1's nearest), never at n1, and after the first reply the client's packets travel n1 -> n2 -> h1", async () => {
