@@ -45,14 +45,8 @@ import { sealFrame } from "../src/net/overlay-frame.js";
 import { buildPacket } from "../test/helpers/packets.js";
 import { prng } from "../test/control/arbitraries.js";
 import { int, markdownTable } from "./lib/table.js";
+import { env } from "./lib/env.js";
 
-const env = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === "") return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, not ${v}`);
-  return n;
-};
 const NODES = Math.max(3, Math.floor(env("OSIM_NODES", 100)));
 const CLIENTS = Math.max(1, Math.floor(env("OSIM_CLIENTS", 10_000)));
 const CONNECTIONS = Math.max(CLIENTS, Math.floor(env("OSIM_CONNECTIONS", 1_000_000)));

@@ -13,7 +13,7 @@ import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
-import { OverlayNode, overlayClusterGroup, overlayControl, overlayDataPlane } from "./overlay.js";
+import { OverlayNode, overlayCluster, overlayDataPlane } from "./overlay.js";
 
 /** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
 const IDLE_SWEEP_MS = 30_000;
@@ -75,15 +75,13 @@ export class Daemon {
     const dp = DataPlane.fromConfig(config, overlayDataPlane(config));
     const io = await (options.io ?? defaultIo)(config);
     const ring = dp.createRing(config.daemon.batch, io.capacity);
-    const o = config.overlay;
-    const cluster = config.cluster
-      ? o ? new Cluster(overlayClusterGroup(config.cluster, o), config.proxy, dp, io, log, overlayControl(config.cluster, o)) : new Cluster(config.cluster, config.proxy, dp, io, log)
-      : null;
+    const oc = config.cluster && overlayCluster(config.cluster, config.overlay);
+    const cluster = oc ? new Cluster(oc.cluster, config.proxy, dp, io, log, oc.options) : null;
     const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
-    if (o && cluster) daemon.overlay = new OverlayNode(o, config.cluster!.id, config.proxy.address!, cluster.node.overlay!, dp, log);
+    if (config.overlay && cluster) daemon.overlay = new OverlayNode(config.overlay, cluster.node.self.id, config.proxy.address!, cluster.node.overlay!, dp, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {

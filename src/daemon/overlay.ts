@@ -8,9 +8,9 @@
 //   every membership change, the partition's owner of every block
 //   (src/control/partition.ts, changed incrementally: only the blocks of the
 //   node that came or went move).
-// - The proxy's cluster control node runs the overlay role (options from
-//   overlayControl()); the overlay's discovery group is signed with the
-//   overlay key like a cluster group's joins (overlayClusterGroup()).
+// - The proxy's cluster control node runs the overlay role, and the overlay's
+//   discovery group is signed with the overlay key like a cluster group's
+//   joins (overlayCluster()).
 //
 // Per packet nothing happens here: the core handles every overlay packet.
 
@@ -46,23 +46,27 @@ export function overlayDataPlane(config: PiasConfig): Pick<DataPlaneSettings, "o
   };
 }
 
-/** The cluster config with the overlay's discovery group among its groups, keyed by the overlay key. */
-export function overlayClusterGroup(cluster: ClusterConfig, o: OverlayConfig): ClusterConfig {
+/**
+ * The cluster a proxy runs, overlay node or not: an overlay node's cluster
+ * has the overlay's discovery group among its groups (keyed by the overlay
+ * key, so clients can sign DISCOVERs for it) and its control node the overlay
+ * role.
+ */
+export function overlayCluster(cluster: ClusterConfig, o: OverlayConfig | null): { cluster: ClusterConfig; options: Partial<ControlNodeOptions> } {
+  if (!o) return { cluster, options: {} };
   const group: ClusterGroupConfig = {
     key: overlayGroupKey(o), protocol: "udp", address: formatAddress(o.group.address), addressBytes: o.group.address, port: o.port,
     joinKey: o.key, policy: "proximity", affinity: "client",
   };
-  return { ...cluster, groups: [...cluster.groups, group] };
-}
-
-/** The control node's overlay role options. */
-export function overlayControl(cluster: ClusterConfig, o: OverlayConfig): Partial<ControlNodeOptions> {
   return {
-    overlay: {
-      group: o.group,
-      port: o.port,
-      seeds: o.seeds.map((s) => ({ address: parseAddress(s).bytes, port: cluster.controlPort })),
-      distance: (id) => cluster.distances[id] ?? DEFAULT_DISTANCE,
+    cluster: { ...cluster, groups: [...cluster.groups, group] },
+    options: {
+      overlay: {
+        group: o.group,
+        port: o.port,
+        seeds: o.seeds.map((s) => ({ address: parseAddress(s).bytes, port: cluster.controlPort })),
+        distance: (id) => cluster.distances[id] ?? DEFAULT_DISTANCE,
+      },
     },
   };
 }
