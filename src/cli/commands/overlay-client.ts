@@ -1,5 +1,5 @@
 // pias overlay-client (--anycast ADDR --port CONTROL_PORT --group udp:ADDR:PORT | --node ADDR:PORT)
-//                     --key-file FILE [--route PREFIX|default ...] [--tun NAME] [--mtu N] [--address CIDR]
+//                     --key-file FILE [--route PREFIX|default ...] [--tun NAME] [--mtu N] [--address CIDR] [--timeout MS]
 //
 // Reach the Internet through an overlay of pias nodes (README "Reaching an
 // overlay", paper §6.2): find one or two nearby nodes by peer discovery on the
