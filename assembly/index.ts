@@ -28,7 +28,7 @@ export {
   overlay_init, overlay_configure, overlay_flows_live, overlay_expire_all,
 } from "./overlay/overlay";
 export {
-  overlay_prefixes_clear, overlay_prefix_add, overlay_set_space, overlay_owners_ptr, overlay_nodes_clear, overlay_node_set,
+  overlay_prefixes_clear, overlay_prefix_add, overlay_set_space, overlay_owners_ptr, overlay_runners_ptr, overlay_nodes_clear, overlay_node_set,
   overlay_set_self, overlay_commit,
 } from "./overlay/partition";
 export { overlay_stats_ptr } from "./overlay/stats";

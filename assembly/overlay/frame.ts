@@ -45,13 +45,14 @@ export function setWindow(seconds: u32): void {
 
 /**
  * Write a header of `kind` at `hdr` for a frame of `len` bytes (header and
- * inner packet), from `sender` (a raw IPv4 address, 0 for none) at time `now`,
- * and its tag.
+ * inner packet), from `sender` (a raw IPv4 address, 0 for none) at time `now`
+ * with OverlayFlag `flags`, and its tag.
  */
-export function seal(hdr: usize, len: u32, kind: u32, sender: u32, now: u32): void {
+export function seal(hdr: usize, len: u32, kind: u32, sender: u32, now: u32, flags: u32): void {
   st8(hdr + OverlayFrame.KIND, kind);
   st8(hdr + OverlayFrame.VER, OverlayFrame.VERSION);
-  store<u16>(hdr + 10, 0);
+  st8(hdr + OverlayFrame.FLAGS, flags);
+  st8(hdr + OverlayFrame.FLAGS + 1, 0);
   store<u32>(hdr + OverlayFrame.SENDER, sender);
   st32(hdr + OverlayFrame.TIME, now);
   st32(hdr + OverlayFrame.SEQ, seq++);
@@ -77,6 +78,10 @@ export function open(hdr: usize, len: u32, now: u32): Reason {
 
 @inline export function frameKind(hdr: usize): u32 {
   return <u32>load<u8>(hdr + OverlayFrame.KIND);
+}
+
+@inline export function frameFlags(hdr: usize): u32 {
+  return <u32>load<u8>(hdr + OverlayFrame.FLAGS);
 }
 
 @inline export function frameSender(hdr: usize): u32 {

@@ -6,18 +6,21 @@
 //   client data   NAT C:c -> R:r to A:p from this node's blocks, send it to
 //                 R through the remote node cached for R, or directly;
 //   reply         (from the remote node N) reverse-NAT R:r -> A:p to C:c,
-//                 send it down the client's tunnel, cache "R through N";
+//                 send it down the client's tunnel, cache "R through N"; with
+//                 no binding here, hand it once to the block's runner-up
+//                 (its owner before a node joined and took it);
 //   send-out      (from the owner) send the NATed packet on to R from A:p.
 // - Anything else to an address of the overlay's prefixes: a reply from a
-//   remote host R to a TA A:p. This node owns the TA: it is the reply stage
-//   above with "R directly"; another node owns it: tunnel it there, tagged
-//   with this node's address.
+//   remote host R to a TA A:p. This node owns the TA (or still holds its
+//   binding from before a join): it is the reply stage above with "R
+//   directly"; another node owns it: tunnel it there, tagged with this
+//   node's address.
 //
 // Every drop has a Reason. The pipeline calls overlayPacket() for every
 // parsed IPv4 packet with a transport header; it returns false for packets
 // that are not the overlay's. No allocation, no I/O.
 
-import { AuxFlag, Desc, OverlayFrame, OverlayKind, OverlayStat, Reason, Stat, Verdict } from "../shared/abi";
+import { AuxFlag, Desc, OverlayFlag, OverlayFrame, OverlayKind, OverlayStat, Reason, Stat, Verdict } from "../shared/abi";
 import { ld16, raw32 } from "../wire/bytes";
 import { PROTO_TCP, PROTO_UDP, V4_DF, V4_FLAGS_FRAG } from "../wire/ip";
 import { TCP_ACK, TCP_RST, TCP_SYN, UDP_HEADER, UDP_LEN } from "../wire/l4";
@@ -27,9 +30,9 @@ import { hasProxy, isProxyAddr, proxy4, tunnelMtu } from "../settings";
 import { rewrite } from "../rewrite/nat";
 import { packetTooBig } from "../rewrite/icmp-gen";
 import { scratch } from "../settings";
-import { frameKind, frameSender, open, setKeys, setWindow } from "./frame";
+import { frameFlags, frameKind, frameSender, open, setKeys, setWindow } from "./frame";
 import { unwrap, wrap } from "./tunnel";
-import { blockOf, inSpace, isLiveNode, nodeAddress, nodeIndexOf, NO_NODE, ownerOf, partitionInit, selfIndex } from "./partition";
+import { blockOf, inSpace, isLiveNode, nodeAddress, nodeIndexOf, NO_NODE, ownerOf, partitionInit, runnerUpOf, selfIndex } from "./partition";
 import {
   bindingCreate, bindingPtr, bindingsExpireAll, bindingsInit, bindingsLive, bindingsSweep, bindingTouch, findForward, findReverse,
   forwardHash, O_A, O_AP, O_CIN, O_COP, O_COUT, O_CP,
@@ -135,6 +138,7 @@ function fromTunnel(pkt: Packet, d: usize, aux: u32, now: u32): void {
   let r = open(hdr, len, now);
   if (r != Reason.None) { finish(d, r, 0); return; }
   let kind = frameKind(hdr);
+  let handedOver = (frameFlags(hdr) & OverlayFlag.HandedOver) != 0;
   let from: i32 = -1;
   if (kind != OverlayKind.ClientData) {
     from = nodeIndexOf(frameSender(hdr));
@@ -147,7 +151,7 @@ function fromTunnel(pkt: Packet, d: usize, aux: u32, now: u32): void {
   if (!carried(pkt)) { finish(d, Reason.OverlayUnsupported, 0); return; }
   aux |= AuxFlag.Decapsulated;
   if (kind == OverlayKind.ClientData) fromClient(pkt, d, aux, cout, cop, now);
-  else if (kind == OverlayKind.Reply) atOwner(pkt, d, aux, <u32>from, now);
+  else if (kind == OverlayKind.Reply) reply(pkt, d, aux, <u32>from, now, handedOver);
   else sendOut(pkt, d, aux);
 }
 
@@ -180,15 +184,43 @@ function fromClient(pkt: Packet, d: usize, aux: u32, cout: u32, cop: u32, now: u
   finish(d, Reason.None, aux | AuxFlag.ToTarget);
 }
 
+@inline function findReply(pkt: Packet, now: u32): i64 {
+  return findReverse(raw32(pkt.src()), pkt.sport, raw32(pkt.dst()), pkt.dport, pkt.proto, now);
+}
+
 /**
- * A reply R:r -> A:p at the node holding its binding, having entered the
+ * A reply R:r -> A:p for a TA of this node's blocks, having entered the
  * overlay at node `via` (this node itself when it came straight here).
  */
-function atOwner(pkt: Packet, d: usize, aux: u32, via: u32, now: u32): void {
-  let found = findReverse(raw32(pkt.src()), pkt.sport, raw32(pkt.dst()), pkt.dport, pkt.proto, now);
-  if (found < 0) { finish(d, Reason.OverlayNoBinding, 0); return; }
+function reply(pkt: Packet, d: usize, aux: u32, via: u32, now: u32, handedOver: bool): void {
+  let found = findReply(pkt, now);
+  if (found >= 0) { deliver(pkt, d, aux, <u32>found, via, now); return; }
+  if (!handedOver && handOver(pkt, d, aux, via, now)) return;
+  finish(d, Reason.OverlayNoBinding, 0);
+}
+
+/**
+ * No binding here for a reply to one of this node's TAs: a node that joined
+ * took its block, and the binding is at the block's previous owner, now its
+ * runner-up. Hand it there once (flagged, so it is never handed on), naming
+ * the node it entered at, whose cache entry the binding's node then learns.
+ */
+function handOver(pkt: Packet, d: usize, aux: u32, via: u32, now: u32): bool {
+  let block = blockOf(raw32(pkt.dst()), pkt.dport);
+  if (block < 0) return false;
+  let prev = runnerUpOf(<u32>block);
+  if (prev == NO_NODE || prev == selfIndex || prev == via || !isLiveNode(prev)) return false;
+  if (tooBig(pkt, d, aux)) return true;
+  wrap(pkt, d, OverlayKind.Reply, proxy4, entropyPort(pkt), nodeAddress(prev), portRaw, nodeAddress(via), now, OverlayFlag.HandedOver);
+  bumpStat(OverlayStat.HandedOver);
+  finish(d, Reason.None, aux | AuxFlag.Encapsulated);
+  return true;
+}
+
+/** A reply at the node holding its binding `found`: down the client's tunnel, and "R through `via`" cached. */
+function deliver(pkt: Packet, d: usize, aux: u32, found: u32, via: u32, now: u32): void {
   if (tooBig(pkt, d, aux)) return;
-  let rec = bindingPtr(<u32>found);
+  let rec = bindingPtr(found);
   bindingTouch(rec, pkt.tcpFlags, false, now);
   noteDestination(raw32(pkt.src()), via, now);
   bumpStat(via == selfIndex ? OverlayStat.RepliesDirect : OverlayStat.RepliesViaNode);
@@ -210,7 +242,10 @@ function toTa(pkt: Packet, d: usize, aux: u32, now: u32): void {
   if (!carried(pkt)) { finish(d, Reason.OverlayUnsupported, 0); return; }
   let block = blockOf(raw32(pkt.dst()), pkt.dport);
   let owner = block < 0 ? NO_NODE : ownerOf(<u32>block);
-  if (owner == selfIndex) { atOwner(pkt, d, aux, selfIndex, now); return; }
+  if (owner == selfIndex) { reply(pkt, d, aux, selfIndex, now, false); return; }
+  // a binding made here before a node joined and took the block still answers here
+  let found = findReply(pkt, now);
+  if (found >= 0) { deliver(pkt, d, aux, <u32>found, selfIndex, now); return; }
   if (owner == NO_NODE || !isLiveNode(owner) || !hasProxy(4)) { finish(d, Reason.OverlayNoBinding, 0); return; }
   if (tooBig(pkt, d, aux)) return;
   wrap(pkt, d, OverlayKind.Reply, proxy4, entropyPort(pkt), nodeAddress(owner), portRaw, proxy4, now);

@@ -1,8 +1,8 @@
 // What the overlay's data path knows of the partition (README "Reaching an
 // overlay"): the TA space (prefixes x a port range, cut into blocks of
-// `blockPorts` ports), the owner of every block as a node index (one u16 a
-// block, written by the host, which computes the rendezvous hashing:
-// src/control/partition.ts), the nodes (address, alive) and which of them is
+// `blockPorts` ports), the owner and the runner-up of every block as node
+// indexes (a u16 each a block, written by the host, which computes the
+// rendezvous hashing: src/control/partition.ts), the nodes (address, alive) and which of them is
 // this one, and the list of this node's own blocks to hand TAs out of.
 //
 // Set by control calls and overlay_commit(); the packet path only reads.
@@ -32,6 +32,7 @@ let blockCount: u32 = 0;
 
 let maxBlocks: u32 = 0;
 let owners: usize = 0; // u16 per block
+let runners: usize = 0; // u16 per block: the runner-up
 let own: usize = 0; // u32 block numbers owned by this node
 let ownCount: u32 = 0;
 
@@ -44,8 +45,9 @@ export let selfIndex: u32 = NO_NODE;
 export function partitionInit(blocks: u32): bool {
   maxBlocks = blocks;
   owners = reservePages(<usize>blocks * 2);
+  runners = reservePages(<usize>blocks * 2);
   own = reservePages(<usize>blocks * 4);
-  return owners != 0 && own != 0;
+  return owners != 0 && runners != 0 && own != 0;
 }
 
 /** The index of the address (raw) in the TA space, or -1 when it is not in the overlay's prefixes. */
@@ -76,6 +78,11 @@ export function blockOf(addr: u32, portRaw: u32): i64 {
 
 @inline export function ownerOf(block: u32): u32 {
   return <u32>load<u16>(owners + (<usize>block << 1));
+}
+
+/** The block's runner-up: its owner before a join (or after its owner leaves). */
+@inline export function runnerUpOf(block: u32): u32 {
+  return <u32>load<u16>(runners + (<usize>block << 1));
 }
 
 /** The address (raw) of a block. */
@@ -168,6 +175,7 @@ export function overlay_set_space(min: u32, max: u32, ports: u32): i32 {
   blocksPerAddress = per;
   blockCount = <u32>n;
   memory.fill(owners, 0xff, <usize>maxBlocks * 2);
+  memory.fill(runners, 0xff, <usize>maxBlocks * 2);
   ownCount = 0;
   return <i32>n;
 }
@@ -175,6 +183,11 @@ export function overlay_set_space(min: u32, max: u32, ports: u32): i32 {
 /** Exported: where the host writes the owner of each block (u16 node index, NO_NODE for none). */
 export function overlay_owners_ptr(): usize {
   return owners;
+}
+
+/** Exported: where the host writes the runner-up of each block (u16 node index, NO_NODE for none). */
+export function overlay_runners_ptr(): usize {
+  return runners;
 }
 
 /** Exported: forget every node. */

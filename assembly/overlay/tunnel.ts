@@ -22,10 +22,11 @@ const OUTER_TTL: u32 = 64;
 /**
  * Wrap the parsed packet `pkt` (descriptor d) in a frame of `kind` from
  * src:sport to dst:dport (raw IPv4 addresses and ports), sent by `sender`
- * (raw address, 0 for none) at `now`. The outer header copies DF; the frame
- * drops bytes past the inner packet's own length (link-layer padding).
+ * (raw address, 0 for none) at `now`, with OverlayFlag `flags`. The outer
+ * header copies DF; the frame drops bytes past the inner packet's own length
+ * (link-layer padding).
  */
-export function wrap(pkt: Packet, d: usize, kind: u32, src: u32, sport: u32, dst: u32, dport: u32, sender: u32, now: u32): void {
+export function wrap(pkt: Packet, d: usize, kind: u32, src: u32, sport: u32, dst: u32, dport: u32, sender: u32, now: u32, flags: u32 = 0): void {
   let off = <usize>load<u32>(d + Desc.OFF);
   let l2 = pkt.linkLen;
   let outer: u32 = OverlayFrame.OVERHEAD;
@@ -52,7 +53,7 @@ export function wrap(pkt: Packet, d: usize, kind: u32, src: u32, sport: u32, dst
   store<u16>(u + 2, <u16>dport);
   st16(u + UDP_LEN, UDP_HEADER + frameLen);
   store<u16>(u + 6, 0);
-  seal(u + UDP_HEADER, frameLen, kind, sender, now);
+  seal(u + UDP_HEADER, frameLen, kind, sender, now, flags);
   let len = l2 + outer + innerLen;
   store<u32>(d + Desc.OFF, <u32>newOff);
   store<u32>(d + Desc.LEN, len);

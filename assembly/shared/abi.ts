@@ -253,6 +253,8 @@ export enum OverlayFrame {
   KIND = 8,
   /** u8: VERSION. */
   VER = 9,
+  /** u8: OverlayFlag bits. */
+  FLAGS = 10,
   /** u32: the sending node's address (network order); 0 from a client. */
   SENDER = 12,
   /** u32: seconds (network order); frames outside the window are dropped. */
@@ -264,6 +266,12 @@ export enum OverlayFrame {
   VERSION = 1,
   /** Bytes a frame adds to the inner packet on the wire: IPv4 20 + UDP 8 + HEADER. */
   OVERHEAD = 52,
+}
+
+/** Bits of OverlayFrame.FLAGS. */
+export enum OverlayFlag {
+  /** A reply the TA's owner had no binding for, handed to the block's runner-up (its owner before a join); never handed on again. */
+  HandedOver = 1,
 }
 
 /** The overlay's statistics, u64 each at overlay_stats_ptr() + s * 8. */
@@ -287,6 +295,8 @@ export enum OverlayStat {
   FlowsCreated = 8,
   FlowsExpired = 9,
   FlowsLive = 10,
-  COUNT = 11,
+  /** Replies this node had no binding for, handed to the block's runner-up. */
+  HandedOver = 11,
+  COUNT = 12,
   SLOTS = 16,
 }

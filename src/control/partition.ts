@@ -7,10 +7,15 @@
 // them in; a node that leaves gives up exactly its own blocks (each to its
 // runner-up), a node that joins takes exactly the blocks it now wins.
 //
+// Each block also has a runner-up, the node with the second highest score:
+// its owner if the owner left, and, right after a join, the owner it had
+// before (the data plane hands the runner-up replies it has no binding for,
+// so the connections of the blocks a newcomer takes survive the join).
+//
 // Changes are applied incrementally: a join scores every block once against
-// the newcomer, a leave re-ranks only the leaver's blocks. The owner of a
-// block is an index into nodeIds(); the data plane gets a u16 per block.
-// Pure computation: no clock, no I/O.
+// the newcomer, a leave re-ranks only the blocks the leaver owned or was
+// runner-up of. Owners are indexes into the node list; the data plane gets a
+// u16 per block for each. Pure computation: no clock, no I/O.
 
 import { parsePrefix } from "../net/addr.js";
 import { idHash, murmur3, scoreParts, type Hash64 } from "./rendezvous.js";
@@ -40,6 +45,10 @@ export class Partition {
   private readonly owners: Int32Array;
   private readonly bestHi: Uint32Array;
   private readonly bestLo: Uint32Array;
+  /** Runner-up of each block, or UNOWNED, and its score. */
+  private readonly seconds: Int32Array;
+  private readonly secondHi: Uint32Array;
+  private readonly secondLo: Uint32Array;
   /** Node ids by index; a node that left leaves a hole (null) that a later join may fill. */
   private readonly ids: (string | null)[] = [];
   private readonly hashes: (Hash64 | null)[] = [];
@@ -67,6 +76,9 @@ export class Partition {
     this.owners = new Int32Array(this.blocks).fill(UNOWNED);
     this.bestHi = new Uint32Array(this.blocks);
     this.bestLo = new Uint32Array(this.blocks);
+    this.seconds = new Int32Array(this.blocks).fill(UNOWNED);
+    this.secondHi = new Uint32Array(this.blocks);
+    this.secondLo = new Uint32Array(this.blocks);
     const key = new Uint8Array(6);
     for (let b = 0; b < this.blocks; b++) {
       const a = this.addressOf(b);
@@ -121,6 +133,12 @@ export class Partition {
     return i === UNOWNED ? undefined : this.ids[i]!;
   }
 
+  /** The runner-up of a block (the owner it would have without its owner), or undefined. */
+  runnerUp(block: number): string | undefined {
+    const i = this.seconds[block];
+    return i === UNOWNED ? undefined : this.ids[i]!;
+  }
+
   /** The owner of TA address:port, or undefined (outside the space, or no live node). */
   ownerOf(address: Uint8Array, port: number): string | undefined {
     const b = this.blockOf(address, port);
@@ -146,7 +164,7 @@ export class Partition {
     return moved;
   }
 
-  /** A node joins: it takes every block it outscores the owner of. Returns blocks moved. */
+  /** A node joins: it takes every block it outscores the owner of (the owner becomes runner-up). Returns blocks moved. */
   join(id: string): number {
     if (this.index.has(id)) return 0;
     let i = this.ids.indexOf(null);
@@ -159,17 +177,24 @@ export class Partition {
     const s = this.s;
     for (let b = 0; b < this.blocks; b++) {
       scoreParts(this.hashHi[b], this.hashLo[b], h.hi, h.lo, s);
-      if (this.owners[b] === UNOWNED || s[0] > this.bestHi[b] || (s[0] === this.bestHi[b] && s[1] > this.bestLo[b])) {
+      if (this.owners[b] === UNOWNED || above(s, this.bestHi[b], this.bestLo[b])) {
+        this.seconds[b] = this.owners[b];
+        this.secondHi[b] = this.bestHi[b];
+        this.secondLo[b] = this.bestLo[b];
         this.owners[b] = i;
         this.bestHi[b] = s[0];
         this.bestLo[b] = s[1];
         moved++;
+      } else if (this.seconds[b] === UNOWNED || above(s, this.secondHi[b], this.secondLo[b])) {
+        this.seconds[b] = i;
+        this.secondHi[b] = s[0];
+        this.secondLo[b] = s[1];
       }
     }
     return moved;
   }
 
-  /** A node leaves: each of its blocks goes to its best remaining node. Returns blocks moved. */
+  /** A node leaves: each of its blocks goes to its runner-up. Returns blocks moved. */
   leave(id: string): number {
     const i = this.index.get(id);
     if (i === undefined) return 0;
@@ -177,33 +202,56 @@ export class Partition {
     this.ids[i] = null;
     this.hashes[i] = null;
     let moved = 0;
-    const s = this.s;
     for (let b = 0; b < this.blocks; b++) {
-      if (this.owners[b] !== i) continue;
-      moved++;
-      this.owners[b] = UNOWNED;
-      for (let j = 0; j < this.hashes.length; j++) {
-        const h = this.hashes[j];
-        if (h === null) continue;
-        scoreParts(this.hashHi[b], this.hashLo[b], h.hi, h.lo, s);
-        if (this.owners[b] === UNOWNED || s[0] > this.bestHi[b] || (s[0] === this.bestHi[b] && s[1] > this.bestLo[b])) {
-          this.owners[b] = j;
-          this.bestHi[b] = s[0];
-          this.bestLo[b] = s[1];
-        }
-      }
+      if (this.owners[b] === i) {
+        moved++;
+        this.owners[b] = this.seconds[b];
+        this.bestHi[b] = this.secondHi[b];
+        this.bestLo[b] = this.secondLo[b];
+      } else if (this.seconds[b] !== i) continue;
+      this.rankSecond(b);
     }
     return moved;
   }
 
+  /** Find the runner-up of block b again: the best live node but its owner. */
+  private rankSecond(b: number): void {
+    const s = this.s;
+    this.seconds[b] = UNOWNED;
+    for (let j = 0; j < this.hashes.length; j++) {
+      const h = this.hashes[j];
+      if (h === null || j === this.owners[b]) continue;
+      scoreParts(this.hashHi[b], this.hashLo[b], h.hi, h.lo, s);
+      if (this.seconds[b] === UNOWNED || above(s, this.secondHi[b], this.secondLo[b])) {
+        this.seconds[b] = j;
+        this.secondHi[b] = s[0];
+        this.secondLo[b] = s[1];
+      }
+    }
+  }
+
   /** The owner of every block as a data-plane node index (`coreIndex` of the owner's id), 0xffff for none. */
   ownerTable(coreIndex: (id: string) => number): Uint16Array {
+    return this.table(this.owners, coreIndex);
+  }
+
+  /** The runner-up of every block as a data-plane node index, 0xffff for none. */
+  runnerUpTable(coreIndex: (id: string) => number): Uint16Array {
+    return this.table(this.seconds, coreIndex);
+  }
+
+  private table(of: Int32Array, coreIndex: (id: string) => number): Uint16Array {
     const map = this.ids.map((id) => (id === null ? 0xffff : coreIndex(id)));
     const out = new Uint16Array(this.blocks);
     for (let b = 0; b < this.blocks; b++) {
-      const i = this.owners[b];
+      const i = of[b];
       out[b] = i === UNOWNED ? 0xffff : map[i];
     }
     return out;
   }
+}
+
+/** True when score s is above (hi, lo), as unsigned 64-bit numbers. */
+function above(s: [number, number], hi: number, lo: number): boolean {
+  return s[0] > hi || (s[0] === hi && s[1] > lo);
 }

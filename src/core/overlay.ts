@@ -20,6 +20,7 @@ export interface OverlayExports extends CoreExports {
   overlay_prefix_add(length: number): number;
   overlay_set_space(min: number, max: number, blockPorts: number): number;
   overlay_owners_ptr(): number;
+  overlay_runners_ptr(): number;
   overlay_nodes_clear(): void;
   overlay_node_set(index: number, alive: number): number;
   overlay_set_self(index: number): void;
@@ -64,6 +65,8 @@ export interface OverlayStats {
   sentOut: number;
   repliesDirect: number;
   repliesViaNode: number;
+  /** Replies without a binding here, handed to their block's runner-up. */
+  handedOver: number;
   flowsCreated: number;
   flowsExpired: number;
   flowsLive: number;
@@ -78,6 +81,7 @@ const STAT_NAMES: readonly [keyof OverlayStats, OverlayStat][] = [
   ["sentOut", OverlayStat.SentOut],
   ["repliesDirect", OverlayStat.RepliesDirect],
   ["repliesViaNode", OverlayStat.RepliesViaNode],
+  ["handedOver", OverlayStat.HandedOver],
   ["flowsCreated", OverlayStat.FlowsCreated],
   ["flowsExpired", OverlayStat.FlowsExpired],
   ["flowsLive", OverlayStat.FlowsLive],
@@ -140,11 +144,16 @@ export class OverlayPlane {
     this.core.overlay_set_self(index);
   }
 
-  /** The owner (node index, NO_NODE for none) of every block; returns how many this node owns. */
-  setOwners(owners: Uint16Array): number {
-    if (owners.length !== this.blocks) throw new DataPlaneError(`owner table of ${owners.length} blocks for a space of ${this.blocks}`);
-    const at = this.core.overlay_owners_ptr();
-    new Uint16Array(this.core.memory.buffer, at, owners.length).set(owners);
+  /**
+   * The owner and the runner-up (node indexes, NO_NODE for none) of every
+   * block (src/control/partition.ts); returns how many this node owns.
+   */
+  setOwners(owners: Uint16Array, runnersUp: Uint16Array = new Uint16Array(owners.length).fill(NO_NODE)): number {
+    if (owners.length !== this.blocks || runnersUp.length !== this.blocks) {
+      throw new DataPlaneError(`owner tables of ${owners.length} and ${runnersUp.length} blocks for a space of ${this.blocks}`);
+    }
+    new Uint16Array(this.core.memory.buffer, this.core.overlay_owners_ptr(), owners.length).set(owners);
+    new Uint16Array(this.core.memory.buffer, this.core.overlay_runners_ptr(), runnersUp.length).set(runnersUp);
     return this.core.overlay_commit();
   }
 

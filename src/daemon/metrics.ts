@@ -91,12 +91,13 @@ function overlayMetrics(reg: Registry, read: () => OverlayStatus | null): void {
     [{ event: "from-client" }, s.stats.fromClient], [{ event: "to-client" }, s.stats.toClient], [{ event: "via-remote" }, s.stats.viaRemote],
     [{ event: "direct" }, s.stats.direct], [{ event: "relayed-to-owner" }, s.stats.relayedToOwner], [{ event: "sent-out" }, s.stats.sentOut],
     [{ event: "replies-direct" }, s.stats.repliesDirect], [{ event: "replies-via-node" }, s.stats.repliesViaNode],
+    [{ event: "handed-over" }, s.stats.handedOver],
   ];
   const one = (f: (s: OverlayStatus) => number) => (): [Record<string, string>, number][] => {
     const s = read();
     return s ? [[{}, f(s)]] : [];
   };
-  mirrored(reg, "pias_overlay_packets_total", "Overlay packets by event (from-client, to-client, via-remote, direct, relayed-to-owner, sent-out, replies-direct, replies-via-node)", ["event"], () => {
+  mirrored(reg, "pias_overlay_packets_total", "Overlay packets by event (from-client, to-client, via-remote, direct, relayed-to-owner, sent-out, replies-direct, replies-via-node, handed-over)", ["event"], () => {
     const s = read();
     return s ? events(s) : [];
   });

@@ -137,9 +137,10 @@ export class OverlayNode {
     }
   }
 
-  /** Give the data plane the owner of every block. */
+  /** Give the data plane the owner and runner-up of every block. */
   private publish(): void {
-    this.owned = this.dp.overlay!.setOwners(this.partition.ownerTable((id) => this.index.get(id)!));
+    const index = (id: string): number => this.index.get(id)!;
+    this.owned = this.dp.overlay!.setOwners(this.partition.ownerTable(index), this.partition.runnerUpTable(index));
   }
 
   status(): OverlayStatus {

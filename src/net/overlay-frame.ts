@@ -12,7 +12,7 @@ export { OverlayKind };
 export type FrameRejection = "malformed" | "bad-tag" | "stale";
 
 export type Opened =
-  | { readonly ok: true; readonly kind: OverlayKind; readonly sender: number; readonly time: number; readonly inner: Uint8Array }
+  | { readonly ok: true; readonly kind: OverlayKind; readonly flags: number; readonly sender: number; readonly time: number; readonly inner: Uint8Array }
   | { readonly ok: false; readonly reason: FrameRejection };
 
 const tag = new Uint8Array(8);
@@ -20,14 +20,15 @@ let seq = (Math.random() * 0x100000000) >>> 0;
 
 /**
  * A frame of `kind` around `inner`, from `sender` (a node's IPv4 address as
- * a 32-bit number, 0 from a client), stamped `now` (seconds), tagged with the
- * 16-byte `key`.
+ * a 32-bit number, 0 from a client), stamped `now` (seconds), with OverlayFlag
+ * `flags`, tagged with the 16-byte `key`.
  */
-export function sealFrame(inner: Uint8Array, kind: OverlayKind, key: Uint8Array, now: number, sender = 0): Uint8Array {
+export function sealFrame(inner: Uint8Array, kind: OverlayKind, key: Uint8Array, now: number, sender = 0, flags = 0): Uint8Array {
   const f = new Uint8Array(OverlayFrame.HEADER + inner.length);
   const v = new DataView(f.buffer);
   f[OverlayFrame.KIND] = kind;
   f[OverlayFrame.VER] = OverlayFrame.VERSION;
+  f[OverlayFrame.FLAGS] = flags;
   v.setUint32(OverlayFrame.SENDER, sender >>> 0);
   v.setUint32(OverlayFrame.TIME, now >>> 0);
   v.setUint32(OverlayFrame.SEQ, seq);
@@ -53,5 +54,5 @@ export function openFrame(frame: Uint8Array, key: Uint8Array, now: number, windo
   const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const time = v.getUint32(OverlayFrame.TIME);
   if (Math.abs(((now >>> 0) - time) | 0) > windowSeconds) return { ok: false, reason: "stale" };
-  return { ok: true, kind, sender: v.getUint32(OverlayFrame.SENDER), time, inner: frame.subarray(OverlayFrame.HEADER) };
+  return { ok: true, kind, flags: frame[OverlayFrame.FLAGS], sender: v.getUint32(OverlayFrame.SENDER), time, inner: frame.subarray(OverlayFrame.HEADER) };
 }

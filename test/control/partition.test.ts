@@ -83,16 +83,39 @@ test("a node leaving moves exactly its own blocks, and no other block changes ow
   }), { numRuns: runs });
 });
 
+test("every block's runner-up is the owner it would have without its owner, whatever the history, and a newcomer's blocks have their previous owner as runner-up", () => {
+  fc.assert(fc.property(ids.filter((l) => l.length >= 2), ids, fc.stringMatching(/^[A-Z][a-z]{0,4}$/), (live, extra, newcomer) => {
+    const p = new Partition(SPACE);
+    for (const id of [...extra, ...live]) p.join(id);
+    for (const id of extra) if (!live.includes(id)) p.leave(id);
+    for (let b = 0; b < p.blocks; b++) {
+      const without = new Partition(SPACE);
+      without.setNodes(live.filter((id) => id !== p.owner(b)));
+      assert.equal(p.runnerUp(b), without.owner(b));
+    }
+    const before = owners(p);
+    p.join(newcomer);
+    for (let b = 0; b < p.blocks; b++) if (p.owner(b) === newcomer) assert.equal(p.runnerUp(b), before[b]);
+  }), { numRuns: Math.max(5, runs >> 3) });
+});
+
 test("blocks spread over the nodes: with 10 nodes every node owns within 25% of a tenth", () => {
   const p = new Partition({ prefixes: ["203.0.113.0/24"], ports: [1024, 65535], blockPorts: 256 });
   p.setNodes(Array.from({ length: 10 }, (_, i) => `n${i}`));
   for (const [id, n] of p.shares()) assert.ok(Math.abs(n - p.blocks / 10) < p.blocks / 40, `${id} owns ${n} of ${p.blocks}`);
 });
 
-test("the owner table gives the data plane's node index of each block's owner, 0xffff with no live node", () => {
+test("the owner and runner-up tables give the data plane's node index of each block's owner and runner-up, 0xffff for none", () => {
   const p = new Partition(SPACE);
   assert.ok(p.ownerTable(() => 0).every((v) => v === 0xffff));
+  p.setNodes(["a"]);
+  assert.ok(p.runnerUpTable(() => 0).every((v) => v === 0xffff));
   p.setNodes(["a", "b"]);
-  const t = p.ownerTable((id) => (id === "a" ? 7 : 9));
-  for (let b = 0; b < p.blocks; b++) assert.equal(t[b], p.owner(b) === "a" ? 7 : 9);
+  const index = (id: string) => (id === "a" ? 7 : 9);
+  const owners = p.ownerTable(index);
+  const seconds = p.runnerUpTable(index);
+  for (let b = 0; b < p.blocks; b++) {
+    assert.equal(owners[b], p.owner(b) === "a" ? 7 : 9);
+    assert.equal(seconds[b], 16 - owners[b]);
+  }
 });

@@ -154,6 +154,53 @@ describe("return path: remote host -> remote node -> owner -> client", () => {
   });
 });
 
+describe("a node joins: the connections of the blocks it takes go on", () => {
+  /** n3 is down while the client opens connections through n1, then joins; returns one whose TA block n3 took from n1. */
+  function moved(): { a: string; p: number; cport: number } {
+    net.setAlive("n3", false);
+    const conns = Array.from({ length: 40 }, (_, i) => {
+      const r = net.node("n1").one(clientFrame(tcp(C, 6000 + i, R, 80, SYN), CLIENT, "10.255.0.1"));
+      return { ...ta(r.out), cport: 6000 + i };
+    });
+    net.setAlive("n3", true);
+    const c = conns.find((x) => net.partition.ownerOf(ip4(x.a), x.p) === "n3");
+    assert.ok(c, "a connection of a block n3 took");
+    return c!;
+  }
+
+  test("a reply relayed to the new owner is handed to the block's previous owner, which holds the binding, and reaches the client", () => {
+    const { a, p, cport } = moved();
+    const toOwner = net.node("n2").one(tcp(R, 80, a, p, SYNACK));
+    assert.equal(outer(toOwner.out).dst, "10.255.0.3");
+    const handed = net.node("n3").one(toOwner.out);
+    assert.equal(handed.verdict, Verdict.Forward, drop(handed));
+    const o = outer(handed.out);
+    assert.equal(o.dst, "10.255.0.1");
+    assert.ok(o.frame.ok && o.frame.kind === OverlayKind.Reply && o.frame.flags === 1 && o.frame.sender === u32(ip4("10.255.0.2")), "flagged, naming the node it entered at");
+    const down = net.node("n1").one(handed.out);
+    assert.deepEqual(innerOf(down.out), tcp(R, 80, C, cport, SYNACK));
+    assert.equal(net.node("n3").dp.overlay!.stats().handedOver, 1);
+    const next = net.node("n1").one(clientFrame(tcp(C, cport, R, 80, ACK), CLIENT, "10.255.0.1"));
+    assert.equal(outer(next.out).dst, "10.255.0.2", "the binding's node caches the node the reply entered at");
+  });
+
+  test("a reply that enters at the previous owner itself is served there", () => {
+    const { a, p, cport } = moved();
+    const r = net.node("n1").one(tcp(R, 80, a, p, SYNACK));
+    assert.deepEqual(innerOf(r.out), tcp(R, 80, C, cport, SYNACK));
+    assert.equal(net.node("n1").dp.overlay!.stats().repliesDirect, 1);
+  });
+
+  test("a handed-over reply with no binding at the runner-up either is dropped there, never handed on", () => {
+    const { a } = moved();
+    let port = 2000;
+    while (net.partition.ownerOf(ip4(a), port) !== "n3" || net.partition.runnerUp(net.partition.blockOf(ip4(a), port)) !== "n1") port++;
+    const handed = net.node("n3").one(tcp(R, 80, a, port, ACK));
+    assert.equal(outer(handed.out).dst, "10.255.0.1");
+    assert.equal(drop(net.node("n1").one(handed.out)), "overlay-no-binding");
+  });
+});
+
 describe("every drop has a reason", () => {
   const cases: [string, string, () => { verdict: Verdict; reason: number }][] = [
     ["a client frame sealed with another key (no key, no relay)", "overlay-bad-tag",
@@ -180,10 +227,11 @@ describe("every drop has a reason", () => {
     }],
     ["a send-out whose inner packet is not from an overlay TA", "overlay-malformed",
       () => net.node("n2").one(udp("10.255.0.1", 1, "10.255.0.2", PORT, sealFrame(tcp("10.1.1.1", 80, R, 80, ACK), OverlayKind.SendOut, NODE_KEY, 1000, u32(ip4("10.255.0.1")))))],
-    ["a packet to an overlay TA with no binding at its owner", "overlay-no-binding", () => {
-      for (let port = 2000; ; port++) {
-        if (net.partition.ownerOf(ip4("203.0.113.9"), port) === "n1") return net.node("n1").one(tcp(R, 80, "203.0.113.9", port, ACK));
-      }
+    ["a packet to an overlay TA with no binding at its owner or its runner-up (where the owner hands it once)", "overlay-no-binding", () => {
+      let port = 2000;
+      while (net.partition.ownerOf(ip4("203.0.113.9"), port) !== "n1") port++;
+      const handed = net.node("n1").one(tcp(R, 80, "203.0.113.9", port, ACK));
+      return net.node(net.partition.runnerUp(net.partition.blockOf(ip4("203.0.113.9"), port))!).one(handed.out);
     }],
     ["a packet to an overlay address on a port outside the TA range", "overlay-no-binding", () => net.node("n1").one(tcp(R, 80, "203.0.113.9", 80, ACK))],
     ["ICMP to an overlay TA", "overlay-unsupported",

@@ -84,8 +84,10 @@ export class OverlayNet {
 
   /** Give every node the partition's current owners. */
   commit(): void {
-    const table = this.partition.ownerTable((id) => this.node(id).index);
-    for (const n of this.nodes) n.dp.overlay!.setOwners(table);
+    const index = (id: string): number => this.node(id).index;
+    const owners = this.partition.ownerTable(index);
+    const runnersUp = this.partition.runnerUpTable(index);
+    for (const n of this.nodes) n.dp.overlay!.setOwners(owners, runnersUp);
   }
 
   /** Every node learns that `id` is dead (or alive again); the partition follows. */

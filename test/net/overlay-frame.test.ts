@@ -25,12 +25,12 @@ test("SipHash-2-4 gives the reference vectors for messages of 0 to 17 bytes", ()
 const key = fc.uint8Array({ minLength: 16, maxLength: 16 });
 const kind = fc.constantFrom(OverlayKind.ClientData, OverlayKind.ClientReturn, OverlayKind.Reply, OverlayKind.SendOut);
 
-test("a sealed frame opens with its key and gives back the packet, kind, sender and time", () => {
-  fc.assert(fc.property(key, kind, fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 2 ** 31 }), (k, kd, inner, sender, now) => {
-    const f = sealFrame(inner, kd, k, now, sender);
+test("a sealed frame opens with its key and gives back the packet, kind, flags, sender and time", () => {
+  fc.assert(fc.property(key, kind, fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 0, max: 255 }), (k, kd, inner, sender, now, flags) => {
+    const f = sealFrame(inner, kd, k, now, sender, flags);
     const o = openFrame(f, k, now + 30);
     assert.ok(o.ok);
-    assert.deepEqual([o.kind, o.sender, o.time], [kd, sender, now]);
+    assert.deepEqual([o.kind, o.flags, o.sender, o.time], [kd, flags, sender, now]);
     assert.deepEqual(o.inner, inner);
   }), { numRuns: runs });
 });
