@@ -9,6 +9,7 @@ import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
+import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
@@ -52,6 +53,8 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private metricsServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** The BGP announcements (null without a bgp section). */
+  bgp: DaemonBgp | null = null;
   /** This proxy as an overlay node, when the config has an overlay section. */
   overlay: OverlayNode | null = null;
 
@@ -72,6 +75,7 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
+    const bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
     const dp = DataPlane.fromConfig(config, overlayDataPlane(config));
     const io = await (options.io ?? defaultIo)(config);
     const ring = dp.createRing(config.daemon.batch, io.capacity);
@@ -81,6 +85,7 @@ export class Daemon {
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    daemon.bgp = bgp;
     if (config.overlay && cluster) daemon.overlay = new OverlayNode(config.overlay, cluster.node.self.id, config.proxy.address!, cluster.node.overlay!, dp, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
@@ -96,6 +101,7 @@ export class Daemon {
     daemon.timers.push(sweep);
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
+    void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
     return daemon;
   }
 
@@ -107,12 +113,14 @@ export class Daemon {
       cluster: () => this.cluster,
       overlay: () => this.overlay?.status() ?? null,
       reloads: () => this.reloads,
+      bgp: () => this.bgp?.status() ?? null,
     });
   }
 
   private healthChanged(c: HealthChange): void {
     try {
       this.dp.setTargetUp(c.group, c.target, c.up);
+      this.bgp?.changed();
       if (c.up) this.log.info({ group: c.group, target: c.target }, "target up");
       else this.log.warn({ group: c.group, target: c.target, error: c.error }, "target down");
     } catch (err) {
@@ -129,12 +137,14 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = loadConfig(this.options.configPath);
+      assertBgpReload(this.config.bgp, next.bgp);
       // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       this.health.configure(next.groups);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
+      if (next.bgp) void this.bgp?.reload(next.bgp);
       this.reloads.ok++;
       this.log.info({ ...summary }, "config reloaded");
       return true;
@@ -154,6 +164,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
+      const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {
@@ -161,6 +172,7 @@ export class Daemon {
         if (this.dp.counters().flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
+      await bgpDone;
       for (const t of this.timers) clearInterval(t);
       this.io.close();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

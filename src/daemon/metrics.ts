@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
+import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
 import type { TargetHealth } from "./health.js";
 import type { OverlayStatus } from "./overlay.js";
@@ -16,6 +17,7 @@ export interface MetricsSource {
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
+  bgp?(): BgpStatus | null;
   /** The overlay node's figures, or null when this proxy is not one. */
   overlay?(): OverlayStatus | null;
 }
@@ -82,6 +84,9 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
   overlayMetrics(reg, () => src.overlay?.() ?? null);
   mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const bgp = () => src.bgp?.() ?? null;
+  gauge(reg, "pias_bgp_session_up", "1 while the BGP session to the neighbour is established", ["neighbor"], () => (bgp()?.sessions ?? []).map((s) => [{ neighbor: s.neighbor }, s.up ? 1 : 0]));
+  gauge(reg, "pias_bgp_prefix_announced", "1 while BIRD announces the prefix (also while GRACEFUL_SHUTDOWN), 0 while withdrawn", ["prefix"], () => (bgp()?.prefixes ?? []).map((p) => [{ prefix: p.prefix }, p.announced ? 1 : 0]));
   return reg;
 }
 

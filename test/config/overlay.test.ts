@@ -50,3 +50,10 @@ for (const [name, raw, message] of cases) {
     assert.throws(() => validateConfig(clean), (e: unknown) => e instanceof ConfigValidationError && e.message === message);
   });
 }
+
+test("with a bgp section, an overlay node announces the overlay's prefixes beside its anycast prefixes", () => {
+  const c = validateConfig(base({}, { bgp: { localAs: 65001, neighbors: [{ address: "10.0.0.1", as: 65000 }] } }));
+  assert.deepEqual(c.bgp!.announce.map((a) => a.prefix), ["198.51.100.0/24", "203.0.113.0/24"]);
+  const picked = validateConfig(base({}, { bgp: { localAs: 65001, neighbors: [{ address: "10.0.0.1", as: 65000 }], announce: ["203.0.113.0/25"] } }));
+  assert.deepEqual(picked.bgp!.announce.map((a) => a.prefix), ["203.0.113.0/25"]);
+});

@@ -79,6 +79,7 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
       overlay: null,
       groups: [
         {
@@ -126,6 +127,7 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
       overlay: null,
       groups: [],
     });
