@@ -5,6 +5,7 @@
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
 import type { BgpConfig } from "./bgp.js";
+import type { OverlayConfig } from "./overlay.js";
 
 export { PROTOCOLS, type Protocol } from "../net/ta.js";
 
@@ -183,6 +184,8 @@ export interface PiasConfig {
   readonly cluster: ClusterConfig | null;
   /** null: no BGP; the prefixes are routed to the proxy some other way (src/config/bgp.ts). */
   readonly bgp: BgpConfig | null;
+  /** null: not an overlay node (src/config/overlay.ts). */
+  readonly overlay: OverlayConfig | null;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }

@@ -11,6 +11,7 @@
 // a proxy configuration must not pass silently.
 
 import { validateBgp } from "./bgp.js";
+import { validateOverlay } from "./overlay.js";
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
@@ -29,7 +30,7 @@ export function defaultConfig(): PiasConfig {
   return validateConfig({});
 }
 
-const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp", "overlay"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
@@ -395,7 +396,9 @@ export function validateConfig(raw: unknown): PiasConfig {
   }
 
   const cluster = has(o, "cluster") ? validateCluster(o.cluster, proxy) : null;
-  const bgp = has(o, "bgp") ? validateBgp(o.bgp, proxy, daemon) : null;
-  return { proxy, daemon, cluster, bgp, capacity, groups };
+  const overlay = has(o, "overlay") ? validateOverlay(o.overlay, proxy, cluster, groups) : null;
+  // an overlay node announces its overlay's TA space too
+  const bgp = has(o, "bgp") ? validateBgp(o.bgp, overlay ? { ...proxy, anycastPrefixes: [...proxy.anycastPrefixes, ...overlay.prefixes] } : proxy, daemon) : null;
+  return { proxy, daemon, cluster, overlay, bgp, capacity, groups };
 }
 

@@ -80,6 +80,7 @@ describe("validateConfig: normalisation", () => {
       daemon: DEFAULT_DAEMON,
       cluster: null,
       bgp: null,
+      overlay: null,
       groups: [
         {
           name: "tcp 203.0.113.10:80",
@@ -127,6 +128,7 @@ describe("validateConfig: normalisation", () => {
       daemon: DEFAULT_DAEMON,
       cluster: null,
       bgp: null,
+      overlay: null,
       groups: [],
     });
   });
