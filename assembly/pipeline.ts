@@ -40,6 +40,7 @@ import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
+import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 /**
  * Exported: process `n` descriptors at `desc`. A descriptor whose OFF is 0 is
@@ -97,6 +98,7 @@ function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
     if (r != Reason.None) { drop(d, r); return; }
   }
   if (!pkt.hasL4Header) { laterFragment(pkt, d, aux, now); return; }
+  if (overlayOn && pkt.family == 4 && overlayPacket(pkt, d, aux, now)) return;
 
   let family = pkt.family;
   let proto = pkt.proto;

@@ -3,14 +3,16 @@
 // hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached, and
 // refreshed in the background; a miss asks the kernel to resolve (one ping to
 // the next hop) and the frame is dropped and counted. The tables come from a
-// NeighborSource: the kernel's by default, a test's own otherwise.
+// NeighborSource: the kernel's by default, a test's own otherwise. The AF_XDP
+// backend reads the same tables for all its interfaces without blocking
+// (readNextHops) and pushes them into its addon.
 
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { formatAddress, parseAddress, parsePrefix, prefixContains, type Prefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 
-interface Route {
+export interface Route {
   prefix: Prefix;
   /** Next hop; null: on-link (the destination itself). */
   via: string | null;
@@ -32,8 +34,53 @@ export function macBytes(text: string): Uint8Array {
 }
 
 /** A route and a neighbour as `ip -j route` / `ip -j neigh` print them. */
-export interface RouteRow { dst: string; gateway?: string }
-export interface NeighborRow { dst: string; lladdr?: string; state?: string[] }
+export interface RouteRow { dst: string; gateway?: string; dev?: string }
+export interface NeighborRow { dst: string; lladdr?: string; state?: string[]; dev?: string }
+
+/** Routes of `ip -j route` rows, longest prefix first; kinds pias does not forward over (multicast, ...) left out. */
+function toRoutes(rows: readonly (readonly [4 | 6, RouteRow])[]): Route[] {
+  const routes: Route[] = [];
+  for (const [fam, r] of rows) {
+    const dst = r.dst === "default" ? (fam === 4 ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === 4 ? 32 : 128}`;
+    try {
+      routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
+    } catch {
+      // not a unicast prefix
+    }
+  }
+  return routes.sort((a, b) => b.prefix.length - a.prefix.length);
+}
+
+/** Resolved neighbours of `ip -j neigh` rows: canonical address text -> MAC. */
+function toMacs(rows: readonly NeighborRow[]): Map<string, Uint8Array> {
+  const macs = new Map<string, Uint8Array>();
+  for (const n of rows) {
+    if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(parseAddressText(n.dst), macBytes(n.lladdr));
+  }
+  return macs;
+}
+
+/** An interface's routes (longest prefix first) and resolved neighbours. */
+export interface NextHops {
+  routes: Route[];
+  macs: Map<string, Uint8Array>;
+}
+
+/** The kernel's routes and neighbours of several interfaces, read without blocking the event loop (three `ip` runs). */
+export async function readNextHops(ifaces: readonly string[]): Promise<NextHops[]> {
+  const ip = (args: string[]): Promise<unknown[]> =>
+    new Promise((resolve, reject) => {
+      execFile("ip", ["-j", ...args], { encoding: "utf8" }, (err, stdout, stderr) => {
+        if (err) reject(new PiasError("EROUTE", `ip -j ${args.join(" ")}: ${stderr.trim() || err.message}`));
+        else resolve(stdout.trim() ? (JSON.parse(stdout) as unknown[]) : []);
+      });
+    });
+  const [r4, r6, neigh] = await Promise.all([ip(["-4", "route", "show"]), ip(["-6", "route", "show"]), ip(["neigh", "show"])]);
+  return ifaces.map((iface) => ({
+    routes: toRoutes([...(r4 as RouteRow[]).map((r) => [4, r] as const), ...(r6 as RouteRow[]).map((r) => [6, r] as const)].filter(([, r]) => r.dev === iface)),
+    macs: toMacs((neigh as NeighborRow[]).filter((n) => n.dev === iface)),
+  }));
+}
 
 /** An interface's routes and neighbours. */
 export interface NeighborSource {
@@ -84,24 +131,8 @@ export class Neighbors {
 
   /** Reload routes and neighbours (synchronous: at most every REFRESH_MS, or when asked). */
   refresh(): void {
-    const routes: Route[] = [];
-    for (const fam of [4, 6] as const) {
-      for (const r of this.source.routes(fam)) {
-        const dst = r.dst === "default" ? (fam === 4 ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === 4 ? 32 : 128}`;
-        try {
-          routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
-        } catch {
-          // a route kind we do not forward over (multicast, ...)
-        }
-      }
-    }
-    routes.sort((a, b) => b.prefix.length - a.prefix.length);
-    this.routes = routes;
-    const macs = new Map<string, Uint8Array>();
-    for (const n of this.source.neighbors()) {
-      if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(parseAddressText(n.dst), macBytes(n.lladdr));
-    }
-    this.macs = macs;
+    this.routes = toRoutes(([4, 6] as const).flatMap((fam) => this.source.routes(fam).map((r) => [fam, r] as const)));
+    this.macs = toMacs(this.source.neighbors());
     this.refreshed = this.now();
   }
 

@@ -15,8 +15,14 @@
                                   before and after a line came on stdin
   clients.py udp-echo ADDRESS PORT
                                   answer every datagram with itself
+  clients.py random HOST PORT BYTES
+                                  send BYTES random bytes, half-close, print
+                                  "BYTES SHA256" of what was sent, then the reply
+  clients.py echo HOST PORT       one connection to an echo server: a line every
+                                  50 ms, each echo checked; on a line on stdin
+                                  print {"sent": n, "echoed": m, "error": ...}
 """
-import http.client, json, select, socket, sys, time
+import hashlib, http.client, json, os, select, socket, sys, time
 
 def hold(host, port, n):
     conns = [http.client.HTTPConnection(host, port, timeout=10) for _ in range(n)]
@@ -93,6 +99,52 @@ def udp_loop(host, port, seconds, interval_ms):
     print(json.dumps({"sent": sent, "received": len(replied), "maxGapMs": round(max_gap * 1000, 1),
                       "lostBeforeMark": len([i for i in lost if i < m]), "lostAfterMark": len([i for i in lost if i >= m])}), flush=True)
 
+def random_upload(host, port, size):
+    s = socket.create_connection((host, port), timeout=30)
+    h = hashlib.sha256()
+    left = size
+    while left:
+        chunk = os.urandom(min(left, 1 << 20))
+        h.update(chunk)
+        s.sendall(chunk)
+        left -= len(chunk)
+    s.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    print("%d %s" % (size, h.hexdigest()), flush=True)
+    print(reply.decode().strip(), flush=True)
+
+def echo(host, port):
+    s = socket.create_connection((host, port), timeout=5)
+    sent = echoed = 0
+    error = None
+    print("connected", flush=True)
+    while True:
+        if select.select([sys.stdin], [], [], 0.05)[0]:
+            break
+        if error:
+            continue
+        try:
+            line = b"line %d\n" % sent
+            s.sendall(line)
+            sent += 1
+            got = b""
+            while len(got) < len(line):
+                chunk = s.recv(len(line) - len(got))
+                if not chunk:
+                    raise EOFError("closed")
+                got += chunk
+            if got != line:
+                raise ValueError("echo %r for %r" % (got, line))
+            echoed += 1
+        except Exception as e:
+            error = "%s after %d echoes" % (e, echoed)
+    print(json.dumps({"sent": sent, "echoed": echoed, "error": error}), flush=True)
+
 if __name__ == "__main__":
     if sys.argv[1] == "hold":
         hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
@@ -106,3 +158,7 @@ if __name__ == "__main__":
             e.sendto(d, a)
     elif sys.argv[1] == "udp-loop":
         udp_loop(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+    elif sys.argv[1] == "random":
+        random_upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "echo":
+        echo(sys.argv[2], int(sys.argv[3]))
