@@ -9,7 +9,7 @@
 
 import { Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
-import { hashTuple, SEED_FLOW, SEED_PORT, finalize, mix } from "../hash";
+import { hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
 import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
@@ -189,9 +189,20 @@ export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, ds
   return flowExpired(rec, now) || !groupLive(load<u32>(rec + F_GROUP));
 }
 
-/** Reverse-key hash of a binding: the target's reply src T:t -> dst P:x. */
-@inline export function reverseHash(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32): u32 {
-  return hashTuple(SEED_FLOW, family, targetPtr(tid) + T_ADDR, proxyAddrPtr(family), tportRaw, nportRaw, proto);
+/**
+ * The part of a binding's reverse-key hash that depends on the target alone
+ * (its address and the proxy's): hashTuple's first steps, once for all the
+ * NAT ports a new flow tries.
+ */
+@inline export function reversePrefix(family: u32, tid: u32): u32 {
+  return mixAddr(mixAddr(SEED_FLOW, targetPtr(tid) + T_ADDR, family), proxyAddrPtr(family), family);
+}
+
+/** Reverse-key hash of a binding, the target's reply src T:t -> dst P:x: hashTuple(SEED_FLOW, ...) from its prefix. */
+@inline export function reverseHash(prefix: u32, family: u32, proto: u32, tportRaw: u32, nportRaw: u32): u32 {
+  let h = mix(prefix, (tportRaw & 0xffff) | (nportRaw << 16));
+  h = mix(h, proto | (family << 8));
+  return finalize(h, family == 4 ? 16 : 40);
 }
 
 /** End a flow: unlink both keys, release its target and group, recycle the record. */
@@ -265,10 +276,11 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
   let seed = natPortSeed(keyHash);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
+  let prefix = reversePrefix(family, tid);
   for (let i: u32 = 0; i < tries; i++) {
     let port = natPortCandidate(seed, i, range);
     let nraw = <u32>bswap<u16>(<u16>port);
-    let h = reverseHash(family, proto, tid, tportRaw, nraw);
+    let h = reverseHash(prefix, family, proto, tportRaw, nraw);
     if (!bindingTaken(family, proto, tid, tportRaw, nraw, h, now)) return (<u64>h << 32) | <u64>port;
   }
   return NO_PORT;
@@ -321,8 +333,18 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   if (r < 0) return -<i64>Reason.FlowTableFull;
   let idx = <u32>r;
   let rec = flowPtr(idx);
-  memory.fill(rec, 0, FLOW_SIZE);
-  memory.copy(rec + F_CADDR, src, family == 4 ? 4 : 16);
+  // the record's 48 bytes in plain stores (a memory.fill or a variable-length memory.copy is a call out of the Wasm code in V8)
+  if (family == 4) {
+    store<u64>(rec + F_CADDR, <u64>load<u32>(src));
+    store<u64>(rec + F_CADDR + 8, 0);
+  } else {
+    store<u64>(rec + F_CADDR, load<u64>(src));
+    store<u64>(rec + F_CADDR + 8, load<u64>(src + 8));
+  }
+  store<u64>(rec + 16, 0);
+  store<u64>(rec + 24, 0);
+  store<u64>(rec + 32, 0);
+  store<u64>(rec + 40, 0);
   store<u16>(rec + F_CPORT, <u16>sport);
   store<u16>(rec + F_GPORT, <u16>dport);
   store<u32>(rec + F_GROUP, gid);

@@ -29,7 +29,7 @@ import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapeProto } fro
 import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
-import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, F_LAST } from "./flows";
+import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix, F_LAST } from "./flows";
 import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
 import { selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
@@ -184,9 +184,10 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let seed = natPortSeed(h);
   let nb = flowIndexBuckets();
   let base = flowIndexBase();
+  let prefix = reversePrefix(family, <u32>tid);
   for (let k: u32 = 0; k < PORT_AHEAD && k < range; k++) {
     let nraw = <u32>bswap<u16>(<u16>natPortCandidate(seed, k, range));
-    let hr = reverseHash(family, proto, <u32>tid, tport, nraw);
+    let hr = reverseHash(prefix, family, proto, tport, nraw);
     store<u32>(e + E_REVERSE + (<usize>k << 2), <u32>bucketAt(base, homeBucket(hr, nb)));
   }
   if (PORT_AHEAD > range) store<u32>(e + E_REVERSE + (<usize>range << 2), 0);
