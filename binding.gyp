@@ -2,6 +2,8 @@
 # binding.gyp at the package root and no install script), against the Node
 # headers npm is configured with; nothing is downloaded. Need g++ and make.
 #   pias_tun (native/tun.cc, loaded by src/io/tun.ts): the TUN device.
+#   pias_memory (native/memory.cc, loaded by src/core/hugepages.ts): huge
+#     pages for the core's tables (optional: without it they use 4 KiB pages).
 #   pias_xdp (native/xdp.cc + the XDP program native/xdp_kern.c, loaded by
 #     src/io/xdp.ts): AF_XDP. Needs clang, libxdp-dev and libbpf-dev; where
 #     native/xdp-probe.mjs finds them missing, native/xdp-stub.cc is built
@@ -11,6 +13,15 @@
     "pias_xdp": "<!(node native/xdp-probe.mjs)",
   },
   "targets": [
+    {
+      "target_name": "pias_memory",
+      "sources": ["native/memory.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-O3"],
+      "cflags_cc!": ["-O3"],
+      "cflags": ["-O2"]
+    },
     {
       "target_name": "pias_tun",
       "sources": ["native/tun.cc"],

@@ -6,6 +6,7 @@
 // parsing, lookup and rewriting happens in the core, one call per batch.
 
 import { instantiate, type CoreBuild } from "./wasm.js";
+import { adviseHugePages } from "./hugepages.js";
 import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
@@ -85,6 +86,8 @@ export interface DataPlaneSettings {
   randomSeed?: number;
   /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
   build?: CoreBuild;
+  /** Transparent huge pages for the flow table and index when they exceed 16 MiB (native/memory.cc; default true; skipped where unavailable). */
+  hugePages?: boolean;
   /** Other proxies' unicast addresses: once set, IP-in-IP is accepted only from them (else tunnel-from-stranger). */
   peers?: readonly string[];
   /** Prefixes all proxies announce: a packet to an address there with no group goes to the host (HostWork.Unresolved). */
@@ -235,6 +238,9 @@ export interface ParsedView {
   dst: Uint8Array;
 }
 
+/** Tables smaller than this keep 4 KiB pages (16 MiB: about 250k flows). */
+const HUGE_PAGES_FROM = 16 << 20;
+
 /** Bytes per inspect record (assembly/host/inspect.ts). */
 const INSPECT_SIZE = 48;
 
@@ -248,6 +254,8 @@ export class DataPlane {
   private readonly up = new Map<number, boolean>();
 
   private settings: DataPlaneSettings;
+  /** Bytes of the tables advised to use huge pages (0: none, negative: the kernel's errno). */
+  readonly hugePages: number = 0;
   /** The overlay tables and partition, when `settings.overlay` was given. */
   readonly overlay: OverlayPlane | null = null;
 
@@ -258,6 +266,10 @@ export class DataPlane {
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
     }
+    // The tables are reserved (not yet touched): huge pages for them, where the addon and the kernel allow.
+    // Smaller tables fit the TLB's reach with 4 KiB pages, and a 2 MiB page costs more to fault in.
+    const tables = this.core.memory.buffer as ArrayBuffer;
+    if (settings.hugePages !== false && tables.byteLength >= HUGE_PAGES_FROM) this.hugePages = adviseHugePages(tables).bytes;
     if (settings.address != null) this.setProxyAddress(settings.address, 4);
     if (settings.address6 != null) this.setProxyAddress(settings.address6, 6);
     const [min, max] = settings.natPorts ?? DEFAULT_NAT_PORTS;
