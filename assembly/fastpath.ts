@@ -1,5 +1,5 @@
 // The established-flow fast path: a packet of a live NAT flow, in one of the
-// common shapes (parse.ts, commonShape), goes through here instead of the
+// common shapes (parse.ts, commonShape: TCP, UDP, ICMP echo), goes through here instead of the
 // general pipeline (pipeline.ts, processOne): it is looked up, rewritten
 // and given its verdict without filling a Packet record or asking any of the
 // questions whose answer its shape already gives.
@@ -14,10 +14,10 @@
 
 import { AuxFlag, Desc, Stage, Stat } from "./shared/abi";
 import { bump } from "./counters";
-import { raw16 } from "./wire/bytes";
+import { ld8, raw16 } from "./wire/bytes";
 import { PROTO_TCP, PROTO_UDP } from "./wire/ip";
-import { TCP_CSUM, TCP_FLAGS, UDP_CSUM } from "./wire/l4";
-import { shapeFamily, shapeIpHeader, shapeLinkLen, shapeProto } from "./parse";
+import { TCP_CSUM, TCP_FLAGS, UDP_CSUM, isEchoReply } from "./wire/l4";
+import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
 import { prefetchedAbsent, prefetchedHash, prefetchedShape } from "./flow/prefetch";
 import {
   flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
@@ -26,7 +26,7 @@ import {
 import { groupPtr, targetPtr, targetUsable, G_ADDR, T_ADDR, T_PACKETS } from "./group/groups";
 import { controlPortRaw } from "./peers";
 import { proxyAddrPtr, verifyChecksums } from "./settings";
-import { rewriteIp, rewritePorts } from "./rewrite/nat";
+import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
 import { accept } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
@@ -38,8 +38,9 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
   let l4 = ip + shapeIpHeader(shape);
-  let sport = raw16(l4);
-  let dport = raw16(l4 + 2);
+  let ports = shapePorts(shape, l4);
+  let sport = ports & 0xffff;
+  let dport = ports >>> 16;
   // UDP to the control port may be a control message: processOne decides
   if (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) return false;
   let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
@@ -66,19 +67,24 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   }
   store<u32>(rec + F_LAST, now);
   if (proto == PROTO_TCP) trackTcp(rec, <u32>load<u8>(l4 + TCP_FLAGS), reverse);
-  let csum: usize = proto == PROTO_TCP ? l4 + TCP_CSUM : raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0;
+  let dAddr: u64, newSport: u32, newDport: u32;
   if (reverse) {
     // target -> proxy reply of a NAT binding: restore A:g -> C:c
-    let dAddr = rewriteIp(family, ip, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
-    rewritePorts(l4, proto, csum, dAddr, raw16(rec + F_GPORT), raw16(rec + F_CPORT));
+    dAddr = rewriteIp(family, ip, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
+    newSport = raw16(rec + F_GPORT);
+    newDport = raw16(rec + F_CPORT);
   } else {
     // client -> TA: NAT to the flow's target
     let t = targetPtr(tid);
     store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
-    let dAddr = rewriteIp(family, ip, proxyAddrPtr(family), t + T_ADDR);
-    rewritePorts(l4, proto, csum, dAddr, raw16(rec + F_NPORT), targetPortRaw(rec));
+    dAddr = rewriteIp(family, ip, proxyAddrPtr(family), t + T_ADDR);
+    newSport = raw16(rec + F_NPORT);
+    newDport = proto == PROTO_TCP || proto == PROTO_UDP ? targetPortRaw(rec) : 0;
     aux |= AuxFlag.ToTarget;
   }
+  if (proto == PROTO_TCP) rewritePorts(l4, proto, l4 + TCP_CSUM, dAddr, newSport, newDport);
+  else if (proto == PROTO_UDP) rewritePorts(l4, proto, raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0, dAddr, newSport, newDport);
+  else rewriteEcho(family, l4, isEchoReply(family, ld8(l4)), dAddr, newSport, newDport);
   if (stopAfter(Stage.Rewrite)) return true;
   accept(d, aux);
   return true;

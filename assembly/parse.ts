@@ -50,8 +50,9 @@ export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen:
 /**
  * The common shapes: Ethernet without VLAN tags, raw IP or LINKTYPE_IPV4/6;
  * an IPv4 header without options that is not a fragment, or an IPv6 header
- * followed directly by TCP or UDP; the whole datagram captured; the
- * transport header complete and its lengths consistent. For such a packet
+ * followed directly by the transport header; TCP, UDP or an ICMP/ICMPv6 echo
+ * request or reply; the whole datagram captured; the transport header
+ * complete and its lengths consistent. For such a packet
  * returns SHAPE_COMMON | family << 8 | proto << 16 | linkLen << 24 | total << 32
  * (the IP datagram's length); 0 for every other packet, which the general
  * parse takes, errors included. The batch prefetch classifies packets with
@@ -106,10 +107,27 @@ export function commonShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
   } else if (proto == PROTO_UDP) {
     let ul = ld16(l4 + UDP_LEN);
     if (ul < UDP_HEADER || ul > l4Len) return 0;
+  } else if (proto == (v == 4 ? PROTO_ICMP : PROTO_ICMPV6)) {
+    // echo request or reply only (ICMP_HEADER bytes are there: total >= hl + 8)
+    let type = ld8(l4);
+    if (!isEchoRequest(v, type) && !isEchoReply(v, type)) return 0;
   } else {
     return 0;
   }
   return SHAPE_COMMON | <u64>(v << 8) | <u64>(proto << 16) | <u64>(linkLen << 24) | (<u64>total << 32);
+}
+
+/**
+ * The ports of a common shape's transport header at l4 as the flow key has
+ * them (raw): TCP/UDP source and destination; an echo request's identifier
+ * as the source port, a reply's as the destination port. Source in the low
+ * 16 bits, destination in the high.
+ */
+@inline export function shapePorts(s: u64, l4: usize): u32 {
+  let proto = shapeProto(s);
+  if (proto == PROTO_TCP || proto == PROTO_UDP) return load<u32>(l4);
+  let id = raw16(l4 + ICMP_ID);
+  return isEchoRequest(shapeFamily(s), ld8(l4)) ? id : id << 16;
 }
 
 /** Set in every commonShape() result. */
@@ -155,17 +173,25 @@ export const SHAPE_COMMON: u64 = 1;
   pkt.l4 = l4;
   pkt.l4Len = total - hl;
   pkt.l4Avail = total - hl;
-  pkt.sport = raw16(l4);
-  pkt.dport = raw16(l4 + 2);
-  pkt.icmpType = 0;
-  pkt.icmpCode = 0;
+  let ports = shapePorts(s, l4);
+  pkt.sport = ports & 0xffff;
+  pkt.dport = ports >>> 16;
   pkt.icmpError = false;
   if (proto == PROTO_TCP) {
+    pkt.icmpType = 0;
+    pkt.icmpCode = 0;
     pkt.tcpFlags = ld8(l4 + TCP_FLAGS);
     pkt.l4CsumPtr = l4 + TCP_CSUM;
-  } else {
+  } else if (proto == PROTO_UDP) {
+    pkt.icmpType = 0;
+    pkt.icmpCode = 0;
     pkt.tcpFlags = 0;
     pkt.l4CsumPtr = raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0;
+  } else {
+    pkt.icmpType = ld8(l4);
+    pkt.icmpCode = ld8(l4 + 1);
+    pkt.tcpFlags = 0;
+    pkt.l4CsumPtr = l4 + ICMP_CSUM;
   }
 }
 

@@ -25,7 +25,8 @@
 
 import { Desc, Layout, Policy, Stage } from "../shared/abi";
 import { raw16 } from "../wire/bytes";
-import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapeProto } from "../parse";
+import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "../parse";
+import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
@@ -108,9 +109,10 @@ export function prefetchBatch(desc: usize, n: u32): void {
     let ip = p + shapeLinkLen(shape);
     let family = shapeFamily(shape);
     let l4 = ip + shapeIpHeader(shape);
+    let ports = shapePorts(shape, l4);
     let h = family == 4
-      ? hashTuple(SEED_FLOW, 4, ip + 12, ip + 16, raw16(l4), raw16(l4 + 2), shapeProto(shape))
-      : hashTuple(SEED_FLOW, 6, ip + 8, ip + 24, raw16(l4), raw16(l4 + 2), shapeProto(shape));
+      ? hashTuple(SEED_FLOW, 4, ip + 12, ip + 16, ports & 0xffff, ports >>> 16, shapeProto(shape))
+      : hashTuple(SEED_FLOW, 6, ip + 8, ip + 24, ports & 0xffff, ports >>> 16, shapeProto(shape));
     store<u64>(e + E_SHAPE, shape);
     store<u32>(e + E_BUCKET, <u32>bucketAt(base, homeBucket(h, nb)));
     store<u32>(e + E_HASH, h);
@@ -165,10 +167,13 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);
   let l4 = ip + shapeIpHeader(shape);
-  let sport = raw16(l4);
-  let dport = raw16(l4 + 2);
-  if (isProxyAddr(family, dst)) return 0; // a reply, never a new flow
-  let gid = groupLookup(family, proto, dst, dport);
+  let ports = shapePorts(shape, l4);
+  let sport = ports & 0xffff;
+  let dport = ports >>> 16;
+  let tcpUdp = proto == PROTO_TCP || proto == PROTO_UDP;
+  // a reply is never a new flow (nor an echo reply)
+  if (isProxyAddr(family, dst) || (!tcpUdp && sport == 0)) return 0;
+  let gid = groupLookup(family, proto, dst, tcpUdp ? dport : 0);
   if (gid < 0) return 0;
   store<u32>(e + E_GROUP, <u32>gid + 1);
   let policy = <u32>load<u8>(groupPtr(<u32>gid) + G_POLICY);

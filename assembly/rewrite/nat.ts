@@ -9,7 +9,7 @@
 import { raw16, raw32 } from "../wire/bytes";
 import { applyAt, applyUdpAt, delta128, delta16, delta32 } from "../wire/checksum";
 import { V4_CSUM, V4_DST, V4_SRC, V6_DST, V6_SRC, PROTO_TCP, PROTO_UDP } from "../wire/ip";
-import { ICMP_ID, TCP_DPORT, TCP_SPORT, isEchoReply } from "../wire/l4";
+import { ICMP_CSUM, ICMP_ID, TCP_DPORT, TCP_SPORT, isEchoReply } from "../wire/l4";
 import { Packet } from "../packet";
 
 /**
@@ -26,12 +26,20 @@ export function rewrite(pkt: Packet, newSrc: usize, newSport: u32, newDst: usize
   let l4 = pkt.l4;
   let proto = pkt.proto;
   if (proto == PROTO_TCP || proto == PROTO_UDP) return rewritePorts(l4, proto, pkt.l4CsumPtr, dAddr, newSport, newDport);
-  // ICMP echo: the identifier is the "port" (sport of a request, dport of a reply)
-  let id = isEchoReply(pkt.family, pkt.icmpType) ? newDport : newSport;
+  return rewriteEcho(pkt.family, l4, isEchoReply(pkt.family, pkt.icmpType), dAddr, newSport, newDport);
+}
+
+/**
+ * The identifier rewrite of an ICMP/ICMPv6 echo at `l4` whose addresses
+ * changed by `dAddr`: the identifier is the "port" (sport of a request, dport
+ * of a reply). Returns the ICMP checksum's delta.
+ */
+@inline export function rewriteEcho(family: u32, l4: usize, reply: bool, dAddr: u64, newSport: u32, newDport: u32): u64 {
+  let id = reply ? newDport : newSport;
   let dIcmp = delta16(raw16(l4 + ICMP_ID), id);
   store<u16>(l4 + ICMP_ID, <u16>id);
-  if (pkt.family == 6) dIcmp += dAddr; // ICMPv6 checksums the pseudo-header
-  applyAt(pkt.l4CsumPtr, dIcmp);
+  if (family == 6) dIcmp += dAddr; // ICMPv6 checksums the pseudo-header
+  applyAt(l4 + ICMP_CSUM, dIcmp);
   return dIcmp;
 }
 
