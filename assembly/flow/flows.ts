@@ -123,7 +123,7 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 }
 
 /** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
-export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
+@inline export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
   // proto and flags in one u16 load: the protocol, and the USED and V6 flags as the key's family needs
   let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
   let nb = indexBuckets;
