@@ -24,11 +24,13 @@
 //          NAT port, rewrite (with the flow's bookkeeping), verdict (counters
 //          and the expiry sweep). Stops that create flows run on fresh flows
 //          each, so the table grows by up to 3 NEW during the new-flow rows.
-//          Floors, measured in the same run: a dependent-load pointer chase
-//          through a table as large as the flow state (DRAM latency, with its
-//          TLB misses), 16 such chases interleaved (what memory-level
-//          parallelism allows per random load), and a copy of the batch's
-//          packet slots (the bandwidth floor of touching every packet).
+//          Floors, measured in the same run, in Wasm code (bench build), over
+//          a buffer as large as the flow state with the tables' page size: a
+//          dependent-load pointer chase (DRAM latency, with its TLB misses),
+//          independent loads at random lines (what memory-level parallelism
+//          allows per random access: the floor of one miss per packet), and a
+//          copy of the batch's packet slots (the bandwidth floor of touching
+//          every packet).
 // groups   1 to 1M groups, 200k flows spread over the first 4096.
 // targets  1 to 100k targets in one group (the selection's cost).
 //
@@ -41,6 +43,7 @@ import { DataPlane, type DataPlaneSettings, type GroupSpec } from "../src/core/d
 import { Desc, Layout, Stage } from "../assembly/shared/abi.js";
 import type { PacketBatch } from "../src/core/batch.js";
 import { load, machine } from "./lib/machine.js";
+import { adviseHugePages } from "../src/core/hugepages.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const ONLY = process.env.SCALE_ONLY;
@@ -191,13 +194,16 @@ const targetsFor = (flows: number): number => Math.max(3, Math.ceil(flows / 3000
 // ---- floors ----
 
 /**
- * A pointer chase through `bytes` of the data plane's memory (one 4-byte link
- * per 64-byte line, the lines in one random cycle), `chains` chases
- * interleaved: ns per load.
+ * The memory floors over `bytes` of a bench-build data plane's memory (as
+ * large as the flow state, with the tables' page size), in Wasm code: ns per
+ * dependent load of a pointer chase through the lines in one random cycle
+ * (latency), and ns per load of independent loads at random lines (what
+ * memory-level parallelism allows per random access).
  */
-function chase(dp: DataPlane, bytes: number, chains: number, steps: number): number {
+function floors(dp: DataPlane, bytes: number): { chaseNs: number; gatherNs: number } {
   const lines = Math.floor(bytes / 64);
   const base = dp.allocBuffer(lines * 64);
+  if (dp.hugePages > 0) adviseHugePages(dp.memory().buffer as ArrayBuffer); // the tables' page size
   const words = new Uint32Array(dp.memory().buffer);
   const at = base >>> 2; // word index of line 0
   const perm = new Uint32Array(lines);
@@ -208,20 +214,17 @@ function chase(dp: DataPlane, bytes: number, chains: number, steps: number): num
     const t = perm[i]; perm[i] = perm[j]; perm[j] = t;
   }
   for (let k = 0; k < lines; k++) words[at + perm[k] * 16] = perm[(k + 1) % lines];
-  const p = new Uint32Array(chains);
-  for (let c = 0; c < chains; c++) p[c] = perm[Math.floor((c * lines) / chains)];
-  const walk = (n: number): void => {
-    for (let s = 0; s < n; s++) for (let c = 0; c < chains; c++) p[c] = words[at + p[c] * 16];
+  const time = (kind: "chase" | "gather", n: number): number => {
+    dp.memoryFloor(kind, base, lines, Math.min(n, 100_000)); // warm the code, not the table
+    const samples: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      const t0 = performance.now();
+      dp.memoryFloor(kind, base, lines, n, perm[r]);
+      samples.push(((performance.now() - t0) * 1e6) / n);
+    }
+    return median(samples);
   };
-  walk(Math.min(steps, 100_000)); // warm the code, not the table
-  const per = steps / 10;
-  const samples: number[] = [];
-  for (let r = 0; r < 10; r++) {
-    const t0 = performance.now();
-    walk(per);
-    samples.push(((performance.now() - t0) * 1e6) / (per * chains));
-  }
-  return median(samples);
+  return { chaseNs: time("chase", QUICK ? 100_000 : 500_000), gatherNs: time("gather", QUICK ? 500_000 : 4_000_000) };
 }
 
 const info = machine();
@@ -263,17 +266,17 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   const steadyNs = steady(pump, n, STEADY_PACKETS, tmpl);
   const memoryMiB = dp.memoryBytes() / 2 ** 20;
   const stateBytes = dp.bytesPerFlow() * cap;
+  const hugePages = dp.hugePages > 0;
   results.flows.push({
-    flows: n, targets, fillNs, newNs, newFlows: NEW, steadyNs, steadyMpps: 1e3 / steadyNs, bytesPerFlow: dp.bytesPerFlow(), memoryMiB, load: load(),
+    flows: n, targets, fillNs, newNs, newFlows: NEW, steadyNs, steadyMpps: 1e3 / steadyNs, bytesPerFlow: dp.bytesPerFlow(), memoryMiB, hugePages, load: load(),
   });
   print("live flows, release build (ns per packet, median batch of 1024)", [{
     "live flows": fmt(n), targets, "fill ns": ns(fillNs), [`new ns (${fmt(NEW)})`]: ns(newNs), "steady ns": ns(steadyNs),
     "steady Mpps": (1e3 / steadyNs).toFixed(2), "bytes/flow": dp.bytesPerFlow().toFixed(1), "memory MiB": memoryMiB.toFixed(0),
+    "huge pages": hugePages ? "yes" : "no",
   }]);
 
-  // floors in the same memory: a table as large as the flow state, and this batch's packets
-  const latencyNs = chase(dp, stateBytes, 1, QUICK ? 200_000 : 1_000_000);
-  const mlpNs = chase(dp, stateBytes, 16, QUICK ? 50_000 : 200_000);
+  // the streaming floor: this batch's packet slots copied once
   const scratch = dp.allocBuffer(SLOTS * STRIDE);
   const streams: number[] = [];
   const rand = rng();
@@ -282,14 +285,15 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
     streams.push(pump.stream(scratch) / SLOTS);
   }
   const streamNs = median(streams);
-  results.floors.push({ flows: n, tableBytes: stateBytes, chaseNs: latencyNs, chase16Ns: mlpNs, streamNsPerPacket: streamNs, load: load() });
   dp = undefined as unknown as DataPlane;
   pump = undefined as unknown as Pump;
 
-  // bench build: the same packets stopped after each stage
+  // bench build: the same packets stopped after each stage, and the memory floors beside them
   const db = plane(cap, [oneGroup(targets)], 1, targets + 16, "bench");
   const pb = new Pump(db);
   newFlows(pb, 0, n, tmpl);
+  const { chaseNs, gatherNs } = floors(db, stateBytes);
+  results.floors.push({ flows: n, tableBytes: stateBytes, hugePages, chaseNs, gatherNs, streamNsPerPacket: streamNs, load: load() });
   const newAt: Record<string, number> = {};
   const steadyAt: Record<string, number> = {};
   let next = n; // stops that create flows take fresh ones
@@ -317,7 +321,7 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   results.stages.push({ flows: n, newFlowsPerStop: NEW, cumulativeNew: newAt, cumulativeSteady: steadyAt, load: load() });
   print(`stages at ${fmt(n)} live flows (ns per packet; the differences between stopping points)`, rows);
   print(`floors at ${fmt(n)} flows (${(stateBytes / 2 ** 20).toFixed(0)} MiB of flow state)`, [{
-    "pointer chase ns/load": ns(latencyNs), "16 chases ns/load": ns(mlpNs), "batch copy ns/packet": ns(streamNs),
+    "pointer chase ns/load": ns(chaseNs), "random gather ns/load": ns(gatherNs), "batch copy ns/packet": ns(streamNs),
   }]);
 }
 

@@ -64,6 +64,8 @@ export interface DataPlaneExports extends CaptureExports, OverlayExports {
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
   /** Only in the bench build. */
   bench_stop_after?(stage: number): void;
+  bench_chase?(base: number, start: number, steps: number): number;
+  bench_gather?(base: number, lines: number, n: number): number;
 }
 
 /** Proxy-wide settings (a plain struct with documented defaults, like KatranConfig). */
@@ -606,6 +608,19 @@ export class DataPlane {
   stopAfter(stage: Stage): void {
     if (!this.core.bench_stop_after) throw new DataPlaneError('stopAfter needs the bench build of the core (build: "bench")');
     this.core.bench_stop_after(stage);
+  }
+
+  /**
+   * Bench build only: the memory floors bench:scale measures beside the
+   * stages, over `lines` 64-byte lines at `base` (a buffer of this data
+   * plane): "chase" follows `n` dependent links from line `start` (each
+   * line's first u32 names the next), "gather" makes `n` independent loads
+   * at random lines. Returns a value of the loads.
+   */
+  memoryFloor(kind: "chase" | "gather", base: number, lines: number, n: number, start = 0): number {
+    const chase = this.core.bench_chase, gather = this.core.bench_gather;
+    if (!chase || !gather) throw new DataPlaneError('memoryFloor needs the bench build of the core (build: "bench")');
+    return kind === "chase" ? chase(base, start, n) : gather(base, lines, n);
   }
 
   /**
