@@ -18,12 +18,13 @@
 //          then the stage table: the same kinds of packets through the bench
 //          build of the core (asc --target bench), which stops every packet
 //          after a given stage (assembly/stages.ts). A stage's cost is the
-//          difference between stopping after it and stopping before it, on
-//          the same packets and the same state: parse, flow lookup (with the
+//          median over rounds of the difference between stopping after it
+//          and stopping before it, a round running every stop once on a batch
+//          of its own (the same kind of packets): parse, flow lookup (with the
 //          batch prefetch), group lookup + selection, flow creation with its
 //          NAT port, rewrite (with the flow's bookkeeping), verdict (counters
-//          and the expiry sweep). Stops that create flows run on fresh flows
-//          each, so the table grows by up to 3 NEW during the new-flow rows.
+//          and the expiry sweep). Every stop's new flows are fresh, so the
+//          table grows by up to 3 NEW during the new-flow rows.
 //          Floors, measured in the same run, in Wasm code (bench build), over
 //          a buffer as large as the flow state with the tables' page size: a
 //          dependent-load pointer chase (DRAM latency, with its TLB misses),
@@ -294,32 +295,47 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   newFlows(pb, 0, n, tmpl);
   const { chaseNs, gatherNs } = floors(db, stateBytes);
   results.floors.push({ flows: n, tableBytes: stateBytes, hugePages, chaseNs, gatherNs, streamNsPerPacket: streamNs, load: load() });
-  const newAt: Record<string, number> = {};
-  const steadyAt: Record<string, number> = {};
-  let next = n; // stops that create flows take fresh ones
-  for (const [stage, name] of STAGES) {
-    db.stopAfter(stage);
-    newAt[name] = newFlows(pb, next, NEW, tmpl);
-    if (stage >= Stage.Create) next += NEW;
-    if (stage !== Stage.Select && stage !== Stage.Create) steadyAt[name] = steady(pb, n, STEADY_PACKETS, tmpl); // a live flow has neither
+  // Stops interleaved batch by batch, so that the load other processes put
+  // on the machine moves them alike: a round runs every stop once, each on a
+  // batch of its own (fresh random live flows, fresh new flows: a batch run
+  // twice would find the second time what the first brought into the cache).
+  const steadyT: number[][] = STAGES.map(() => []);
+  const newT: number[][] = STAGES.map(() => []);
+  const pick = rng(0x51ed);
+  let next = n;
+  const rounds = Math.ceil((STEADY_PACKETS / SLOTS) / 4);
+  for (let b = 0; b < rounds; b++) {
+    STAGES.forEach(([stage], k) => {
+      db.stopAfter(stage);
+      if (stage !== Stage.Select && stage !== Stage.Create) steadyT[k].push(pb.run(SLOTS, () => pick() % n, tmpl) / SLOTS); // a live flow has neither
+      if (b * SLOTS < NEW) {
+        const from = next;
+        next += SLOTS;
+        newT[k].push(pb.run(SLOTS, (i) => from + i, tmpl) / SLOTS);
+      }
+    });
   }
   db.stopAfter(Stage.Verdict);
+  /** Median over rounds of stop k's time less stop j's in the same round (j < 0: the time itself). */
+  const diff = (t: number[][], k: number, j: number): number => median(t[k].map((x, i) => x - (j < 0 ? 0 : t[j][i])));
   const rows: Row[] = [];
-  let prevNew = 0, prevSteady = 0;
-  for (const [stage, name] of STAGES) {
+  const stageNs: Record<string, { newFlow: number; steady: number | null }> = {};
+  let prevNew = -1, prevSteady = -1;
+  STAGES.forEach(([stage, name], k) => {
     const liveOnly = stage === Stage.Select || stage === Stage.Create;
-    rows.push({
-      stage: name,
-      "new flow ns": ns(newAt[name] - prevNew),
-      "steady ns": liveOnly ? "-" : ns(steadyAt[name] - prevSteady),
-    });
-    prevNew = newAt[name];
-    if (!liveOnly) prevSteady = steadyAt[name];
-  }
-  rows.push({ stage: "all stages (bench build)", "new flow ns": ns(newAt.verdict), "steady ns": ns(steadyAt.verdict) });
+    const newFlow = diff(newT, k, prevNew);
+    const steadyStage = liveOnly ? null : diff(steadyT, k, prevSteady);
+    stageNs[name] = { newFlow, steady: steadyStage };
+    rows.push({ stage: name, "new flow ns": ns(newFlow), "steady ns": steadyStage === null ? "-" : ns(steadyStage) });
+    prevNew = k;
+    if (!liveOnly) prevSteady = k;
+  });
+  const last = STAGES.length - 1;
+  const allNew = median(newT[last]), allSteady = median(steadyT[last]);
+  rows.push({ stage: "all stages (bench build)", "new flow ns": ns(allNew), "steady ns": ns(allSteady) });
   rows.push({ stage: "release build", "new flow ns": ns(newNs), "steady ns": ns(steadyNs) });
-  results.stages.push({ flows: n, newFlowsPerStop: NEW, cumulativeNew: newAt, cumulativeSteady: steadyAt, load: load() });
-  print(`stages at ${fmt(n)} live flows (ns per packet; the differences between stopping points)`, rows);
+  results.stages.push({ flows: n, rounds, newFlowRounds: newT[0].length, stages: stageNs, allStagesNew: allNew, allStagesSteady: allSteady, load: load() });
+  print(`stages at ${fmt(n)} live flows (ns per packet: median per-batch differences between stopping points)`, rows);
   print(`floors at ${fmt(n)} flows (${(stateBytes / 2 ** 20).toFixed(0)} MiB of flow state)`, [{
     "pointer chase ns/load": ns(chaseNs), "random gather ns/load": ns(gatherNs), "batch copy ns/packet": ns(streamNs),
   }]);

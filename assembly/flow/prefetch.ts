@@ -6,7 +6,9 @@
 // For the common packet shapes (parse.ts, commonShape: IPv4 or IPv6 TCP/UDP
 // on Ethernet or raw IP, nothing unusual):
 //   1. classify and hash each packet's tuple and find its flow-index bucket
-//      (in the bench build, stopping after the parse stage stops here);
+//      (in the bench build, stopping after the parse stage stops here; the
+//      new flows' hints count in the selection stage, the touches of their
+//      reverse buckets in the creation stage);
 //   2. touch every bucket;
 //   3. for a packet whose bucket names a candidate, touch that flow record;
 //      for one whose key is certainly not in the index (no tag match, no
@@ -138,9 +140,10 @@ export function prefetchBatch(desc: usize, n: u32): void {
       acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
-      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
+      if (!stopsBefore(Stage.Select)) acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
     }
   }
+  if (stopsBefore(Stage.Create)) { sink += acc; return; }
   // 4. touch the reverse buckets of the new flows' first NAT ports
   for (let i: u32 = 0; i < n; i++) {
     let r = entryAt(i) + E_REVERSE;
