@@ -14,7 +14,7 @@
 // plugs it onto UDP sockets and a timer, the simulation onto an in-memory
 // network with simulated time.
 
-import { Authenticator, type RejectReason } from "./auth.js";
+import { Authenticator, type KeySet, type RejectReason } from "./auth.js";
 import { excluding, pickMembers, prefixDistance } from "./discovery.js";
 import { Iap, type Release, type Resolution } from "./iap.js";
 import { Jap, type TargetEvent } from "./jap.js";
@@ -42,10 +42,10 @@ export interface ControlNodeOptions {
   readonly id: string;
   /** This proxy's unicast control endpoint (its address is also its tunnel endpoint). */
   readonly endpoint: Endpoint;
-  /** Key of proxy <-> proxy frames, shared by the cluster. */
-  readonly clusterKey: Uint8Array;
-  /** A group's join key, or undefined: joins for that group are refused (unknown-group). */
-  readonly groupKey: (ta: TransportAddress) => Uint8Array | undefined;
+  /** Key of proxy <-> proxy frames, shared by the cluster (two during a rotation: the first signs). */
+  readonly clusterKey: KeySet;
+  /** A group's join key(s), or undefined: joins for that group are refused (unknown-group). */
+  readonly groupKey: (ta: TransportAddress) => KeySet | undefined;
   /** Control endpoints of other proxies to start from. */
   readonly seeds: readonly Endpoint[];
   readonly now: () => number;
@@ -120,6 +120,9 @@ export class ControlNode {
   private lastMsg: Message | undefined;
   private lastFrame: Uint8Array | undefined;
   private lastAt = NaN;
+  /** While a frame is handled: which of its group's keys it came with, so answers to a target use the same one. */
+  private replyKey = 0;
+  private lastKey = 0;
 
   constructor(private readonly opts: ControlNodeOptions) {
     this.self = { id: opts.id, endpoint: opts.endpoint };
@@ -195,7 +198,12 @@ export class ControlNode {
     const opened = this.auth.open(bytes);
     if (!opened.ok) return;
     this.count(this.received, opened.message.type);
-    this.dispatch(opened.message, from);
+    this.replyKey = opened.keyIndex;
+    try {
+      this.dispatch(opened.message, from);
+    } finally {
+      this.replyKey = 0;
+    }
     this.settle(false);
   }
 
@@ -232,11 +240,13 @@ export class ControlNode {
     try {
       // The same frame may go to several receivers: replay protection is per receiver.
       const now = this.opts.now();
-      if (msg !== this.lastMsg || now !== this.lastAt) {
+      const key = isGroupKeyed(msg.type) ? this.replyKey : 0;
+      if (msg !== this.lastMsg || now !== this.lastAt || key !== this.lastKey) {
         this.lastMsg = undefined;
-        this.lastFrame = this.auth.seal(msg);
+        this.lastFrame = this.auth.seal(msg, key);
         this.lastMsg = msg;
         this.lastAt = now;
+        this.lastKey = key;
       }
       bytes = this.lastFrame!;
     } catch (err) {
