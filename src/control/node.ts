@@ -18,7 +18,7 @@ import { Authenticator, type KeySet, type RejectReason } from "./auth.js";
 import { excluding, pickMembers, prefixDistance } from "./discovery.js";
 import { Iap, type Release, type Resolution } from "./iap.js";
 import { Jap, type TargetEvent } from "./jap.js";
-import { Membership, type MembershipEvent } from "./membership.js";
+import { Membership, type MembershipEvent, type ProxyMembership } from "./membership.js";
 import {
   MAX_EXCLUDE,
   MessageError,
@@ -46,8 +46,10 @@ export interface ControlNodeOptions {
   readonly clusterKey: KeySet;
   /** A group's join key(s), or undefined: joins for that group are refused (unknown-group). */
   readonly groupKey: (ta: TransportAddress) => KeySet | undefined;
-  /** Control endpoints of other proxies to start from. */
+  /** Control endpoints of other proxies to start from (heartbeat membership). */
   readonly seeds: readonly Endpoint[];
+  /** Where the live proxies come from; default: heartbeats to `seeds` (Membership). */
+  readonly membership?: ProxyMembership;
   readonly now: () => number;
   readonly send: (to: Endpoint, bytes: Uint8Array) => void;
   readonly incarnation?: number;
@@ -100,7 +102,7 @@ export class ControlNode {
   readonly self: ProxyRef;
   readonly auth: Authenticator;
   readonly limiter: RateLimiter;
-  readonly membership: Membership;
+  readonly membership: ProxyMembership;
   readonly jap: Jap;
   readonly rap: Rap;
   readonly iap: Iap;
@@ -139,7 +141,7 @@ export class ControlNode {
     });
     this.limiter = new RateLimiter(opts.rateLimit);
     const send = (to: Endpoint, msg: Message): void => this.post(to, msg);
-    this.membership = new Membership({
+    this.membership = opts.membership ?? new Membership({
       self: this.self,
       incarnation: opts.incarnation,
       seeds: opts.seeds,
@@ -178,7 +180,9 @@ export class ControlNode {
     if (opts.onTarget) this.jap.onTarget(opts.onTarget);
     this.membership.onChange((ev) => {
       this.ringDirty = true;
-      if (ev.kind === "down") {
+      if (ev.proxy.id === this.self.id) {
+        if (ev.kind === "up") this.jap.refreshSoon(); // the others dropped this proxy and its registrations
+      } else if (ev.kind === "down") {
         this.rap.proxyDown(ev.proxy.id);
         this.iap.proxyDown(ev.proxy.id);
       }
