@@ -28,6 +28,10 @@ commands:
   discover --anycast ADDR --port CONTROL_PORT --group PROTO:ADDR:PORT --key-file FILE
            [--k N] [--mode random|nearest] [--exclude ADDR:PORT,...] [--timeout MS]
       peer discovery: k members of the group (excluding some), random or nearest, one per line
+  config push FILE (--endpoints URL[,URL...] [--prefix /pias] | --config PROXY_CONF) [--dry-run]
+      check a fleet configuration (groups, cluster key, joinable groups and their join keys) as
+      every proxy will, then write it to the store (etcd) in one transaction; refused before any
+      write when it does not pass
   help
       this text`;
 
@@ -39,6 +43,7 @@ const COMMANDS: Record<string, string> = {
   run: "./commands/run.js",
   join: "./commands/join.js",
   discover: "./commands/discover.js",
+  config: "./commands/config.js",
 };
 
 const PARSE_ERRORS = new Set([

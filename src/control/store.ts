@@ -61,7 +61,7 @@ export interface KeyValueStore {
   revokeLease(lease: string): Promise<void>;
   /** Put one key (bound to `lease` if given); resolves to the revision. */
   put(key: string, value: string, lease?: string): Promise<number>;
-  /** In one transaction (one revision): delete every key under `prefix`, then put `entries` (full keys). */
+  /** In one transaction (one revision): the keys under `prefix` become exactly `entries` (full keys). */
   replace(prefix: string, entries: readonly (readonly [string, string])[]): Promise<number>;
   close(): void;
 }
