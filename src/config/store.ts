@@ -13,7 +13,7 @@
 //         tls: { ca: /etc/pias/etcd-ca.pem, cert: /etc/pias/p1.pem, key: /etc/pias/p1-key.pem }
 //         auth: { username: pias, password: ... }
 
-import { fail, has, integer, list, object, quote, text, type ConfigPath } from "./values.js";
+import { fail, has, integer, isPlainObject, list, object, quote, text, type ConfigPath } from "./values.js";
 
 export interface EtcdTlsConfig {
   /** PEM file of the CA that signed the members' certificates. */
@@ -93,4 +93,10 @@ export function validateStore(v: unknown, path: ConfigPath): StoreConfig {
   }
   const leaseTtl = has(e, "leaseTtl") ? integer(e.leaseTtl, [...ep, "leaseTtl"], LEASE_TTL_RANGE) : DEFAULT_LEASE_TTL;
   return { etcd: { endpoints, prefix, leaseTtl, tls, auth } };
+}
+
+/** The `cluster.store` section of a parsed (not yet validated) configuration, validated; null when there is none. */
+export function storeOf(raw: unknown): StoreConfig | null {
+  if (!isPlainObject(raw) || !isPlainObject(raw.cluster) || !has(raw.cluster, "store")) return null;
+  return validateStore(raw.cluster.store, ["cluster", "store"]);
 }

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
 import type { Cluster } from "./cluster.js";
+import type { Fleet } from "./fleet.js";
 import type { TargetHealth } from "./health.js";
 
 /** What the metrics read: the data plane and the daemon's own figures. */
@@ -15,6 +16,8 @@ export interface MetricsSource {
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
+  /** The store link (cluster.store), or null. */
+  fleet?(): Fleet | null;
 }
 
 /** A counter whose value is read from elsewhere at scrape time. */
@@ -78,6 +81,14 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_rap_entries", "JAP registrations this proxy holds as a RAP", [], () => (node() ? one(node()!.rap.entries) : []));
   gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
   mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const sync = () => src.fleet?.()?.sync ?? null;
+  const view = () => src.fleet?.()?.membership ?? null;
+  gauge(reg, "pias_store_reachable", "1 while the store (etcd) answers this proxy, 0 while it does not", [], () => (sync() ? one(sync()!.reachable ? 1 : 0) : []));
+  gauge(reg, "pias_store_view_stale", "1 while the membership view is older than a lease TTL (the store has not confirmed it)", [], () => (view() ? one(view()!.stale ? 1 : 0) : []));
+  gauge(reg, "pias_store_view_age_seconds", "Seconds since the store last confirmed the membership view", [], () => (view() && Number.isFinite(view()!.ageMs()) ? one(view()!.ageMs() / 1000) : []));
+  gauge(reg, "pias_store_revision", "Store revision of the view and fleet configuration this proxy acts on", [], () => (sync() ? one(sync()!.mirrorRevision) : []));
+  mirrored(reg, "pias_store_events_total", "Store link events: leaseGrants, leaseLost, keepaliveFailures, readFailures, mismatches, watchRestarts, badProxyKeys, configChanges", ["event"], () =>
+    Object.entries(sync()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
   return reg;
 }
 
