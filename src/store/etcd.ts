@@ -41,9 +41,11 @@ export class EtcdStore implements KeyValueStore {
   private readonly client: Etcd3;
   private readonly timeoutMs: number;
   private readonly where: string;
+  private readonly members: number;
 
   constructor(cfg: EtcdStoreConfig, opts: EtcdStoreOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.members = cfg.endpoints.length;
     this.where = `etcd ${cfg.endpoints.join(",")}`;
     const options: IOptions = { hosts: [...cfg.endpoints], dialTimeout: this.timeoutMs };
     if (cfg.tls) {
@@ -114,20 +116,30 @@ export class EtcdStore implements KeyValueStore {
     }
   }
 
+  /**
+   * A keepalive is a stream, which the client opens on one member without
+   * trying the others: a dead member fails it. So try again (the client then
+   * knows that member failed) while the deadline allows, once per member.
+   */
   async keepAlive(lease: string): Promise<number> {
-    try {
-      const stream = await this.client.leaseClient.leaseKeepAlive(this.deadline());
-      const ttl = await new Promise<number>((resolve, reject) => {
-        stream.on("data", (r) => resolve(Number(r.TTL)));
-        stream.on("error", reject);
-        stream.write({ ID: lease });
-      });
-      stream.end();
-      return ttl;
-    } catch (err) {
-      if (err instanceof EtcdLeaseInvalidError) return 0;
-      this.fail("lease keepalive", err);
+    const deadline = Date.now() + this.timeoutMs;
+    let last: unknown;
+    for (let attempt = 0; attempt <= this.members && Date.now() < deadline; attempt++) {
+      try {
+        const stream = await this.client.leaseClient.leaseKeepAlive({ deadline });
+        const ttl = await new Promise<number>((resolve, reject) => {
+          stream.on("data", (r) => resolve(Number(r.TTL)));
+          stream.on("error", reject);
+          stream.write({ ID: lease });
+        });
+        stream.end();
+        return ttl;
+      } catch (err) {
+        if (err instanceof EtcdLeaseInvalidError) return 0;
+        last = err;
+      }
     }
+    this.fail("lease keepalive", last);
   }
 
   async revokeLease(lease: string): Promise<void> {

@@ -44,8 +44,15 @@ export interface EtcdClusterOptions {
   readonly size?: number;
   /** Member i listens on hosts[i] (default 127.0.0.1 for all, on free ports; other hosts use 2379/2380). */
   readonly hosts?: readonly string[];
-  /** Runs a command (default: spawn it here); a namespace test passes `ip netns exec`. */
+  /** Starts a long-running command (default: spawn it here); a namespace test passes its Topology's start. */
   readonly spawn?: (cmd: string[]) => ChildProcess;
+  /** Runs a command to completion (etcdctl; default: here). */
+  readonly run?: (cmd: string[]) => { status: number | null; stdout: string; stderr: string };
+}
+
+function runHere(cmd: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
 export class EtcdCluster {
@@ -114,7 +121,7 @@ export class EtcdCluster {
     const t0 = Date.now();
     for (;;) {
       const endpoints = which.map((i) => this.members[i].client).join(",");
-      const r = spawnSync("etcdctl", ["--endpoints", endpoints, "--command-timeout", "2s", "endpoint", "health"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+      const r = (this.opts.run ?? runHere)(["etcdctl", "--endpoints", endpoints, "--command-timeout", "2s", "endpoint", "health"]);
       if (r.status === 0) return;
       if (Date.now() - t0 > timeoutMs) throw new Error(`etcd did not become healthy: ${r.stderr.trim()}\n${this.members.map((m) => `--- ${m.name}\n${m.log.slice(-1000)}`).join("\n")}`);
       await new Promise((res) => setTimeout(res, 200));
@@ -123,7 +130,7 @@ export class EtcdCluster {
 
   /** etcdctl against the cluster (for checks a test wants to see from outside pias). */
   etcdctl(args: string[]): string {
-    const r = spawnSync("etcdctl", ["--endpoints", this.endpoints.join(","), ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+    const r = (this.opts.run ?? runHere)(["etcdctl", "--endpoints", this.endpoints.join(","), ...args]);
     if (r.status !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${r.stderr.trim()}`);
     return r.stdout;
   }
