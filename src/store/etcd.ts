@@ -10,7 +10,7 @@
 // client's own policy: StoreSync decides what to do next.
 
 import { readFileSync } from "node:fs";
-import { CompareResult, CompareTarget, Etcd3, EtcdLeaseInvalidError, Range, SortOrder, SortTarget, type IOptions, type IRequestOp } from "etcd3";
+import { CompareResult, CompareTarget, Etcd3, EtcdLeaseInvalidError, Range, SortOrder, SortTarget, type IOptions, type IRequestOp, type Watcher } from "etcd3";
 import type { EtcdStoreConfig } from "../config/store.js";
 import type { KeyValueStore, StoreEvent, StoreKv, StoreRange, StoreRead, StoreWatch } from "../control/store.js";
 import { PiasError } from "../errors.js";
@@ -42,6 +42,7 @@ export class EtcdStore implements KeyValueStore {
   private readonly timeoutMs: number;
   private readonly where: string;
   private readonly members: number;
+  private readonly watchers = new Set<Watcher>();
 
   constructor(cfg: EtcdStoreConfig, opts: EtcdStoreOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
@@ -95,6 +96,7 @@ export class EtcdStore implements KeyValueStore {
 
   watch(prefix: string, from: number, onEvents: (events: readonly StoreEvent[]) => void, onError: (err: Error) => void): StoreWatch {
     const w = this.client.watch().prefix(prefix).startRevision(String(from)).watcher();
+    this.watchers.add(w);
     w.on("data", (res) => {
       const events: StoreEvent[] = res.events.map((e) => ({
         type: e.type === "Delete" ? "delete" : "put",
@@ -105,7 +107,13 @@ export class EtcdStore implements KeyValueStore {
       if (events.length > 0) onEvents(events);
     });
     w.on("error", (err) => onError(new StoreError(`${this.where}: watch ${prefix}: ${err.message.split("\n")[0]}`)));
-    return { cancel: () => void w.cancel().catch(() => undefined) };
+    return { cancel: () => this.cancel(w) };
+  }
+
+  private cancel(w: Watcher): Promise<void> {
+    this.watchers.delete(w);
+    w.removeAllListeners("data");
+    return w.cancel().catch(() => undefined);
   }
 
   async grantLease(ttlS: number): Promise<string> {
@@ -184,7 +192,9 @@ export class EtcdStore implements KeyValueStore {
     throw new StoreError(`${this.where}: replace ${prefix}: the keys kept changing while being replaced`);
   }
 
+  /** Cancel the watches (else the client reconnects them), then close the connections. */
   close(): void {
-    this.client.close();
+    const cancels = [...this.watchers].map((w) => this.cancel(w));
+    void Promise.race([Promise.all(cancels), new Promise((r) => setTimeout(r, 500))]).then(() => this.client.close());
   }
 }
