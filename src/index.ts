@@ -27,4 +27,9 @@ export type { PacketIO } from "./io/backend.js";
 export {
   ControlNode, Joiner, parseTransportAddress, formatTransportAddress, taKey,
   type ControlNodeOptions, type TransportAddress, type Endpoint, type TargetInfo, type TargetEvent,
+  StoreMembership, StoreSync, type ProxyMembership, type KeyValueStore,
 } from "./control/index.js";
+// a fleet in etcd (cluster.store): the client, and the fleet document `pias config push` writes
+export { EtcdStore, StoreError } from "./store/etcd.js";
+export { validateFleet, mergeFleet, fleetFromEntries, type FleetDocument } from "./config/fleet.js";
+export { type StoreConfig, type EtcdStoreConfig } from "./config/store.js";

@@ -1,6 +1,8 @@
 // One proxy's control plane: membership + JAP + RAP + IAP (+ discovery)
 // behind one receive()/tick() pair, over an injected clock and an injected
 // send(to, bytes). Every proxy plays every role, for different groups.
+// Membership is heartbeats to the seeds unless the owner hands in another
+// ProxyMembership (a view kept from a store: lease-membership.ts).
 //
 // receive(from, bytes): rate limit (target frames, per source address) ->
 // authenticate (auth.ts) -> dispatch by type to the role. Messages a role
