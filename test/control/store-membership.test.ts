@@ -128,6 +128,25 @@ describe("store membership (leases)", () => {
     assert.equal(new Set(back.map((e) => e.ev.revision)).size, 1);
   });
 
+  test("a proxy that starts while the store does not answer joins, reads and watches once it answers", async () => {
+    const f = fleet(3);
+    const late = f.members[2];
+    f.store.partition("p3", true);
+    for (const m of f.members) {
+      await m.sync.start().catch(() => undefined);
+      await m.sync.join().catch(() => undefined);
+    }
+    await f.advance(1000);
+    assert.equal(late.sync.reachable, false);
+    assert.equal(late.membership.ring().ids.join(","), "p3");
+    assert.deepEqual([0, 1].map((i) => f.members[i].membership.ring().ids.join(",")), ["p1,p2", "p1,p2"]);
+    f.store.partition("p3", false);
+    await f.advance(1500);
+    assert.deepEqual(f.views(), Array(3).fill("p1,p2,p3"));
+    assert.equal(late.membership.stale, false);
+    assert.equal(late.sync.counters.leaseGrants, 1);
+  });
+
   test("a watch that misses changes is caught by the digest read and restarted from the mirror's revision: the changes arrive with their own revisions", async () => {
     let hang = true;
     const f = fleet(3, (c, i) => (i === 0 ? { ...c, watch: (p, from, on, err) => c.watch(p, from, (ev) => (hang ? undefined : on(ev)), err) } : c));
