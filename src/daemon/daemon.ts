@@ -67,8 +67,6 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   /** With a store: the proxy's own file as parsed, which each fleet configuration is merged into. */
   private localRaw: unknown = null;
-  /** The store revision of the fleet configuration applied. */
-  private fleetRevision = 0;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -89,11 +87,17 @@ export class Daemon {
     const local = readLocal(options.configPath);
     const log = options.logger ?? pino({ level: local.config?.daemon.logLevel ?? "info", base: { name: "pias" } });
     const fleet = local.store ? new Fleet(local.store, log) : null;
-    await fleet?.fetch();
-    const config = local.config ?? fleet!.configure(local.raw);
-    if (!options.logger) log.level = config.daemon.logLevel;
-    const dp = DataPlane.fromConfig(config);
-    const io = await (options.io ?? defaultIo)(config);
+    let config: PiasConfig, dp: DataPlane, io: PacketIO;
+    try {
+      await fleet?.fetch();
+      config = local.config ?? fleet!.configure(local.raw, options.configPath);
+      if (!options.logger) log.level = config.daemon.logLevel;
+      dp = DataPlane.fromConfig(config);
+      io = await (options.io ?? defaultIo)(config);
+    } catch (err) {
+      fleet?.store.close();
+      throw err;
+    }
     const ring = dp.createRing(config.daemon.batch, io.capacity);
     let daemon: Daemon | undefined;
     const membership = fleet ? (self: ProxyRef) => fleet.attach(self, () => daemon?.fleetChanged()) : undefined;
@@ -102,11 +106,11 @@ export class Daemon {
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet);
     daemon.localRaw = local.raw;
-    daemon.fleetRevision = fleet?.revision ?? 0;
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
       io.close();
+      fleet?.store.close();
       throw err;
     }
     health.configure(config.groups);
@@ -121,7 +125,6 @@ export class Daemon {
       const tick = setInterval(() => fleet.tick(), FLEET_TICK_MS);
       tick.unref();
       daemon.timers.push(tick);
-      if (fleet.revision !== daemon.fleetRevision) daemon.fleetChanged();
     }
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
@@ -160,16 +163,13 @@ export class Daemon {
       if ((local.store === null) !== (this.fleet === null)) throw new Error("adding or removing cluster.store needs a restart");
       if (local.config) return local.config;
       this.localRaw = local.raw;
-      return this.fleet!.configure(local.raw);
+      return this.fleet!.configure(local.raw, this.options.configPath);
     });
   }
 
   /** The fleet configuration in the store changed: merge it into the file's and apply it like a reload. */
   fleetChanged(): boolean {
-    const revision = this.fleet!.revision;
-    const ok = this.apply(`store revision ${revision}`, () => this.fleet!.configure(this.localRaw));
-    this.fleetRevision = revision;
-    return ok;
+    return this.apply(`store revision ${this.fleet!.revision}`, () => this.fleet!.configure(this.localRaw, this.options.configPath));
   }
 
   /** Apply a new configuration, keeping live flows; the running one stays when it cannot be built or applied. */

@@ -30,6 +30,7 @@ export class Fleet {
   /** The fleet configuration in force and the store revision it came from (0: none). */
   doc: FleetDocument = EMPTY_FLEET;
   revision = 0;
+  private text = "[]";
   private readonly where: string;
 
   constructor(
@@ -52,21 +53,25 @@ export class Fleet {
     }
   }
 
-  /** The proxy's own file (parsed) with the fleet configuration in force, validated as a whole. Throws ConfigError. */
-  configure(local: unknown): PiasConfig {
+  /** The proxy's own file `name` (parsed) with the fleet configuration in force, validated as a whole. Throws ConfigError. */
+  configure(local: unknown, name: string): PiasConfig {
     try {
       return validateConfig(mergeFleet(local, this.doc));
     } catch (err) {
-      if (this.revision === 0 || !(err instanceof ConfigError)) throw err;
-      throw new ConfigError(`with the fleet configuration of store revision ${this.revision}: ${err.message}`);
+      if (!(err instanceof ConfigError)) throw err;
+      const fleet = this.revision === 0 ? "no fleet configuration from the store" : `the fleet configuration of store revision ${this.revision}`;
+      throw new ConfigError(`${name} with ${fleet}: ${err.message}`);
     }
   }
 
-  /** Take the store's configuration entries; false (logged) when they do not even parse. */
+  /** Take the store's configuration entries: true when they differ from those in force and parse (else logged). */
   setDoc(entries: ReadonlyMap<string, string>, revision: number): boolean {
+    const text = JSON.stringify([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    if (text === this.text) return false; // the first watch's read repeats fetch()'s
     try {
       this.doc = fleetFromEntries(entries);
       this.revision = revision;
+      this.text = text;
       return true;
     } catch (err) {
       this.log.error({ revision, err: (err as Error).message }, "fleet configuration rejected; the running config stays");
@@ -83,7 +88,6 @@ export class Fleet {
       else this.log.info({ revision: ev.revision }, "membership view confirmed by the store");
     });
     this.membership = membership;
-    let first = true;
     this.sync = new StoreSync({
       store: this.store,
       prefix: e.prefix,
@@ -91,9 +95,7 @@ export class Fleet {
       leaseTtlS: e.leaseTtl,
       now: Date.now,
       onConfig: (entries, revision) => {
-        const same = first && revision === this.revision;
-        first = false;
-        if (!same && this.setDoc(entries, revision)) changed();
+        if (this.setDoc(entries, revision)) changed();
       },
       onLog: (level, msg, fields) => this.log[level]({ store: this.where, ...fields }, msg),
     });
