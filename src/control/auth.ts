@@ -290,12 +290,6 @@ export class Authenticator {
     return keys === undefined || keyCount(keys) === 0 ? undefined : keys;
   }
 
-  /** The key a message of this kind about this group is signed with, or undefined. */
-  keyFor(message: Message): Uint8Array | undefined {
-    const keys = this.keysFor(message);
-    return keys === undefined ? undefined : keyAt(keys, 0);
-  }
-
   /**
    * Encode, stamp (now, fresh nonce) and sign, with the class's signing key or
    * its key number `keyIndex` (an answer signed with the key its question came

@@ -149,6 +149,7 @@ export class StoreSync {
     const store = this.opts.store;
     const lease = await store.grantLease(this.opts.leaseTtlS);
     const revision = await store.put(this.keys.proxies + this.opts.membership.self.id, proxyValue(this.opts.membership.self), lease);
+    if (this.stopped) return void (await store.revokeLease(lease).catch(() => undefined)); // stop() came meanwhile
     this.lease = lease;
     this.counters.leaseGrants++;
     this.leaseOkAt = this.opts.now();
