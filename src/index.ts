@@ -33,3 +33,7 @@ export {
 export { EtcdStore, StoreError } from "./store/etcd.js";
 export { validateFleet, mergeFleet, fleetFromEntries, type FleetDocument } from "./config/fleet.js";
 export { type StoreConfig, type EtcdStoreConfig } from "./config/store.js";
+// BGP: the `bgp` section and BIRD's control socket (pias run announces through BIRD 2)
+export { type BgpConfig, type BgpNeighborConfig, type BgpPrefixConfig } from "./config/bgp.js";
+export { BirdControl, BirdError, parseProtocols, type BirdReply, type BirdLine, type ProtocolRow } from "./bgp/bird-control.js";
+export { DaemonBgp, type BgpStatus } from "./daemon/bgp.js";

@@ -5,6 +5,7 @@
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
 import type { StoreConfig } from "./store.js";
+import type { BgpConfig } from "./bgp.js";
 
 export { PROTOCOLS, type Protocol } from "../net/ta.js";
 
@@ -183,6 +184,8 @@ export interface PiasConfig {
   readonly daemon: DaemonConfig;
   /** null: a stand-alone proxy, serving only its configured groups. */
   readonly cluster: ClusterConfig | null;
+  /** null: no BGP; the prefixes are routed to the proxy some other way (src/config/bgp.ts). */
+  readonly bgp: BgpConfig | null;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }

@@ -10,6 +10,7 @@
 // (a string where a number is meant, null for an optional setting): a typo in
 // a proxy configuration must not pass silently.
 
+import { validateBgp } from "./bgp.js";
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
@@ -29,7 +30,7 @@ export function defaultConfig(): PiasConfig {
   return validateConfig({});
 }
 
-const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "acceptKey", "seeds", "replicas", "distances", "groups", "store"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "acceptJoinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
@@ -388,6 +389,7 @@ export function validateConfig(raw: unknown): PiasConfig {
   }
 
   const cluster = has(o, "cluster") ? validateCluster(o.cluster, proxy) : null;
-  return { proxy, daemon, cluster, capacity, groups };
+  const bgp = has(o, "bgp") ? validateBgp(o.bgp, proxy, daemon) : null;
+  return { proxy, daemon, cluster, bgp, capacity, groups };
 }
 

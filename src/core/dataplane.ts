@@ -607,8 +607,8 @@ export class DataPlane {
         hasPorts: (mem[o + 3] & 2) !== 0,
         icmpError: (mem[o + 3] & 4) !== 0,
         truncated: (mem[o + 3] & 8) !== 0,
-        sport: (mem[o + 4] << 8) | mem[o + 5],
-        dport: (mem[o + 6] << 8) | mem[o + 7],
+        sport: mem[o + 4] | (mem[o + 5] << 8), // host order, little-endian (assembly/host/inspect.ts)
+        dport: mem[o + 6] | (mem[o + 7] << 8),
         icmpType: mem[o + 8],
         icmpCode: mem[o + 9],
         src: mem.slice(o + 12, o + 12 + len),

@@ -13,6 +13,7 @@ import type { PiasConfig } from "../config/types.js";
 import { validateConfig } from "../config/validate.js";
 import { DataPlane } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
+import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
 import { Fleet, FLEET_TICK_MS } from "./fleet.js";
 import { HealthChecker, type HealthChange } from "./health.js";
@@ -67,6 +68,8 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   /** With a store: the proxy's own file as parsed, which each fleet configuration is merged into. */
   private localRaw: unknown = null;
+  /** The BGP announcements (null without a bgp section). */
+  bgp: DaemonBgp | null = null;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -87,11 +90,12 @@ export class Daemon {
     const local = readLocal(options.configPath);
     const log = options.logger ?? pino({ level: local.config?.daemon.logLevel ?? "info", base: { name: "pias" } });
     const fleet = local.store ? new Fleet(local.store, log) : null;
-    let config: PiasConfig, dp: DataPlane, io: PacketIO;
+    let config: PiasConfig, bgp: DaemonBgp | null, dp: DataPlane, io: PacketIO;
     try {
       await fleet?.fetch();
       config = local.config ?? fleet!.configure(local.raw, options.configPath);
       if (!options.logger) log.level = config.daemon.logLevel;
+      bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
       dp = DataPlane.fromConfig(config);
       io = await (options.io ?? defaultIo)(config);
     } catch (err) {
@@ -106,6 +110,7 @@ export class Daemon {
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet);
     daemon.localRaw = local.raw;
+    daemon.bgp = bgp;
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
@@ -128,6 +133,7 @@ export class Daemon {
     }
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
+    void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
     return daemon;
   }
 
@@ -139,12 +145,14 @@ export class Daemon {
       cluster: () => this.cluster,
       fleet: () => this.fleet,
       reloads: () => this.reloads,
+      bgp: () => this.bgp?.status() ?? null,
     });
   }
 
   private healthChanged(c: HealthChange): void {
     try {
       this.dp.setTargetUp(c.group, c.target, c.up);
+      this.bgp?.changed();
       if (c.up) this.log.info({ group: c.group, target: c.target }, "target up");
       else this.log.warn({ group: c.group, target: c.target, error: c.error }, "target down");
     } catch (err) {
@@ -177,6 +185,7 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = build();
+      assertBgpReload(this.config.bgp, next.bgp);
       // groups the cluster installed (joined targets, resolved JAPs) stay; of the cluster section, keys and joinable groups change now
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       if (next.cluster) this.cluster?.update(next.cluster);
@@ -184,6 +193,7 @@ export class Daemon {
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
+      if (next.bgp) void this.bgp?.reload(next.bgp);
       this.reloads.ok++;
       this.log.info({ source, ...summary }, "config reloaded");
       return true;
@@ -203,6 +213,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
+      const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
       await this.fleet?.stop(); // revoke the lease: every view drops this proxy now
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
@@ -211,6 +222,7 @@ export class Daemon {
         if (this.dp.counters().flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
+      await bgpDone;
       for (const t of this.timers) clearInterval(t);
       this.io.close();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

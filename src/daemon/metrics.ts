@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
+import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
 import type { Fleet } from "./fleet.js";
 import type { TargetHealth } from "./health.js";
@@ -18,6 +19,7 @@ export interface MetricsSource {
   cluster(): Cluster | null;
   /** The store link (cluster.store), or null. */
   fleet?(): Fleet | null;
+  bgp?(): BgpStatus | null;
 }
 
 /** A counter whose value is read from elsewhere at scrape time. */
@@ -89,6 +91,9 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_store_revision", "Store revision of the view and fleet configuration this proxy acts on", [], () => (sync() ? one(sync()!.mirrorRevision) : []));
   mirrored(reg, "pias_store_events_total", "Store link events: leaseGrants, leaseLost, keepaliveFailures, readFailures, mismatches, watchRestarts, badProxyKeys, configChanges", ["event"], () =>
     Object.entries(sync()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const bgp = () => src.bgp?.() ?? null;
+  gauge(reg, "pias_bgp_session_up", "1 while the BGP session to the neighbour is established", ["neighbor"], () => (bgp()?.sessions ?? []).map((s) => [{ neighbor: s.neighbor }, s.up ? 1 : 0]));
+  gauge(reg, "pias_bgp_prefix_announced", "1 while BIRD announces the prefix (also while GRACEFUL_SHUTDOWN), 0 while withdrawn", ["prefix"], () => (bgp()?.prefixes ?? []).map((p) => [{ prefix: p.prefix }, p.announced ? 1 : 0]));
   return reg;
 }
 

@@ -2,7 +2,8 @@
 // to a destination (longest prefix of the interface's routes) gives the next
 // hop, the kernel's neighbour table its MAC. Read with `ip -j`, cached, and
 // refreshed in the background; a miss asks the kernel to resolve (one ping to
-// the next hop) and the frame is dropped and counted.
+// the next hop) and the frame is dropped and counted. The tables come from a
+// NeighborSource: the kernel's by default, a test's own otherwise.
 
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -30,6 +31,40 @@ export function macBytes(text: string): Uint8Array {
   return Uint8Array.from(text.split(":").map((h) => parseInt(h, 16)));
 }
 
+/** A route and a neighbour as `ip -j route` / `ip -j neigh` print them. */
+export interface RouteRow { dst: string; gateway?: string }
+export interface NeighborRow { dst: string; lladdr?: string; state?: string[] }
+
+/** An interface's routes and neighbours. */
+export interface NeighborSource {
+  /** The interface's own MAC ("aa:bb:cc:dd:ee:ff"). */
+  mac(): string;
+  routes(family: 4 | 6): RouteRow[];
+  neighbors(): NeighborRow[];
+  /** Have the kernel resolve `hop`'s MAC; call `done` when that attempt ended, either way. */
+  resolve(hop: string, done: () => void): void;
+}
+
+/** The kernel's tables for `iface`: /sys/class/net, `ip -j`, and one ping to resolve. */
+export function kernelNeighbors(iface: string): NeighborSource {
+  return {
+    mac() {
+      try {
+        return readFileSync(`/sys/class/net/${iface}/address`, "utf8").trim();
+      } catch {
+        throw new PiasError("EIFACE", `no interface ${iface}`);
+      }
+    },
+    routes: (family) => ipJson([`-${family}`, "route", "show", "dev", iface]) as RouteRow[],
+    neighbors: () => ipJson(["neigh", "show", "dev", iface]) as NeighborRow[],
+    resolve(hop, done) {
+      const p = spawn("ping", ["-c", "1", "-W", "1", "-I", iface, hop], { stdio: "ignore" });
+      p.on("exit", done);
+      p.on("error", done);
+    },
+  };
+}
+
 export class Neighbors {
   /** The interface's own MAC. */
   readonly mac: Uint8Array;
@@ -38,23 +73,21 @@ export class Neighbors {
   private refreshed = 0;
   private resolving = new Set<string>();
 
-  constructor(private readonly iface: string) {
-    let text: string;
-    try {
-      text = readFileSync(`/sys/class/net/${iface}/address`, "utf8").trim();
-    } catch {
-      throw new PiasError("EIFACE", `no interface ${iface}`);
-    }
-    this.mac = macBytes(text);
+  constructor(
+    iface: string,
+    private readonly source: NeighborSource = kernelNeighbors(iface),
+    private readonly now: () => number = Date.now,
+  ) {
+    this.mac = macBytes(source.mac());
     this.refresh();
   }
 
   /** Reload routes and neighbours (synchronous: at most every REFRESH_MS, or when asked). */
   refresh(): void {
     const routes: Route[] = [];
-    for (const fam of ["-4", "-6"]) {
-      for (const r of ipJson([fam, "route", "show", "dev", this.iface]) as { dst: string; gateway?: string }[]) {
-        const dst = r.dst === "default" ? (fam === "-4" ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === "-4" ? 32 : 128}`;
+    for (const fam of [4, 6] as const) {
+      for (const r of this.source.routes(fam)) {
+        const dst = r.dst === "default" ? (fam === 4 ? "0.0.0.0/0" : "::/0") : r.dst.includes("/") ? r.dst : `${r.dst}/${fam === 4 ? 32 : 128}`;
         try {
           routes.push({ prefix: parsePrefix(dst), via: r.gateway ?? null });
         } catch {
@@ -65,11 +98,11 @@ export class Neighbors {
     routes.sort((a, b) => b.prefix.length - a.prefix.length);
     this.routes = routes;
     const macs = new Map<string, Uint8Array>();
-    for (const n of ipJson(["neigh", "show", "dev", this.iface]) as { dst: string; lladdr?: string; state?: string[] }[]) {
+    for (const n of this.source.neighbors()) {
       if (n.lladdr && !n.state?.includes("FAILED") && !n.state?.includes("INCOMPLETE")) macs.set(parseAddressText(n.dst), macBytes(n.lladdr));
     }
     this.macs = macs;
-    this.refreshed = Date.now();
+    this.refreshed = this.now();
   }
 
   /** The next hop toward `dst` (address bytes), or null when no route of this interface covers it. */
@@ -80,10 +113,10 @@ export class Neighbors {
 
   /** MAC of the next hop toward `dst`, or null (unknown yet: resolution started). */
   lookup(dst: Uint8Array): Uint8Array | null {
-    if (Date.now() - this.refreshed > REFRESH_MS) this.refresh();
+    if (this.now() - this.refreshed > REFRESH_MS) this.refresh();
     let hop = this.nextHop(dst);
     let mac = hop === null ? undefined : this.macs.get(hop);
-    if (mac === undefined && Date.now() - this.refreshed > MISS_REFRESH_MS) {
+    if (mac === undefined && this.now() - this.refreshed > MISS_REFRESH_MS) {
       this.refresh();
       hop = this.nextHop(dst);
       mac = hop === null ? undefined : this.macs.get(hop);
@@ -97,13 +130,10 @@ export class Neighbors {
   private resolve(hop: string): void {
     if (this.resolving.has(hop)) return;
     this.resolving.add(hop);
-    const p = spawn("ping", ["-c", "1", "-W", "1", "-I", this.iface, hop], { stdio: "ignore" });
-    const done = (): void => {
+    this.source.resolve(hop, () => {
       this.resolving.delete(hop);
       this.refreshed = 0; // re-read the neighbour table on the next lookup
-    };
-    p.on("exit", done);
-    p.on("error", done);
+    });
   }
 }
 

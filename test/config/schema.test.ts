@@ -79,6 +79,7 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
       groups: [
         {
           name: "tcp 203.0.113.10:80",
@@ -125,6 +126,7 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
       groups: [],
     });
   });

@@ -6,8 +6,17 @@
                                   print {"before": [...], "after": [...]}
   clients.py upload HOST PORT BYTES
                                   send BYTES bytes, half-close, print the reply
+  clients.py udp-loop HOST PORT SECONDS INTERVAL_MS
+                                  send a numbered datagram every INTERVAL_MS for
+                                  SECONDS, print "started" at the first reply, then
+                                  {"sent", "received", "maxGapMs", "lostBeforeMark",
+                                  "lostAfterMark"}: the longest time between two
+                                  replies, and the datagrams never answered, sent
+                                  before and after a line came on stdin
+  clients.py udp-echo ADDRESS PORT
+                                  answer every datagram with itself
 """
-import http.client, json, socket, sys
+import http.client, json, select, socket, sys, time
 
 def hold(host, port, n):
     conns = [http.client.HTTPConnection(host, port, timeout=10) for _ in range(n)]
@@ -35,8 +44,65 @@ def upload(host, port, size):
         reply += chunk
     print(reply.decode().strip(), flush=True)
 
+def udp_loop(host, port, seconds, interval_ms):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((host, port))
+    s.setblocking(False)
+    start = time.monotonic()
+    next_send = start
+    sent = 0
+    mark = None  # the datagram number sent when a line came on stdin
+    replied = set()
+    last = None
+    max_gap = 0.0
+    stdin_open = True
+    while True:
+        now = time.monotonic()
+        if now - start >= seconds:
+            break
+        if now >= next_send:
+            try:
+                s.send(b"%d" % sent)
+            except OSError:
+                pass  # an ICMP error reported on the connected socket: keep going
+            sent += 1
+            next_send += interval_ms / 1000.0
+        watch = [s, sys.stdin] if stdin_open else [s]
+        ready, _, _ = select.select(watch, [], [], max(0.0, next_send - time.monotonic()))
+        if sys.stdin in ready:
+            if sys.stdin.readline() == "":
+                stdin_open = False
+            elif mark is None:
+                mark = sent
+        while s in ready:
+            try:
+                data = s.recv(2048)
+            except BlockingIOError:
+                break
+            except OSError:
+                continue
+            t = time.monotonic()
+            if last is None:
+                print("started", flush=True)
+            else:
+                max_gap = max(max_gap, t - last)
+            last = t
+            replied.add(int(data))
+    lost = [i for i in range(sent) if i not in replied]
+    m = sent if mark is None else mark
+    print(json.dumps({"sent": sent, "received": len(replied), "maxGapMs": round(max_gap * 1000, 1),
+                      "lostBeforeMark": len([i for i in lost if i < m]), "lostAfterMark": len([i for i in lost if i >= m])}), flush=True)
+
 if __name__ == "__main__":
     if sys.argv[1] == "hold":
         hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "upload":
         upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "udp-echo":
+        e = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
+        e.bind((sys.argv[2], int(sys.argv[3])))
+        while True:
+            d, a = e.recvfrom(2048)
+            e.sendto(d, a)
+    elif sys.argv[1] == "udp-loop":
+        udp_loop(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
