@@ -23,9 +23,7 @@
 //   AFF_SECONDS [30]  AFF_LOSS [0,0.05,0.1,0.2]  AFF_SEED [1]  AFF_JSON [0] (also --json)
 //   AFF_WRITE [1]: write bench/results/affinity.json (with the machine, commit and load)
 
-import { execSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, release } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ControlNode } from "../src/control/node.js";
 import { Joiner } from "../src/control/joiner.js";
@@ -37,6 +35,7 @@ import { murmur3 } from "../src/control/rendezvous.js";
 import { epKey, sameTa, type Endpoint, type TransportAddress } from "../src/control/ta.js";
 import type { JapEntry } from "../src/control/message.js";
 import { prng } from "../test/control/arbitraries.js";
+import { machine } from "./lib/machine.js";
 import { markdownTable } from "./lib/table.js";
 
 const env = (name: string, fallback: number): number => {
@@ -212,22 +211,6 @@ async function run(kind: "heartbeat" | "store", loss: number): Promise<Outcome> 
   }
   out.falseDowns = falseDowns;
   return out;
-}
-
-function machine(): Record<string, unknown> {
-  let cpu = cpus()[0]?.model ?? "unknown";
-  try {
-    cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpu;
-  } catch {
-    // not Linux
-  }
-  let commit = "unknown";
-  try {
-    commit = execSync("git rev-parse --short HEAD", { encoding: "utf8" }).trim();
-  } catch {
-    // not a checkout
-  }
-  return { cpu, cores: cpus().length, kernel: release(), node: process.version, commit, loadavg: loadavg().map((x) => +x.toFixed(2)) };
 }
 
 const results: Outcome[] = [];
