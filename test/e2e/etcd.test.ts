@@ -14,13 +14,14 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 import { EtcdCluster, etcdUnavailable } from "../helpers/etcd.js";
+import { PROXIES, routedTestbed } from "../helpers/testbed.js";
 
 const skip = netnsUnavailable() ?? etcdUnavailable();
 const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
@@ -35,7 +36,7 @@ const J1 = "a1".repeat(32);
 const J2 = "a2".repeat(32);
 const ETCD_HOSTS = ["10.7.0.2", "10.7.0.3", "10.7.0.4"];
 const ENDPOINTS = ETCD_HOSTS.map((h) => `http://${h}:2379`);
-const proxies = [1, 2, 3, 4].map((i) => ({ name: `p${i}`, net: `10.0.${i}`, j: `10.255.0.${i}` }));
+const proxies = PROXIES;
 
 /** A fleet document: the cluster key (and accepted key), the joinable group's join key (and accepted one), optional static groups. */
 function fleet(o: { key: string; accept?: string; join: string; acceptJoin?: string; web?: boolean }): string {
@@ -118,30 +119,11 @@ describe("a PIAS system run from etcd: membership by leases, configuration by wa
   };
 
   before(async () => {
-    topo.addNamespace("r");
-    topo.sysctl("r", "net.ipv4.ip_forward", "1");
+    await routedTestbed(topo, dir);
     topo.addNamespace("e");
     const [ie] = topo.link("e", "10.7.0.2/24", "r", "10.7.0.1/24");
     for (const h of ETCD_HOSTS.slice(1)) topo.exec("e", ["ip", "addr", "add", `${h}/24`, "dev", ie]);
     topo.exec("e", ["ip", "route", "add", "default", "via", "10.7.0.1"]);
-    topo.addNamespace("c");
-    topo.link("c", "10.9.0.2/24", "r", "10.9.0.1/24");
-    topo.exec("c", ["ip", "route", "add", "default", "via", "10.9.0.1"]);
-    for (const [i, t] of ["t1", "t2"].entries()) {
-      topo.addNamespace(t);
-      topo.link(t, `10.8.${i + 1}.2/24`, "r", `10.8.${i + 1}.1/24`);
-      topo.exec(t, ["ip", "route", "add", "default", "via", `10.8.${i + 1}.1`]);
-      const www = join(dir, t);
-      mkdirSync(www);
-      writeFileSync(join(www, "id"), `${t}\n`);
-      topo.start(t, ["python3", "-m", "http.server", "8080", "--bind", `10.8.${i + 1}.2`, "--protocol", "HTTP/1.1", "--directory", www]);
-    }
-    for (const p of proxies) {
-      topo.addNamespace(p.name);
-      topo.link(p.name, `${p.net}.2/24`, "r", `${p.net}.1/24`);
-      topo.exec(p.name, ["ip", "route", "add", "default", "via", `${p.net}.1`]);
-      topo.exec("r", ["ip", "route", "add", `${p.j}/32`, "via", `${p.net}.2`]);
-    }
     for (const [table, from, proxy] of [[102, "10.9.0.0/24", 2], [101, "10.8.1.0/24", 1], [103, "10.8.2.0/24", 3]] as const) {
       topo.exec("r", ["ip", "rule", "add", "from", from, "lookup", String(table)]);
       anycastVia(table, proxy);
@@ -162,11 +144,6 @@ describe("a PIAS system run from etcd: membership by leases, configuration by wa
       d.stderr!.on("data", (b: Buffer) => logs.set(p.name, logs.get(p.name) + b.toString()));
       daemons.set(p.name, d);
       await waitForLine(d, /"msg":"ready"/);
-    }
-    const t0 = Date.now();
-    while (!["t1", "t2"].every((t, i) => topo.run("r", ["curl", "-s", "--max-time", "1", `http://10.8.${i + 1}.2:8080/id`]).status === 0)) {
-      if (Date.now() - t0 > 20_000) throw new Error("the targets' HTTP servers did not start");
-      await new Promise((r) => setTimeout(r, 100));
     }
     await until("membership from the store", () => proxies.every((p) => metric(metrics(p.name), "pias_cluster_live_proxies") === 4));
     await waitForLine(startJoin("t1", "10.8.1.2", J1), /joined/i);
