@@ -88,7 +88,7 @@ export interface DataPlaneSettings {
   randomSeed?: number;
   /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
   build?: CoreBuild;
-  /** Transparent huge pages for the flow table and index when they exceed 16 MiB (native/memory.cc; default true; skipped where unavailable). */
+  /** Transparent huge pages for the flow table and index when they take 8 MiB or more (native/memory.cc; default true; skipped where unavailable). */
   hugePages?: boolean;
   /** Other proxies' unicast addresses: once set, IP-in-IP is accepted only from them (else tunnel-from-stranger). */
   peers?: readonly string[];
@@ -240,8 +240,8 @@ export interface ParsedView {
   dst: Uint8Array;
 }
 
-/** Tables smaller than this keep 4 KiB pages (16 MiB: about 250k flows). */
-const HUGE_PAGES_FROM = 16 << 20;
+/** Tables smaller than this keep 4 KiB pages (8 MiB: about 130k flows): they fit the TLB well enough, and a 2 MiB page costs more to fault in. */
+const HUGE_PAGES_FROM = 8 << 20;
 
 /** Bytes per inspect record (assembly/host/inspect.ts). */
 const INSPECT_SIZE = 48;
