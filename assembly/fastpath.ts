@@ -8,9 +8,10 @@
 // the same flow bookkeeping, the same rewrite and counters — and declines
 // (returns false, having changed nothing) every packet that needs anything
 // else: a new flow, a stale flow, a down or PIAS-aware target, a control
-// message, checksum verification. processOne then handles it in full. The
-// differential test against the reference model holds both paths to the
-// same bytes and counters.
+// message, an overlay packet, checksum verification. processOne then handles
+// it in full. The differential test against the reference model holds both
+// paths to the same bytes and counters (test/core/fastpath.test.ts: the
+// packets of live flows other stages claim first).
 
 import { AuxFlag, Desc, Stage, Stat } from "./shared/abi";
 import { bump } from "./counters";
@@ -25,6 +26,7 @@ import {
 } from "./flow/flows";
 import { groupPtr, targetPtr, targetUsable, G_ADDR, T_ADDR, T_PACKETS } from "./group/groups";
 import { controlPortRaw } from "./peers";
+import { overlayOn, overlayTakes } from "./overlay/overlay";
 import { proxyAddrPtr, verifyChecksums } from "./settings";
 import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
 import { accept } from "./verdict";
@@ -41,8 +43,9 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   let ports = shapePorts(shape, l4);
   let sport = ports & 0xffff;
   let dport = ports >>> 16;
-  // UDP to the control port may be a control message: processOne decides
+  // UDP to the control port may be a control message, and the overlay's packets are its own: processOne decides
   if (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) return false;
+  if (overlayOn && family == 4 && overlayTakes(proto, dport, ip + 16)) return false;
   let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
   if (stopAfter(Stage.Parse)) return true;
 

@@ -117,14 +117,19 @@ function tooBig(pkt: Packet, d: usize, aux: u32): bool {
  * Called by the pipeline for a parsed IPv4 packet with a transport header:
  * handles it and returns true when it is the overlay's.
  */
+/** True when overlayPacket() takes an IPv4 packet with this protocol, destination port (raw) and address. */
+@inline export function overlayTakes(proto: u32, dportRaw: u32, dst: usize): bool {
+  return (proto == PROTO_UDP && dportRaw == portRaw && isProxyAddr(4, dst)) || inSpace(raw32(dst));
+}
+
 export function overlayPacket(pkt: Packet, d: usize, aux: u32, now: u32): bool {
   let dst = pkt.dst();
+  if (!overlayTakes(pkt.proto, pkt.dport, dst)) return false;
   if (pkt.proto == PROTO_UDP && pkt.dport == portRaw && isProxyAddr(4, dst)) {
     bindingsSweep(now);
     fromTunnel(pkt, d, aux, now);
     return true;
   }
-  if (!inSpace(raw32(dst))) return false;
   bindingsSweep(now);
   toTa(pkt, d, aux, now);
   return true;
