@@ -43,7 +43,7 @@ async function defaultIo(config: PiasConfig): Promise<PacketIO> {
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
   }
   const { TunBackend } = await import("../io/tun-backend.js");
-  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [] });
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo });
 }
 
 export class Daemon {
@@ -90,6 +90,7 @@ export class Daemon {
     const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
     sweep.unref();
     daemon.timers.push(sweep);
+    for (const note of io.notes ?? []) log.warn(note);
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
     return daemon;

@@ -23,4 +23,6 @@ export interface PacketIO {
   close(): void;
   /** Counters of the backend (read, written, dropped, ...). */
   stats(): Record<string, number>;
+  /** What the backend could not set up as asked and what it does instead: one log line each. */
+  readonly notes?: readonly string[];
 }
