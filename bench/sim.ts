@@ -389,6 +389,13 @@ if (FAIL) {
 const rejoins = liveNodes.reduce((a, n) => a + n.jap.counters.rejoins, 0) - rejoinsAtFailure;
 const maxJapsPerGroup = Math.max(...perProxy.map((r) => r.rapMaxJapsPerGroup));
 const heap = process.memoryUsage();
+/** Per-kind totals over every proxy, the failed one included (its counts stop when it does). */
+const sumKinds = (tables: Record<string, number>[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const t of tables) for (const [k, v] of Object.entries(t)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+const allStats = nodes.map((n) => n.stats());
 
 const results = {
   params: { groups: GROUPS, proxies: PROXIES, maxTargets: MAX_TARGETS, seconds: SECONDS, ramp: RAMP, churn: CHURN, lookups: LOOKUPS, keepaliveS: KEEPALIVE_S, fail: FAIL, seed: SEED },
@@ -417,6 +424,14 @@ const results = {
   },
   clients: { resolves, hits, released, releasedPackets, failedLookups },
   rejected: perProxy.reduce((a, r) => a + r.rejected, 0),
+  // Whole run, drained: what the in-memory network carried (by the kind on the wire), and what the proxies
+  // count they sent to the network, accepted from it, and answered from their IAP caches.
+  network: { ...net.counters, inFlight: net.inFlight, byKind: kindCounts() },
+  proxies: {
+    sent: sumKinds(allStats.map((st) => st.sent)),
+    received: sumKinds(allStats.map((st) => st.received)),
+    iap: sumKinds(allStats.map((st) => ({ hits: st.iap.hits, misses: st.iap.misses, lookups: st.iap.lookups, fallbacks: st.iap.fallbacks }))),
+  },
   heapUsedBytes: heap.heapUsed,
   wallSeconds: (performance.now() - wall0) / 1000,
   windowWallSeconds: wallWindow,

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import type { DataPlaneSettings, GroupSpec } from "../../src/core/dataplane.js";
 import type { PolicyName, Protocol } from "../../src/config/types.js";
 import { parseAddress } from "../../src/net/addr.js";
-import { complement, onesSum } from "../../src/reference/checksum.js";
+import { complement, onesSum } from "../../src/net/checksum.js";
 import { buildIcmpError, buildPacket, get16, locate, type PacketSpec } from "../helpers/packets.js";
 
 export const PROXY4 = "198.51.100.1";
