@@ -15,6 +15,7 @@ export { group_commit } from "./group/tables";
 export { set_random_seed } from "./group/select";
 export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
 export { process_batch } from "./pipeline";
+export { gso_area, gso_emitted } from "./rewrite/gso";
 export { reflect_batch } from "./host/reflect";
 export { inspect_batch } from "./host/inspect";
 export { ring_reset } from "./host/ring";

@@ -11,6 +11,7 @@ import { finish, sumBytes, pseudo6 } from "../wire/checksum";
 import { IPV4_HEADER, IPV6_HEADER, V4_SRC, V6_SRC, PROTO_ICMP, PROTO_ICMPV6, V4_DF, V4_FLAGS_FRAG } from "../wire/ip";
 import { ICMP4_UNREACH, ICMP4_FRAG_NEEDED_CODE, ICMP6_PACKET_TOO_BIG, ICMP_HEADER } from "../wire/l4";
 import { swapEthernetAddresses } from "../wire/link";
+import { clearVnet } from "../wire/vnet";
 import { nextIpId } from "./tunnel";
 import { hasProxy, proxyAddrPtr, tunnelMtu } from "../settings";
 import { Packet } from "../packet";
@@ -87,6 +88,10 @@ export function packetTooBig(pkt: Packet, d: usize, link: u32): bool {
     store<u16>(icmp + 2, <u16>finish(sumBytes(icmp, ICMP_HEADER + quote, pseudo6(o, PROTO_ICMPV6, ICMP_HEADER + quote))));
   }
   swapEthernetAddresses(link, newOff, l2);
+  if (pkt.vnet != 0) {
+    clearVnet(newOff); // the error is a plain packet with its checksums complete
+    pkt.vnet = newOff;
+  }
   store<u32>(d + Desc.OFF, <u32>newOff);
   store<u32>(d + Desc.LEN, l2 + total);
   store<u32>(d + Desc.WIRELEN, l2 + total);

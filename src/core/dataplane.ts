@@ -59,6 +59,8 @@ export interface DataPlaneExports extends CaptureExports {
   inspect_batch(desc: number, n: number, out: number): void;
   abi_values(out: number): number;
   ring_reset(desc: number, n: number, base: number, stride: number, cap: number, link: number, time: number): void;
+  gso_area(desc: number, maxDesc: number, arena: number, arenaBytes: number): void;
+  gso_emitted(): number;
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
 }
 
@@ -199,6 +201,11 @@ export interface Counters {
   decapsulated: number;
   icmpTranslated: number;
   icmpGenerated: number;
+  /** GSO super-packets received (Link.VNET), each NATed as one packet or segmented. */
+  superPackets: number;
+  /** Super-packets segmented by the core (toward PIAS-aware targets), and the segments they made. */
+  segmented: number;
+  segments: number;
   /** Drop reason -> count, only reasons that occurred. */
   drops: Record<string, number>;
 }
@@ -618,9 +625,34 @@ export class DataPlane {
     return out;
   }
 
-  /** Fixed packet slots for live I/O (see PacketRing), in this data plane's memory. */
-  createRing(slots: number, capacity: number): PacketRing {
-    return new PacketRing(this.core, slots, capacity);
+  /**
+   * Fixed packet slots for live I/O (see PacketRing), in this data plane's
+   * memory. With `segments`, the ring also carries the segment area
+   * super-packets to PIAS-aware targets are cut into (Link.VNET input).
+   */
+  createRing(slots: number, capacity: number, segments = false): PacketRing {
+    return new PacketRing(this.core, slots, capacity, segments);
+  }
+
+  /**
+   * A segment area of `descriptors` spare descriptors and `bytes` of arena,
+   * registered with the core (replacing any before, a ring's included):
+   * super-packets (Link.VNET) to PIAS-aware targets are cut into it, and
+   * after one is, every later forwarded packet of the batch moves there too.
+   * After each process(), send the batch, then the area's first
+   * segmentsEmitted() packets. Without an area such super-packets are dropped
+   * as gso-no-room.
+   */
+  createSegmentArea(descriptors: number, bytes: number): PacketBatch {
+    const desc = this.allocBuffer(descriptors * Layout.DESC_SIZE);
+    const arena = this.allocBuffer(bytes);
+    this.core.gso_area(desc, descriptors, arena, bytes);
+    return new PacketBatch(this.core, desc, descriptors, arena, bytes);
+  }
+
+  /** Packets the last process() put into the segment area. */
+  segmentsEmitted(): number {
+    return this.core.gso_emitted();
   }
 
   /** A reader that frames the records of a pcap/pcapng file straight into this data plane's memory. */
@@ -683,6 +715,9 @@ export class DataPlane {
       decapsulated: stat(Stat.Decapsulated),
       icmpTranslated: stat(Stat.IcmpTranslated),
       icmpGenerated: stat(Stat.IcmpGenerated),
+      superPackets: stat(Stat.SuperPackets),
+      segmented: stat(Stat.Segmented),
+      segments: stat(Stat.Segments),
       drops,
     };
   }

@@ -4,7 +4,7 @@
 import { Reason } from "../../assembly/shared/abi.js";
 import type { Counters } from "../core/dataplane.js";
 
-const REASON_COUNT = 27;
+const REASON_COUNT = 32;
 
 function reasonName(r: number): string {
   return (Reason[r] ?? `reason-${r}`).replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
@@ -15,6 +15,7 @@ export class ModelCounters {
   readonly stat = {
     packets: 0, bytes: 0, forwarded: 0, dropped: 0, reflected: 0, flowsCreated: 0, flowsExpired: 0,
     encapsulated: 0, decapsulated: 0, icmpTranslated: 0, icmpGenerated: 0, toHost: 0,
+    superPackets: 0, segmented: 0, segments: 0,
   };
 
   /** A drop under reason r. */

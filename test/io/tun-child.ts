@@ -11,7 +11,7 @@ import dgram from "node:dgram";
 import { once } from "node:events";
 import net from "node:net";
 import { TunDevice, TunRefuse, VNET_HDR_LEN, type TunOptions } from "../../src/io/tun.js";
-import { complement, onesSum } from "../../src/reference/checksum.js";
+import { complement, onesSum } from "../../src/net/checksum.js";
 import { buildPacket, checksumsValid } from "../helpers/packets.js";
 
 const LOCAL = "10.99.0.1";

@@ -3,6 +3,7 @@
 // tunnel, to the sender of a packet too big for the tunnel to a PIAS-aware
 // target. Built in the packet's own slot, in front of the quoted packet.
 
+import { Vnet } from "../../../assembly/shared/abi.js";
 import type { Frame } from "../batch.js";
 import { complement, onesSum, pseudoHeaderSum } from "../../net/checksum.js";
 import { ipHeaderFresh } from "../checksum.js";
@@ -65,6 +66,10 @@ export function packetTooBig(f: Frame, p: Parsed, settings: Settings, ipIds: IpI
     const dstMac = b.slice(newOff, newOff + 6);
     b.copyWithin(newOff, newOff + 6, newOff + 12);
     b.set(dstMac, newOff + 6);
+  }
+  if (p.vnet >= 0) {
+    b.fill(0, newOff, newOff + Vnet.SIZE); // a plain packet, its checksums complete
+    p.vnet = newOff;
   }
   f.off = newOff;
   f.len = p.linkLen + total;
