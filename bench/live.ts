@@ -43,8 +43,9 @@ const UDP_FLOWS = 16;
 
 /** pias variants: the daemon settings each one runs with. */
 const PIAS_VARIANTS: Record<string, Record<string, unknown>> = {
-  "pias TUN plain (readv)": { tunIo: "readv" },
-  "pias TUN plain (io_uring)": { tunIo: "uring" },
+  "pias TUN plain (readv)": { tunIo: "readv", tunOffload: false },
+  "pias TUN plain (io_uring)": { tunIo: "uring", tunOffload: false },
+  "pias TUN offloaded, 1 worker": { tunIo: "auto", tunOffload: true },
 };
 
 interface Peer {

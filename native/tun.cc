@@ -16,8 +16,7 @@
 // With the virtio-net header, the device reads and writes a 10-byte
 // virtio_net_hdr in front of every packet; it is part of the slot's bytes
 // (OFF points at the header, LEN counts it), so batches move it like a
-// link-layer header and the core reads and writes it. write() (one packet
-// the host made) prepends an all-zero header itself.
+// link-layer header and the core reads and writes it; so does write().
 //
 // Descriptor layout (little-endian, per slot at desc + i * stride):
 //   +0  u32 OFF      where the packet bytes are (readBatch may exchange the
@@ -468,15 +467,14 @@ class Tun : public Napi::ObjectWrap<Tun> {
     return written;
   }
 
-  // write(packet) -> true if the kernel took it
+  // write(frame) -> true if the kernel took it (with the virtio-net header, the frame starts with one)
   Napi::Value Write(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint8_t* data;
     size_t len;
     if (!CheckOpen(env) || !GetBytes(info, 0, "packet", &data, &len)) return env.Undefined();
-    static const uint8_t kNoOffload[pias::kVnetHdrLen] = {};  // a plain packet: no checksum or GSO work asked
-    struct iovec iov[2] = {{const_cast<uint8_t*>(kNoOffload), pias::kVnetHdrLen}, {data, len}};
-    return Napi::Boolean::New(env, vnet_ ? WriteOne(iov, 2) : WriteOne(iov + 1, 1));
+    struct iovec iov = {data, len};
+    return Napi::Boolean::New(env, WriteOne(&iov, 1));
   }
 
   bool WriteOne(const struct iovec* iov, int n) {

@@ -126,6 +126,8 @@ export interface DaemonConfig {
   readonly tunName: string;
   /** TUN system calls: "readv" (readv/write per packet), "uring" (one io_uring_enter per batch each way), "auto" (the measured faster: uring where available). */
   readonly tunIo: "auto" | "readv" | "uring";
+  /** TUN with the virtio-net header and offloads (checksum, TSO, USO) where the kernel accepts them: super-packets through the core. */
+  readonly tunOffload: boolean;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
   readonly routes: boolean;
   /** pcap: the interface to capture on and inject into. */
@@ -208,6 +210,7 @@ export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   io: "tun",
   tunName: "pias%d",
   tunIo: "auto",
+  tunOffload: true,
   routes: true,
   pcapInterface: null,
   pcapFilter: null,

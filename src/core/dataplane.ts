@@ -631,7 +631,24 @@ export class DataPlane {
    * super-packets to PIAS-aware targets are cut into (Link.VNET input).
    */
   createRing(slots: number, capacity: number, segments = false): PacketRing {
-    return new PacketRing(this.core, slots, capacity, segments);
+    const ring = new PacketRing(this.core, slots, capacity, segments);
+    if (segments) this.segmentDesc = ring.desc + slots * Layout.DESC_SIZE;
+    return ring;
+  }
+
+  /** The segment area's descriptors (createRing with segments, createSegmentArea). */
+  private segmentDesc = 0;
+
+  /** Views of the packets the last process put into the segment area, in order; valid until the next process. */
+  emittedSegments(): Uint8Array[] {
+    const n = this.segmentDesc ? this.core.gso_emitted() : 0;
+    const mem = this.memory();
+    const v = new DataView(mem.buffer);
+    return Array.from({ length: n }, (_, i) => {
+      const d = this.segmentDesc + i * Layout.DESC_SIZE;
+      const off = v.getUint32(d + Desc.OFF, true);
+      return mem.subarray(off, off + v.getUint32(d + Desc.LEN, true));
+    });
   }
 
   /**
@@ -647,6 +664,7 @@ export class DataPlane {
     const desc = this.allocBuffer(descriptors * Layout.DESC_SIZE);
     const arena = this.allocBuffer(bytes);
     this.core.gso_area(desc, descriptors, arena, bytes);
+    this.segmentDesc = desc;
     return new PacketBatch(this.core, desc, descriptors, arena, bytes);
   }
 

@@ -20,7 +20,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { Verdict, HostWork } from "../../assembly/shared/abi.js";
+import { Verdict, HostWork, Link, Vnet } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
 import { ControlNode, taKey, type Endpoint, type JapEntry, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
@@ -127,7 +127,7 @@ export class Cluster {
   /** The pump's host handler: control messages and packets to unresolved groups. */
   readonly handle = (ring: PacketRing, slot: number): void => {
     const frame = ring.packet(slot);
-    const ip = this.io.linkType === ETHERNET ? frame.subarray(14) : frame;
+    const ip = frame.subarray(linkHeaderLen(this.io.linkType));
     if (ring.reason(slot) === HostWork.Control) {
       const d = parseUdp(ip);
       if (!d) {
@@ -162,7 +162,7 @@ export class Cluster {
   private send(to: Endpoint, bytes: Uint8Array): void {
     const packet = buildUdp(this.self.address, this.self.port, to.address, to.port, bytes);
     this.counters.controlOut++;
-    this.io.sendOne(this.io.linkType === ETHERNET ? ethernet(packet) : packet);
+    this.io.sendOne(frame(this.io.linkType, packet));
   }
 
   private updatePeers(): void {
@@ -285,17 +285,28 @@ export class Cluster {
       this.dp.process(this.batch);
       for (let j = 0; j < this.batch.count; j++) {
         if (this.batch.verdict(j) === Verdict.Forward && this.io.sendOne(this.batch.packet(j))) this.counters.reinjected++;
-        else this.counters.unresolvedDropped++;
+        else if (this.batch.verdict(j) !== Verdict.Drop || this.batch.reason(j) !== 0) this.counters.unresolvedDropped++;
       }
+      // a super-packet cut for an aware target, and what followed it (rewrite/gso.ts)
+      for (const s of this.dp.emittedSegments()) if (this.io.sendOne(s)) this.counters.reinjected++;
     }
   }
 }
 
-/** An Ethernet header in front of an IP packet (addresses are set by the pcap backend). */
-function ethernet(ip: Uint8Array): Uint8Array {
-  const f = new Uint8Array(14 + ip.length);
-  f[12] = ip[0] >> 4 === 6 ? 0x86 : 0x08;
-  f[13] = ip[0] >> 4 === 6 ? 0xdd : 0x00;
-  f.set(ip, 14);
+const linkHeaderLen = (link: number): number => (link === ETHERNET ? 14 : link === Link.VNET ? Vnet.SIZE : 0);
+
+/**
+ * An IP packet in a frame of the backend's link type: behind an Ethernet
+ * header (addresses are set by the pcap backend) or a virtio_net_hdr that
+ * asks for nothing.
+ */
+function frame(link: number, ip: Uint8Array): Uint8Array {
+  const n = linkHeaderLen(link);
+  const f = new Uint8Array(n + ip.length);
+  if (link === ETHERNET) {
+    f[12] = ip[0] >> 4 === 6 ? 0x86 : 0x08;
+    f[13] = ip[0] >> 4 === 6 ? 0xdd : 0x00;
+  }
+  f.set(ip, n);
   return f;
 }

@@ -5,6 +5,7 @@
 
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
+import { Link } from "../../assembly/shared/abi.js";
 import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
@@ -42,7 +43,7 @@ async function defaultIo(config: PiasConfig): Promise<PacketIO> {
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
   }
   const { TunBackend } = await import("../io/tun-backend.js");
-  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo });
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload });
 }
 
 export class Daemon {
@@ -71,7 +72,7 @@ export class Daemon {
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
     const dp = DataPlane.fromConfig(config);
     const io = await (options.io ?? defaultIo)(config);
-    const ring = dp.createRing(config.daemon.batch, io.capacity);
+    const ring = dp.createRing(config.daemon.batch, io.capacity, io.linkType === Link.VNET);
     const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
     const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;

@@ -54,6 +54,9 @@ export function createMetrics(src: MetricsSource): Registry {
   mirrored(reg, "pias_decapsulated_packets_total", "Packets taken out of an IP-in-IP tunnel", [], () => one(c().decapsulated));
   mirrored(reg, "pias_icmp_translated_total", "ICMP errors translated for a NATed flow", [], () => one(c().icmpTranslated));
   mirrored(reg, "pias_icmp_generated_total", "ICMP errors generated (fragmentation needed / packet too big)", [], () => one(c().icmpGenerated));
+  mirrored(reg, "pias_super_packets_total", "GSO super-packets received from an offloaded TUN (each NATed once, or segmented)", [], () => one(c().superPackets));
+  mirrored(reg, "pias_segmented_total", "Super-packets segmented by the core (toward PIAS-aware targets)", [], () => one(c().segmented));
+  mirrored(reg, "pias_segments_total", "Packets those segmentations made", [], () => one(c().segments));
   gauge(reg, "pias_flows_live", "Live flows", [], () => one(c().flowsLive));
   const targets = () => src.dp().targetStats();
   mirrored(reg, "pias_target_packets_total", "Packets forwarded to a target", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.packets]));

@@ -4,12 +4,12 @@
 
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { Verdict } from "../../assembly/shared/abi.js";
+import { Link, Verdict } from "../../assembly/shared/abi.js";
 import { Layout } from "../core/dataplane.js";
 import type { PacketRing } from "../core/ring.js";
 import { PiasError } from "../errors.js";
 import type { PacketIO } from "./backend.js";
-import { TunDevice, type TunFeatures } from "./tun.js";
+import { TunDevice, TunOffload, VNET_HDR_LEN, type TunFeatures } from "./tun.js";
 
 /** MTU of the TUN device: the kernel hands it any IP packet it routes there, up to 64 KiB. */
 export const TUN_MTU = 65535;
@@ -21,6 +21,8 @@ export interface TunBackendOptions {
   routes: readonly string[];
   /** System calls: readv/write per packet, or io_uring batches; "auto": io_uring where available (measured faster, README). */
   io?: "auto" | "readv" | "uring";
+  /** Ask for the virtio-net header and offloads (checksum, TSO, USO): super-packets in and out, Link.VNET. */
+  offload?: boolean;
 }
 
 /** Run `ip ARGS`; throws a PiasError with ip's own message on failure. */
@@ -31,8 +33,10 @@ export function ip(args: readonly string[]): void {
 }
 
 export class TunBackend implements PacketIO {
-  readonly linkType = 101;
-  readonly capacity = TUN_MTU;
+  /** LINKTYPE_RAW, or Link.VNET when the kernel took the virtio-net header. */
+  readonly linkType: number;
+  /** A packet of up to 64 KiB, behind its virtio_net_hdr. */
+  readonly capacity: number;
   readonly description: string;
   readonly features: TunFeatures;
   readonly notes: readonly string[];
@@ -40,12 +44,15 @@ export class TunBackend implements PacketIO {
   private constructor(private readonly tun: TunDevice) {
     this.features = tun.features();
     this.notes = this.features.notes;
-    this.description = `tun ${tun.name} (${this.features.io})`;
+    this.linkType = this.features.vnetHdr ? Link.VNET : 101;
+    this.capacity = TUN_MTU + (this.features.vnetHdr ? VNET_HDR_LEN : 0);
+    const offload = this.features.vnetHdr ? `offload ${this.features.offloadNames}` : "no offload";
+    this.description = `tun ${tun.name} (${this.features.io}, ${offload})`;
   }
 
   static open(options: TunBackendOptions): TunBackend {
     const io = options.io === "readv" ? "readv" : "uring";
-    const tun = TunDevice.open({ name: options.name, io });
+    const tun = TunDevice.open({ name: options.name, io, vnetHdr: options.offload ?? false, offload: TunOffload.ALL });
     try {
       if (options.routes.length) {
         ip(["link", "set", "dev", tun.name, "mtu", String(TUN_MTU), "up"]);
@@ -67,8 +74,8 @@ export class TunBackend implements PacketIO {
     this.tun.writeBatch(ring.memory(), ring.desc, Layout.DESC_SIZE, n, Verdict.Forward);
   }
 
-  sendOne(packet: Uint8Array): boolean {
-    return this.tun.write(packet);
+  sendOne(frame: Uint8Array): boolean {
+    return this.tun.writeFrame(frame);
   }
 
   onReadable(cb: () => void): void {

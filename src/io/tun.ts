@@ -184,10 +184,26 @@ export class TunDevice {
     return this.native.writeBatch(mem, desc, stride, count, verdict);
   }
 
-  /** Writes one host-generated IP packet (a header asking for nothing goes in front with vnetHdr); true if the kernel took it. */
+  /** Writes one IP packet the host made (with vnetHdr, behind a header that asks for nothing); true if the kernel took it. */
   write(packet: Uint8Array): boolean {
-    return this.native.write(packet);
+    if (!this.vnetHdr) return this.native.write(packet);
+    const frame = new Uint8Array(VNET_HDR_LEN + packet.length);
+    frame.set(packet, VNET_HDR_LEN);
+    return this.native.write(frame);
   }
+
+  /** Writes one frame as it is: with vnetHdr it starts with its virtio_net_hdr. True if the kernel took it. */
+  writeFrame(frame: Uint8Array): boolean {
+    return this.native.write(frame);
+  }
+
+  /** Reads and writes carry the virtio-net header (features().vnetHdr). */
+  get vnetHdr(): boolean {
+    this.vnet ??= this.native.features().vnetHdr;
+    return this.vnet;
+  }
+
+  private vnet: boolean | undefined;
 
   /**
    * Calls `cb` on the main thread whenever the device is readable (level
