@@ -3,7 +3,7 @@
 export { alloc_buffer, memory_bytes } from "./memory";
 export { dataplane_init } from "./dataplane";
 export {
-  scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts,
+  scratch_ptr, set_proxy_address, set_nat_ports, set_nat_ports_shared, set_verify_checksums, set_tunnel_mtu, set_timeouts,
 } from "./settings";
 export { counters_ptr, counters_reset } from "./counters";
 export { abi_values } from "./host/abi-check";

@@ -42,7 +42,7 @@ import { tunnelOverhead } from "./rewrite/icmp-gen";
 import { V4_DF, V4_FLAGS_FRAG } from "./wire/ip";
 import { ld16 } from "./wire/bytes";
 import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
-import { tunnelMtu } from "./settings";
+import { foreignPort, tunnelMtu } from "./settings";
 
 @inline function drop(d: usize, r: Reason): void {
   store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
@@ -155,7 +155,11 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
 
   // A new flow: only toward a group, never to the proxy's own address.
-  if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) { drop(d, Reason.NotForProxy); return; }
+  if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) {
+    if (isProxyAddr(family, dst) && foreignPort(<u32>bswap<u16>(<u16>pkt.dport))) bump(Stat.WrongWorker);
+    drop(d, Reason.NotForProxy);
+    return;
+  }
   let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
   if (gidRes < 0) {
     // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
@@ -392,7 +396,11 @@ function icmpError(pkt: Packet, q: Quote, d: usize, aux: u32, now: u32): void {
   let family = pkt.family;
   // The quote is a packet we sent; its reverse is a key of the flow.
   let ref = flowLookup(family, q.proto, q.dst(), q.src(), q.dport, q.sport);
-  if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) {
+    if (isProxyAddr(family, pkt.dst()) && foreignPort(<u32>bswap<u16>(<u16>q.sport))) bump(Stat.WrongWorker);
+    drop(d, Reason.IcmpErrorNoFlow);
+    return;
+  }
   let rec = flowPtr(<u32>ref >> 1);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let t = targetPtr(load<u32>(rec + F_TARGET));

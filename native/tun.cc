@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "steering.h"
 #include "tun_open.h"
 #include "uring_io.h"
 
@@ -191,6 +192,7 @@ class Tun : public Napi::ObjectWrap<Tun> {
                            InstanceMethod<&Tun::Close>("close"),
                            InstanceMethod<&Tun::Stats>("stats"),
                            InstanceMethod<&Tun::Features>("features"),
+                           InstanceMethod<&Tun::AttachSteering>("attachSteering"),
                        });
   }
 
@@ -235,6 +237,7 @@ class Tun : public Napi::ObjectWrap<Tun> {
     }
     req.offload = unsigned(offload);
     req.refuse = unsigned(refuse);
+    refuse_ = req.refuse;
     pias::TunOpened opened = pias::OpenTun(req);
     if (opened.fd < 0) {
       ThrowSystem(env, opened.error, opened.err);
@@ -611,6 +614,58 @@ class Tun : public Napi::ObjectWrap<Tun> {
     return o;
   }
 
+  // attachSteering(objPath, { proxy4, proxy6, portMin, portMax, slice, workers }) -> null, or why it could not
+  // (proxy4: 4 bytes or null; proxy6: 16 bytes or null; the rest integers)
+  Napi::Value AttachSteering(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    if (!info[0].IsString() || !info[1].IsObject()) {
+      ThrowType(env, "attachSteering needs a path and a configuration object");
+      return env.Undefined();
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    Napi::Object o = info[1].As<Napi::Object>();
+    pias::SteerConfig cfg{};
+    uint64_t portMin, portMax, slice, workers;
+    if (!GetOptUint(o, "portMin", 65535, 0, &portMin) || !GetOptUint(o, "portMax", 65535, 0, &portMax) ||
+        !GetOptUint(o, "slice", 65535, 0, &slice) || !GetOptUint(o, "workers", 256, 0, &workers)) {
+      return env.Undefined();
+    }
+    if (slice == 0 || workers == 0 || portMin > portMax) {
+      ThrowRange(env, "attachSteering: slice and workers must be positive and portMin <= portMax");
+      return env.Undefined();
+    }
+    for (const char* key : {"proxy4", "proxy6"}) {
+      Napi::Value v = o.Get(key);
+      if (v.IsNull() || v.IsUndefined()) continue;
+      size_t want = key[5] == '4' ? 4 : 16;
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          v.As<Napi::Uint8Array>().ElementLength() != want) {
+        ThrowType(env, std::string("attachSteering: ") + key + " must be a Uint8Array of " + std::to_string(want) + " bytes");
+        return env.Undefined();
+      }
+      Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+      if (want == 4) {
+        std::memcpy(&cfg.proxy4, a.Data(), 4);
+        cfg.has4 = 1;
+      } else {
+        std::memcpy(cfg.proxy6, a.Data(), 16);
+        cfg.has6 = 1;
+      }
+    }
+    cfg.portMin = uint32_t(portMin);
+    cfg.portMax = uint32_t(portMax);
+    cfg.slice = uint32_t(slice);
+    cfg.workers = uint32_t(workers);
+    std::string why;
+    if ((refuse_ & pias::kRefuseSteering) != 0) {
+      why = "refused (test)";
+    } else if (pias::AttachSteering(fd_, path, cfg, &why)) {
+      return env.Null();
+    }
+    return Napi::String::New(env, why);
+  }
+
   // features() -> what this queue runs with, and what the kernel refused
   Napi::Value Features(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -647,6 +702,7 @@ class Tun : public Napi::ObjectWrap<Tun> {
   std::vector<struct iovec> iov_;  // one batch's iovecs for io_uring (2 per read, 1 per write)
   std::vector<int32_t> res_;       // and its results
   uint64_t lastBatch_ = 0;         // packets the last uring read returned: the next first round's size
+  unsigned refuse_ = 0;            // steps to treat as refused (tests)
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

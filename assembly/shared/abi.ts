@@ -242,7 +242,9 @@ export enum Stat {
   Segmented = 14,
   /** Packets those segmentations made. */
   Segments = 15,
-  COUNT = 16,
+  /** Packets to the proxy's address with a NAT port of another worker's slice (set_nat_ports_shared): steered to the wrong worker, dropped as not-for-proxy (or icmp-error-no-flow). */
+  WrongWorker = 16,
+  COUNT = 17,
 }
 
 /** Target selection policies. */

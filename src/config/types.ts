@@ -2,6 +2,7 @@
 // returns (src/config/validate.ts), their documented defaults and the limits
 // the validator enforces. Types and constants only: nothing here validates.
 
+import { availableParallelism } from "node:os";
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
 
@@ -128,6 +129,8 @@ export interface DaemonConfig {
   readonly tunIo: "auto" | "readv" | "uring";
   /** TUN with the virtio-net header and offloads (checksum, TSO, USO) where the kernel accepts them: super-packets through the core. */
   readonly tunOffload: boolean;
+  /** Forwarding workers on TUN, each with its own core, TUN queue and NAT port slice (1: forward in the main thread). Default: one per CPU. */
+  readonly workers: number;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
   readonly routes: boolean;
   /** pcap: the interface to capture on and inject into. */
@@ -211,6 +214,7 @@ export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   tunName: "pias%d",
   tunIo: "auto",
   tunOffload: true,
+  workers: availableParallelism(),
   routes: true,
   pcapInterface: null,
   pcapFilter: null,

@@ -28,6 +28,7 @@ export interface DataPlaneExports extends CaptureExports {
   scratch_ptr(): number;
   set_proxy_address(family: number): void;
   set_nat_ports(min: number, max: number): void;
+  set_nat_ports_shared(min: number, max: number): void;
   set_verify_checksums(on: number): void;
   set_tunnel_mtu(mtu: number): void;
   set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
@@ -72,6 +73,8 @@ export interface DataPlaneSettings {
   address6?: string | null;
   /** NAT port (and ICMP identifier) range. Default [1024, 65535]. */
   natPorts?: readonly [number, number];
+  /** The range several data planes (workers) share, natPorts being this one's slice: packets to a port of another's slice are counted (wrongWorker). */
+  natPortsShared?: readonly [number, number];
   /** Drop packets whose checksums are wrong instead of passing the error on. Default false. */
   verifyChecksums?: boolean;
   /** MTU toward PIAS-aware targets. Default 1500. */
@@ -206,6 +209,8 @@ export interface Counters {
   /** Super-packets segmented by the core (toward PIAS-aware targets), and the segments they made. */
   segmented: number;
   segments: number;
+  /** Packets to the proxy with a NAT port of another worker's slice (natPortsShared): steered to the wrong worker. */
+  wrongWorker: number;
   /** Drop reason -> count, only reasons that occurred. */
   drops: Record<string, number>;
 }
@@ -260,6 +265,7 @@ export class DataPlane {
     if (settings.address6 != null) this.setProxyAddress(settings.address6, 6);
     const [min, max] = settings.natPorts ?? DEFAULT_NAT_PORTS;
     this.core.set_nat_ports(min, max);
+    if (settings.natPortsShared) this.core.set_nat_ports_shared(settings.natPortsShared[0], settings.natPortsShared[1]);
     this.core.set_verify_checksums(settings.verifyChecksums ? 1 : 0);
     this.core.set_tunnel_mtu(settings.tunnelMtu ?? DEFAULT_TUNNEL_MTU);
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
@@ -305,7 +311,7 @@ export class DataPlane {
   }
 
   /** The data plane a validated configuration describes (see src/config/types.ts). */
-  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "natPortsShared"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 
@@ -736,6 +742,7 @@ export class DataPlane {
       superPackets: stat(Stat.SuperPackets),
       segmented: stat(Stat.Segmented),
       segments: stat(Stat.Segments),
+      wrongWorker: stat(Stat.WrongWorker),
       drops,
     };
   }

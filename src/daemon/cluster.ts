@@ -60,6 +60,10 @@ export class Cluster {
   private readonly batch: PacketBatch;
   private timer: NodeJS.Timeout | null = null;
   private lastSync = 0;
+  /** The worker each queued packet came from (workers > 1). */
+  private readonly origins = new WeakMap<Uint8Array, number>();
+  /** With workers: run re-injected packets through worker w's core instead of this one's. */
+  forwardVia: ((frames: Uint8Array[], worker: number) => void) | null = null;
 
   constructor(
     private readonly cfg: ClusterConfig,
@@ -125,10 +129,16 @@ export class Cluster {
   }
 
   /** The pump's host handler: control messages and packets to unresolved groups. */
-  readonly handle = (ring: PacketRing, slot: number): void => {
-    const frame = ring.packet(slot);
+  readonly handle = (ring: PacketRing, slot: number): void => this.handleFrame(ring.packet(slot), ring.reason(slot));
+
+  /**
+   * A frame the core handed to the host (`work`: HostWork), from the worker
+   * `origin` when workers forward: the packets an unresolved group queued go
+   * back through that worker's core, which then owns their flow.
+   */
+  handleFrame(frame: Uint8Array, work: number, origin = 0): void {
     const ip = frame.subarray(linkHeaderLen(this.io.linkType));
-    if (ring.reason(slot) === HostWork.Control) {
+    if (work === HostWork.Control) {
       const d = parseUdp(ip);
       if (!d) {
         this.counters.controlMalformed++;
@@ -146,6 +156,7 @@ export class Cluster {
     this.counters.unresolved++;
     const ta: TransportAddress = { protocol: dst.protocol, address: Uint8Array.from(dst.dst), port: dst.dport };
     const copy = frame.slice(); // the ring slot is reused by the next batch
+    if (origin !== 0) this.origins.set(copy, origin);
     const r = this.node.resolve(ta, copy);
     if (r.status === "pending") {
       if (!r.queued) this.counters.unresolvedDropped++;
@@ -157,7 +168,7 @@ export class Cluster {
     }
     this.installRemote(ta, r.japs);
     this.reinject([copy]);
-  };
+  }
 
   private send(to: Endpoint, bytes: Uint8Array): void {
     const packet = buildUdp(this.self.address, this.self.port, to.address, to.port, bytes);
@@ -278,6 +289,16 @@ export class Cluster {
 
   /** Run queued packets through the core now that their group is installed, and send what it forwards. */
   private reinject(packets: readonly Uint8Array[]): void {
+    if (this.forwardVia) {
+      const byWorker = new Map<number, Uint8Array[]>();
+      for (const p of packets) {
+        const w = this.origins.get(p) ?? 0;
+        byWorker.set(w, [...(byWorker.get(w) ?? []), p]);
+      }
+      for (const [w, frames] of byWorker) this.forwardVia(frames, w);
+      this.counters.reinjected += packets.length;
+      return;
+    }
     const link = this.io.linkType;
     for (let i = 0; i < packets.length; i += this.batch.slots) {
       this.batch.clear();

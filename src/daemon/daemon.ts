@@ -1,19 +1,24 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
-// the data plane to an I/O backend (TUN or pcap) through the pump, runs the
-// health checks, serves metrics, and handles reload (SIGHUP) and drain
-// (SIGTERM). Embedders can start a Daemon from a config file too.
+// the data plane to an I/O backend (TUN or pcap) through the pump — or, with
+// daemon.workers > 1 on TUN, starts one forwarding worker per core
+// (workers.ts) and keeps the rest here — runs the health checks, serves
+// metrics, and handles reload (SIGHUP) and drain (SIGTERM). Embedders can
+// start a Daemon from a config file too.
 
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
 import { Link } from "../../assembly/shared/abi.js";
 import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
-import { DataPlane } from "../core/dataplane.js";
+import { DataPlane, type Counters } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
 import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
+import { WorkerPool, type PoolSnapshot } from "./workers.js";
+import { TunRefuse } from "../io/tun.js";
+import { PiasError } from "../errors.js";
 
 /** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
 const IDLE_SWEEP_MS = 30_000;
@@ -25,6 +30,12 @@ export interface DaemonOptions {
   io?: (config: PiasConfig) => Promise<PacketIO>;
   /** Packets the core hands to the host (control messages, unresolved groups). Default: counted and dropped. */
   onHost?: HostHandler;
+}
+
+/** PIAS_TUN_REFUSE=multi-queue,steering,...: act as if the kernel refused these (the fall-back paths' tests). */
+function refusedByEnv(): number {
+  const names: Record<string, number> = { "multi-queue": TunRefuse.MULTI_QUEUE, steering: TunRefuse.STEERING, "vnet-hdr": TunRefuse.VNET_HDR, offload: TunRefuse.CSUM, uso: TunRefuse.USO4, uring: TunRefuse.URING };
+  return (process.env.PIAS_TUN_REFUSE ?? "").split(",").reduce((m, n) => m | (names[n.trim()] ?? 0), 0);
 }
 
 /** Where a proxy's traffic must be routed into a TUN device: its anycast prefixes (or its group addresses) and its own addresses. */
@@ -43,7 +54,7 @@ async function defaultIo(config: PiasConfig): Promise<PacketIO> {
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
   }
   const { TunBackend } = await import("../io/tun-backend.js");
-  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload });
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload, refuse: refusedByEnv() });
 }
 
 export class Daemon {
@@ -58,52 +69,82 @@ export class Daemon {
     private config: PiasConfig,
     readonly dp: DataPlane,
     readonly io: PacketIO,
-    readonly pump: Pump,
+    /** The pump, when this thread forwards (one worker). */
+    readonly pump: Pump | null,
     readonly health: HealthChecker,
     readonly cluster: Cluster | null,
     log: Logger,
+    /** The workers, when daemon.workers > 1 (then `dp` is the control copy every call fans out from). */
+    readonly pool: WorkerPool | null = null,
   ) {
     this.log = log;
+  }
+
+  /** The workers' figures as of the last refresh (metrics scrape). */
+  private snap: PoolSnapshot | null = null;
+
+  /** Counters of the data plane, summed over the workers. */
+  async counters(): Promise<Counters> {
+    if (!this.pool) return this.dp.counters();
+    this.snap = await this.pool.snapshot();
+    return this.snap.counters;
   }
 
   /** Load the config, open the backend, start forwarding. Throws (a PiasError, with a one-line message) when something cannot start. */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
-    const dp = DataPlane.fromConfig(config);
-    const io = await (options.io ?? defaultIo)(config);
-    const ring = dp.createRing(config.daemon.batch, io.capacity, io.linkType === Link.VNET);
+    const d = config.daemon;
+    // workers: on TUN, unless the embedder brings its own backend or host handler
+    const pool = d.workers > 1 && d.io === "tun" && !options.io && !options.onHost
+      ? await WorkerPool.start(config, d.workers, d.routes ? tunRoutes(config) : [], log, refusedByEnv())
+      : null;
+    const dp = pool ? pool.dp : DataPlane.fromConfig(config);
+    const io = pool ? pool.io : await (options.io ?? defaultIo)(config);
     const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
-    const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
+    const pump = pool ? null : new Pump(dp, io, dp.createRing(d.batch, io.capacity, io.linkType === Link.VNET), options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
-    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, pool);
+    if (pool) {
+      let unhandled = 0;
+      pool.setHostHandler((frame, work, worker) => (cluster ? cluster.handleFrame(frame, work, worker) : unhandled++));
+      if (cluster) cluster.forwardVia = (frames, worker) => pool.reinject(frames, worker);
+    }
     try {
-      if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
+      if (d.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), d.metrics, async () => void (await daemon.counters()));
     } catch (err) {
-      io.close();
+      await daemon.closeIo();
       throw err;
     }
     health.configure(config.groups);
     cluster?.start();
-    pump.start();
+    pump?.start();
     const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
     sweep.unref();
     daemon.timers.push(sweep);
     for (const note of io.notes ?? []) log.warn(note);
-    log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
-    pump.drain(); // packets that arrived before the watch began
+    log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: d.metrics }, "ready");
+    pump?.drain(); // packets that arrived before the watch began
     return daemon;
   }
 
   private registry() {
+    const snap = (): PoolSnapshot | null => (this.pool ? this.snap : null);
     return createMetrics({
-      dp: () => this.dp,
-      io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
+      counters: () => snap()?.counters ?? this.dp.counters(),
+      targets: () => snap()?.targets ?? this.dp.targetStats(),
+      workers: () => snap()?.workers ?? [],
+      io: () => snap()?.io ?? { ...this.io.stats(), hostUnhandled: this.pump?.hostUnhandled ?? 0 },
       health: () => this.health.status(),
       cluster: () => this.cluster,
       reloads: () => this.reloads,
     });
+  }
+
+  private async closeIo(): Promise<void> {
+    if (this.pool) await this.pool.close();
+    else this.io.close();
   }
 
   private healthChanged(c: HealthChange): void {
@@ -125,6 +166,10 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = loadConfig(this.options.configPath);
+      const [lo, hi] = this.config.proxy.natPorts;
+      if (this.pool && (next.proxy.natPorts[0] !== lo || next.proxy.natPorts[1] !== hi)) {
+        throw new PiasError("ECONFIG", "proxy.natPorts: the workers' port slices need a restart to change");
+      }
       // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       this.health.configure(next.groups);
@@ -151,16 +196,16 @@ export class Daemon {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
       const deadline = Date.now() + drainMs;
-      this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
+      this.log.info({ flows: (await this.counters()).flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {
         this.dp.expireIdle(Math.floor(Date.now() / 1000));
-        if (this.dp.counters().flowsLive === 0) break;
+        if ((await this.counters()).flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
       for (const t of this.timers) clearInterval(t);
-      this.io.close();
+      const c = await this.counters();
+      await this.closeIo();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
-      const c = this.dp.counters();
       this.log.info({ packets: c.packets, forwarded: c.forwarded, dropped: c.dropped, flowsLive: c.flowsLive }, "stopped");
     })();
     return this.stopping;

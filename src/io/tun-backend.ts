@@ -23,6 +23,20 @@ export interface TunBackendOptions {
   io?: "auto" | "readv" | "uring";
   /** Ask for the virtio-net header and offloads (checksum, TSO, USO): super-packets in and out, Link.VNET. */
   offload?: boolean;
+  /** Open one queue of a multi-queue device (a worker's); the first creates it. */
+  multiQueue?: boolean;
+  /** TunRefuse bits: act as if the kernel refused these (tests of the fall-backs; PIAS_TUN_REFUSE). */
+  refuse?: number;
+}
+
+/** What the steering program needs (native/steer.bpf.c): the proxy's addresses, the shared NAT range, the workers' slices. */
+export interface SteeringConfig {
+  proxy4: Uint8Array | null;
+  proxy6: Uint8Array | null;
+  portMin: number;
+  portMax: number;
+  slice: number;
+  workers: number;
 }
 
 /** Run `ip ARGS`; throws a PiasError with ip's own message on failure. */
@@ -52,18 +66,27 @@ export class TunBackend implements PacketIO {
 
   static open(options: TunBackendOptions): TunBackend {
     const io = options.io === "readv" ? "readv" : "uring";
-    const tun = TunDevice.open({ name: options.name, io, vnetHdr: options.offload ?? false, offload: TunOffload.ALL });
+    const tun = TunDevice.open({
+      name: options.name, io, vnetHdr: options.offload ?? false, offload: TunOffload.ALL,
+      multiQueue: options.multiQueue ?? false, refuse: options.refuse ?? 0,
+    });
     try {
-      if (options.routes.length) {
-        ip(["link", "set", "dev", tun.name, "mtu", String(TUN_MTU), "up"]);
-        for (const prefix of options.routes) ip([prefix.includes(":") ? "-6" : "-4", "route", "replace", prefix, "dev", tun.name]);
-        enableForwarding(options.routes.some((p) => p.includes(":")));
-      }
+      routeIntoTun(tun.name, options.routes);
     } catch (err) {
       tun.close();
       throw err;
     }
     return new TunBackend(tun);
+  }
+
+  /** The interface name the kernel gave. */
+  get name(): string {
+    return this.tun.name;
+  }
+
+  /** Attach the steering program to this queue's (multi-queue) device: null, or why it could not. */
+  attachSteering(cfg: SteeringConfig): string | null {
+    return this.tun.attachSteering(cfg);
   }
 
   read(ring: PacketRing, max: number): number {
@@ -89,6 +112,14 @@ export class TunBackend implements PacketIO {
   stats(): Record<string, number> {
     return { ...this.tun.stats() };
   }
+}
+
+/** Set the device up and route `routes` into it (and turn on IP forwarding); nothing for no routes. */
+export function routeIntoTun(name: string, routes: readonly string[]): void {
+  if (!routes.length) return;
+  ip(["link", "set", "dev", name, "mtu", String(TUN_MTU), "up"]);
+  for (const prefix of routes) ip([prefix.includes(":") ? "-6" : "-4", "route", "replace", prefix, "dev", name]);
+  enableForwarding(routes.some((p) => p.includes(":")));
 }
 
 /** Packets pias writes into the TUN device are routed on by the kernel: it must forward. */

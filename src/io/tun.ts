@@ -96,6 +96,7 @@ interface NativeTun {
   close(): void;
   stats(): TunStats;
   features(): TunFeatures;
+  attachSteering(objPath: string, cfg: object): string | null;
 }
 
 interface Addon {
@@ -103,6 +104,7 @@ interface Addon {
 }
 
 const ADDON = join("build", "Release", "pias_tun.node");
+const STEER_OBJECT = "pias_steer.bpf.o";
 
 /**
  * Path of the built addon: the first build/Release/pias_tun.node found walking
@@ -231,5 +233,15 @@ export class TunDevice {
 
   features(): TunFeatures {
     return this.native.features();
+  }
+
+  /**
+   * Load the steering program (built at install next to the addon:
+   * pias_steer.bpf.o) and attach it to this multi-queue device, so the
+   * kernel picks each packet's queue by it. Null, or one line saying why it
+   * could not (no clang/libbpf at install, the kernel refused, ...).
+   */
+  attachSteering(cfg: { proxy4: Uint8Array | null; proxy6: Uint8Array | null; portMin: number; portMax: number; slice: number; workers: number }): string | null {
+    return this.native.attachSteering(join(dirname(findAddon()), STEER_OBJECT), cfg);
   }
 }

@@ -158,7 +158,10 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
   }
 
   // a new flow: only toward a group, never to the proxy's own address
-  if (settings.isProxy(family, dst) || (icmp && !isEchoRequest(family, p.icmpType))) return drop(m, res, Reason.NotForProxy);
+  if (settings.isProxy(family, dst) || (icmp && !isEchoRequest(family, p.icmpType))) {
+    if (settings.isProxy(family, dst) && settings.foreignPort(p.dport)) m.counters.stat.wrongWorker++;
+    return drop(m, res, Reason.NotForProxy);
+  }
   const g = groups.find(family, proto, dst, icmp ? 0 : p.dport);
   if (!g) return peers.inAnycast(dst) ? toHost(m, res, HostWork.Unresolved, aux) : drop(m, res, Reason.NotForProxy);
   if (g.pending && g.usable === 0) return toHost(m, res, HostWork.Unresolved, aux);
@@ -351,7 +354,11 @@ function icmpError(m: ModelState, f: Frame, p: Parsed, aux: number, res: Outcome
   const qdst = b.slice(q.ip + dstOffset(family), q.ip + dstOffset(family) + n);
   // the quote is a packet we sent: its reverse is a key of the flow
   const ref = m.flows.lookup(family, q.proto, qdst, qsrc, q.dport, q.sport);
-  if (!ref || m.flows.stale(m.flows.at(ref.idx), now)) return drop(m, res, Reason.IcmpErrorNoFlow);
+  if (!ref || m.flows.stale(m.flows.at(ref.idx), now)) {
+    const to = b.slice(p.l3 + dstOffset(family), p.l3 + dstOffset(family) + n);
+    if (m.settings.isProxy(family, to) && m.settings.foreignPort(q.sport)) m.counters.stat.wrongWorker++;
+    return drop(m, res, Reason.IcmpErrorNoFlow);
+  }
   const fl = m.flows.at(ref.idx);
   const g = fl.group;
   const t = fl.target;
