@@ -504,6 +504,43 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     return { ...result, existsWithOneQueue, existsAfterBoth: linkExists("piasmq0") };
   },
 
+  /**
+   * Two queues steered by the steering program, with 10.99.0.2 as "the
+   * proxy" and NAT ports [2000, 2999] in two slices: datagrams to the proxy
+   * reach the queue of their port's slice; others (to 10.99.0.3) are spread
+   * by flow, each flow on one queue.
+   */
+  async steering() {
+    const q0 = upTun("piassteer0", { multiQueue: true });
+    const q1 = TunDevice.open({ name: "piassteer0", multiQueue: true, io: IO });
+    execFileSync("ip", ["route", "add", "10.99.1.0/24", "dev", "piassteer0"]);
+    const why = q0.attachSteering({ proxy4: Uint8Array.from([10, 99, 0, 2]), proxy6: null, portMin: 2000, portMax: 2999, slice: 500, workers: 2 });
+    const sock = await udpSocket();
+    const sent: { to: string; port: number }[] = [];
+    for (const port of [2000, 2499, 2500, 2999, 2001, 2777]) sent.push({ to: PEER, port });
+    for (let i = 0; i < 12; i++) sent.push({ to: "10.99.1.3", port: 7000 + i });
+    for (const s of sent) await new Promise<void>((r, j) => sock.send("steer", s.port, s.to, (e) => (e ? j(e) : r())));
+    // a flow's second datagram: the same queue as its first
+    for (let i = 0; i < 12; i++) await new Promise<void>((r, j) => sock.send("again", 7000 + i, "10.99.1.3", (e) => (e ? j(e) : r())));
+    await new Promise((r) => setTimeout(r, 200));
+    const seen: Record<string, number[]> = {};
+    for (const [q, tun] of [[0, q0], [1, q1]] as const) {
+      layout(32);
+      const n = tun.readBatch(mem, 0, STRIDE, 32);
+      for (let i = 0; i < n; i++) {
+        const { off, len } = desc(i);
+        const p = mem.subarray(off, off + len);
+        if (p[9] !== 17) continue;
+        const key = `${p.slice(16, 20).join(".")}:${(p[22] << 8) | p[23]}`;
+        (seen[key] ??= []).push(q);
+      }
+    }
+    sock.close();
+    q1.close();
+    q0.close();
+    return { why, seen, refused: TunDevice.open({ name: "piassteer1", multiQueue: true, refuse: TunRefuse.STEERING }).attachSteering({ proxy4: null, proxy6: null, portMin: 1, portMax: 2, slice: 1, workers: 2 }) };
+  },
+
   /** Each step the kernel may refuse, refused in turn: what the queue runs with, and the notes. */
   async refusals() {
     const cases: Record<string, TunOptions> = {

@@ -306,6 +306,20 @@ describe("TUN device, in a network namespace of its own", { skip: unavailable() 
     assert.equal(r.existsAfterBoth, false);
   });
 
+  test("the steering program sends a packet to the proxy to the queue of its NAT port's slice, and keeps every other flow on one queue", (t) => {
+    const r = runChild("steering");
+    if (typeof r.why === "string" && /not built|no libbpf/.test(r.why)) return t.skip(r.why);
+    assert.equal(r.why, null, `attachSteering: ${r.why}`);
+    for (const [port, queue] of [[2000, 0], [2001, 0], [2499, 0], [2500, 1], [2777, 1], [2999, 1]]) {
+      assert.deepEqual(r.seen[`10.99.0.2:${port}`], [queue], `port ${port}`);
+    }
+    const flows = Object.entries(r.seen as Record<string, number[]>).filter(([k]) => k.startsWith("10.99.1.3:"));
+    assert.equal(flows.length, 12);
+    for (const [k, qs] of flows) assert.ok(qs.length === 2 && qs[0] === qs[1], `${k}: both datagrams on one queue: ${qs}`);
+    assert.ok(new Set(flows.map(([, qs]) => qs[0])).size === 2, "flows are spread over both queues");
+    assert.equal(r.refused, "refused (test)", "a refusal is a reason, not an error");
+  });
+
   test("each step the kernel refuses gives one note and the next simpler setting, down to the plain path; never an error", () => {
     const r = runChild("refusals");
     const refusedOffload = (mask: string) => `the kernel refused TUN offloads ${mask} (TUNSETOFFLOAD: Invalid argument (EINVAL))`;
