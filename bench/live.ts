@@ -4,7 +4,7 @@
 //   client 10.10.0.2 --- 10.10.0.1 proxy 10.20.1.1 --- 10.20.1.2 target
 //
 // Peers (each set up in the proxy namespace, measured, torn down): pias on
-// TUN in the variants of `PIAS_VARIANTS` below (plain, readv or io_uring;
+// TUN in the variants of `PIAS_VARIANTS` below (plain with readv or io_uring;
 // offloaded with 1 or 2 workers), the kernel's nftables DNAT/SNAT with
 // conntrack, and HAProxy in TCP mode (TCP only: it does not proxy UDP).
 // Loads: iperf3 TCP bulk with -P 4 (Gbit/s); a flood of 64-byte UDP frames
@@ -43,9 +43,10 @@ const UDP_FLOWS = 16;
 
 /** pias variants: the daemon settings each one runs with. */
 const PIAS_VARIANTS: Record<string, Record<string, unknown>> = {
-  "pias TUN plain (readv)": { tunIo: "readv", tunOffload: false },
-  "pias TUN plain (io_uring)": { tunIo: "uring", tunOffload: false },
-  "pias TUN offloaded, 1 worker": { tunIo: "auto", tunOffload: true },
+  "pias TUN plain (readv)": { tunIo: "readv", tunOffload: false, workers: 1 },
+  "pias TUN plain (io_uring)": { tunIo: "uring", tunOffload: false, workers: 1 },
+  "pias TUN offloaded, 1 worker": { tunIo: "auto", tunOffload: true, workers: 1 },
+  "pias TUN offloaded, 2 workers": { tunIo: "auto", tunOffload: true, workers: 2 },
 };
 
 interface Peer {

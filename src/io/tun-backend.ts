@@ -14,6 +14,14 @@ import { TunDevice, TunOffload, VNET_HDR_LEN, type TunFeatures } from "./tun.js"
 /** MTU of the TUN device: the kernel hands it any IP packet it routes there, up to 64 KiB. */
 export const TUN_MTU = 65535;
 
+/**
+ * Packets the kernel queues for pias before it drops (the device's
+ * txqueuelen; Linux's default is 500): room for the event loop's scheduling
+ * delays on a busy machine. Measured with a 64-byte UDP flood at load 8 on
+ * 2 cores: 500 -> 180k packets read in 4 s, 4096 -> 287k.
+ */
+const TUN_QUEUE = 4096;
+
 export interface TunBackendOptions {
   /** Interface name ("pias%d": the kernel numbers it). */
   name: string;
@@ -117,7 +125,7 @@ export class TunBackend implements PacketIO {
 /** Set the device up and route `routes` into it (and turn on IP forwarding); nothing for no routes. */
 export function routeIntoTun(name: string, routes: readonly string[]): void {
   if (!routes.length) return;
-  ip(["link", "set", "dev", name, "mtu", String(TUN_MTU), "up"]);
+  ip(["link", "set", "dev", name, "mtu", String(TUN_MTU), "txqueuelen", String(TUN_QUEUE), "up"]);
   for (const prefix of routes) ip([prefix.includes(":") ? "-6" : "-4", "route", "replace", prefix, "dev", name]);
   enableForwarding(routes.some((p) => p.includes(":")));
 }
