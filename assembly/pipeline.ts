@@ -43,6 +43,7 @@ import { V4_DF, V4_FLAGS_FRAG } from "./wire/ip";
 import { ld16 } from "./wire/bytes";
 import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
 import { foreignPort, tunnelMtu } from "./settings";
+import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 @inline function drop(d: usize, r: Reason): void {
   store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
@@ -122,6 +123,7 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     if (r != Reason.None) { drop(d, r); return; }
   }
   if (!pkt.hasL4Header) { laterFragment(pkt, d, aux, now); return; }
+  if (overlayOn && pkt.family == 4 && overlayPacket(pkt, d, aux, now)) return;
 
   let family = pkt.family;
   let proto = pkt.proto;

@@ -36,14 +36,8 @@ import { MESSAGE_KINDS, type Message, type TargetInfo } from "../src/control/mes
 import { epKey, type Endpoint, type TransportAddress } from "../src/control/ta.js";
 import { markdownTable, int, num } from "./lib/table.js";
 import { prng } from "../test/control/arbitraries.js";
+import { env } from "./lib/env.js";
 
-const env = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === "") return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, not ${v}`);
-  return n;
-};
 
 const GROUPS = Math.max(1, Math.floor(env("SIM_GROUPS", 1_000_000)));
 const PROXIES = Math.max(2, Math.floor(env("SIM_PROXIES", 40)));

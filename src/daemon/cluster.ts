@@ -22,7 +22,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { Verdict, HostWork, Link, Vnet } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
-import { ControlNode, taKey, type Endpoint, type JapEntry, type TargetEvent, type TransportAddress } from "../control/index.js";
+import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
 import type { PacketBatch } from "../core/batch.js";
 import type { PacketRing } from "../core/ring.js";
@@ -71,6 +71,8 @@ export class Cluster {
     private readonly dp: DataPlane,
     private readonly io: PacketIO,
     private readonly log: Logger,
+    /** More control-node options (the overlay role, src/daemon/overlay.ts). */
+    extra: Partial<ControlNodeOptions> = {},
   ) {
     const address = parseAddress((proxy.address ?? proxy.address6)!).bytes;
     this.self = { address, port: cfg.controlPort };
@@ -104,6 +106,7 @@ export class Cluster {
         this.log.info({ proxy: ev.proxy.id, kind: ev.kind }, "proxy membership");
         this.updatePeers();
       },
+      ...extra,
     });
   }
 

@@ -54,6 +54,13 @@ export function ip(args: readonly string[]): void {
   if (r.status !== 0) throw new PiasError("EROUTE", `ip ${args.join(" ")}: ${r.stderr.trim() || `exit status ${r.status}`}`);
 }
 
+/** The part of a TunDevice the backend uses (a device without features() is a plain one). */
+export type TunPort = Pick<TunDevice, "name" | "readBatch" | "writeBatch" | "write" | "onReadable" | "close" | "stats">
+  & Partial<Pick<TunDevice, "features" | "writeFrame" | "attachSteering">>;
+
+/** What a device that says nothing of its features runs with. */
+const PLAIN: TunFeatures = { vnetHdr: false, offload: 0, offloadNames: "none", multiQueue: false, io: "readv", uringBuilt: false, notes: [] };
+
 export class TunBackend implements PacketIO {
   /** LINKTYPE_RAW, or Link.VNET when the kernel took the virtio-net header. */
   readonly linkType: number;
@@ -63,13 +70,18 @@ export class TunBackend implements PacketIO {
   readonly features: TunFeatures;
   readonly notes: readonly string[];
 
-  private constructor(private readonly tun: TunDevice) {
-    this.features = tun.features();
+  private constructor(private readonly tun: TunPort) {
+    this.features = tun.features?.() ?? PLAIN;
     this.notes = this.features.notes;
     this.linkType = this.features.vnetHdr ? Link.VNET : 101;
     this.capacity = TUN_MTU + (this.features.vnetHdr ? VNET_HDR_LEN : 0);
     const offload = this.features.vnetHdr ? `offload ${this.features.offloadNames}` : "no offload";
     this.description = `tun ${tun.name} (${this.features.io}, ${offload})`;
+  }
+
+  /** A backend on a device opened elsewhere (its routes are the opener's). */
+  static over(tun: TunPort): TunBackend {
+    return new TunBackend(tun);
   }
 
   static open(options: TunBackendOptions): TunBackend {
@@ -94,7 +106,7 @@ export class TunBackend implements PacketIO {
 
   /** Attach the steering program to this queue's (multi-queue) device: null, or why it could not. */
   attachSteering(cfg: SteeringConfig): string | null {
-    return this.tun.attachSteering(cfg);
+    return this.tun.attachSteering ? this.tun.attachSteering(cfg) : "this device cannot be steered";
   }
 
   read(ring: PacketRing, max: number): number {
@@ -106,7 +118,7 @@ export class TunBackend implements PacketIO {
   }
 
   sendOne(frame: Uint8Array): boolean {
-    return this.tun.writeFrame(frame);
+    return this.tun.writeFrame ? this.tun.writeFrame(frame) : this.tun.write(frame);
   }
 
   onReadable(cb: () => void): void {

@@ -1,10 +1,10 @@
 // The reference model's counters (assembly/counters.ts): one per drop reason
 // and the global statistics, read out in DataPlane.counters()'s shape.
 
-import { Reason } from "../../assembly/shared/abi.js";
+import { Counts, Reason } from "../../assembly/shared/abi.js";
 import type { Counters } from "../core/dataplane.js";
 
-const REASON_COUNT = 32;
+const REASON_COUNT = Counts.REASON_COUNT;
 
 function reasonName(r: number): string {
   return (Reason[r] ?? `reason-${r}`).replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();

@@ -9,77 +9,43 @@ import assert from "node:assert/strict";
 import { readdirSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { AuxFlag, Desc, Layout, Verdict } from "../../assembly/shared/abi.js";
-import { DataPlane, reasonName, type GroupSpec } from "../../src/core/dataplane.js";
+import { AuxFlag, Layout, Verdict } from "../../assembly/shared/abi.js";
+import { DataPlane, reasonName, type GroupSpec, type ParsedView } from "../../src/core/dataplane.js";
 import { readCapture, type CapturedPacket } from "../../src/capture/file.js";
-import { CaptureReader, type CaptureExports } from "../../src/capture/reader.js";
-import { CaptureWriter } from "../../src/capture/writer.js";
 import { formatAddress } from "../../src/net/addr.js";
 import { CAPTURES_DIR, capture } from "../helpers/paths.js";
 import { CHECKSUM_PREFS, SKIP_NO_TSHARK, hasTshark, tsharkFields } from "../helpers/tshark.js";
 
 const CAPTURES = readdirSync(CAPTURES_DIR).filter((f) => /\.pcap(ng)?$/.test(f)).sort();
 const tmp = mkdtempSync(join(tmpdir(), "pias-replay-"));
-const INSPECT_SIZE = 48;
 
-interface Seen {
-  reason: number;
-  family: number;
-  proto: number;
-  hasPorts: boolean;
-  fragment: boolean;
-  sport: number;
-  dport: number;
-  src: string;
-  dst: string;
-}
-
-/** The core's parse of every packet (inspect_batch), one batch per packet chunk. */
-function inspect(dp: DataPlane, packets: CapturedPacket[]): Seen[] {
-  const core = dp.core as DataPlane["core"] & { inspect_batch(d: number, n: number, o: number): void };
+/** The core's parse of every packet (DataPlane.inspect), one batch per packet chunk. */
+function inspect(dp: DataPlane, packets: CapturedPacket[]): ParsedView[] {
   const batch = dp.createBatch(64, Layout.MAX_PACKET + 64 * 2048);
-  const out = core.alloc_buffer(64 * INSPECT_SIZE);
-  const seen: Seen[] = [];
+  const seen: ParsedView[] = [];
   for (let start = 0; start < packets.length; start += 64) {
     batch.clear();
     const chunk = packets.slice(start, start + 64);
     for (const p of chunk) assert.ok(batch.add(p.data, { link: p.link, wirelen: p.wirelen, time: p.time }));
-    core.inspect_batch(batch.desc, chunk.length, out);
-    const v = new DataView(core.memory.buffer);
-    const mem = new Uint8Array(core.memory.buffer);
-    for (let i = 0; i < chunk.length; i++) {
-      const o = out + i * INSPECT_SIZE;
-      const family = v.getUint8(o + 1);
-      const n = family === 4 ? 4 : 16;
-      seen.push({
-        reason: v.getUint8(o),
-        family,
-        proto: v.getUint8(o + 2),
-        hasPorts: (v.getUint8(o + 3) & 2) !== 0,
-        fragment: (v.getUint8(o + 3) & 1) !== 0,
-        sport: v.getUint16(o + 4, true),
-        dport: v.getUint16(o + 6, true),
-        src: family ? formatAddress(mem.slice(o + 12, o + 12 + n)) : "",
-        dst: family ? formatAddress(mem.slice(o + 28, o + 28 + n)) : "",
-      });
-    }
+    seen.push(...dp.inspect(batch.desc, chunk.length));
   }
   return seen;
 }
 
 /** A group (TCP and UDP on every port, and ICMP) on every address the capture sends to. */
-function groupsFor(seen: Seen[]): GroupSpec[] {
+function groupsFor(seen: ParsedView[]): GroupSpec[] {
   const groups = new Map<string, GroupSpec>();
   for (const s of seen) {
     if (s.reason !== 0) continue;
     const protocol = s.proto === 6 ? "tcp" : s.proto === 17 ? "udp" : s.proto === 1 || s.proto === 58 ? "icmp" : null;
     if (!protocol) continue;
-    const key = `${protocol} ${s.dst}`;
+    const address = formatAddress(s.dst);
+    const key = `${protocol} ${address}`;
     if (groups.has(key)) continue;
     const t = s.family === 4 ? ["192.0.2.11", "192.0.2.12"] : ["2001:db8:b::11", "2001:db8:b::12"];
     groups.set(key, {
       protocol,
-      address: s.dst,
+      address,
       port: 0,
       policy: "affinity",
       targets: [{ address: t[0] }, { address: t[1], aware: true }],
@@ -90,24 +56,19 @@ function groupsFor(seen: Seen[]): GroupSpec[] {
 
 /** Replay `input` to `output`; returns each input packet's verdict and AUX flags. */
 function replayRecording(dp: DataPlane, input: string, output: string): { verdict: Verdict; aux: number }[] {
-  const core = dp.core as DataPlane["core"] & CaptureExports;
   const slots = 128;
   const arenaBytes = Layout.MAX_PACKET + slots * 2048;
   const batch = dp.createBatch(slots, arenaBytes);
-  const reader = new CaptureReader(input, core);
-  const writer = new CaptureWriter(output, core, 2 * arenaBytes + (1 << 16));
+  const reader = dp.openCaptureReader(input);
+  const writer = dp.openCaptureWriter(output, 2 * arenaBytes + (1 << 16));
   const verdicts: { verdict: Verdict; aux: number }[] = [];
   let begun = false;
   for (;;) {
     const n = reader.readBatch(batch.desc, slots, batch.arena, arenaBytes);
     if (!begun) { writer.begin(); begun = true; }
     if (n === 0) break;
-    dp.process(batch, n);
-    const v = new DataView(core.memory.buffer);
-    for (let i = 0; i < n; i++) {
-      const d = batch.desc + i * Layout.DESC_SIZE;
-      verdicts.push({ verdict: v.getUint8(d + Desc.VERDICT), aux: v.getUint16(d + Desc.AUX, true) });
-    }
+    dp.processBatch(batch.desc, n);
+    for (let i = 0; i < n; i++) verdicts.push({ verdict: batch.verdict(i), aux: batch.aux(i) });
     writer.writeBatch(batch.desc, n);
   }
   reader.close();
@@ -182,7 +143,7 @@ function tsharkTransport(protocols: string): string | undefined {
  * tshark does not dissect so. A later fragment carries no transport header for
  * either: it is in neither set.
  */
-function acceptedSetDifference(seen: Seen[], rows: string[][]): { notAccepted: Record<string, number[]>; notDissected: number[] } {
+function acceptedSetDifference(seen: ParsedView[], rows: string[][]): { notAccepted: Record<string, number[]>; notDissected: number[] } {
   const notAccepted: Record<string, number[]> = {};
   const notDissected: number[] = [];
   seen.forEach((s, i) => {
@@ -219,8 +180,8 @@ for (const name of CAPTURES) {
       if (s.reason !== 0) return;
       const r = rows[i];
       const [src, dst] = s.family === 4 ? [first(r[0]), first(r[1])] : [first(r[2]), first(r[3])];
-      assert.equal(s.src, src, `frame ${i + 1} source`);
-      assert.equal(s.dst, dst, `frame ${i + 1} destination`);
+      assert.equal(formatAddress(s.src), src, `frame ${i + 1} source`);
+      assert.equal(formatAddress(s.dst), dst, `frame ${i + 1} destination`);
       if (s.hasPorts && !s.fragment) {
         const [sp, dp] = s.proto === 6 ? [r[4], r[5]] : [r[6], r[7]];
         assert.equal(s.sport, Number(first(sp)), `frame ${i + 1} source port`);
