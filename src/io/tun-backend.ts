@@ -76,7 +76,7 @@ export class TunBackend implements PacketIO {
     this.linkType = this.features.vnetHdr ? Link.VNET : 101;
     this.capacity = TUN_MTU + (this.features.vnetHdr ? VNET_HDR_LEN : 0);
     const offload = this.features.vnetHdr ? `offload ${this.features.offloadNames}` : "no offload";
-    this.description = `tun ${tun.name} (${this.features.io}, ${offload})`;
+    this.description = tun.features ? `tun ${tun.name} (${this.features.io}, ${offload})` : `tun ${tun.name}`;
   }
 
   /** A backend on a device opened elsewhere (its routes are the opener's). */
