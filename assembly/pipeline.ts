@@ -11,14 +11,15 @@
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict, Vnet, VnetFlag } from "./shared/abi";
 import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
-import { raw16, raw32 } from "./wire/bytes";
+import { ld16, raw16, raw32 } from "./wire/bytes";
 import { applyAt, applyUdpAt, finish, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
+import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
 import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
-import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
+import { foreignPort, isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
   flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
@@ -35,14 +36,9 @@ import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses } from "./rewrite/nat";
 import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
+import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
-import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
-import { tunnelOverhead } from "./rewrite/icmp-gen";
-import { V4_DF, V4_FLAGS_FRAG } from "./wire/ip";
-import { ld16 } from "./wire/bytes";
-import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
-import { foreignPort, tunnelMtu } from "./settings";
 import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 @inline function drop(d: usize, r: Reason): void {
@@ -285,8 +281,7 @@ function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): b
  * the largest does not fit (with DF, or IPv6), the sender hears the MTU once.
  */
 function segmentToAware(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): void {
-  let seg = firstSegmentLen(pkt);
-  if (seg + tunnelOverhead(pkt) > tunnelMtu && (pkt.family == 6 || (ld16(pkt.l3 + V4_FLAGS_FRAG) & V4_DF) != 0)) {
+  if (tooBigForTunnel(pkt, firstSegmentLen(pkt))) {
     tooBig(pkt, d, aux);
     return;
   }

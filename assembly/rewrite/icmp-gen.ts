@@ -28,10 +28,11 @@ const HOP_LIMIT: u32 = 64;
 
 /**
  * True when the packet, encapsulated, exceeds the tunnel MTU and may
- * not be fragmented on the way (IPv4 with DF, or IPv6).
+ * not be fragmented on the way (IPv4 with DF, or IPv6). `ipLen`: the IP
+ * length to judge (a super-packet's largest segment's).
  */
-export function tooBigForTunnel(pkt: Packet): bool {
-  if (pkt.ipTotal + tunnelOverhead(pkt) <= tunnelMtu) return false;
+export function tooBigForTunnel(pkt: Packet, ipLen: u32 = pkt.ipTotal): bool {
+  if (ipLen + tunnelOverhead(pkt) <= tunnelMtu) return false;
   return pkt.family == 6 || (ld16(pkt.l3 + V4_FLAGS_FRAG) & V4_DF) != 0;
 }
 

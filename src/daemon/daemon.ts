@@ -66,7 +66,8 @@ async function defaultIo(config: PiasConfig, dp: DataPlane): Promise<PacketIO> {
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
   }
   const { TunBackend } = await import("../io/tun-backend.js");
-  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload, refuse: refusedByEnv() });
+  // an overlay node tunnels whole packets in its frames: no super-packets, no partial checksums
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload && !config.overlay, refuse: refusedByEnv() });
 }
 
 export class Daemon {

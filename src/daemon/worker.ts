@@ -79,5 +79,6 @@ function start(): void {
 try {
   start();
 } catch (err) {
-  post({ type: "error", message: (err as Error).message, fatal: true });
+  const code = (err as { code?: unknown }).code;
+  post({ type: "error", message: (err as Error).message, fatal: true, code: typeof code === "string" ? code : undefined });
 }

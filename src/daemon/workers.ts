@@ -20,6 +20,7 @@ import type { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
 import type { TunFeatures } from "../io/tun.js";
 import { routeIntoTun, TUN_MTU } from "../io/tun-backend.js";
+import { PiasError } from "../errors.js";
 
 /** What a worker starts with (its workerData). */
 export interface WorkerInit {
@@ -47,7 +48,7 @@ export type WorkerReply =
   | { type: "stats"; id: number; counters: Counters; targets: TargetStats[]; io: Record<string, number> }
   | { type: "steered"; why: string | null }
   | { type: "host"; frame: Uint8Array; work: number }
-  | { type: "error"; message: string; fatal?: boolean };
+  | { type: "error"; message: string; fatal?: boolean; code?: string };
 
 /** Control calls of DataPlane that change its state: made on the control copy, then on every worker. */
 const FANNED = new Set([
@@ -246,7 +247,8 @@ function reply<T extends WorkerReply["type"]>(w: Worker, type: T): Promise<Extra
         resolve(m as Extract<WorkerReply, { type: T }>);
       } else if (m.type === "error" && m.fatal) {
         done();
-        reject(new Error(m.message));
+        // the worker's PiasError (opening the TUN needs root, ...) is the daemon's one-line error
+        reject(m.code ? new PiasError(m.code, m.message) : new Error(m.message));
       }
     };
     const onExit = (code: number): void => {

@@ -252,9 +252,8 @@ function toAwareTarget(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarge
 function segmentToAware(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarget, aux: number, res: Outcome): void {
   const b = f.buf;
   const segs = segment(b.slice(p.l3, p.l3 + p.ipTotal), p.gsoSize, p.partial);
-  const first = segs[0].ip.length;
   const outer = p.family === 4 ? 20 : 40;
-  if (first + outer > m.settings.tunnelMtu && (p.family === 6 || (be16(b, p.l3 + 6) & 0x4000) !== 0)) {
+  if (tooBigForTunnel(b, p, m.settings.tunnelMtu, segs[0].ip.length)) {
     tooBig(m, f, p, aux, res);
     return;
   }

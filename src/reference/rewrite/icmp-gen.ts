@@ -11,9 +11,9 @@ import { addrLen, be16, put16, put32, srcOffset, type Parsed } from "../parse.js
 import type { Settings } from "../settings.js";
 import type { IpIds } from "./tunnel.js";
 
-/** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. */
-export function tooBigForTunnel(b: Uint8Array, p: Parsed, tunnelMtu: number): boolean {
-  if (p.ipTotal + (p.family === 4 ? 20 : 40) <= tunnelMtu) return false;
+/** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. `ipLen`: the length to judge (a super-packet's largest segment's). */
+export function tooBigForTunnel(b: Uint8Array, p: Parsed, tunnelMtu: number, ipLen = p.ipTotal): boolean {
+  if (ipLen + (p.family === 4 ? 20 : 40) <= tunnelMtu) return false;
   return p.family === 6 || (be16(b, p.l3 + 6) & 0x4000) !== 0;
 }
 
