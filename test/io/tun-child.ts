@@ -440,7 +440,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     const data: ReturnType<typeof vnetHeader>[] = [];
     let bytes = 0;
     const verified: boolean[] = [];
-    for (let tries = 0; tries < 50 && bytes === 0; tries++) {
+    // the first window: 10 segments of 536 bytes (initial cwnd, no MSS option), in super-packets
+    for (let tries = 0; tries < 50 && bytes < 10 * 536; tries++) {
       for (const b of await packets()) {
         if (tcp(b).payload === 0) continue;
         data.push(vnetHeader(b));

@@ -286,8 +286,13 @@ describe("TUN device, in a network namespace of its own", { skip: unavailable() 
       if (io === "uring" && uringSkip()) return t.skip(uringSkip());
       const r = runChild("vnet-tcp", [], io);
       assert.ok(r.data.length >= 1);
-      for (const h of r.data) assert.deepEqual(h, { flags: 1, gsoType: 1, hdrLen: 40, gsoSize: 536, csumStart: 20, csumOffset: 16 });
-      assert.ok(r.bytes > 536, `a super-packet holds more than one segment: ${r.bytes} bytes`);
+      // a lone segment may come without GSO; the rest are super-packets, each with its checksum left partial
+      for (const h of r.data) {
+        const alone = { flags: 1, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 20, csumOffset: 16 };
+        assert.ok([JSON.stringify(alone), JSON.stringify({ ...alone, gsoType: 1, hdrLen: 40, gsoSize: 536 })].includes(JSON.stringify(h)), JSON.stringify(h));
+      }
+      assert.ok(r.data.some((h: { gsoType: number }) => h.gsoType === 1), "super-packets came");
+      assert.ok(r.data.length < r.bytes / 536, `fewer packets than segments: ${r.data.length} for ${r.bytes} bytes`);
       assert.ok(r.verified.every(Boolean), "every partial checksum completes to a valid one");
       assert.equal(r.written, 1);
       assert.equal(r.receivedLength, 6000);
