@@ -85,8 +85,8 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
     newDport = proto == PROTO_TCP || proto == PROTO_UDP ? targetPortRaw(rec) : 0;
     aux |= AuxFlag.ToTarget;
   }
-  if (proto == PROTO_TCP) rewritePorts(l4, proto, l4 + TCP_CSUM, dAddr, newSport, newDport);
-  else if (proto == PROTO_UDP) rewritePorts(l4, proto, raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0, dAddr, newSport, newDport);
+  if (proto == PROTO_TCP) rewritePorts(l4, proto, l4 + TCP_CSUM, false, dAddr, newSport, newDport);
+  else if (proto == PROTO_UDP) rewritePorts(l4, proto, raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0, false, dAddr, newSport, newDport);
   else rewriteEcho(family, l4, isEchoReply(family, ld8(l4)), dAddr, newSport, newDport);
   if (stopAfter(Stage.Rewrite)) return true;
   accept(d, aux);

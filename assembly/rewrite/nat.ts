@@ -3,11 +3,13 @@
 //   forward  C:c -> A:g   becomes  P:x -> T:t
 //   reverse  T:t -> P:x   becomes  A:g -> C:c
 // Every checksum that covers a changed word is updated incrementally (RFC
-// 1624), so a checksum that was wrong stays wrong by the same amount. No
-// byte other than the addresses, ports/identifier and checksums changes.
+// 1624), so a checksum that was wrong stays wrong by the same amount; a
+// partial one (virtio NEEDS_CSUM) follows the pseudo-header only. A GSO
+// super-packet is rewritten once, as one packet. No byte other than the
+// addresses, ports/identifier and checksums changes.
 
 import { raw16, raw32 } from "../wire/bytes";
-import { applyAt, applyUdpAt, delta128, delta16, delta32 } from "../wire/checksum";
+import { applyAt, applyPartialAt, applyUdpAt, delta128, delta16, delta32 } from "../wire/checksum";
 import { V4_CSUM, V4_DST, V4_SRC, V6_DST, V6_SRC, PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { ICMP_CSUM, ICMP_ID, TCP_DPORT, TCP_SPORT, isEchoReply } from "../wire/l4";
 import { Packet } from "../packet";
@@ -25,7 +27,7 @@ export function rewrite(pkt: Packet, newSrc: usize, newSport: u32, newDst: usize
   if (!pkt.hasL4Header) return 0;
   let l4 = pkt.l4;
   let proto = pkt.proto;
-  if (proto == PROTO_TCP || proto == PROTO_UDP) return rewritePorts(l4, proto, pkt.l4CsumPtr, dAddr, newSport, newDport);
+  if (proto == PROTO_TCP || proto == PROTO_UDP) return rewritePorts(l4, proto, pkt.l4CsumPtr, pkt.partial, dAddr, newSport, newDport);
   return rewriteEcho(pkt.family, l4, isEchoReply(pkt.family, pkt.icmpType), dAddr, newSport, newDport);
 }
 
@@ -72,15 +74,17 @@ export function rewriteAddresses(pkt: Packet, newSrc: usize, newDst: usize): u64
 
 /**
  * The port rewrite of a TCP or UDP header at `l4` whose addresses changed by
- * `dAddr`, the checksum at `csum` (0: none) following. Returns the transport
- * checksum's delta.
+ * `dAddr`, the checksum at `csum` (0: none) following — a `partial` one (a
+ * super-packet's, most often) holds only the pseudo-header's sum, so only the
+ * addresses count. Returns the transport checksum's delta.
  */
-@inline export function rewritePorts(l4: usize, proto: u32, csum: usize, dAddr: u64, newSport: u32, newDport: u32): u64 {
+@inline export function rewritePorts(l4: usize, proto: u32, csum: usize, partial: bool, dAddr: u64, newSport: u32, newDport: u32): u64 {
   let dl4 = dAddr + delta16(raw16(l4 + TCP_SPORT), newSport) + delta16(raw16(l4 + TCP_DPORT), newDport);
   store<u16>(l4 + TCP_SPORT, <u16>newSport);
   store<u16>(l4 + TCP_DPORT, <u16>newDport);
   if (csum != 0) {
-    if (proto == PROTO_UDP) applyUdpAt(csum, dl4);
+    if (partial) applyPartialAt(csum, dAddr);
+    else if (proto == PROTO_UDP) applyUdpAt(csum, dl4);
     else applyAt(csum, dl4);
   }
   return dl4;
