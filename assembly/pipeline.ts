@@ -8,6 +8,11 @@
 // Each packet is parsed into one Packet record (packet.ts) that is then passed
 // to every stage as `pkt`: what a stage knows of the packet comes through its
 // arguments, and what it computed comes back as its return value.
+//
+// Before it, the batch prefetch (flow/prefetch.ts) classifies and hashes
+// every packet and touches what their lookups will read; a common-shape
+// packet of a live flow then takes the fast path (fastpath.ts) and never
+// reaches processOne.
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stage, Stat, Verdict, Vnet, VnetFlag } from "./shared/abi";
 import { stopAfter, stopsBefore } from "./stages";
@@ -16,7 +21,7 @@ import { ld16, raw16, raw32 } from "./wire/bytes";
 import { applyAt, applyUdpAt, finish, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
 import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
-import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
+import { isEchoReply, isEchoRequest, TCP_ACK, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
@@ -26,7 +31,7 @@ import { foreignPort, isProxyAddr, proxyAddrPtr, verifyChecksums } from "./setti
 import {
   flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
-  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
+  FF_AWARE, FF_ESTABLISHED, FF_USED,
 } from "./flow/flows";
 import {
   fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
@@ -39,9 +44,9 @@ import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses } from "./rewrite/nat";
 import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
+import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
-import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 /**
