@@ -169,6 +169,12 @@ export interface ClusterConfig {
   /** Configured distance to other proxies by id (proximity among JAPs); unlisted: 100. */
   readonly distances: Readonly<Record<string, number>>;
   readonly groups: readonly ClusterGroupConfig[];
+  /** JAP: new targets admitted per second at most, over all sources. */
+  readonly joinsPerSecond: number;
+  /** IAP: lookups of unknown groups sent per second at most. */
+  readonly lookupsPerSecond: number;
+  /** IAP: seconds a "no JAP serves this group" answer is kept at most. */
+  readonly negativeTtl: number;
 }
 
 export interface PiasConfig {

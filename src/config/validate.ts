@@ -29,7 +29,7 @@ export function defaultConfig(): PiasConfig {
 }
 
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
-const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups"] as const;
+const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
 const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
@@ -175,6 +175,9 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
     replicas: optInteger(o, "replicas", path, [1, 8], 2),
     distances,
     groups,
+    joinsPerSecond: optInteger(o, "joinsPerSecond", path, [1, 1000000], 200),
+    lookupsPerSecond: optInteger(o, "lookupsPerSecond", path, [1, 1000000], 200),
+    negativeTtl: optInteger(o, "negativeTtl", path, [1, 3600], 30),
   };
 }
 

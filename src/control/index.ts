@@ -13,6 +13,7 @@ export * from "./membership.js";
 export * from "./jap.js";
 export * from "./rap.js";
 export * from "./iap.js";
+export * from "./negative.js";
 export * from "./discovery.js";
 export * from "./node.js";
 export * from "./joiner.js";

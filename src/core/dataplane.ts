@@ -144,7 +144,9 @@ function controlError(code: number, what: string): DataPlaneError {
     [ControlError.NotFound]: "not found",
     [ControlError.Invalid]: "invalid argument",
   };
-  return new DataPlaneError(`${what}: ${why[code] ?? `error ${code}`}`);
+  const failure = code === ControlError.NoMemory || code === ControlError.TableFull ? "full"
+    : code === ControlError.Exists ? "exists" : code === ControlError.NotFound ? "not-found" : code === ControlError.Invalid ? "invalid" : "other";
+  return new DataPlaneError(`${what}: ${why[code] ?? `error ${code}`}`, failure);
 }
 
 interface TargetEntry {
@@ -467,12 +469,50 @@ export class DataPlane {
 
   removeTarget(key: string, endpoint: string): void {
     const g = this.group(key);
-    const t = this.target(g, endpoint);
+    this.uninstallTarget(g, this.target(g, endpoint));
+    this.commit(g);
+  }
+
+  /**
+   * Several target changes to one group, with one update of its selection
+   * table at the end (the table work of a batch of joins is paid once):
+   * removes the targets `remove` names (endpoint keys; unknown ones are
+   * skipped), then installs each of `add`. Returns, per add, null or why the
+   * core refused it; a refused add does not stop the others.
+   */
+  updateTargets(key: string, remove: readonly string[], add: readonly TargetSpec[]): (DataPlaneError | null)[] {
+    const g = this.group(key);
+    for (const endpoint of remove) {
+      const t = g.targets.get(endpoint);
+      if (t) this.uninstallTarget(g, t);
+    }
+    const added: TargetEntry[] = [];
+    const out = add.map((spec) => {
+      try {
+        added.push(this.installTarget(g, spec));
+        return null;
+      } catch (err) {
+        if (err instanceof DataPlaneError) return err;
+        throw err;
+      }
+    });
+    try {
+      this.commit(g);
+    } catch (err) {
+      // no memory for the new table: the group keeps its old one, without the adds
+      if (!(err instanceof DataPlaneError)) throw err;
+      for (const t of added) this.uninstallTarget(g, t);
+      this.commit(g);
+      return out.map((e) => e ?? err);
+    }
+    return out;
+  }
+
+  private uninstallTarget(g: GroupEntry, t: TargetEntry): void {
     const rc = this.core.target_remove(t.tid);
-    if (rc < 0) throw controlError(rc, `target ${endpoint} of ${key}`);
+    if (rc < 0) throw controlError(rc, `target ${t.key} of ${g.key}`);
     g.targets.delete(t.key);
     this.up.delete(t.tid);
-    this.commit(g);
   }
 
   /** Mark a target up or down: new flows avoid a down target at once. */
@@ -493,7 +533,7 @@ export class DataPlane {
     this.commit(g);
   }
 
-  private installTarget(g: GroupEntry, spec: TargetSpec): void {
+  private installTarget(g: GroupEntry, spec: TargetSpec): TargetEntry {
     if (g.protocol === "icmp" && spec.port) {
       throw new DataPlaneError(`target ${spec.address} of ${g.key}: an ICMP target has no port`);
     }
@@ -503,8 +543,10 @@ export class DataPlane {
     const tid = this.core.target_add(g.gid, spec.port ?? 0, spec.weight ?? 1, spec.aware ? 1 : 0,
       this.labelId(spec.label), spec.distance ?? 0);
     if (tid < 0) throw controlError(tid, `target ${key} of ${g.key} (IPv${family})`);
-    g.targets.set(key, { tid, key, spec });
+    const entry = { tid, key, spec };
+    g.targets.set(key, entry);
     this.up.set(tid, true);
+    return entry;
   }
 
   private commit(g: GroupEntry): void {
