@@ -10,7 +10,7 @@ export {
   group_add, group_remove, group_set_policy, group_set_scopes, group_set_pending, target_add, target_remove, target_set_up, target_set_weight,
   target_packets, target_active, group_count, target_count, group_targets,
 } from "./group/groups";
-export { group_commit } from "./group/tables";
+export { group_commit, group_table_digest } from "./group/tables";
 export { set_random_seed } from "./group/select";
 export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
 export { process_batch } from "./pipeline";

@@ -42,6 +42,7 @@ export interface DataPlaneExports extends CoreExports {
   prefix_add(family: number, length: number): number;
   set_control_port(port: number): void;
   group_commit(gid: number): number;
+  group_table_digest(gid: number): number;
   target_add(gid: number, port: number, weight: number, aware: number, label: number, distance: number): number;
   target_remove(tid: number): number;
   target_set_up(tid: number, up: number): number;
@@ -621,6 +622,11 @@ export class DataPlane {
       }
     }
     return out;
+  }
+
+  /** A digest of a group's lookup table by its owners' identities (0: no table): equal digests, equal selection. */
+  tableDigest(key: string): number {
+    return this.core.group_table_digest(this.group(key).gid) >>> 0;
   }
 
   /** Keys of the installed groups. */

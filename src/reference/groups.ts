@@ -153,7 +153,9 @@ const RING_MAX_POINTS = 1 << 22;
  * The ring table, by definition: each target's RING_POINTS x weight points
  * (fewer per unit when the group is heavier than RING_MAX_POINTS) at
  * rendezvousHash(k, identity hash), ordered by (position, identity hash) and
- * then list order; entry j belongs to the first point at or after j 2^32 / m.
+ * then endpoint (address bytes, then port: two targets that share an
+ * identity hash have coinciding points); entry j belongs to the first point
+ * at or after j 2^32 / m.
  */
 function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
   const total = usable.reduce((n, t) => n + RING_POINTS * t.weight, 0);
@@ -163,7 +165,7 @@ function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
     const v = Math.max(1, Math.floor((RING_POINTS * t.weight) / scale));
     for (let k = 0; k < v; k++) points.push({ pos: rendezvousHash(k, t.hash), hash: t.hash, t });
   }
-  points.sort((a, b) => a.pos - b.pos || a.hash - b.hash); // stable: list order breaks ties
+  points.sort((a, b) => a.pos - b.pos || a.hash - b.hash || endpointOrder(a.t, b.t));
   const table: RefTarget[] = new Array(m);
   let p = 0;
   for (let j = 0; j < m; j++) {
@@ -172,6 +174,12 @@ function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
     table[j] = points[p < points.length ? p : 0].t;
   }
   return table;
+}
+
+/** Lexicographic by address bytes, then by port. */
+function endpointOrder(a: RefTarget, b: RefTarget): number {
+  for (let i = 0; i < a.addr.length; i++) if (a.addr[i] !== b.addr[i]) return a.addr[i] - b.addr[i];
+  return a.port - b.port;
 }
 
 /** The rendezvous winner of table slot j: highest weight / cost (w * cost < 2^37: exact in a double), then larger hash. */

@@ -132,6 +132,52 @@ test("affinity on ring-table groups (over 512 member slots): removing 1 of N tar
   }
 });
 
+// A ring table is updated in place: a join or a leave costs the entries it
+// moves, not a rebuild (ring.ts). The result must be exactly the table a
+// build from scratch gives for the same membership, whatever the history.
+test("affinity on ring-table groups: after any history of joins, leaves (batched or not), weight changes and downs, the table is exactly the one built at once from the final membership", () => {
+  const endpoint = (i: number): TargetSpec => ({ address: `192.0.${2 + (i >> 8)}.${i & 255}`, port: 5353 });
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant("batch" as const), remove: fc.array(fc.nat(), { maxLength: 8 }), add: fc.integer({ min: 0, max: 8 }) }),
+    fc.record({ kind: fc.constant("weight" as const), pick: fc.nat(), weight: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ kind: fc.constant("down" as const), pick: fc.nat() }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 560, max: 640 }), fc.array(op, { minLength: 1, maxLength: 12 }), (n, ops) => {
+      let next = 0;
+      const live = new Map<number, { weight: number; up: boolean }>();
+      const start = Array.from({ length: n }, () => next++);
+      for (const i of start) live.set(i, { weight: 1, up: true });
+      const { dp, key } = plane("affinity", start.map(endpoint));
+      const id = (i: number) => `${endpoint(i).address}:5353`;
+      for (const o of ops) {
+        const ids = [...live.keys()];
+        if (o.kind === "batch") {
+          const gone = [...new Set(o.remove.map((r) => ids[r % ids.length]))].slice(0, Math.max(0, live.size - 540));
+          const added = Array.from({ length: o.add }, () => next++);
+          assert.deepEqual(dp.updateTargets(key, gone.map(id), added.map(endpoint)), added.map(() => null));
+          for (const g of gone) live.delete(g);
+          for (const a of added) live.set(a, { weight: 1, up: true });
+        } else if (o.kind === "weight") {
+          const t = ids[o.pick % ids.length];
+          dp.setTargetWeight(key, id(t), o.weight);
+          live.get(t)!.weight = o.weight;
+        } else {
+          const t = ids[o.pick % ids.length];
+          const s = live.get(t)!;
+          s.up = !s.up;
+          dp.setTargetUp(key, id(t), s.up);
+        }
+      }
+      const usable = [...live].filter(([, s]) => s.up);
+      fc.pre(usable.length > 512); // the same table size (1024 member slots) in both
+      const fresh = plane("affinity", usable.map(([i, s]) => ({ ...endpoint(i), weight: s.weight })));
+      assert.equal(dp.tableDigest(key), fresh.dp.tableDigest(fresh.key));
+    }),
+    { numRuns: Math.max(runs, 30) },
+  );
+});
+
 test("affinity on the 5-tuple spreads one client's flows over the targets", () => {
   const { dp } = plane("affinity", targetList(4), "flow");
   const seen = new Set<string>();
