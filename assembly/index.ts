@@ -5,7 +5,8 @@ export { dataplane_init } from "./dataplane";
 export {
   scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts,
 } from "./settings";
-export { counters_ptr, counters_layout, counters_reset } from "./counters";
+export { counters_ptr, counters_reset } from "./counters";
+export { abi_values } from "./host/abi-check";
 export {
   group_add, group_remove, group_set_policy, group_set_scopes, group_set_pending, target_add, target_remove, target_set_up, target_set_weight,
   target_packets, target_active, group_count, target_count, group_targets,
@@ -14,9 +15,9 @@ export { group_commit, group_table_digest } from "./group/tables";
 export { set_random_seed } from "./group/select";
 export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
 export { process_batch } from "./pipeline";
-export { reflect_batch } from "./reflect";
-export { inspect_batch } from "./inspect";
-export { ring_reset } from "./ring";
+export { reflect_batch } from "./host/reflect";
+export { inspect_batch } from "./host/inspect";
+export { ring_reset } from "./host/ring";
 export {
   cap_reset, cap_scan, cap_consumed, cap_error, cap_error_offset, cap_format, cap_interfaces, cap_linktype,
   cap_strict_links, cap_error_link,

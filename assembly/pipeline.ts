@@ -4,35 +4,39 @@
 // One call handles a whole batch of descriptors (assembly/shared/abi.ts). The
 // host never sees a packet the core could handle. Every drop has a Reason and
 // a counter. Nothing is allocated.
+//
+// Each packet is parsed into one Packet record (packet.ts) that is then passed
+// to every stage as `pkt`: what a stage knows of the packet comes through its
+// arguments, and what it computed comes back as its return value.
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
 import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
 import { raw16, raw32 } from "./wire/bytes";
-import { sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
-import { dstOffset, srcOffset, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
+import { applyAt, applyUdpAt, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
+import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
 import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
-import * as pkt from "./parse";
+import { Packet, PACKET } from "./packet";
+import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
 import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
-  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw, createFailure,
-  lookupHash, DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
+  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw,
+  DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
   FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
 } from "./flow/flows";
+import {
+  fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
+} from "./flow/fragments";
+import { prefetchBatch, prefetchedHash } from "./flow/prefetch";
 import {
   groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, G_FLAGS, G_USABLE, GF_PENDING, T_ADDR, T_PACKETS,
 } from "./group/groups";
 import { selectTarget } from "./group/select";
-import { rewrite, rewriteAddresses, pendingL4Delta } from "./nat";
-import {
-  fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
-} from "./flow/fragments";
-import { applyAt, applyUdpAt } from "./wire/checksum";
-import { decapsulate, encapsulate } from "./tunnel";
-import { packetTooBig, tooBigForTunnel } from "./icmp-gen";
-import { prefetchBatch, prefetchedHash } from "./prefetch";
+import { rewrite, rewriteAddresses } from "./rewrite/nat";
+import { decapsulate, encapsulate } from "./rewrite/tunnel";
+import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
+import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
-import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError } from "./icmp-error";
 
 @inline function drop(d: usize, r: Reason): void {
   store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
@@ -57,23 +61,29 @@ import { parseQuote, qProto, qSport, qDport, quoteDst, quoteSrc, translateError 
 /**
  * Exported: process `n` descriptors at `desc`. A descriptor whose OFF is 0 is
  * an empty slot and is skipped. Descriptors arriving with AUX = Reflected are
- * replies synthesised by reflect_batch() and are counted apart.
+ * replies synthesised by reflect_batch() and are counted apart. Returns how
+ * many packets of the batch got a ToHost verdict (the host looks for them
+ * only when there are some).
  */
-export function process_batch(desc: usize, n: u32): void {
+export function process_batch(desc: usize, n: u32): u32 {
   prefetchBatch(desc, n);
   let now: u32 = 0;
   let any = false;
+  let toHost: u32 = 0;
+  let pkt = PACKET;
   for (let i: u32 = 0; i < n; i++) {
     let d = desc + (<usize>i * Layout.DESC_SIZE);
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
     any = true;
-    processOne(d, now, prefetchedHash(i));
+    processOne(pkt, d, now, prefetchedHash(i));
+    if (load<u8>(d + Desc.VERDICT) == <u8>Verdict.ToHost) toHost++;
   }
   if (any) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
+  return toHost;
 }
 
-function processOne(d: usize, now: u32, hint: i64): void {
+function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   let off = <usize>load<u32>(d + Desc.OFF);
   let len = load<u32>(d + Desc.LEN);
   let wirelen = load<u32>(d + Desc.WIRELEN);
@@ -85,57 +95,52 @@ function processOne(d: usize, now: u32, hint: i64): void {
     bump(Stat.Packets);
     bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
   }
-  let r = pkt.parsePacket(<u32>load<u16>(d + Desc.LINK), off, len, wirelen);
+  let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), off, len, wirelen);
   if (r != Reason.None) { drop(d, r); return; }
 
   // IP-in-IP addressed to this proxy: take the inner packet (once; no nesting).
-  if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.l3 + dstOffset(pkt.family))) {
+  if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.dst())) {
     // once the proxy knows its peers, only they may tunnel to it
-    if (peersKnown() && !isPeer(pkt.family, pkt.l3 + srcOffset(pkt.family))) { drop(d, Reason.TunnelFromStranger); return; }
-    r = decapsulate(d);
+    if (peersKnown() && !isPeer(pkt.family, pkt.src())) { drop(d, Reason.TunnelFromStranger); return; }
+    r = decapsulate(pkt, d);
     if (r != Reason.None) { drop(d, r); return; }
     aux |= AuxFlag.Decapsulated;
     bump(Stat.Decapsulated);
   }
   if (verifyChecksums) {
-    r = verify();
+    r = verify(pkt);
     if (r != Reason.None) { drop(d, r); return; }
   }
-  if (!pkt.hasL4Header) { laterFragment(d, aux, now); return; }
+  if (!pkt.hasL4Header) { laterFragment(pkt, d, aux, now); return; }
 
   let family = pkt.family;
   let proto = pkt.proto;
-  let src = pkt.l3 + srcOffset(family);
-  let dst = pkt.l3 + dstOffset(family);
+  let src = pkt.src();
+  let dst = pkt.dst();
   let icmp = pkt.isIcmp();
   if (proto == PROTO_UDP && controlPortRaw != 0 && pkt.dport == controlPortRaw && (isProxyAddr(family, dst) || inAnycastPrefix(family, dst))) {
     toHost(d, HostWork.Control, aux);
     return;
   }
   if (icmp) {
-    if (pkt.icmpError) { icmpError(d, aux); return; }
+    if (pkt.icmpError) { icmpError(pkt, QUOTE, d, aux, now); return; }
     if (!isEchoRequest(family, pkt.icmpType) && !isEchoReply(family, pkt.icmpType)) { drop(d, Reason.IcmpUnsupported); return; }
   } else if (proto != PROTO_TCP && proto != PROTO_UDP) {
     drop(d, Reason.NotForProxy);
     return;
   }
 
-  if (pkt.isFragment) {
-    // later fragments arrive with the original addresses: keep them for the fragment key
-    memory.copy(fragKey, src, 16);
-    memory.copy(fragKey + 16, dst, 16);
-  }
   // the prefetch hashed the same tuple, unless the packet was decapsulated since
   let h = hint >= 0 && (aux & AuxFlag.Decapsulated) == 0 ? <u32>hint : hashTuple(SEED_FLOW, family, src, dst, pkt.sport, pkt.dport, proto);
   let ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   if (ref >= 0 && flowStale(flowPtr(<u32>ref >> 1), now)) {
     flowFree(<u32>ref >> 1);
-    ref = flowLookup(family, proto, src, dst, pkt.sport, pkt.dport);
+    ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   }
   if (ref >= 0) {
     let idx = <u32>ref >> 1;
-    if ((<u32>ref & DIR_REVERSE) != 0) reverse(d, idx, aux, now);
-    else forward(d, idx, aux, now);
+    if ((<u32>ref & DIR_REVERSE) != 0) reverse(pkt, d, idx, aux, now);
+    else forward(pkt, d, idx, aux, now);
     return;
   }
 
@@ -160,17 +165,16 @@ function processOne(d: usize, now: u32, hint: i64): void {
     drop(d, Reason.NoFlow);
     return;
   }
-  let hfwd = lookupHash;
   let tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
   if (tid < 0) { drop(d, Reason.NoTarget); return; }
-  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, hfwd, now);
-  if (created < 0) { drop(d, createFailure); return; }
+  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now);
+  if (created < 0) { drop(d, <Reason>(<i32>-created)); return; }
   let rec = flowPtr(<u32>created);
   if (proto == PROTO_TCP && (pkt.tcpFlags & TCP_SYN) == 0) {
     // picked up mid-connection (affinity): it was established elsewhere
     store<u8>(rec + F_FLAGS, <u8>(<u32>load<u8>(rec + F_FLAGS) | FF_ESTABLISHED));
   }
-  forward(d, <u32>created, aux, now);
+  forward(pkt, d, <u32>created, aux, now);
 }
 
 /**
@@ -178,10 +182,10 @@ function processOne(d: usize, now: u32, hint: i64): void {
  * packet-too-big) and an ICMP error telling the sender the MTU goes out in
  * its place.
  */
-function tooBig(d: usize, aux: u32): void {
+function tooBig(pkt: Packet, d: usize, aux: u32): void {
   countDrop(Reason.PacketTooBig);
   bump(Stat.Dropped);
-  if (!packetTooBig(d, <u32>load<u16>(d + Desc.LINK))) {
+  if (!packetTooBig(pkt, d, <u32>load<u16>(d + Desc.LINK))) {
     store<u8>(d + Desc.REASON, <u8>Reason.PacketTooBig);
     return;
   }
@@ -191,59 +195,70 @@ function tooBig(d: usize, aux: u32): void {
 }
 
 /** Client -> TA packet of a known flow: NAT or tunnel it to the flow's target. */
-function forward(d: usize, idx: u32, aux: u32, now: u32): void {
+function forward(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
   let rec = flowPtr(idx);
   let tid = load<u32>(rec + F_TARGET);
   let family = pkt.family;
   if (!targetUsable(tid)) {
     // TCP state lives in the target: never move a connection mid-stream.
     if (pkt.proto == PROTO_TCP) { drop(d, Reason.TargetDown); return; }
-    let n = selectTarget(load<u32>(rec + F_GROUP), family, pkt.l3 + srcOffset(family), pkt.l3 + dstOffset(family),
-      pkt.sport, pkt.dport, pkt.proto);
+    let n = selectTarget(load<u32>(rec + F_GROUP), family, pkt.src(), pkt.dst(), pkt.sport, pkt.dport, pkt.proto);
     if (n < 0) { drop(d, Reason.NoTarget); return; }
     if (!flowRepin(idx, <u32>n, now)) { drop(d, Reason.NatPortsExhausted); return; }
     tid = <u32>n;
   }
   let frag: i64 = -1;
   if (pkt.isFragment) {
-    frag = fragmentRemember(family, fragKey, fragKey + 16, pkt.fragProto, pkt.fragId, idx << 1, load<u32>(rec + F_HFWD), now);
+    // later fragments will come with these (original) addresses
+    frag = fragmentRemember(family, pkt.src(), pkt.dst(), pkt.fragProto, pkt.fragId, idx << 1, load<u32>(rec + F_HFWD), now);
     if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
   }
   store<u32>(rec + F_LAST, now);
-  if (pkt.proto == PROTO_TCP) trackTcp(rec, false);
+  if (pkt.proto == PROTO_TCP) trackTcp(pkt, rec, false);
   let t = targetPtr(tid);
-  let aware = (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0;
-  if (aware && tooBigForTunnel()) { tooBig(d, aux); return; }
-  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
-  if (aware) {
-    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
-    bump(Stat.Encapsulated);
-    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
-    return;
-  }
+  if (toAwareTarget(pkt, d, rec, t, aux)) return;
+  countTargetPacket(t);
   let tport = pkt.isIcmp() ? 0 : targetPortRaw(rec);
-  rewrite(proxyAddrPtr(family), raw16(rec + F_NPORT), t + T_ADDR, tport);
-  if (frag >= 0) oweChecksum(<u32>frag);
+  let dl4 = rewrite(pkt, proxyAddrPtr(family), raw16(rec + F_NPORT), t + T_ADDR, tport);
+  if (frag >= 0) oweChecksum(pkt, <u32>frag, dl4);
   accept(d, aux | AuxFlag.ToTarget);
 }
 
-/** Scratch for the original addresses of a first fragment (the key its later fragments use). */
-const fragKey = memory.data(32, 16);
+/**
+ * The path every packet toward a PIAS-aware target takes (a flow's packet, a
+ * later fragment, an ICMP error about a reply): tunnel it, or, when it would
+ * not fit the tunnel, answer its sender with the MTU. Returns false for a flow
+ * to a legacy target, which the caller NATs.
+ */
+function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): bool {
+  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) == 0) return false;
+  if (tooBigForTunnel(pkt)) { tooBig(pkt, d, aux & ~AuxFlag.IcmpError); return true; }
+  if ((aux & AuxFlag.IcmpError) != 0) bump(Stat.IcmpTranslated);
+  else countTargetPacket(t);
+  encapsulate(pkt, d, proxyAddrPtr(pkt.family), t + T_ADDR, load<u32>(rec + F_HFWD));
+  bump(Stat.Encapsulated);
+  accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
+  return true;
+}
 
-/** After rewriting a first fragment without its transport checksum field: the later fragment owes the change. */
-function oweChecksum(frag: u32): void {
+@inline function countTargetPacket(t: usize): void {
+  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
+}
+
+/**
+ * After rewriting a first fragment that does not hold its transport checksum
+ * field: the later fragment that does owes the change `dl4`.
+ */
+function oweChecksum(pkt: Packet, frag: u32, dl4: u64): void {
   let field: u32 = pkt.proto == PROTO_TCP ? TCP_CSUM : pkt.proto == PROTO_UDP ? UDP_CSUM : ICMP_CSUM;
   let at = <u32>(pkt.l4 - pkt.fragPayload) + field;
   let payloadLen = pkt.ipTotal - <u32>(pkt.fragPayload - pkt.l3);
-  if (at + 2 > payloadLen) fragmentOwe(frag, at, pendingL4Delta);
+  if (at + 2 > payloadLen) fragmentOwe(frag, at, dl4);
 }
 
 /** A fragment after the first: follow the entry its first fragment left. */
-function laterFragment(d: usize, aux: u32, now: u32): void {
-  let family = pkt.family;
-  let src = pkt.l3 + srcOffset(family);
-  let dst = pkt.l3 + dstOffset(family);
-  let found = fragmentFind(family, src, dst, pkt.fragProto, pkt.fragId, now);
+function laterFragment(pkt: Packet, d: usize, aux: u32, now: u32): void {
+  let found = fragmentFind(pkt.family, pkt.src(), pkt.dst(), pkt.fragProto, pkt.fragId, now);
   if (found < 0) { drop(d, Reason.FragmentOutOfOrder); return; }
   let frag = <u32>found;
   let ref = fragmentFlow(frag);
@@ -256,30 +271,23 @@ function laterFragment(d: usize, aux: u32, now: u32): void {
   }
   store<u32>(rec + F_LAST, now);
   if ((ref & DIR_REVERSE) != 0) {
-    rewriteAddresses(groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
-    payOwed(frag);
+    rewriteAddresses(pkt, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, rec + F_CADDR);
+    payOwed(pkt, frag);
     accept(d, aux);
     return;
   }
   let tid = load<u32>(rec + F_TARGET);
   if (!targetUsable(tid)) { drop(d, pkt.fragProto == PROTO_TCP ? Reason.TargetDown : Reason.NoTarget); return; }
   let t = targetPtr(tid);
-  let aware = (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0;
-  if (aware && tooBigForTunnel()) { tooBig(d, aux); return; }
-  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + 1);
-  if (aware) {
-    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
-    bump(Stat.Encapsulated);
-    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
-    return;
-  }
-  rewriteAddresses(proxyAddrPtr(family), t + T_ADDR);
-  payOwed(frag);
+  if (toAwareTarget(pkt, d, rec, t, aux)) return;
+  countTargetPacket(t);
+  rewriteAddresses(pkt, proxyAddrPtr(pkt.family), t + T_ADDR);
+  payOwed(pkt, frag);
   accept(d, aux | AuxFlag.ToTarget);
 }
 
 /** Apply the transport checksum change a first fragment could not, if this fragment holds the field. */
-function payOwed(frag: u32): void {
+function payOwed(pkt: Packet, frag: u32): void {
   let payloadLen = pkt.ipTotal - <u32>(pkt.fragPayload - pkt.l3);
   let at = fragmentOwedAt(frag, pkt.fragOffset, payloadLen);
   if (at < 0) return;
@@ -290,24 +298,24 @@ function payOwed(frag: u32): void {
 }
 
 /** Target -> proxy reply of a NAT binding: restore A:g -> C:c. */
-function reverse(d: usize, idx: u32, aux: u32, now: u32): void {
+function reverse(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
   let rec = flowPtr(idx);
   let frag: i64 = -1;
   if (pkt.isFragment) {
-    frag = fragmentRemember(pkt.family, fragKey, fragKey + 16, pkt.fragProto, pkt.fragId, (idx << 1) | DIR_REVERSE,
+    frag = fragmentRemember(pkt.family, pkt.src(), pkt.dst(), pkt.fragProto, pkt.fragId, (idx << 1) | DIR_REVERSE,
       load<u32>(rec + F_HFWD), now);
     if (frag < 0) { drop(d, Reason.FragmentTableFull); return; }
   }
   store<u32>(rec + F_LAST, now);
-  if (pkt.proto == PROTO_TCP) trackTcp(rec, true);
+  if (pkt.proto == PROTO_TCP) trackTcp(pkt, rec, true);
   let g = groupPtr(load<u32>(rec + F_GROUP));
-  rewrite(g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
-  if (frag >= 0) oweChecksum(<u32>frag);
+  let dl4 = rewrite(pkt, g + G_ADDR, raw16(rec + F_GPORT), rec + F_CADDR, raw16(rec + F_CPORT));
+  if (frag >= 0) oweChecksum(pkt, <u32>frag, dl4);
   accept(d, aux);
 }
 
 /** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
-function trackTcp(rec: usize, fromTarget: bool): void {
+function trackTcp(pkt: Packet, rec: usize, fromTarget: bool): void {
   let f = <u32>load<u8>(rec + F_FLAGS);
   let flags = pkt.tcpFlags;
   if ((flags & TCP_RST) != 0) {
@@ -325,38 +333,30 @@ function trackTcp(rec: usize, fromTarget: bool): void {
   store<u8>(rec + F_FLAGS, <u8>f);
 }
 
-/** An ICMP error: translate it if it quotes a packet of a live flow. */
-function icmpError(d: usize, aux: u32): void {
-  if (!parseQuote()) { drop(d, Reason.IcmpErrorNoFlow); return; }
+/** An ICMP error: translate it if it quotes a packet of a live flow (the quote parsed into `q`). */
+function icmpError(pkt: Packet, q: Quote, d: usize, aux: u32, now: u32): void {
+  if (!parseQuote(pkt, q)) { drop(d, Reason.IcmpErrorNoFlow); return; }
   let family = pkt.family;
-  let now = load<u32>(d + Desc.TIME);
   // The quote is a packet we sent; its reverse is a key of the flow.
-  let ref = flowLookup(family, qProto, quoteDst(), quoteSrc(), qDport, qSport);
+  let ref = flowLookup(family, q.proto, q.dst(), q.src(), q.dport, q.sport);
   if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
   let rec = flowPtr(<u32>ref >> 1);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let t = targetPtr(load<u32>(rec + F_TARGET));
-  let outerDst = pkt.l3 + dstOffset(family);
+  let outerDst = pkt.dst();
   if ((<u32>ref & DIR_REVERSE) != 0) {
     // about P:x -> T:t, reported to P: tell the client about C:c -> A:g
     if (!isProxyAddr(family, outerDst)) { drop(d, Reason.IcmpErrorNoFlow); return; }
-    translateError(rec + F_CADDR, rec + F_CADDR, raw16(rec + F_CPORT), g + G_ADDR, raw16(rec + F_GPORT));
+    translateError(pkt, q, rec + F_CADDR, rec + F_CADDR, raw16(rec + F_CPORT), g + G_ADDR, raw16(rec + F_GPORT));
     bump(Stat.IcmpTranslated);
     accept(d, aux | AuxFlag.IcmpError);
     return;
   }
   // about A:g -> C:c (a reply we sent), reported to A: tell the target
-  if (!sameAddr(family, outerDst, quoteSrc())) { drop(d, Reason.IcmpErrorNoFlow); return; }
-  if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) {
-    if (tooBigForTunnel()) { tooBig(d, aux); return; }
-    encapsulate(d, proxyAddrPtr(family), t + T_ADDR, load<u32>(rec + F_HFWD));
-    bump(Stat.Encapsulated);
-    bump(Stat.IcmpTranslated);
-    accept(d, aux | AuxFlag.Encapsulated | AuxFlag.IcmpError | AuxFlag.ToTarget);
-    return;
-  }
-  let tport = qProto == PROTO_TCP || qProto == PROTO_UDP ? targetPortRaw(rec) : 0;
-  translateError(t + T_ADDR, t + T_ADDR, tport, proxyAddrPtr(family), raw16(rec + F_NPORT));
+  if (!sameAddr(family, outerDst, q.src())) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  if (toAwareTarget(pkt, d, rec, t, aux | AuxFlag.IcmpError)) return;
+  let tport = q.proto == PROTO_TCP || q.proto == PROTO_UDP ? targetPortRaw(rec) : 0;
+  translateError(pkt, q, t + T_ADDR, t + T_ADDR, tport, proxyAddrPtr(family), raw16(rec + F_NPORT));
   bump(Stat.IcmpTranslated);
   accept(d, aux | AuxFlag.IcmpError | AuxFlag.ToTarget);
 }
@@ -367,7 +367,7 @@ function icmpError(d: usize, aux: u32): void {
 }
 
 /** Full checksum verification (verifyChecksums): IPv4 header, then the transport checksum when it is all here. */
-function verify(): Reason {
+function verify(pkt: Packet): Reason {
   let ip = pkt.l3;
   if (pkt.family == 4 && !verifies(sumBytes(ip, pkt.ipHdrLen, 0))) return Reason.BadIpChecksum;
   if (pkt.truncated || pkt.isFragment) return Reason.None;

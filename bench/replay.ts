@@ -274,13 +274,13 @@ async function measureHotPath(t: TraceSpec, config: PiasConfig, packets: number,
     framed = frameAll(dp, t.file);
     if (framed.packets !== packets) throw new Error(`hot path ${t.name}: framed ${framed.packets} packets, the scan found ${packets}`);
   }, () => {
-    const core = dp!.core;
+    const plane = dp!;
     const { desc, count } = framed!;
     const nb = desc.length;
     let done = 0;
     const t0 = performance.now();
     for (let i = 0; i < nb; i++) {
-      core.process_batch(desc[i], count[i]);
+      plane.processBatch(desc[i], count[i]);
       done += count[i];
       if (prefixPackets === 0 && done >= prefixTarget) {
         prefixMs = performance.now() - t0;

@@ -31,8 +31,8 @@ class Pump {
   private readonly view: DataView;
   private readonly mem: Uint8Array;
   constructor(readonly dp: DataPlane, readonly batch: PacketBatch) {
-    this.view = new DataView(dp.core.memory.buffer);
-    this.mem = new Uint8Array(dp.core.memory.buffer);
+    this.mem = dp.memory();
+    this.view = new DataView(this.mem.buffer);
     for (let i = 0; i < SLOTS; i++) {
       const d = batch.desc + i * Layout.DESC_SIZE;
       this.view.setUint32(d + Desc.OFF, this.slot(i), true);
@@ -134,7 +134,7 @@ for (const n of !runs("flows") ? [] : QUICK ? [1_000, 100_000] : [1_000, 10_000,
   results.flows.push({
     "live flows": fmt(n), targets: targetsFor(n), "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
     "Mpps": (1e3 / m.steadyNs).toFixed(2), "bytes/flow": dp.bytesPerFlow().toFixed(1),
-    "memory MiB": (dp.core.memory_bytes() / 2 ** 20).toFixed(0),
+    "memory MiB": (dp.memoryBytes() / 2 ** 20).toFixed(0),
   });
   print("live flows (one group of max(3, flows/30000) targets, uniform random flow per packet)", results.flows.slice(-1));
 }
@@ -159,7 +159,7 @@ for (const g of !runs("groups") ? [] : QUICK ? [1, 10_000] : [1, 1_000, 100_000,
   const m = measureFlows(pump, QUICK ? 20_000 : flows, STEADY_PACKETS, (id) => tmpls[(Math.imul(id, 2654435761) >>> 0) % tmpls.length]);
   results.groups.push({
     groups: fmt(g), "setup s": setupS.toFixed(1), "new flow ns/pkt": m.newNs.toFixed(1), "steady ns/pkt": m.steadyNs.toFixed(1),
-    "memory MiB": (dp.core.memory_bytes() / 2 ** 20).toFixed(0),
+    "memory MiB": (dp.memoryBytes() / 2 ** 20).toFixed(0),
   });
   print("groups (2+ targets each; 200k flows over the first 4096 groups)", results.groups.slice(-1));
 }

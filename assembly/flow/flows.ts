@@ -109,9 +109,6 @@ export function flow_bytes_per_flow(): f64 {
   return (<u32>load<u8>(rec + F_FLAGS) & FF_V6) != 0 ? 6 : 4;
 }
 
-/** Hash of the tuple of the last flowLookup() (the key a new flow is created under). */
-export let lookupHash: u32 = 0;
-
 /**
  * Find the flow whose key (either direction) is the tuple src:sport -> dst:dport.
  * Returns (record index << 1 | direction) or -1. Does not check expiry.
@@ -122,8 +119,7 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
 export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  lookupHash = h;
-  probeStart(index, indexBuckets, lookupHash);
+  probeStart(index, indexBuckets, h);
   let fam = family == 6 ? FF_V6 : 0;
   while (true) {
     let ref = probeNext();
@@ -227,9 +223,6 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
   return -1;
 }
 
-/** Result of flowCreate when it fails. */
-export let createFailure: Reason = Reason.None;
-
 /** A record for a new flow: free list, fresh records, then expired or transitory victims. */
 function takeRecord(now: u32): i64 {
   if (freeHead >= 0) {
@@ -259,8 +252,9 @@ function takeRecord(now: u32): i64 {
 
 /**
  * Create a flow for the tuple src:sport -> dst:dport of group gid, pinned to
- * target tid. For a legacy target a NAT port is allocated. Returns the record
- * index, or -1 with createFailure set.
+ * target tid, under the hash `hfwd` of its client->TA key. For a legacy
+ * target a NAT port is allocated. Returns the record index, or minus the
+ * Reason it could not be created for (nat-ports-exhausted, flow-table-full).
  */
 export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32): i64 {
   let t = targetPtr(tid);
@@ -270,10 +264,10 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   let nport: i64 = 0;
   if (!aware) {
     nport = allocNatPort(family, proto, tid, tport, hfwd, now);
-    if (nport < 0) { createFailure = Reason.NatPortsExhausted; return -1; }
+    if (nport < 0) return -<i64>Reason.NatPortsExhausted;
   }
   let r = takeRecord(now);
-  if (r < 0) { createFailure = Reason.FlowTableFull; return -1; }
+  if (r < 0) return -<i64>Reason.FlowTableFull;
   let idx = <u32>r;
   let rec = flowPtr(idx);
   memory.fill(rec, 0, FLOW_SIZE);

@@ -143,7 +143,22 @@ export enum Counts {
   REASON_COUNT = 27,
 }
 
-/** Global statistics, read with stat(i). */
+/**
+ * The counters area at counters_ptr(): REASON_SLOTS u64 drop counters indexed
+ * by Reason (reason r at byte r * 8), then STAT_SLOTS u64 statistics indexed
+ * by Stat (statistic s at byte STAT_BASE + s * 8). Little-endian, as all of
+ * linear memory.
+ */
+export enum CounterLayout {
+  REASON_SLOTS = 32,
+  STAT_SLOTS = 32,
+  /** Byte offset of the first statistic: REASON_SLOTS * 8. */
+  STAT_BASE = 256,
+  /** Bytes of the whole area: (REASON_SLOTS + STAT_SLOTS) * 8. */
+  BYTES = 512,
+}
+
+/** Global statistics, at CounterLayout.STAT_BASE + s * 8 of the counters area. */
 export enum Stat {
   Packets = 0,
   Bytes = 1,

@@ -1,12 +1,13 @@
 // Link-layer views: Ethernet (any number of 802.1Q/802.1ad tags, bounded),
 // Linux SLL and SLL2, BSD NULL/loopback, and raw IPv4/IPv6.
 //
-// parseLink() finds where the IP header starts and remembers where the
-// link layer names the network protocol, so a tunnel endpoint can change the
+// parseLink() finds where the IP header starts and records in the packet's
+// view where the link layer names the network protocol, so a tunnel endpoint can change the
 // family (6in4 decapsulation) and keep the link header truthful.
 
 import { Reason } from "../shared/abi";
 import { ld16, st16 } from "./bytes";
+import { Packet } from "../packet";
 
 export const LINK_NULL: u32 = 0;
 export const LINK_ETHERNET: u32 = 1;
@@ -36,20 +37,14 @@ const AF_INET6_BSD: u32 = 24;
 const AF_INET6_FREEBSD: u32 = 28;
 const AF_INET6_DARWIN: u32 = 30;
 
-/** Length of the link-layer header; valid after parseLink() returned Reason.None. */
-export let linkLen: u32 = 0;
-/** IP version announced by the link layer (4 or 6), or 0 when the IP header must tell (LINKTYPE_RAW). */
-export let linkFamily: u32 = 0;
-/** Where the link layer stores the network protocol (0 = nowhere). */
-export let linkProtoPtr: usize = 0;
-/** How linkProtoPtr is encoded: 1 ethertype, 2 NULL little-endian AF, 3 NULL big-endian AF, 4 fixed family. */
-export let linkProtoKind: u32 = 0;
-
-/** Parse the link-layer header of `len` bytes at `p`. */
-export function parseLink(link: u32, p: usize, len: u32): Reason {
-  linkProtoPtr = 0;
-  linkProtoKind = 0;
-  linkFamily = 0;
+/**
+ * Parse the link-layer header of `len` bytes at `p` into the link fields of
+ * `pkt` (linkLen, linkFamily, linkProtoPtr, linkProtoKind).
+ */
+export function parseLink(pkt: Packet, link: u32, p: usize, len: u32): Reason {
+  pkt.linkProtoPtr = 0;
+  pkt.linkProtoKind = 0;
+  pkt.linkFamily = 0;
   switch (link) {
     case LINK_ETHERNET: {
       if (len < ETH_HEADER) return Reason.Truncated;
@@ -62,63 +57,63 @@ export function parseLink(link: u32, p: usize, len: u32): Reason {
         if (len < off + 2) return Reason.Truncated;
         type = ld16(p + off);
       }
-      linkLen = off + 2;
-      linkProtoPtr = p + off;
-      linkProtoKind = 1;
-      return familyFromEthertype(type);
+      pkt.linkLen = off + 2;
+      pkt.linkProtoPtr = p + off;
+      pkt.linkProtoKind = 1;
+      return familyFromEthertype(pkt, type);
     }
     case LINK_LINUX_SLL: {
       if (len < SLL_HEADER) return Reason.Truncated;
-      linkLen = SLL_HEADER;
-      linkProtoPtr = p + 14;
-      linkProtoKind = 1;
-      return familyFromEthertype(ld16(p + 14));
+      pkt.linkLen = SLL_HEADER;
+      pkt.linkProtoPtr = p + 14;
+      pkt.linkProtoKind = 1;
+      return familyFromEthertype(pkt, ld16(p + 14));
     }
     case LINK_LINUX_SLL2: {
       if (len < SLL2_HEADER) return Reason.Truncated;
-      linkLen = SLL2_HEADER;
-      linkProtoPtr = p;
-      linkProtoKind = 1;
-      return familyFromEthertype(ld16(p));
+      pkt.linkLen = SLL2_HEADER;
+      pkt.linkProtoPtr = p;
+      pkt.linkProtoKind = 1;
+      return familyFromEthertype(pkt, ld16(p));
     }
     case LINK_NULL: {
       if (len < NULL_HEADER) return Reason.Truncated;
-      linkLen = NULL_HEADER;
-      linkProtoPtr = p;
+      pkt.linkLen = NULL_HEADER;
+      pkt.linkProtoPtr = p;
       let af = load<u32>(p);
-      linkProtoKind = 2;
-      if (af > 0xffff) { af = bswap<u32>(af); linkProtoKind = 3; }
-      if (af == AF_INET) { linkFamily = 4; return Reason.None; }
+      pkt.linkProtoKind = 2;
+      if (af > 0xffff) { af = bswap<u32>(af); pkt.linkProtoKind = 3; }
+      if (af == AF_INET) { pkt.linkFamily = 4; return Reason.None; }
       if (af == AF_INET6_LINUX || af == AF_INET6_BSD || af == AF_INET6_FREEBSD || af == AF_INET6_DARWIN) {
-        linkFamily = 6;
+        pkt.linkFamily = 6;
         return Reason.None;
       }
       return Reason.NotIp;
     }
     case LINK_RAW: {
-      linkLen = 0;
+      pkt.linkLen = 0;
       if (len < 1) return Reason.Truncated;
       return Reason.None; // the IP header's version nibble decides
     }
     case LINK_IPV4: {
-      linkLen = 0;
-      linkFamily = 4;
-      linkProtoKind = 4;
+      pkt.linkLen = 0;
+      pkt.linkFamily = 4;
+      pkt.linkProtoKind = 4;
       return Reason.None;
     }
     case LINK_IPV6: {
-      linkLen = 0;
-      linkFamily = 6;
-      linkProtoKind = 4;
+      pkt.linkLen = 0;
+      pkt.linkFamily = 6;
+      pkt.linkProtoKind = 4;
       return Reason.None;
     }
   }
   return Reason.LinkUnsupported;
 }
 
-function familyFromEthertype(type: u32): Reason {
-  if (type == ETHERTYPE_IPV4) { linkFamily = 4; return Reason.None; }
-  if (type == ETHERTYPE_IPV6) { linkFamily = 6; return Reason.None; }
+function familyFromEthertype(pkt: Packet, type: u32): Reason {
+  if (type == ETHERTYPE_IPV4) { pkt.linkFamily = 4; return Reason.None; }
+  if (type == ETHERTYPE_IPV6) { pkt.linkFamily = 6; return Reason.None; }
   return Reason.NotIp;
 }
 

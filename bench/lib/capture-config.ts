@@ -7,13 +7,10 @@
 // config validator refuses them); their packets stay not-for-proxy drops.
 
 import { Layout } from "../../assembly/shared/abi.js";
-import { CaptureReader, type CaptureExports } from "../../src/capture/reader.js";
 import { DataPlane, type GroupSpec } from "../../src/core/dataplane.js";
 import { formatAddress } from "../../src/net/addr.js";
 import { validateConfig } from "../../src/config/validate.js";
 
-/** Bytes per record of inspect_batch (assembly/inspect.ts). */
-const INSPECT_SIZE = 48;
 const SLOTS = 256;
 
 export const PROXY = { address: "198.51.100.1", address6: "2001:db8:ff::1" } as const;
@@ -30,28 +27,20 @@ function unicast(b: Uint8Array): boolean {
 /** Destination addresses (with their family) of every packet of `path` the core parses as TCP, UDP or ICMP. */
 export function destinations(path: string): Map<string, 4 | 6> {
   const probe = new DataPlane({ capacity: { flows: 16, groups: 1, targets: 1 } });
-  const core = probe.core as DataPlane["core"] & CaptureExports & { inspect_batch(d: number, n: number, o: number): void };
   const arenaBytes = Layout.MAX_PACKET + SLOTS * 2048;
   const batch = probe.createBatch(SLOTS, arenaBytes);
-  const out = core.alloc_buffer(SLOTS * INSPECT_SIZE);
-  const reader = new CaptureReader(path, core);
+  const reader = probe.openCaptureReader(path);
   const seen = new Map<string, 4 | 6>();
   try {
     for (;;) {
       const n = reader.readBatch(batch.desc, SLOTS, batch.arena, arenaBytes);
       if (n === 0) break;
-      core.inspect_batch(batch.desc, n, out);
-      const mem = new Uint8Array(core.memory.buffer);
-      for (let i = 0; i < n; i++) {
-        const o = out + i * INSPECT_SIZE;
-        const family = mem[o + 1];
-        const proto = mem[o + 2];
-        if (mem[o] !== 0 || (family !== 4 && family !== 6)) continue;
-        if (proto !== 6 && proto !== 17 && proto !== 1 && proto !== 58) continue;
-        const bytes = mem.slice(o + 28, o + 28 + (family === 4 ? 4 : 16));
-        if (!unicast(bytes)) continue;
-        const dst = formatAddress(bytes);
-        if (dst !== PROXY.address && dst !== PROXY.address6) seen.set(dst, family);
+      for (const v of probe.inspect(batch.desc, n)) {
+        if (v.reason !== 0 || (v.family !== 4 && v.family !== 6)) continue;
+        if (v.proto !== 6 && v.proto !== 17 && v.proto !== 1 && v.proto !== 58) continue;
+        if (!unicast(v.dst)) continue;
+        const dst = formatAddress(v.dst);
+        if (dst !== PROXY.address && dst !== PROXY.address6) seen.set(dst, v.family);
       }
     }
   } finally {

@@ -91,8 +91,7 @@ export interface Framed {
  * batch can be processed later without touching the file).
  */
 export function frameAll(dp: DataPlane, path: string): Framed {
-  const core = dp.core as DataPlane["core"] & CaptureExports;
-  const reader = new CaptureReader(path, core, true);
+  const reader = dp.openCaptureReader(path, true);
   const descs: number[] = [];
   const counts: number[] = [];
   let descPos = 0;
@@ -100,11 +99,7 @@ export function frameAll(dp: DataPlane, path: string): Framed {
   let arenaPos = 0;
   let arenaEnd = 0;
   let packets = 0;
-  const chunk = (bytes: number): number => {
-    const p = core.alloc_buffer(bytes);
-    if (!p) throw new Error(`out of Wasm memory framing ${path} (${core.memory.buffer.byteLength} bytes in use)`);
-    return p;
-  };
+  const chunk = (bytes: number): number => dp.allocBuffer(bytes);
   try {
     for (;;) {
       if (descEnd - descPos < SLOTS * Layout.DESC_SIZE) {
@@ -122,7 +117,7 @@ export function frameAll(dp: DataPlane, path: string): Framed {
       counts.push(n);
       packets += n;
       // the scanner places packet i at OFF and the next one align8(LEN) + HEADROOM further on
-      const v = new DataView(core.memory.buffer);
+      const v = new DataView(dp.memory().buffer);
       const last = descPos + (n - 1) * Layout.DESC_SIZE;
       arenaPos = v.getUint32(last + Desc.OFF, true) + ((v.getUint32(last + Desc.LEN, true) + 7) & ~7);
       descPos += n * Layout.DESC_SIZE;

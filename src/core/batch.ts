@@ -112,6 +112,11 @@ export class PacketBatch {
     return this.u8.subarray(off, off + this.field(i, Desc.LEN, 4));
   }
 
+  /** Where packet i starts in the core's memory; 0 for an empty slot. */
+  offset(i: number): number {
+    return this.field(i, Desc.OFF, 4);
+  }
+
   wirelen(i: number): number {
     return this.field(i, Desc.WIRELEN, 4);
   }

@@ -6,11 +6,14 @@
 // parsing, lookup and rewriting happens in the core, one call per batch.
 
 import { instantiate, type CoreExports } from "./wasm.js";
-import { Counts, ControlError, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
+import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import { PacketBatch } from "./batch.js";
+import { PacketRing } from "./ring.js";
+import { CaptureReader, type CaptureExports } from "../capture/reader.js";
+import { CaptureWriter } from "../capture/writer.js";
 import {
   DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
   type Timeouts,
@@ -18,7 +21,7 @@ import {
 import type { Protocol } from "../net/ta.js";
 
 /** The raw Wasm exports the data plane uses (see assembly/index.ts). */
-export interface DataPlaneExports extends CoreExports {
+export interface DataPlaneExports extends CaptureExports {
   alloc_buffer(size: number): number;
   memory_bytes(): number;
   dataplane_init(flows: number, groups: number, targets: number): number;
@@ -53,7 +56,9 @@ export interface DataPlaneExports extends CoreExports {
   flows_capacity(): number;
   flow_bytes_per_flow(): number;
   flows_expire_all(now: number): number;
-  process_batch(desc: number, n: number): void;
+  process_batch(desc: number, n: number): number;
+  inspect_batch(desc: number, n: number, out: number): void;
+  abi_values(out: number): number;
   ring_reset(desc: number, n: number, base: number, stride: number, cap: number, link: number, time: number): void;
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
 }
@@ -206,8 +211,34 @@ export function groupKey(protocol: Protocol, address: string, port = 0): string 
   return transportAddressKey(protocol, parseAddress(address).bytes, port);
 }
 
+/** The parser's view of one packet (DataPlane.inspect), for tests and tools. */
+export interface ParsedView {
+  /** Drop reason code of the parse (Reason.None = 0: it parsed). */
+  reason: number;
+  family: number;
+  proto: number;
+  fragment: boolean;
+  /** TCP or UDP with its header in this packet. */
+  hasPorts: boolean;
+  icmpError: boolean;
+  truncated: boolean;
+  sport: number;
+  dport: number;
+  icmpType: number;
+  icmpCode: number;
+  /** Source and destination addresses (4 or 16 bytes). */
+  src: Uint8Array;
+  dst: Uint8Array;
+}
+
+/** Bytes per inspect record (assembly/host/inspect.ts). */
+const INSPECT_SIZE = 48;
+
 export class DataPlane {
-  readonly core: DataPlaneExports;
+  /** The Wasm core's exports: only src/core/ touches them; everything else goes through this class. */
+  private readonly core: DataPlaneExports;
+  private inspectOut = 0;
+  private inspectCap = 0;
   private readonly groups = new Map<string, GroupEntry>();
   private readonly labels = new Map<string, number>();
   private readonly up = new Map<number, boolean>();
@@ -575,15 +606,107 @@ export class DataPlane {
     return new PacketBatch(this.core, desc, slots, arena, arenaBytes);
   }
 
-  /** Run the pipeline over the first `count` packets of the batch: one call into the core. */
-  process(batch: PacketBatch, count = batch.count): void {
-    this.core.process_batch(batch.desc, count);
+  /** Run the pipeline over the first `count` packets of the batch: one call into the core. Returns how many went to the host. */
+  process(batch: PacketBatch, count = batch.count): number {
+    return this.core.process_batch(batch.desc, count);
+  }
+
+  /**
+   * Run the pipeline over `n` descriptors at `desc` (a batch the I/O filled
+   * in place: a PacketRing's, a capture reader's). One call into the core.
+   * Returns how many packets got a ToHost verdict.
+   */
+  processBatch(desc: number, n: number): number {
+    return this.core.process_batch(desc, n);
+  }
+
+  /**
+   * `pias replay --reflect`: for each packet of desc[0..n) forwarded to a
+   * legacy target, write the target's reply into descriptor i of `out` (with
+   * its bytes in `arena`); others get an empty slot. Returns replies made.
+   */
+  reflectBatch(desc: number, n: number, out: PacketBatch, arenaBytes = out.arenaBytes): number {
+    return this.core.reflect_batch(desc, n, out.desc, out.arena, Math.min(arenaBytes, out.arenaBytes));
+  }
+
+  /** The parser's view of packets desc[0..n): what the core sees, changing nothing. */
+  inspect(desc: number, n: number): ParsedView[] {
+    if (this.inspectCap < n) {
+      this.inspectOut = this.allocBuffer(n * INSPECT_SIZE);
+      this.inspectCap = n;
+    }
+    this.core.inspect_batch(desc, n, this.inspectOut);
+    const mem = this.memory();
+    const out: ParsedView[] = [];
+    for (let i = 0; i < n; i++) {
+      const o = this.inspectOut + i * INSPECT_SIZE;
+      const family = mem[o + 1];
+      const len = family === 6 ? 16 : 4;
+      out.push({
+        reason: mem[o],
+        family,
+        proto: mem[o + 2],
+        fragment: (mem[o + 3] & 1) !== 0,
+        hasPorts: (mem[o + 3] & 2) !== 0,
+        icmpError: (mem[o + 3] & 4) !== 0,
+        truncated: (mem[o + 3] & 8) !== 0,
+        sport: (mem[o + 4] << 8) | mem[o + 5],
+        dport: (mem[o + 6] << 8) | mem[o + 7],
+        icmpType: mem[o + 8],
+        icmpCode: mem[o + 9],
+        src: mem.slice(o + 12, o + 12 + len),
+        dst: mem.slice(o + 28, o + 28 + len),
+      });
+    }
+    return out;
+  }
+
+  /** Fixed packet slots for live I/O (see PacketRing), in this data plane's memory. */
+  createRing(slots: number, capacity: number): PacketRing {
+    return new PacketRing(this.core, slots, capacity);
+  }
+
+  /** A reader that frames the records of a pcap/pcapng file straight into this data plane's memory. */
+  openCaptureReader(path: string, strictLinks = false): CaptureReader {
+    return new CaptureReader(path, this.core, strictLinks);
+  }
+
+  /** A writer that frames forwarded packets from this data plane's memory into a capture file (`capacity`: bytes per batch). */
+  openCaptureWriter(path: string, capacity: number): CaptureWriter {
+    return new CaptureWriter(path, this.core, capacity);
+  }
+
+  /** `bytes` of zeroed, page-aligned memory in the core, for the host's buffers. Throws when memory cannot grow. */
+  allocBuffer(bytes: number): number {
+    const p = this.core.alloc_buffer(bytes);
+    if (!p) throw new DataPlaneError(`out of memory for a buffer of ${bytes} bytes`);
+    return p;
+  }
+
+  /** The core's linear memory as bytes. A view: renew it after anything that may grow memory. */
+  memory(): Uint8Array {
+    return new Uint8Array(this.core.memory.buffer);
+  }
+
+  /** Size of the core's linear memory in bytes. */
+  memoryBytes(): number {
+    return this.core.memory_bytes();
+  }
+
+  /**
+   * The ABI as the core was compiled: its layout constants in the order of
+   * ABI_VALUE_NAMES (src/core/abi.ts), to compare with this host's.
+   */
+  abiValues(): number[] {
+    const n = this.core.abi_values(this.core.scratch_ptr());
+    return Array.from(new Uint32Array(this.core.memory.buffer, this.core.scratch_ptr(), n));
   }
 
   /** Global counters and drop reasons. */
   counters(): Counters {
-    const c = new BigUint64Array(this.core.memory.buffer, this.core.counters_ptr(), 64);
-    const stat = (s: Stat): number => Number(c[32 + s]);
+    const slots = CounterLayout.BYTES / 8;
+    const c = new BigUint64Array(this.core.memory.buffer, this.core.counters_ptr(), slots);
+    const stat = (s: Stat): number => Number(c[CounterLayout.STAT_BASE / 8 + s]);
     const drops: Record<string, number> = {};
     for (let r = 1; r < Counts.REASON_COUNT; r++) {
       const n = Number(c[r]);

@@ -8,7 +8,6 @@ import { pino, type Logger } from "pino";
 import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
-import { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
 import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
@@ -72,7 +71,7 @@ export class Daemon {
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
     const dp = DataPlane.fromConfig(config);
     const io = await (options.io ?? defaultIo)(config);
-    const ring = new PacketRing(dp.core, config.daemon.batch, io.capacity);
+    const ring = dp.createRing(config.daemon.batch, io.capacity);
     const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
     const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
     let daemon: Daemon | undefined;

@@ -1,9 +1,9 @@
 // Moves packets: read a batch from the I/O backend into the ring, one
-// process_batch call, send what the core forwarded, hand what it gave to the
-// host to the host's handler. Runs when the backend is readable, a bounded
+// DataPlane.processBatch call, send what the core forwarded, hand what it
+// gave to the host to the host's handler. Runs when the backend is readable, a bounded
 // number of batches at a time so timers (health checks, metrics) keep running.
 
-import { Stat, Verdict } from "../../assembly/shared/abi.js";
+import { Verdict } from "../../assembly/shared/abi.js";
 import type { DataPlane } from "../core/dataplane.js";
 import type { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
@@ -15,7 +15,6 @@ export type HostHandler = (ring: PacketRing, slot: number) => void;
 
 export class Pump {
   private scheduled = false;
-  private toHost: BigUint64Array;
   /** Packets the core handed to the host that no handler took. */
   hostUnhandled = 0;
   batches = 0;
@@ -25,10 +24,7 @@ export class Pump {
     private readonly io: PacketIO,
     private readonly ring: PacketRing,
     private readonly onHost: HostHandler | null = null,
-  ) {
-    const core = dp.core;
-    this.toHost = new BigUint64Array(core.memory.buffer, core.counters_ptr() + (32 + Stat.ToHost) * 8, 1);
-  }
+  ) {}
 
   start(): void {
     this.io.onReadable(() => this.drain());
@@ -41,11 +37,10 @@ export class Pump {
       ring.reset(ring.slots, Math.floor(Date.now() / 1000), io.linkType);
       const n = io.read(ring, ring.slots);
       if (n === 0) return;
-      const before = this.hostCount();
-      dp.core.process_batch(ring.desc, n);
+      const toHost = dp.processBatch(ring.desc, n);
       io.send(ring, n);
       this.batches++;
-      if (this.hostCount() !== before) this.host(n);
+      if (toHost !== 0) this.host(n);
       if (n < ring.slots) return;
     }
     if (!this.scheduled) {
@@ -55,14 +50,6 @@ export class Pump {
         this.drain();
       });
     }
-  }
-
-  private hostCount(): number {
-    if (this.toHost.buffer !== this.dp.core.memory.buffer) {
-      // the core's memory grew: views over the old buffer are detached
-      this.toHost = new BigUint64Array(this.dp.core.memory.buffer, this.dp.core.counters_ptr() + (32 + Stat.ToHost) * 8, 1);
-    }
-    return Number(this.toHost[0]);
   }
 
   private host(n: number): void {

@@ -6,8 +6,6 @@
 import { performance } from "node:perf_hooks";
 import type { DataPlane } from "../core/dataplane.js";
 import { Layout } from "../../assembly/shared/abi.js";
-import { CaptureReader, type CaptureExports } from "../capture/reader.js";
-import { CaptureWriter } from "../capture/writer.js";
 import { DataPlaneError } from "../errors.js";
 
 export interface ReplayOptions {
@@ -54,12 +52,11 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
   const arenaBytes = Math.max(slots * ARENA_PER_SLOT, Layout.MAX_PACKET + 4 * Layout.HEADROOM);
   const batch = dp.createBatch(slots, arenaBytes);
   const reflections = opts.reflect ? dp.createBatch(slots, arenaBytes) : undefined;
-  const core = dp.core as DataPlane["core"] & CaptureExports;
   const before = dp.counters();
-  const reader = new CaptureReader(opts.input, core, true);
+  const reader = dp.openCaptureReader(opts.input, true);
   // room for a batch and its reflections, each packet grown by a header, plus record framing
   const outBytes = 2 * arenaBytes + 2 * slots * (Layout.HEADROOM + 64) + (1 << 16);
-  const writer = opts.output ? new CaptureWriter(opts.output, core, outBytes) : undefined;
+  const writer = opts.output ? dp.openCaptureWriter(opts.output, outBytes) : undefined;
   let packets = 0;
   let begun = false;
   const t0 = performance.now();
@@ -72,10 +69,10 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
       }
       if (n === 0) break;
       packets += n;
-      core.process_batch(batch.desc, n);
+      dp.processBatch(batch.desc, n);
       if (reflections) {
-        core.reflect_batch(batch.desc, n, reflections.desc, reflections.arena, arenaBytes);
-        core.process_batch(reflections.desc, n);
+        dp.reflectBatch(batch.desc, n, reflections);
+        dp.processBatch(reflections.desc, n);
       }
       writer?.writeBatch(batch.desc, n, reflections ? reflections.desc : 0);
     }

@@ -158,12 +158,12 @@ class Pair {
   reflect(results: ModelResult[]): (ModelResult | null)[] {
     const { batch, replies, dp, model } = this;
     const n = results.length;
-    const made = dp.core.reflect_batch(batch.desc, n, replies.desc, replies.arena, replies.arenaBytes);
-    dp.core.process_batch(replies.desc, n);
+    const made = dp.reflectBatch(batch.desc, n, replies);
+    dp.processBatch(replies.desc, n);
     const want = model.process(model.reflect(results));
     assert.equal(made, want.filter((r) => r !== null).length, "number of replies reflect_batch made");
     for (let i = 0; i < n; i++) {
-      const off = new DataView(dp.core.memory.buffer).getUint32(replies.desc + i * Layout.DESC_SIZE, true);
+      const off = replies.offset(i);
       const w = want[i];
       assert.equal(off !== 0, w !== null, `reply ${i}: core made ${off ? "one" : "none"}, model ${w ? "one" : "none"}`);
       if (w === null) continue;
@@ -316,21 +316,18 @@ const clientPacket = (protocol: "tcp" | "udp", c: number): Uint8Array => buildPa
   sport: 1000, dport: 53, tcpFlags: 0x02, payload: new Uint8Array(8),
 });
 
-const descOff = (dp: DataPlane, desc: number, i: number): number =>
-  new DataView(dp.core.memory.buffer).getUint32(desc + i * Layout.DESC_SIZE, true);
-
-test("reflect_batch gives every output slot it does not fill OFF = 0, also when the arena runs out (assembly/reflect.ts)", () => {
+test("reflect_batch gives every output slot it does not fill OFF = 0, also when the arena runs out (assembly/host/reflect.ts)", () => {
   const dp = oneGroupPlane("udp");
   const batch = dp.createBatch(3);
   const out = dp.createBatch(3);
   for (const c of [1, 2, 3]) batch.add(clientPacket("udp", c), { time: 1000 });
   dp.process(batch);
-  assert.equal(dp.core.reflect_batch(batch.desc, 3, out.desc, out.arena, out.arenaBytes), 3);
-  dp.core.process_batch(out.desc, 3);
+  assert.equal(dp.reflectBatch(batch.desc, 3, out), 3);
+  dp.processBatch(out.desc, 3);
   const len = batch.packet(0).length;
   const room = Layout.HEADROOM + ((len + 7) & ~7) + Layout.HEADROOM + 8; // one reply fits, two do not
-  assert.equal(dp.core.reflect_batch(batch.desc, 3, out.desc, out.arena, room), 1);
-  assert.deepEqual([0, 1, 2].map((i) => descOff(dp, out.desc, i) !== 0), [true, false, false], "slots without a reply have OFF = 0");
+  assert.equal(dp.reflectBatch(batch.desc, 3, out, room), 1);
+  assert.deepEqual([0, 1, 2].map((i) => out.offset(i) !== 0), [true, false, false], "slots without a reply have OFF = 0");
 });
 
 test("a batch without packets does not expire flows: the sweep runs with the time of the last packet, not 0 (assembly/pipeline.ts process_batch)", () => {
@@ -340,7 +337,7 @@ test("a batch without packets does not expire flows: the sweep runs with the tim
   batch.add(clientPacket("udp", 1), { time: 0x80000000 + 100 });
   dp.process(batch);
   assert.equal(dp.counters().flowsLive, 1);
-  dp.core.process_batch(empty.desc, 1); // as after reflect_batch made no reply
+  dp.processBatch(empty.desc, 1); // as after reflect_batch made no reply
   assert.equal(dp.counters().flowsLive, 1, "no time passed: the flow is still live");
 });
 

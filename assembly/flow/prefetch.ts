@@ -5,11 +5,11 @@
 // stalling one packet at a time. Reads only; changes nothing; any packet it
 // does not recognise is simply left to the pipeline.
 
-import { Desc, Layout } from "./shared/abi";
-import { ld16, ld8, raw16 } from "./wire/bytes";
-import { hashTuple, SEED_FLOW } from "./hash";
-import { bucketAddress, firstCandidate } from "./table/bucket-index";
-import { flowIndexBase, flowIndexBuckets, flowPtr } from "./flow/flows";
+import { Desc, Layout } from "../shared/abi";
+import { ld16, ld8, raw16 } from "../wire/bytes";
+import { hashTuple, SEED_FLOW } from "../hash";
+import { bucketAddress, firstCandidate } from "../table/bucket-index";
+import { flowIndexBase, flowIndexBuckets, flowPtr } from "./flows";
 
 const MAX_BATCH: u32 = 4096;
 const buckets = memory.data(<i32>(MAX_BATCH * 8), 16); // per packet: bucket address, hash

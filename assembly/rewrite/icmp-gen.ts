@@ -5,45 +5,45 @@
 // through the proxy. The error is built in the packet's own slot: new headers
 // go into the headroom in front of the packet, which becomes the quote.
 
-import { Desc } from "./shared/abi";
-import { ld16, raw32, st16, st8, setRaw32 } from "./wire/bytes";
-import { finish, sumBytes, pseudo6 } from "./wire/checksum";
-import { IPV4_HEADER, IPV6_HEADER, V4_SRC, V6_SRC, PROTO_ICMP, PROTO_ICMPV6, V4_DF, V4_FLAGS_FRAG } from "./wire/ip";
-import { ICMP4_UNREACH, ICMP4_FRAG_NEEDED_CODE, ICMP6_PACKET_TOO_BIG, ICMP_HEADER } from "./wire/l4";
-import { linkLen, swapEthernetAddresses } from "./wire/link";
+import { Desc } from "../shared/abi";
+import { ld16, raw32, st16, st8, setRaw32 } from "../wire/bytes";
+import { finish, sumBytes, pseudo6 } from "../wire/checksum";
+import { IPV4_HEADER, IPV6_HEADER, V4_SRC, V6_SRC, PROTO_ICMP, PROTO_ICMPV6, V4_DF, V4_FLAGS_FRAG } from "../wire/ip";
+import { ICMP4_UNREACH, ICMP4_FRAG_NEEDED_CODE, ICMP6_PACKET_TOO_BIG, ICMP_HEADER } from "../wire/l4";
+import { swapEthernetAddresses } from "../wire/link";
 import { nextIpId } from "./tunnel";
-import { hasProxy, proxyAddrPtr, tunnelMtu } from "./settings";
-import * as pkt from "./parse";
+import { hasProxy, proxyAddrPtr, tunnelMtu } from "../settings";
+import { Packet } from "../packet";
 
 /** Largest ICMP error datagram: IPv4 576 bytes (RFC 1812 4.3.2.3), IPv6 1280 (RFC 4443 2.4). */
 const MAX_ERROR_V4: u32 = 576;
 const MAX_ERROR_V6: u32 = 1280;
 const HOP_LIMIT: u32 = 64;
 
-/** Bytes an IP-in-IP header adds for the parsed packet's family. */
-@inline export function tunnelOverhead(): u32 {
+/** Bytes an IP-in-IP header adds for the packet's family. */
+@inline export function tunnelOverhead(pkt: Packet): u32 {
   return pkt.family == 4 ? IPV4_HEADER : IPV6_HEADER;
 }
 
 /**
- * True when the parsed packet, encapsulated, exceeds the tunnel MTU and may
+ * True when the packet, encapsulated, exceeds the tunnel MTU and may
  * not be fragmented on the way (IPv4 with DF, or IPv6).
  */
-export function tooBigForTunnel(): bool {
-  if (pkt.ipTotal + tunnelOverhead() <= tunnelMtu) return false;
+export function tooBigForTunnel(pkt: Packet): bool {
+  if (pkt.ipTotal + tunnelOverhead(pkt) <= tunnelMtu) return false;
   return pkt.family == 6 || (ld16(pkt.l3 + V4_FLAGS_FRAG) & V4_DF) != 0;
 }
 
 /**
- * Replace the parsed packet (descriptor d) with the ICMP error telling its
+ * Replace the packet `pkt` (descriptor d) with the ICMP error telling its
  * sender the tunnel's path MTU. False when the proxy has no address of the
  * packet's family to send it from.
  */
-export function packetTooBig(d: usize, link: u32): bool {
+export function packetTooBig(pkt: Packet, d: usize, link: u32): bool {
   let family = pkt.family;
   if (!hasProxy(family)) return false;
   let off = <usize>load<u32>(d + Desc.OFF);
-  let l2 = linkLen;
+  let l2 = pkt.linkLen;
   let ip = pkt.l3;
   let hdr: u32 = family == 4 ? IPV4_HEADER + ICMP_HEADER : IPV6_HEADER + ICMP_HEADER;
   let limit = family == 4 ? MAX_ERROR_V4 : MAX_ERROR_V6;
@@ -54,7 +54,7 @@ export function packetTooBig(d: usize, link: u32): bool {
   let o = newOff + l2; // == ip - hdr
   let icmp = o + (family == 4 ? IPV4_HEADER : IPV6_HEADER);
   let total = hdr + quote;
-  let mtu = tunnelMtu - tunnelOverhead();
+  let mtu = tunnelMtu - tunnelOverhead(pkt);
   if (family == 4) {
     store<u8>(o, 0x45);
     st8(o + 1, 0);

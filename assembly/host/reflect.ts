@@ -4,13 +4,14 @@
 // becomes an echo reply). The replies then go through process_batch like any
 // packet, so the output shows what the client would receive.
 
-import { AuxFlag, Desc, Layout, Verdict } from "./shared/abi";
-import { raw16, raw32 } from "./wire/bytes";
-import { applyAt, delta16 } from "./wire/checksum";
-import { dstOffset, srcOffset, PROTO_TCP, PROTO_UDP } from "./wire/ip";
-import { ICMP_CSUM, isEchoRequest, ICMP4_ECHO_REPLY, ICMP6_ECHO_REPLY } from "./wire/l4";
-import { swapEthernetAddresses } from "./wire/link";
-import * as pkt from "./parse";
+import { AuxFlag, Desc, Layout, Verdict } from "../shared/abi";
+import { raw16, raw32 } from "../wire/bytes";
+import { applyAt, delta16 } from "../wire/checksum";
+import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
+import { ICMP_CSUM, isEchoRequest, ICMP4_ECHO_REPLY, ICMP6_ECHO_REPLY } from "../wire/l4";
+import { swapEthernetAddresses } from "../wire/link";
+import { Packet, PACKET } from "../packet";
+import { parsePacket } from "../parse";
 
 /**
  * Exported: for each forwarded, NATed packet of `desc[0..n)`, write its
@@ -36,7 +37,7 @@ export function reflect_batch(desc: usize, n: u32, out: usize, arena: usize, are
     memory.copy(pos, <usize>load<u32>(d + Desc.OFF), len);
     store<u32>(o + Desc.OFF, <u32>pos);
     store<u16>(o + Desc.AUX, <u16>AuxFlag.Reflected);
-    if (!swap(<u32>load<u16>(o + Desc.LINK), pos, len, load<u32>(o + Desc.WIRELEN))) {
+    if (!swap(PACKET, <u32>load<u16>(o + Desc.LINK), pos, len, load<u32>(o + Desc.WIRELEN))) {
       store<u32>(o + Desc.OFF, 0);
       continue;
     }
@@ -46,10 +47,10 @@ export function reflect_batch(desc: usize, n: u32, out: usize, arena: usize, are
   return made;
 }
 
-function swap(link: u32, p: usize, len: u32, wirelen: u32): bool {
-  if (pkt.parsePacket(link, p, len, wirelen) != 0 || !pkt.hasL4Header) return false;
+function swap(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): bool {
+  if (parsePacket(pkt, link, p, len, wirelen) != 0 || !pkt.hasL4Header) return false;
   let family = pkt.family;
-  let s = pkt.l3 + srcOffset(family), d = pkt.l3 + dstOffset(family);
+  let s = pkt.src(), d = pkt.dst();
   // swapping is checksum-neutral: the same words are summed in another order
   if (family == 4) {
     let a = raw32(s);

@@ -1,9 +1,9 @@
 // What the parser sees, for tests and `pias inspect`: one record per packet
 // with the parse result and the transport tuple. Reads only; changes nothing.
 
-import { Desc, Layout } from "./shared/abi";
-import { dstOffset, srcOffset } from "./wire/ip";
-import * as pkt from "./parse";
+import { Desc, Layout } from "../shared/abi";
+import { PACKET } from "../packet";
+import { parsePacket } from "../parse";
 
 /** Bytes per inspect record. */
 export const INSPECT_SIZE: usize = 48;
@@ -16,7 +16,8 @@ export function inspect_batch(desc: usize, n: u32, out: usize): void {
     let d = desc + <usize>i * Layout.DESC_SIZE;
     let o = out + <usize>i * INSPECT_SIZE;
     memory.fill(o, 0, INSPECT_SIZE);
-    let r = pkt.parsePacket(<u32>load<u16>(d + Desc.LINK), <usize>load<u32>(d + Desc.OFF), load<u32>(d + Desc.LEN),
+    let pkt = PACKET;
+    let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), <usize>load<u32>(d + Desc.OFF), load<u32>(d + Desc.LEN),
       load<u32>(d + Desc.WIRELEN));
     store<u8>(o, <u8>r);
     if (r != 0) continue;
@@ -29,7 +30,7 @@ export function inspect_batch(desc: usize, n: u32, out: usize): void {
     store<u16>(o + 6, bswap<u16>(<u16>pkt.dport));
     store<u8>(o + 8, <u8>pkt.icmpType);
     store<u8>(o + 9, <u8>pkt.icmpCode);
-    memory.copy(o + 12, pkt.l3 + srcOffset(family), family == 4 ? 4 : 16);
-    memory.copy(o + 28, pkt.l3 + dstOffset(family), family == 4 ? 4 : 16);
+    memory.copy(o + 12, pkt.src(), family == 4 ? 4 : 16);
+    memory.copy(o + 28, pkt.dst(), family == 4 ? 4 : 16);
   }
 }

@@ -6,12 +6,13 @@
 // it and the unmodified inner packet; decapsulation moves the link header
 // forward over the outer IP header.
 
-import { Desc, Reason } from "./shared/abi";
-import { ld16, ld8, raw32, st16, st8 } from "./wire/bytes";
-import { finish, sumBytes } from "./wire/checksum";
-import { IPV4_HEADER, IPV6_HEADER, PROTO_IPIP, PROTO_IPV6, V4_DF, V4_FLAGS_FRAG, V4_TOS } from "./wire/ip";
-import { linkLen, linkProtoKind, linkProtoPtr, setLinkFamily } from "./wire/link";
-import * as pkt from "./parse";
+import { Desc, Reason } from "../shared/abi";
+import { ld16, ld8, raw32, st16, st8 } from "../wire/bytes";
+import { finish, sumBytes } from "../wire/checksum";
+import { IPV4_HEADER, IPV6_HEADER, PROTO_IPIP, PROTO_IPV6, V4_DF, V4_FLAGS_FRAG, V4_TOS } from "../wire/ip";
+import { setLinkFamily } from "../wire/link";
+import { Packet } from "../packet";
+import { parseIp } from "../parse";
 
 const OUTER_TTL: u32 = 64;
 let ipId: u32 = 0;
@@ -27,11 +28,11 @@ export function nextIpId(): u32 {
  * Encapsulate the parsed packet (descriptor d) from `src` to `dst` (16-byte
  * address buffers of the packet's family). `entropy` seeds the IPv6 flow label.
  */
-export function encapsulate(d: usize, src: usize, dst: usize, entropy: u32): void {
+export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entropy: u32): void {
   let family = pkt.family;
   let outerLen: u32 = family == 4 ? IPV4_HEADER : IPV6_HEADER;
   let off = <usize>load<u32>(d + Desc.OFF);
-  let l2 = linkLen;
+  let l2 = pkt.linkLen;
   let newOff = off - outerLen;
   if (l2 != 0) memory.copy(newOff, off, l2);
   let o = newOff + l2;
@@ -64,17 +65,17 @@ export function encapsulate(d: usize, src: usize, dst: usize, entropy: u32): voi
 }
 
 /**
- * Strip the outer header of a tunnel packet addressed to us (the parser's
- * current packet) and parse the inner packet in its place.
+ * Strip the outer header of the tunnel packet `pkt` (descriptor d) addressed
+ * to us, and parse the inner packet into `pkt` in its place.
  */
-export function decapsulate(d: usize): Reason {
+export function decapsulate(pkt: Packet, d: usize): Reason {
   if (pkt.isFragment) return Reason.TunnelMalformed;
   let innerFamily: u32 = pkt.proto == PROTO_IPIP ? 4 : 6;
   let off = <usize>load<u32>(d + Desc.OFF);
-  let shift = <u32>(pkt.l4 - off) - linkLen; // outer IP header and its extension headers
-  let l2 = linkLen;
-  let kind = linkProtoKind;
-  let protoPtr = linkProtoPtr;
+  let l2 = pkt.linkLen;
+  let shift = <u32>(pkt.l4 - off) - l2; // outer IP header and its extension headers
+  let kind = pkt.linkProtoKind;
+  let protoPtr = pkt.linkProtoPtr;
   let outerFamily = pkt.family;
   let len = load<u32>(d + Desc.LEN);
   let wirelen = load<u32>(d + Desc.WIRELEN);
@@ -87,7 +88,8 @@ export function decapsulate(d: usize): Reason {
   store<u32>(d + Desc.OFF, <u32>newOff);
   store<u32>(d + Desc.LEN, len - shift);
   store<u32>(d + Desc.WIRELEN, wirelen - shift);
-  let r = pkt.parseIp(newOff + l2, len - shift - l2, wirelen - shift - l2, innerFamily);
+  if (protoPtr != 0) pkt.linkProtoPtr = protoPtr + shift;
+  let r = parseIp(pkt, newOff + l2, len - shift - l2, wirelen - shift - l2, innerFamily);
   if (r != Reason.None) return Reason.TunnelMalformed;
   return Reason.None;
 }

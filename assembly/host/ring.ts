@@ -5,7 +5,7 @@
 // LEN and WIRELEN with its size). One call per batch instead of a host loop
 // writing descriptor fields packet by packet.
 
-import { Desc, Layout } from "./shared/abi";
+import { Desc, Layout } from "../shared/abi";
 
 /**
  * Exported: reset descriptors [0, n) at `desc`: OFF = base + i * stride +
