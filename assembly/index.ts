@@ -3,7 +3,8 @@
 export { alloc_buffer, memory_bytes } from "./memory";
 export { dataplane_init } from "./dataplane";
 export {
-  scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts,
+  scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts, set_half_open_per_source,
+  set_unresolved_to_host,
 } from "./settings";
 export { counters_ptr, counters_reset } from "./counters";
 export { abi_values } from "./host/abi-check";

@@ -18,11 +18,11 @@ import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSU
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
-import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
+import { isProxyAddr, proxyAddrPtr, unresolvedToHost, verifyChecksums } from "./settings";
 import {
-  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw,
+  flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, halfOpenEnded, targetPortRaw,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
-  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_USED,
+  FF_AWARE, FF_CLOSED, FF_ESTABLISHED, FF_FIN_FWD, FF_FIN_REV, FF_HALF_OPEN, FF_USED,
 } from "./flow/flows";
 import {
   fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
@@ -34,7 +34,7 @@ import {
 import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses } from "./rewrite/nat";
 import { decapsulate, encapsulate } from "./rewrite/tunnel";
-import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
+import { packetTooBig, tooBigForTunnel, tunnelOverhead } from "./rewrite/icmp-gen";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
 
@@ -144,13 +144,15 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     return;
   }
 
-  // A new flow: only toward a group, never to the proxy's own address.
-  if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) { drop(d, Reason.NotForProxy); return; }
+  // A new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone).
+  if (isProxyAddr(family, dst)) { drop(d, Reason.NoBinding); return; }
+  if (icmp && !isEchoRequest(family, pkt.icmpType)) { drop(d, Reason.NotForProxy); return; }
   let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
   if (gidRes < 0) {
     // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
-    if (inAnycastPrefix(family, dst)) toHost(d, HostWork.Unresolved, aux);
-    else drop(d, Reason.NotForProxy);
+    if (!inAnycastPrefix(family, dst)) drop(d, Reason.NotForProxy);
+    else if (unresolvedToHost) toHost(d, HostWork.Unresolved, aux);
+    else drop(d, Reason.NoGroup);
     return;
   }
   let gid = <u32>gidRes;
@@ -167,7 +169,8 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
   let tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
   if (tid < 0) { drop(d, Reason.NoTarget); return; }
-  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now);
+  let syn = proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now, syn);
   if (created < 0) { drop(d, <Reason>(<i32>-created)); return; }
   let rec = flowPtr(<u32>created);
   if (proto == PROTO_TCP && (pkt.tcpFlags & TCP_SYN) == 0) {
@@ -233,6 +236,8 @@ function forward(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
 function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): bool {
   if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) == 0) return false;
   if (tooBigForTunnel(pkt)) { tooBig(pkt, d, aux & ~AuxFlag.IcmpError); return true; }
+  // IPv4 without DF may go past the tunnel MTU (the path fragments it), but not past what an outer header can say
+  if (pkt.ipTotal + tunnelOverhead(pkt) > 0xffff) { drop(d, Reason.TunnelOverflow); return true; }
   if ((aux & AuxFlag.IcmpError) != 0) bump(Stat.IcmpTranslated);
   else countTargetPacket(t);
   encapsulate(pkt, d, proxyAddrPtr(pkt.family), t + T_ADDR, load<u32>(rec + F_HFWD));
@@ -314,7 +319,11 @@ function reverse(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
   accept(d, aux);
 }
 
-/** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
+/**
+ * TCP state for timeouts (RFC 5382): transitory until the handshake completes,
+ * again after FIN/RST. A flow opened by a SYN stops counting as half-open
+ * against its source once established or reset.
+ */
 function trackTcp(pkt: Packet, rec: usize, fromTarget: bool): void {
   let f = <u32>load<u8>(rec + F_FLAGS);
   let flags = pkt.tcpFlags;
@@ -329,6 +338,10 @@ function trackTcp(pkt: Packet, rec: usize, fromTarget: bool): void {
     if ((flags & TCP_FIN) != 0) f |= fromTarget ? FF_FIN_REV : FF_FIN_FWD;
     if ((f & (FF_FIN_FWD | FF_FIN_REV)) == (FF_FIN_FWD | FF_FIN_REV)) f |= FF_CLOSED;
     f |= FF_ESTABLISHED;
+  }
+  if ((f & FF_HALF_OPEN) != 0 && (f & (FF_ESTABLISHED | FF_CLOSED)) != 0) {
+    halfOpenEnded(rec);
+    f &= ~FF_HALF_OPEN;
   }
   store<u8>(rec + F_FLAGS, <u8>f);
 }

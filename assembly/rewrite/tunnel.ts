@@ -27,6 +27,8 @@ export function nextIpId(): u32 {
 /**
  * Encapsulate the parsed packet (descriptor d) from `src` to `dst` (16-byte
  * address buffers of the packet's family). `entropy` seeds the IPv6 flow label.
+ * Bytes past the inner packet's IP length (link padding, trailers) are left
+ * out of the tunnel. The caller makes sure the outer length fits 16 bits.
  */
 export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entropy: u32): void {
   let family = pkt.family;
@@ -60,8 +62,9 @@ export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entro
     memory.copy(o + 24, dst, 16);
   }
   store<u32>(d + Desc.OFF, <u32>newOff);
-  store<u32>(d + Desc.LEN, load<u32>(d + Desc.LEN) + outerLen);
-  store<u32>(d + Desc.WIRELEN, load<u32>(d + Desc.WIRELEN) + outerLen);
+  // the frame ends where the inner IP packet does (or where the capture cut it)
+  store<u32>(d + Desc.LEN, l2 + <u32>(pkt.ipEnd - inner) + outerLen);
+  store<u32>(d + Desc.WIRELEN, l2 + innerLen + outerLen);
 }
 
 /**

@@ -136,11 +136,19 @@ export enum Reason {
   PendingQueueFull = 25,
   /** Capture record whose link type cannot carry the rewritten packet (e.g. 4in6 decap on LINKTYPE_IPV6). */
   LinkFamilyMismatch = 26,
+  /** To an address of the anycast prefixes that has no group, with nothing (no cluster) to resolve it. */
+  NoGroup = 27,
+  /** To the proxy's own address with no live NAT binding: a reply whose flow expired or was evicted, or that a restart lost. */
+  NoBinding = 28,
+  /** IPv4 without DF too long to encapsulate at all: the outer header's total length would exceed 65,535. */
+  TunnelOverflow = 29,
+  /** A SYN whose source already has halfOpenPerSource half-open flows (SYN-flood protection). */
+  HalfOpenLimit = 30,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 27,
+  REASON_COUNT = 31,
 }
 
 /**

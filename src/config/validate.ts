@@ -13,7 +13,7 @@
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
-  AFFINITY_MODES, DEFAULT_AFFINITY, DEFAULT_AWARE, DEFAULT_CAPACITY, DEFAULT_DISTANCE, DEFAULT_NAT_PORTS, DEFAULT_POLICY,
+  AFFINITY_MODES, DEFAULT_AFFINITY, DEFAULT_AWARE, DEFAULT_CAPACITY, DEFAULT_DISTANCE, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_NAT_PORTS, DEFAULT_POLICY,
   DEFAULT_TIMEOUTS, DEFAULT_TUNNEL_MTU, DEFAULT_VERIFY_CHECKSUMS, DEFAULT_WEIGHT, DEFAULT_DAEMON, HEALTH_CHECKS, LIMITS, POLICIES,
   PROTOCOLS, type Capacity, type ClusterConfig, type ClusterGroupConfig, type DaemonConfig, type GroupConfig, type HealthConfig,
   type PiasConfig, type Protocol, type ProxyConfig, type ScopeConfig, type TargetConfig, type Timeouts,
@@ -31,7 +31,7 @@ export function defaultConfig(): PiasConfig {
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
-const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
+const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
 const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
@@ -103,6 +103,7 @@ function validateProxy(v: unknown): ProxyConfig {
     tunnelMtu,
     timeouts,
     anycastPrefixes,
+    halfOpenPerSource: optInteger(o, "halfOpenPerSource", path, LIMITS.halfOpenPerSource, DEFAULT_HALF_OPEN_PER_SOURCE),
   };
 }
 

@@ -15,7 +15,7 @@ import { PacketRing } from "./ring.js";
 import { CaptureReader, type CaptureExports } from "../capture/reader.js";
 import { CaptureWriter } from "../capture/writer.js";
 import {
-  DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
+  DEFAULT_CAPACITY, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
   type Timeouts,
 } from "../config/types.js";
 import type { Protocol } from "../net/ta.js";
@@ -31,6 +31,8 @@ export interface DataPlaneExports extends CaptureExports {
   set_verify_checksums(on: number): void;
   set_tunnel_mtu(mtu: number): void;
   set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
+  set_half_open_per_source(n: number): void;
+  set_unresolved_to_host(on: number): void;
   set_random_seed(seed: number): void;
   counters_ptr(): number;
   counters_reset(): void;
@@ -77,6 +79,8 @@ export interface DataPlaneSettings {
   tunnelMtu?: number;
   /** Idle timeouts in seconds. Defaults: 7440 / 240 / 300 / 60 (RFC 5382, RFC 4787). */
   timeouts?: Partial<Timeouts>;
+  /** SYN-flood protection: flows opened by a SYN and not yet established, per client address, at most. Default 512. */
+  halfOpenPerSource?: number;
   /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets. */
   capacity?: { flows?: number; groups?: number; targets?: number };
   /** Seed of the `random` policy. */
@@ -260,6 +264,7 @@ export class DataPlane {
     this.core.set_tunnel_mtu(settings.tunnelMtu ?? DEFAULT_TUNNEL_MTU);
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.core.set_half_open_per_source(settings.halfOpenPerSource ?? DEFAULT_HALF_OPEN_PER_SOURCE);
     if (settings.randomSeed !== undefined) this.core.set_random_seed(settings.randomSeed >>> 0);
     if (settings.peers) this.setPeers(settings.peers);
     if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
@@ -288,6 +293,15 @@ export class DataPlane {
   /** UDP to this port of an anycast or proxy address is a control message for the host (0: none). */
   setControlPort(port: number): void {
     this.core.set_control_port(port & 0xffff);
+  }
+
+  /**
+   * Whether packets to an anycast-prefix address with no group go to the host
+   * to be resolved (HostWork.Unresolved, the default) or are dropped as
+   * no-group: a proxy with nothing to resolve them (no cluster) turns it off.
+   */
+  setResolveUnknown(on: boolean): void {
+    this.core.set_unresolved_to_host(on ? 1 : 0);
   }
 
   /**
@@ -380,6 +394,7 @@ export class DataPlane {
     this.core.set_tunnel_mtu(config.proxy.tunnelMtu);
     const t = config.proxy.timeouts;
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.core.set_half_open_per_source(config.proxy.halfOpenPerSource);
     this.setAnycastPrefixes(config.proxy.anycastPrefixes);
     this.settings = { ...now, ...config.proxy, capacity: config.capacity };
     return this.applyGroups([...config.groups, ...extraGroups]);

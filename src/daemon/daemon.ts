@@ -73,7 +73,10 @@ export class Daemon {
     const io = await (options.io ?? defaultIo)(config);
     const ring = dp.createRing(config.daemon.batch, io.capacity);
     const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
-    const pump = new Pump(dp, io, ring, options.onHost ?? cluster?.handle ?? null);
+    const onHost = options.onHost ?? cluster?.handle ?? null;
+    // nothing resolves groups unknown here: their packets are dropped as no-group (counted), not handed over
+    if (!onHost) dp.setResolveUnknown(false);
+    const pump = new Pump(dp, io, ring, onHost);
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);

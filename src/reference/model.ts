@@ -29,11 +29,11 @@
 
 import { AffinityKey, AuxFlag, HostWork, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
 import type { Counters, DataPlaneSettings, GroupSpec, ScopeSpec, TargetSpec, TargetStats } from "../core/dataplane.js";
-import { DEFAULT_CAPACITY, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
+import { DEFAULT_CAPACITY, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
 import { endpointKey, parseAddress, parsePrefix } from "../net/addr.js";
 import { complement, onesSum, pseudoHeaderSum } from "./checksum.js";
 import { addMember, commit, growMembers, RefGroup, RefTarget, Selector } from "./groups.js";
-import { finalize, hashTuple, mix, SEED_FLOW, SEED_PORT } from "./hash.js";
+import { finalize, hashAddr, hashTuple, mix, SEED_FLOW, SEED_PORT } from "./hash.js";
 import {
   addrLen, be16, dstOffset, icmpProto, isEchoReply, isEchoRequest, isV6Extension, parseIp, parsePacket, put16, put32,
   srcOffset, PROTO_AH, PROTO_FRAGMENT, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
@@ -77,7 +77,10 @@ const POLICIES: Record<string, Policy> = {
   proximity: Policy.Proximity,
 };
 
-const REASON_COUNT = 27;
+const REASON_COUNT = 31;
+/** Half-open counters, indexed by a hash of the client address (the core's SOURCE_COUNTERS, SEED_SOURCE). */
+const SOURCE_COUNTERS = 65536;
+const SEED_SOURCE = 0x73796e73;
 
 function reasonName(r: number): string {
   return (Reason[r] ?? `reason-${r}`).replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
@@ -110,6 +113,8 @@ interface Flow {
   finFwd: boolean;
   finRev: boolean;
   closed: boolean;
+  /** Opened by a SYN and not yet established or reset: counted against its source. */
+  halfOpen: boolean;
   last: number;
   /** Hash of the client->TA tuple: NAT port start and IPv6 tunnel flow label. */
   hfwd: number;
@@ -276,6 +281,9 @@ export class ReferenceModel {
   /** Fragment entries by fragKey(), in creation order (the core's table: see fragRemember). */
   private readonly frags = new Map<string, FragEntry>();
   private readonly fragCap: number;
+  private readonly halfOpen = new Uint16Array(SOURCE_COUNTERS);
+  private halfOpenPerSource: number;
+  private resolveUnknown = true;
 
   // counters
   private readonly drops = new Array<number>(REASON_COUNT).fill(0);
@@ -300,6 +308,7 @@ export class ReferenceModel {
     if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
     if (settings.controlPort) this.setControlPort(settings.controlPort);
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
+    this.halfOpenPerSource = Math.min(settings.halfOpenPerSource ?? DEFAULT_HALF_OPEN_PER_SOURCE, 0xffff);
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     this.flowCap = cap.flows;
     this.fragCap = Math.max(1024, cap.flows >>> 4);
@@ -534,6 +543,7 @@ export class ReferenceModel {
   private flowFree(idx: number): void {
     const f = this.flows[idx];
     if (!f.used) return;
+    if (f.halfOpen) this.halfOpenEnded(f);
     this.fwd.delete(f.fwdKey);
     if (!f.aware) this.rev.delete(f.revKey);
     f.used = false;
@@ -555,27 +565,56 @@ export class ReferenceModel {
     g.flows++;
   }
 
+  private sourceCounter(addr: Uint8Array): number {
+    return hashAddr(SEED_SOURCE, addr) & (SOURCE_COUNTERS - 1);
+  }
+
+  private halfOpenEnded(f: Flow): void {
+    const c = this.sourceCounter(f.caddr);
+    if (this.halfOpen[c]) this.halfOpen[c]--;
+    f.halfOpen = false;
+  }
+
+  /** After trackTcp: a half-open flow that got established or reset stops counting against its source. */
+  private handshakeDone(f: Flow): void {
+    if (f.halfOpen && (f.established || f.closed)) this.halfOpenEnded(f);
+  }
+
   /**
    * A NAT port toward target:tport no live binding holds, drawn from a hash of
    * the client's key (in order for a range of at most 64 ports, sampled for a
-   * larger one); -1 if none of 64 tries is free — 8 tries when a fixed-port
-   * target already has as many flows as there are ports.
+   * larger one) — 8 tries when a fixed-port target already has as many flows
+   * as there are ports. When every port tried is held, the oldest transitory
+   * TCP holder among them (the first seen of equal age) is freed and its port
+   * reused (early drop); -1 when none is transitory.
    */
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const range = (this.portMax - this.portMin + 1) >>> 0;
     const h = finalize(mix(SEED_PORT, keyHash), 4);
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
+    let victim = -1;
+    let victimPort = 0;
+    let victimAge = -1;
     for (let i = 0; i < tries; i++) {
       const port = (this.portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
       const holder = this.rev.get(revKey(family, proto, t.addr, tport, port));
       if (holder === undefined) return port;
-      if (this.stale(this.flows[holder], now)) {
+      const fl = this.flows[holder];
+      if (this.stale(fl, now)) {
         this.flowFree(holder); // an idle holder is freed on the spot
         return port;
       }
+      const age = (now - fl.last) | 0;
+      if (fl.proto === PROTO_TCP && (!fl.established || fl.closed) && age > victimAge) {
+        victim = holder;
+        victimPort = port;
+        victimAge = age;
+      }
     }
-    return -1;
+    if (victim < 0) return -1;
+    this.flowFree(victim);
+    return victimPort;
   }
 
   /** A record for a new flow: the free list (LIFO), fresh records, then an expired or transitory victim. */
@@ -599,7 +638,10 @@ export class ReferenceModel {
   /** Create a flow pinned to t (with a NAT binding for a legacy target): its record index, or why not. */
   private flowCreate(
     family: 4 | 6, proto: number, src: Uint8Array, sport: number, dport: number, g: RefGroup, t: RefTarget, hfwd: number, now: number,
+    syn: boolean,
   ): { idx: number } | { fail: Reason } {
+    const counter = this.sourceCounter(src);
+    if (syn && this.halfOpen[counter] >= this.halfOpenPerSource) return { fail: Reason.HalfOpenLimit };
     const tport = t.port !== 0 ? t.port : dport;
     let nport = 0;
     if (!t.aware) {
@@ -610,10 +652,11 @@ export class ReferenceModel {
     if (idx < 0) return { fail: Reason.FlowTableFull };
     const f: Flow = {
       used: true, family, proto, caddr: src.slice(), cport: sport, gport: dport, group: g, target: t, nport,
-      aware: t.aware, established: false, finFwd: false, finRev: false, closed: false, last: now, hfwd,
+      aware: t.aware, established: false, finFwd: false, finRev: false, closed: false, halfOpen: syn, last: now, hfwd,
       fwdKey: fwdKey(family, proto, src, sport, g.addr, dport), revKey: "",
     };
     this.flows[idx] = f;
+    if (syn) this.halfOpen[counter]++;
     this.fwd.set(f.fwdKey, idx);
     if (!t.aware) {
       f.revKey = revKey(family, proto, t.addr, tport, nport);
@@ -732,6 +775,10 @@ export class ReferenceModel {
     this.controlPort = port & 0xffff;
   }
 
+  setResolveUnknown(on: boolean): void {
+    this.resolveUnknown = on;
+  }
+
   setGroupPending(key: string, pending: boolean): void {
     this.entry(key).group.pending = pending;
   }
@@ -802,12 +849,16 @@ export class ReferenceModel {
       return this.forward(f, p, ref.idx, aux, res, now);
     }
 
-    // a new flow: only toward a group, never to the proxy's own address
-    if (this.isProxy(family, dst) || (icmp && !isEchoRequest(family, p.icmpType))) return this.drop(res, Reason.NotForProxy);
+    // a new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone)
+    if (this.isProxy(family, dst)) return this.drop(res, Reason.NoBinding);
+    if (icmp && !isEchoRequest(family, p.icmpType)) return this.drop(res, Reason.NotForProxy);
     const port = icmp ? 0 : p.dport;
     let g = this.groupIndex.get(`${family}/${proto}/${hex(dst)}/${port}`);
     if (!g && port !== 0) g = this.groupIndex.get(`${family}/${proto}/${hex(dst)}/0`);
-    if (!g) return this.inAnycast(dst) ? this.toHost(res, HostWork.Unresolved, aux) : this.drop(res, Reason.NotForProxy);
+    if (!g) {
+      if (!this.inAnycast(dst)) return this.drop(res, Reason.NotForProxy);
+      return this.resolveUnknown ? this.toHost(res, HostWork.Unresolved, aux) : this.drop(res, Reason.NoGroup);
+    }
     if (g.pending && g.usable === 0) return this.toHost(res, HostWork.Unresolved, aux);
     if (proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN && g.policy !== Policy.Affinity) {
       return this.drop(res, Reason.NoFlow); // only affinity finds the target another proxy chose
@@ -815,7 +866,8 @@ export class ReferenceModel {
     const hfwd = hashTuple(SEED_FLOW, family, src, dst, p.sport, p.dport, proto);
     const t = this.selector.select(g, family, src, dst, p.sport, p.dport, proto);
     if (!t) return this.drop(res, Reason.NoTarget);
-    const created = this.flowCreate(family, proto, src, p.sport, p.dport, g, t, hfwd, now);
+    const syn = proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
+    const created = this.flowCreate(family, proto, src, p.sport, p.dport, g, t, hfwd, now, syn);
     if ("fail" in created) return this.drop(res, created.fail);
     if (proto === PROTO_TCP && (p.tcpFlags & TCP_SYN) === 0) this.flows[created.idx].established = true; // picked up mid-connection
     this.forward(f, p, created.idx, aux, res, now);
@@ -839,8 +891,12 @@ export class ReferenceModel {
     const frag = p.isFragment ? this.fragRemember(b, p, idx, false, now) : null;
     if (frag === undefined) return this.drop(res, Reason.FragmentTableFull);
     fl.last = now;
-    if (p.proto === PROTO_TCP) trackTcp(fl, p.tcpFlags, false);
+    if (p.proto === PROTO_TCP) {
+      trackTcp(fl, p.tcpFlags, false);
+      this.handshakeDone(fl);
+    }
     if (fl.aware && this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
+    if (fl.aware && this.tunnelOverflow(p)) return this.drop(res, Reason.TunnelOverflow);
     t.packets++;
     if (fl.aware) {
       this.encapsulate(f, p, this.proxyAddr(family), t.addr, fl.hfwd);
@@ -859,7 +915,10 @@ export class ReferenceModel {
     const frag = p.isFragment ? this.fragRemember(f.buf, p, idx, true, now) : null;
     if (frag === undefined) return this.drop(res, Reason.FragmentTableFull);
     fl.last = now;
-    if (p.proto === PROTO_TCP) trackTcp(fl, p.tcpFlags, true);
+    if (p.proto === PROTO_TCP) {
+      trackTcp(fl, p.tcpFlags, true);
+      this.handshakeDone(fl);
+    }
     const delta = natRewrite(f.buf, p, fl.group.addr, fl.gport, fl.caddr, fl.cport);
     if (frag) owe(frag, p, delta);
     this.accept(res, aux);
@@ -916,6 +975,7 @@ export class ReferenceModel {
     const t = fl.target;
     if (!t.usable) return this.drop(res, p.fragProto === PROTO_TCP ? Reason.TargetDown : Reason.NoTarget);
     if (fl.aware && this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
+    if (fl.aware && this.tunnelOverflow(p)) return this.drop(res, Reason.TunnelOverflow);
     t.packets++;
     if (fl.aware) {
       this.encapsulate(f, p, this.proxyAddr(p.family), t.addr, fl.hfwd);
@@ -954,6 +1014,7 @@ export class ReferenceModel {
     if (!sameAddr(outerDst, qsrc)) return this.drop(res, Reason.IcmpErrorNoFlow);
     if (fl.aware) {
       if (this.tooBigForTunnel(b, p)) return this.tooBig(f, p, aux, res);
+      if (this.tunnelOverflow(p)) return this.drop(res, Reason.TunnelOverflow);
       this.encapsulate(f, p, this.proxyAddr(family), t.addr, fl.hfwd);
       this.stat.encapsulated++;
       this.stat.icmpTranslated++;
@@ -963,6 +1024,11 @@ export class ReferenceModel {
     translateError(b, p, q, t.addr, t.addr, tport, this.proxyAddr(family), fl.nport);
     this.stat.icmpTranslated++;
     this.accept(res, aux | AuxFlag.IcmpError | AuxFlag.ToTarget);
+  }
+
+  /** IPv4 without DF may exceed the tunnel MTU, but not what the outer header's 16-bit length can say. */
+  private tunnelOverflow(p: Parsed): boolean {
+    return p.ipTotal + (p.family === 4 ? 20 : 40) > 0xffff;
   }
 
   /** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. */
@@ -1064,8 +1130,9 @@ export class ReferenceModel {
       b.set(dst, o + 24);
     }
     f.off = newOff;
-    f.len += outerLen;
-    f.wirelen += outerLen;
+    // the frame ends where the inner IP packet does (or where the capture cut it)
+    f.len = p.linkLen + (p.ipEnd - p.l3) + outerLen;
+    f.wirelen = p.linkLen + p.ipTotal + outerLen;
   }
 
   /** Strip the outer header of a tunnel packet to us; the link header moves forward and names the inner family. */
