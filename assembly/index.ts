@@ -4,7 +4,6 @@ export { alloc_buffer, memory_bytes } from "./memory";
 export { dataplane_init } from "./dataplane";
 export {
   scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts, set_half_open_per_source,
-  set_unresolved_to_host,
 } from "./settings";
 export { counters_ptr, counters_reset } from "./counters";
 export { abi_values } from "./host/abi-check";
@@ -24,4 +23,6 @@ export {
   cap_strict_links, cap_error_link,
 } from "./capture/scan";
 export { cap_emit_begin, cap_emit } from "./capture/emit";
-export { peers_clear, peer_add, prefixes_clear, prefix_add, set_control_port } from "./peers";
+export {
+  peers_clear, peer_add, prefixes_clear, prefix_add, set_control_port, set_unresolved_to_host, set_unresolved_per_second,
+} from "./peers";

@@ -10,7 +10,7 @@
 // arguments, and what it computed comes back as its return value.
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
-import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
+import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown, takeUnresolved, unresolvedToHost } from "./peers";
 import { raw16, raw32 } from "./wire/bytes";
 import { applyAt, applyUdpAt, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
@@ -18,7 +18,7 @@ import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSU
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
-import { isProxyAddr, proxyAddrPtr, unresolvedToHost, verifyChecksums } from "./settings";
+import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
   flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, halfOpenEnded, targetPortRaw,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
@@ -151,14 +151,14 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   if (gidRes < 0) {
     // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
     if (!inAnycastPrefix(family, dst)) drop(d, Reason.NotForProxy);
-    else if (unresolvedToHost) toHost(d, HostWork.Unresolved, aux);
-    else drop(d, Reason.NoGroup);
+    else if (!unresolvedToHost) drop(d, Reason.NoGroup);
+    else toHostToResolve(d, aux, now);
     return;
   }
   let gid = <u32>gidRes;
   let g = groupPtr(gid);
   if ((<u32>load<u8>(g + G_FLAGS) & GF_PENDING) != 0 && load<u32>(g + G_USABLE) == 0) {
-    toHost(d, HostWork.Unresolved, aux);
+    toHostToResolve(d, aux, now);
     return;
   }
   if (proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN &&
@@ -178,6 +178,12 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     store<u8>(rec + F_FLAGS, <u8>(<u32>load<u8>(rec + F_FLAGS) | FF_ESTABLISHED));
   }
   forward(pkt, d, <u32>created, aux, now);
+}
+
+/** A packet for the host to resolve its group, within the host's budget per second (else resolve-throttled). */
+function toHostToResolve(d: usize, aux: u32, now: u32): void {
+  if (takeUnresolved(now)) toHost(d, HostWork.Unresolved, aux);
+  else drop(d, Reason.ResolveThrottled);
 }
 
 /**

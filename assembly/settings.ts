@@ -23,8 +23,6 @@ export let timeoutTcpEstablished: u32 = 7440;
 export let timeoutTcpTransitory: u32 = 240;
 export let timeoutUdp: u32 = 300;
 export let timeoutIcmp: u32 = 60;
-/** A packet to an anycast-prefix address with no group goes to the host to resolve (else it is dropped as no-group). */
-export let unresolvedToHost: bool = true;
 /** TCP flows opened by a SYN and not yet established, per source address (counter), at most. */
 export let halfOpenPerSource: u32 = 512;
 
@@ -83,8 +81,4 @@ export function set_timeouts(tcpEstablished: u32, tcpTransitory: u32, udp: u32, 
 
 export function set_half_open_per_source(n: u32): void {
   halfOpenPerSource = n > 0xffff ? 0xffff : n;
-}
-
-export function set_unresolved_to_host(on: bool): void {
-  unresolvedToHost = on;
 }

@@ -10,7 +10,9 @@
 // a rebuild: updateRing() deletes the points of targets that left, merges in
 // those of targets that came (in place, moving memory in bulk), then
 // re-assigns only the table ranges in front of the points that appeared and
-// of the survivors whose predecessors went. The result is exactly the table
+// of the survivors whose predecessors went. When the table's size changes
+// (the group's member slots doubled) the kept ring fills the new table in one
+// linear pass, without generating or sorting points. The result is exactly the table
 // buildRing() would make from scratch (the order is total, ties included), so
 // every proxy with the same membership has the same table whatever the order
 // its joins came in.
@@ -230,17 +232,21 @@ export function buildRing(g: usize, table: usize, m: u32, usable: usize, u: u32,
   let sorted = sortPoints(pts, tmp, n);
   heapFree(tmp);
   if (!sorted) { heapFree(ring); return false; }
-  // entry j: the first point at or after j * 2^32 / m, wrapping to the first
+  fillTable(table, m, pts, n);
+  freeRing(g);
+  store<u32>(g + G_RING, <u32>ring);
+  store<u32>(g + G_NRING, n);
+  return true;
+}
+
+/** Fill all m entries from the sorted points: entry j is the first point at or after j * 2^32 / m, wrapping to the first. */
+function fillTable(table: usize, m: u32, pts: usize, n: u32): void {
   let p: u32 = 0;
   for (let j: u32 = 0; j < m; j++) {
     let pos = (<u64>j << 32) / <u64>m;
     while (p < n && (load<u64>(pts + <usize>p * REC) >> 32) < pos) p++;
     store<u32>(table + (<usize>j << 2), load<u32>(pts + (p < n ? <usize>p : 0) * REC + 8));
   }
-  freeRing(g);
-  store<u32>(g + G_RING, <u32>ring);
-  store<u32>(g + G_NRING, n);
-  return true;
 }
 
 /** Free group g's ring, if it has one. */
@@ -255,11 +261,12 @@ export function freeRing(g: usize): void {
  * (id, identity hash, weight, 0 quadruples: the usable targets of the last
  * commit) to the `u` usable targets now, at the same `scale`. A target whose
  * identity or weight changed leaves with its old points and comes back with
- * its new ones. Touches only what the change moves. False when it cannot (no
+ * its new ones. Touches only what the change moves; with `refill` (a new
+ * table, of another size) the table is filled whole from the updated ring. False when it cannot (no
  * ring kept, out of memory, or so much changed that a build is cheaper): the
  * ring and the table are then untouched, and the caller builds them.
  */
-export function updateRing(gid: u32, table: usize, m: u32, old: usize, nOld: u32, usable: usize, u: u32, scale: u64): bool {
+export function updateRing(gid: u32, table: usize, m: u32, old: usize, nOld: u32, usable: usize, u: u32, scale: u64, refill: bool): bool {
   let g = groupPtr(gid);
   let ring = <usize>load<u32>(g + G_RING);
   let n = load<u32>(g + G_NRING);
@@ -293,14 +300,18 @@ export function updateRing(gid: u32, table: usize, m: u32, old: usize, nOld: u32
     nc++;
     ns += pointsOf(load<u32>(t + T_WEIGHT), scale);
   }
-  let ok = ring != 0 && nd <= <u64>n && (nd + ns) * 2 <= <u64>n + 64 && applyChanges(g, table, m, left, nl, came, nc, <u32>nd, <u32>ns, scale);
+  let ok = ring != 0 && nd <= <u64>n && (nd + ns) * 2 <= <u64>n + 64 && applyChanges(g, table, m, left, nl, came, nc, <u32>nd, <u32>ns, scale, !refill);
   heapFree(left);
   heapFree(came);
+  if (ok && refill) fillTable(table, m, <usize>load<u32>(g + G_RING) + HDR, load<u32>(g + G_NRING));
   return ok;
 }
 
-/** updateRing's work once it knows who left and who came. Allocates everything before changing anything. */
-function applyChanges(g: usize, table: usize, m: u32, left: usize, nl: u32, came: usize, nc: u32, nd: u32, ns: u32, scale: u64): bool {
+/**
+ * updateRing's work once it knows who left and who came (and, with `assign`,
+ * the table ranges they move). Allocates everything before changing anything.
+ */
+function applyChanges(g: usize, table: usize, m: u32, left: usize, nl: u32, came: usize, nc: u32, nd: u32, ns: u32, scale: u64, assign: bool): bool {
   let ring = <usize>load<u32>(g + G_RING);
   let n = load<u32>(g + G_NRING);
   let pts = ring + HDR;
@@ -392,7 +403,7 @@ function applyChanges(g: usize, table: usize, m: u32, left: usize, nl: u32, came
   }
   store<u32>(g + G_NRING, n2);
   // the table: ranges in front of each new point and of each survivor whose predecessor went
-  if (n2 > 0) {
+  if (assign && n2 > 0) {
     for (let s: u32 = 0; s < ns; s++) {
       let r = news + <usize>s * REC;
       assignPoint(table, m, pts, n2, lowerBound(pts, n2, load<u64>(r), load<u32>(r + 8)));

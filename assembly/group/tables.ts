@@ -9,7 +9,7 @@
 // usable targets, their weights and the table size, so every proxy with the
 // same view picks the same target, and a target that leaves moves exactly
 // its own keys: rendezvous hashing itself for small groups, a table of M =
-// 101 entries per member slot for larger ones (filled by rendezvous up to 512
+// 101 entries per member slot for larger ones (filled by rendezvous up to 128
 // slots, from a consistent-hashing ring beyond), read with one load.
 
 import { ControlError } from "../shared/abi";
@@ -33,7 +33,8 @@ export const TABLE_FACTOR: u32 = 101;
  * rendezvous table costs entries x targets.
  */
 export const HRW_MAX_SLOTS: u32 = 64;
-export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 512;
+/** (Building one costs entries x targets: at 128 slots about a million hashes; beyond, a ring is cheaper to keep.) */
+export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 128;
 
 function isPrime(n: u32): bool {
   if (n < 2) return false;
@@ -98,21 +99,26 @@ export function group_commit(gid: u32): i32 {
     table = <usize>load<u32>(g + G_TABLE);
     updateRendezvous(gid, table, m, old, nOld, usable, u);
     reused = true;
-  } else if (sameTable) {
-    // a ring table of the same size: move only the entries the change moves, at the same points per weight;
-    // else rebuild it in place (the ring is replaced only once the new one is complete)
-    table = <usize>load<u32>(g + G_TABLE);
+  } else if (m != 0 && !rendezvousTable) {
+    // a ring table: the kept ring changes by the points that came and went (at the same points per
+    // weight), and only the entries they move change; a table of a new size is filled from the ring.
+    // Else the ring is built anew (and replaces the old one only once complete).
+    reused = sameTable;
+    table = sameTable ? <usize>load<u32>(g + G_TABLE) : heapAlloc(<usize>m << 2);
+    if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
     let scale = ringScale(wsum);
     let oldSum: u64 = 0;
     for (let k: u32 = 0; k < nOld; k++) oldSum += load<u32>(old + (<usize>k << 4) + 8);
-    let done = load<u32>(g + G_RING) != 0 && ringScale(oldSum) == scale && updateRing(gid, table, m, old, nOld, usable, u, scale);
-    if (!done && !buildRing(g, table, m, usable, u, scale)) { heapFree(usable); return ControlError.NoMemory; }
-    reused = true;
+    let done = load<u32>(g + G_RING) != 0 && ringScale(oldSum) == scale && updateRing(gid, table, m, old, nOld, usable, u, scale, !sameTable);
+    if (!done && !buildRing(g, table, m, usable, u, scale)) {
+      if (!sameTable) heapFree(table);
+      heapFree(usable);
+      return ControlError.NoMemory;
+    }
   } else if (m != 0) {
     table = heapAlloc(<usize>m << 2);
     if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
-    if (rendezvousTable) fillRendezvous(table, m, usable, u);
-    else if (!buildRing(g, table, m, usable, u, ringScale(wsum))) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+    fillRendezvous(table, m, usable, u);
   }
   if (m == 0 || rendezvousTable) freeRing(g);
   // nearest usable targets (proximity policy), in list order

@@ -144,11 +144,13 @@ export enum Reason {
   TunnelOverflow = 29,
   /** A SYN whose source already has halfOpenPerSource half-open flows (SYN-flood protection). */
   HalfOpenLimit = 30,
+  /** To an anycast-prefix address with no group, past the packets per second the host takes to resolve. */
+  ResolveThrottled = 31,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 31,
+  REASON_COUNT = 32,
 }
 
 /**

@@ -173,6 +173,8 @@ export interface ClusterConfig {
   readonly groups: readonly ClusterGroupConfig[];
   /** JAP: new targets admitted per second at most, over all sources. */
   readonly joinsPerSecond: number;
+  /** IAP: packets to unknown TAs the data plane hands to the host per second at most (the rest: resolve-throttled). */
+  readonly unresolvedPerSecond: number;
   /** IAP: lookups of unknown groups sent per second at most. */
   readonly lookupsPerSecond: number;
   /** IAP: seconds a "no JAP serves this group" answer is kept at most. */

@@ -29,7 +29,7 @@ export function defaultConfig(): PiasConfig {
 }
 
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
-const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
+const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
 const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
@@ -177,6 +177,7 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
     distances,
     groups,
     joinsPerSecond: optInteger(o, "joinsPerSecond", path, [1, 1000000], 200),
+    unresolvedPerSecond: optInteger(o, "unresolvedPerSecond", path, [1, 1000000], 1000),
     lookupsPerSecond: optInteger(o, "lookupsPerSecond", path, [1, 1000000], 200),
     negativeTtl: optInteger(o, "negativeTtl", path, [1, 3600], 30),
   };

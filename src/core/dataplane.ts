@@ -33,6 +33,7 @@ export interface DataPlaneExports extends CaptureExports {
   set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
   set_half_open_per_source(n: number): void;
   set_unresolved_to_host(on: number): void;
+  set_unresolved_per_second(n: number): void;
   set_random_seed(seed: number): void;
   counters_ptr(): number;
   counters_reset(): void;
@@ -302,6 +303,15 @@ export class DataPlane {
    */
   setResolveUnknown(on: boolean): void {
     this.core.set_unresolved_to_host(on ? 1 : 0);
+  }
+
+  /**
+   * Packets handed to the host to resolve, per second at most (default
+   * 1000): past it they are dropped as resolve-throttled, so a flood to
+   * random addresses of the prefixes costs the host bounded work.
+   */
+  setResolveBudget(perSecond: number): void {
+    this.core.set_unresolved_per_second(Math.max(0, Math.floor(perSecond)) >>> 0);
   }
 
   /**

@@ -89,6 +89,7 @@ export class Cluster {
     this.batch = dp.createBatch(64, 64 * (io.capacity + 256));
     this.logs = new LogLimiter((fields, msg) => this.log.warn(fields, msg));
     dp.setControlPort(cfg.controlPort);
+    dp.setResolveBudget(cfg.unresolvedPerSecond);
     dp.setPeers(cfg.seeds);
     this.node = new ControlNode({
       id: cfg.id,

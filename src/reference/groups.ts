@@ -12,7 +12,7 @@ import {
 /** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
 export const HRW_MAX_SLOTS = 64;
 /** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, a ring table. */
-export const RENDEZVOUS_TABLE_MAX_SLOTS = 512;
+export const RENDEZVOUS_TABLE_MAX_SLOTS = 128;
 
 /** A scope rule: clients in prefix/length only reach targets with label `label` (a label id, 1..255). */
 export interface ScopeRule {

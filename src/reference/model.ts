@@ -77,7 +77,7 @@ const POLICIES: Record<string, Policy> = {
   proximity: Policy.Proximity,
 };
 
-const REASON_COUNT = 31;
+const REASON_COUNT = 32;
 /** Half-open counters, indexed by a hash of the client address (the core's SOURCE_COUNTERS, SEED_SOURCE). */
 const SOURCE_COUNTERS = 65536;
 const SEED_SOURCE = 0x73796e73;
@@ -284,6 +284,10 @@ export class ReferenceModel {
   private readonly halfOpen = new Uint16Array(SOURCE_COUNTERS);
   private halfOpenPerSource: number;
   private resolveUnknown = true;
+  /** Packets handed to the host to resolve per second (by the packets' clock), and what is left of this second's. */
+  private resolvePerSecond = 1000;
+  private resolveSecond = 0;
+  private resolveLeft = 1000;
 
   // counters
   private readonly drops = new Array<number>(REASON_COUNT).fill(0);
@@ -779,6 +783,21 @@ export class ReferenceModel {
     this.resolveUnknown = on;
   }
 
+  setResolveBudget(perSecond: number): void {
+    this.resolvePerSecond = this.resolveLeft = Math.max(0, Math.floor(perSecond)) >>> 0;
+  }
+
+  /** A packet for the host to resolve, within its budget per second (else resolve-throttled). */
+  private toResolve(res: { verdict: Verdict; reason: Reason; aux: number }, aux: number, now: number): void {
+    if (now !== this.resolveSecond) {
+      this.resolveSecond = now;
+      this.resolveLeft = this.resolvePerSecond;
+    }
+    if (this.resolveLeft === 0) return this.drop(res, Reason.ResolveThrottled);
+    this.resolveLeft--;
+    this.toHost(res, HostWork.Unresolved, aux);
+  }
+
   setGroupPending(key: string, pending: boolean): void {
     this.entry(key).group.pending = pending;
   }
@@ -857,9 +876,9 @@ export class ReferenceModel {
     if (!g && port !== 0) g = this.groupIndex.get(`${family}/${proto}/${hex(dst)}/0`);
     if (!g) {
       if (!this.inAnycast(dst)) return this.drop(res, Reason.NotForProxy);
-      return this.resolveUnknown ? this.toHost(res, HostWork.Unresolved, aux) : this.drop(res, Reason.NoGroup);
+      return this.resolveUnknown ? this.toResolve(res, aux, now) : this.drop(res, Reason.NoGroup);
     }
-    if (g.pending && g.usable === 0) return this.toHost(res, HostWork.Unresolved, aux);
+    if (g.pending && g.usable === 0) return this.toResolve(res, aux, now);
     if (proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN && g.policy !== Policy.Affinity) {
       return this.drop(res, Reason.NoFlow); // only affinity finds the target another proxy chose
     }
