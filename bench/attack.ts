@@ -19,11 +19,14 @@
 // 4. Join/install consistency: more joins than the data plane has target
 //    slots; JOIN_ACKs accepted and refused (with their reason) against the
 //    targets the JAP counts and the data plane holds.
+// 5. What a join costs the data plane (in process, no namespaces): one
+//    target added to, a batch of 20 added to, and one removed from a group
+//    of 1,000, 10,000 and 100,000 targets (its selection table updated).
 //
 // Figures go to stdout and bench/results/attack.json (with the machine, the
 // commit and the load). Environment: SYN_SECONDS (25), SYN_INTERVAL_US
 // (hping3 -i, 40), FLOOD_SECONDS (60), FLOOD_INTERVAL_US (50), JOIN_SECONDS
-// (30), JOIN_RATE (200), ATTACK_ONLY (comma list of 1-4), BENCH_OUT, and
+// (30), JOIN_RATE (200), ATTACK_ONLY (comma list of 1-5), BENCH_OUT, and
 // ATTACK_DEBUG=1 (where pias's resident memory grew, by mapping).
 
 import { execSync, type ChildProcess } from "node:child_process";
@@ -32,6 +35,7 @@ import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { netnsUnavailable, Topology, waitForLine } from "../test/helpers/netns.js";
+import { DataPlane } from "../src/core/dataplane.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -44,7 +48,7 @@ const FLOOD_SECONDS = env("FLOOD_SECONDS", 60);
 const FLOOD_INTERVAL_US = env("FLOOD_INTERVAL_US", 50);
 const JOIN_SECONDS = env("JOIN_SECONDS", 30);
 const JOIN_RATE = env("JOIN_RATE", 200);
-const ONLY = new Set((process.env.ATTACK_ONLY ?? "1,2,3,4").split(",").map((s) => s.trim()));
+const ONLY = new Set((process.env.ATTACK_ONLY ?? "1,2,3,4,5").split(",").map((s) => s.trim()));
 
 const TA = "198.51.100.10";
 const JOIN_TA = "198.51.100.20";
@@ -344,6 +348,36 @@ async function consistency(b: Bench): Promise<object> {
   return figures;
 }
 
+function tableUpdates(): object {
+  log("5. what a join costs the data plane: one target added, 20 added at once, one removed (ms, median of 20)");
+  const rows: object[] = [];
+  for (const n of [1000, 10_000, 100_000]) {
+    const dp = new DataPlane({ address: PROXY, capacity: { flows: 1024, groups: 4, targets: 200_000 } });
+    const ep = (i: number) => ({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 80 });
+    const key = dp.addGroup({ protocol: "tcp", address: TA, port: 80, targets: Array.from({ length: n }, (_, i) => ep(i)) });
+    const time = (f: () => void): number => {
+      const xs: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t0 = performance.now();
+        f();
+        xs.push(performance.now() - t0);
+      }
+      return Math.round(percentile(xs, 50) * 100) / 100;
+    };
+    let next = n;
+    const addOne = time(() => dp.addTarget(key, ep(next++)));
+    const addBatch = time(() => void dp.updateTargets(key, [], Array.from({ length: 20 }, () => ep(next++))));
+    let gone = n;
+    const removeOne = time(() => {
+      const e = ep(gone++);
+      dp.removeTarget(key, `${e.address}:80`);
+    });
+    rows.push({ targets: n, addOneMs: addOne, addTwentyMs: addBatch, removeOneMs: removeOne });
+    log(`   ${n} targets: add one ${addOne} ms, add 20 ${addBatch} ms, remove one ${removeOne} ms`);
+  }
+  return { rows };
+}
+
 async function main(): Promise<void> {
   const why = netnsUnavailable();
   if (why) throw new Error(`bench:attack cannot run here: ${why}`);
@@ -356,6 +390,7 @@ async function main(): Promise<void> {
     if (ONLY.has("2")) results.randomTaFlood = await randomTaFlood(b);
     if (ONLY.has("3")) results.joinStorm = await joinStorm(b);
     if (ONLY.has("4")) results.joinInstallConsistency = await consistency(b);
+    if (ONLY.has("5")) results.tableUpdates = tableUpdates();
   } finally {
     await b.destroy();
   }

@@ -113,7 +113,12 @@ export class Iap {
   private order = new Fifo<CacheEntry>();
   private readonly expiry = new DeadlineHeap<CacheEntry>();
   private readonly pending = new Map<string, Pending>();
-  private readonly timeouts = new DeadlineHeap<Pending>();
+  /**
+   * Lookup deadlines by group key (not the Pending itself: under a flood most
+   * lookups are answered at once, and their entries wait here until the
+   * deadline; a key is all that stays alive meanwhile).
+   */
+  private readonly timeouts = new DeadlineHeap<string>();
   private nextRequest = 1;
   readonly counters = {
     hits: 0, negativeHits: 0, misses: 0, lookups: 0, lookupsThrottled: 0, fallbacks: 0, failed: 0, pendingDrops: 0, released: 0, pushes: 0,
@@ -212,7 +217,7 @@ export class Iap {
         p.requestId = this.nextRequest;
         this.nextRequest = (this.nextRequest + 1) >>> 0 || 1;
         p.deadline = now + this.lookupTimeoutMs;
-        this.timeouts.push(p.deadline, p);
+        this.timeouts.push(p.deadline, p.key);
         this.counters.lookups++;
         this.opts.send(rap.endpoint, { type: "lookup", iap: this.opts.self, requestId: p.requestId, ta: p.ta });
         return;
@@ -299,8 +304,9 @@ export class Iap {
   /** Fall back to the next replica on lookup timeouts; expire cache entries past their TTL. */
   tick(): void {
     const now = this.opts.now();
-    this.timeouts.popDue(now, (p, at) => {
-      if (!p.alive || p.deadline !== at) return;
+    this.timeouts.popDue(now, (key, at) => {
+      const p = this.pending.get(key);
+      if (p === undefined || !p.alive || p.deadline !== at) return;
       p.attempt++;
       if (p.attempt < p.raps.length) this.counters.fallbacks++;
       this.ask(p, now);

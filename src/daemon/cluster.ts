@@ -20,11 +20,16 @@
 //   packets go through the core. Answers are re-read every second (RAP pushes
 //   update the cache) and the installed JAPs follow. Packets to TAs no JAP
 //   serves cost no memory per TA (the IAP's negative cache) and one log line
-//   per interval (with the count), whatever their rate.
+//   per interval (with the count), whatever their rate; the core hands the
+//   host at most unresolvedPerSecond of them. When such a flood ends, V8 is
+//   asked for one full collection, so the memory its garbage made V8 grow
+//   goes back to the system instead of staying resident.
 // - Membership: the live proxies are the data plane's peers (IP-in-IP is
 //   accepted only from them).
 
 import { randomBytes } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Logger } from "pino";
 import { Verdict, HostWork } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
@@ -41,6 +46,9 @@ import { LogLimiter } from "./log-limit.js";
 const TICK_MS = 100;
 /** Target changes (joins, leaves, expiries) applied to the data plane per tick at most; the rest wait for the next. */
 const MAX_TARGET_CHANGES = 512;
+/** Packets to unresolved TAs per second from which a second counts as a flood, and the quiet after it before memory is given back. */
+const FLOOD_PER_SECOND = 500;
+const FLOOD_QUIET_MS = 10_000;
 const SYNC_MS = 1000;
 const DEFAULT_DISTANCE = 100;
 const ETHERNET = 1;
@@ -75,6 +83,9 @@ export class Cluster {
   private readonly logs: LogLimiter;
   private timer: NodeJS.Timeout | null = null;
   private lastSync = 0;
+  /** Unresolved packets (handed over or throttled) at the last sync, and the last flood second (0: none since the last collection). */
+  private lastUnresolved = 0;
+  private floodAt = 0;
 
   constructor(
     private readonly cfg: ClusterConfig,
@@ -144,6 +155,7 @@ export class Cluster {
     if (now - this.lastSync >= SYNC_MS) {
       this.lastSync = now;
       this.syncRemote();
+      this.afterFloods(now);
     }
   }
 
@@ -333,6 +345,18 @@ export class Cluster {
     }
   }
 
+  /** Once a flood of unresolved packets has been over for FLOOD_QUIET_MS: one full garbage collection. */
+  private afterFloods(now: number): void {
+    const n = this.counters.unresolved + (this.dp.counters().drops["resolve-throttled"] ?? 0);
+    if (n - this.lastUnresolved >= FLOOD_PER_SECOND) this.floodAt = now;
+    this.lastUnresolved = n;
+    if (this.floodAt !== 0 && now - this.floodAt >= FLOOD_QUIET_MS) {
+      this.floodAt = 0;
+      collectGarbage();
+      this.log.info({}, "flood over: memory given back");
+    }
+  }
+
   /** Run queued packets through the core now that their group is installed, and send what it forwards. */
   private reinject(packets: readonly Uint8Array[]): void {
     const link = this.io.linkType;
@@ -360,4 +384,19 @@ function ethernet(ip: Uint8Array): Uint8Array {
 /** The reason a joiner is told when the data plane refused its target. */
 function refusal(err: DataPlaneError): RejectCode {
   return err.failure === "full" ? "dataplane-full" : "install-failed";
+}
+
+let gc: (() => void) | null | undefined;
+
+/** A full V8 collection (the gc function a context gets once --expose-gc is set), or nothing where that is refused. */
+function collectGarbage(): void {
+  if (gc === undefined) {
+    try {
+      setFlagsFromString("--expose-gc");
+      gc = runInNewContext("gc") as () => void;
+    } catch {
+      gc = null;
+    }
+  }
+  gc?.();
 }
