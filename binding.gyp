@@ -1,8 +1,15 @@
-# The TUN device addon (native/tun.cc), loaded by src/io/tun.ts. npm builds it
-# at install time with node-gyp (a binding.gyp at the package root and no
-# install script), against the Node headers npm is configured with; nothing is
-# downloaded. Needs g++ and make.
+# The native addons, built by npm at install time with node-gyp (a
+# binding.gyp at the package root and no install script), against the Node
+# headers npm is configured with; nothing is downloaded. Need g++ and make.
+#   pias_tun (native/tun.cc, loaded by src/io/tun.ts): the TUN device.
+#   pias_xdp (native/xdp.cc + the XDP program native/xdp_kern.c, loaded by
+#     src/io/xdp.ts): AF_XDP. Needs clang, libxdp-dev and libbpf-dev; where
+#     native/xdp-probe.mjs finds them missing, native/xdp-stub.cc is built
+#     instead and only says why, so the install still succeeds.
 {
+  "variables": {
+    "pias_xdp": "<!(node native/xdp-probe.mjs)",
+  },
   "targets": [
     {
       "target_name": "pias_tun",
@@ -12,6 +19,32 @@
       "cflags!": ["-O3"],
       "cflags_cc!": ["-O3"],
       "cflags": ["-O2"]
+    },
+    {
+      "target_name": "pias_xdp",
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-O3"],
+      "cflags_cc!": ["-O3"],
+      "cflags": ["-O2"],
+      "conditions": [
+        ["pias_xdp=='yes'", {
+          "sources": ["native/xdp.cc"],
+          "libraries": ["-lxdp", "-lbpf"],
+          "actions": [
+            {
+              "action_name": "xdp_kern",
+              "inputs": ["native/xdp_kern.c"],
+              "outputs": ["<(PRODUCT_DIR)/pias_xdp_kern.o"],
+              "action": ["clang", "-O2", "-g", "-Wall", "-target", "bpf", "-I", "<!(node native/xdp-probe.mjs multiarch)",
+                         "-c", "native/xdp_kern.c", "-o", "<(PRODUCT_DIR)/pias_xdp_kern.o"]
+            }
+          ]
+        }, {
+          "sources": ["native/xdp-stub.cc"],
+          "defines": ["PIAS_XDP_UNAVAILABLE=\"<!(node native/xdp-probe.mjs reason)\""]
+        }]
+      ]
     }
   ]
 }

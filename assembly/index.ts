@@ -26,3 +26,11 @@ export { cap_emit_begin, cap_emit } from "./capture/emit";
 export {
   peers_clear, peer_add, prefixes_clear, prefix_add, set_control_port, set_unresolved_to_host, set_unresolved_per_second,
 } from "./peers";
+export {
+  overlay_init, overlay_configure, overlay_flows_live, overlay_expire_all,
+} from "./overlay/overlay";
+export {
+  overlay_prefixes_clear, overlay_prefix_add, overlay_set_space, overlay_owners_ptr, overlay_runners_ptr, overlay_nodes_clear, overlay_node_set,
+  overlay_set_self, overlay_commit,
+} from "./overlay/partition";
+export { overlay_stats_ptr } from "./overlay/stats";

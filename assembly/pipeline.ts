@@ -37,6 +37,7 @@ import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel, tunnelOverhead } from "./rewrite/icmp-gen";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
+import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 @inline function drop(d: usize, r: Reason): void {
   store<u8>(d + Desc.VERDICT, <u8>Verdict.Drop);
@@ -112,6 +113,7 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
     if (r != Reason.None) { drop(d, r); return; }
   }
   if (!pkt.hasL4Header) { laterFragment(pkt, d, aux, now); return; }
+  if (overlayOn && pkt.family == 4 && overlayPacket(pkt, d, aux, now)) return;
 
   let family = pkt.family;
   let proto = pkt.proto;

@@ -19,6 +19,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { netnsUnavailable, Topology, waitForLine } from "../test/helpers/netns.js";
+import { flood, measureXdp, reportXdp, type XdpSetup } from "./lib/xdp-peer.js";
+import { xdpUnavailable } from "../src/io/xdp.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -85,8 +87,9 @@ async function main(): Promise<void> {
     topo.addNamespace("c");
     topo.addNamespace("p");
     topo.addNamespace("t");
-    topo.link("c", "10.10.0.2/24", "p", "10.10.0.1/24");
-    topo.link("p", "10.20.1.1/24", "t", `${TARGET}/24`);
+    const [clientIf, proxyIn] = topo.link("c", "10.10.0.2/24", "p", "10.10.0.1/24");
+    const [proxyOut, targetIf] = topo.link("p", "10.20.1.1/24", "t", `${TARGET}/24`);
+    const xdp: XdpSetup = { cli: CLI, dir, ta: TA, target: TARGET, clientIf, proxyIn, proxyOut, targetIf, seconds: SECONDS, reps: REPS };
     topo.exec("c", ["ip", "route", "add", "default", "via", "10.10.0.1"]);
     topo.exec("t", ["ip", "route", "add", "default", "via", "10.20.1.1"]);
     const server = topo.start("t", ["iperf3", "-s", "-B", TARGET, "--forceflush"]);
@@ -110,6 +113,11 @@ async function main(): Promise<void> {
     pias.kill("SIGTERM");
     await new Promise((r) => pias!.once("exit", r));
 
+    // pias on AF_XDP (bench/lib/xdp-peer.ts), where this build has it
+    const noXdp = xdpUnavailable();
+    const viaXdp = noXdp ? null : await measureXdp(topo, xdp, (label, pid) => measure(topo, label, pid));
+    if (noXdp) process.stderr.write(`pias run (AF_XDP) skipped: ${noXdp}\n`);
+
     // the kernel: nftables DNAT/SNAT with conntrack, same addresses
     topo.sysctl("p", "net.ipv4.ip_forward", "1");
     topo.exec("p", ["nft", "-f", "-"], `table ip pias_live {
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
     }`);
     process.stderr.write(`kernel nftables NAT, ${REPS} x ${SECONDS} s each\n`);
     const viaKernel = measure(topo, "kernel");
+    const kernelFlood = viaXdp ? flood(topo, xdp, "kernel") : null;
 
     const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
     const rows = [
@@ -130,6 +139,7 @@ async function main(): Promise<void> {
     console.log(`\n${table}\n\n${cpus()[0]?.model}, ${cpus().length} cores, Linux ${release()}, Node ${process.version}; iperf3 ${REPS} x ${SECONDS} s, median`);
     mkdirSync(OUT, { recursive: true });
     writeFileSync(join(OUT, "live.json"), `${JSON.stringify({ generated: new Date().toISOString(), seconds: SECONDS, reps: REPS, udpPayload: UDP_LEN, pias: viaPias, kernel: viaKernel }, null, 2)}\n`);
+    if (viaXdp) reportXdp(OUT, viaXdp, viaKernel, kernelFlood!, UDP_LEN);
   } finally {
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -36,14 +36,8 @@ import { MESSAGE_KINDS, type Message, type TargetInfo } from "../src/control/mes
 import { epKey, type Endpoint, type TransportAddress } from "../src/control/ta.js";
 import { markdownTable, int, num } from "./lib/table.js";
 import { prng } from "../test/control/arbitraries.js";
+import { env } from "./lib/env.js";
 
-const env = (name: string, fallback: number): number => {
-  const v = process.env[name];
-  if (v === undefined || v === "") return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, not ${v}`);
-  return n;
-};
 
 const GROUPS = Math.max(1, Math.floor(env("SIM_GROUPS", 1_000_000)));
 const PROXIES = Math.max(2, Math.floor(env("SIM_PROXIES", 40)));
@@ -389,6 +383,13 @@ if (FAIL) {
 const rejoins = liveNodes.reduce((a, n) => a + n.jap.counters.rejoins, 0) - rejoinsAtFailure;
 const maxJapsPerGroup = Math.max(...perProxy.map((r) => r.rapMaxJapsPerGroup));
 const heap = process.memoryUsage();
+/** Per-kind totals over every proxy, the failed one included (its counts stop when it does). */
+const sumKinds = (tables: Record<string, number>[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const t of tables) for (const [k, v] of Object.entries(t)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+const allStats = nodes.map((n) => n.stats());
 
 const results = {
   params: { groups: GROUPS, proxies: PROXIES, maxTargets: MAX_TARGETS, seconds: SECONDS, ramp: RAMP, churn: CHURN, lookups: LOOKUPS, keepaliveS: KEEPALIVE_S, fail: FAIL, seed: SEED },
@@ -417,6 +418,14 @@ const results = {
   },
   clients: { resolves, hits, released, releasedPackets, failedLookups },
   rejected: perProxy.reduce((a, r) => a + r.rejected, 0),
+  // Whole run, drained: what the in-memory network carried (by the kind on the wire), and what the proxies
+  // count they sent to the network, accepted from it, and answered from their IAP caches.
+  network: { ...net.counters, inFlight: net.inFlight, byKind: kindCounts() },
+  proxies: {
+    sent: sumKinds(allStats.map((st) => st.sent)),
+    received: sumKinds(allStats.map((st) => st.received)),
+    iap: sumKinds(allStats.map((st) => ({ hits: st.iap.hits, misses: st.iap.misses, lookups: st.iap.lookups, fallbacks: st.iap.fallbacks }))),
+  },
   heapUsedBytes: heap.heapUsed,
   wallSeconds: (performance.now() - wall0) / 1000,
   windowWallSeconds: wallWindow,

@@ -28,3 +28,15 @@ export {
   ControlNode, Joiner, parseTransportAddress, formatTransportAddress, taKey,
   type ControlNodeOptions, type TransportAddress, type Endpoint, type TargetInfo, type TargetEvent,
 } from "./control/index.js";
+// BGP: the `bgp` section and BIRD's control socket (pias run announces through BIRD 2)
+export { type BgpConfig, type BgpNeighborConfig, type BgpPrefixConfig } from "./config/bgp.js";
+export { BirdControl, BirdError, parseProtocols, type BirdReply, type BirdLine, type ProtocolRow } from "./bgp/bird-control.js";
+export { DaemonBgp, type BgpStatus } from "./daemon/bgp.js";
+// the overlay (paper §6.2): the data plane's overlay tables, the TA partition, frames, the client end
+export { OverlayPlane, type OverlaySettings, type OverlayStats } from "./core/overlay.js";
+export { Partition, type PartitionSpace } from "./control/partition.js";
+export { overlayClientKey, overlayNodeKey } from "./control/overlay-keys.js";
+export { sealFrame, openFrame } from "./net/overlay-frame.js";
+export { OverlayClient, type OverlayClientOptions } from "./overlay/client.js";
+export { OverlayKind, OverlayStat } from "../assembly/shared/abi.js";
+export type { OverlayConfig } from "./config/overlay.js";

@@ -36,10 +36,11 @@ export function tooBigForTunnel(pkt: Packet): bool {
 
 /**
  * Replace the packet `pkt` (descriptor d) with the ICMP error telling its
- * sender the tunnel's path MTU. False when the proxy has no address of the
- * packet's family to send it from.
+ * sender the tunnel's path MTU: tunnelMtu less `overhead` (default: the
+ * IP-in-IP header). False when the proxy has no address of the packet's
+ * family to send it from.
  */
-export function packetTooBig(pkt: Packet, d: usize, link: u32): bool {
+export function packetTooBig(pkt: Packet, d: usize, link: u32, overhead: u32 = 0): bool {
   let family = pkt.family;
   if (!hasProxy(family)) return false;
   let off = <usize>load<u32>(d + Desc.OFF);
@@ -54,7 +55,7 @@ export function packetTooBig(pkt: Packet, d: usize, link: u32): bool {
   let o = newOff + l2; // == ip - hdr
   let icmp = o + (family == 4 ? IPV4_HEADER : IPV6_HEADER);
   let total = hdr + quote;
-  let mtu = tunnelMtu - tunnelOverhead(pkt);
+  let mtu = tunnelMtu - (overhead != 0 ? overhead : tunnelOverhead(pkt));
   if (family == 4) {
     store<u8>(o, 0x45);
     st8(o + 1, 0);

@@ -136,21 +136,33 @@ export enum Reason {
   PendingQueueFull = 25,
   /** Capture record whose link type cannot carry the rewritten packet (e.g. 4in6 decap on LINKTYPE_IPV6). */
   LinkFamilyMismatch = 26,
+  /** Overlay frame too short, of an unknown kind or version, or whose inner packet is not IPv4 (assembly/overlay/). */
+  OverlayMalformed = 27,
+  /** Overlay frame whose tag does not verify under its kind's key (no key, a wrong key, altered bytes). */
+  OverlayBadTag = 28,
+  /** Overlay frame stamped outside the time window (a replay, or a clock far off). */
+  OverlayStale = 29,
+  /** Node-to-node overlay frame from a sender that is not a live overlay node. */
+  OverlayFromStranger = 30,
+  /** Packet to an overlay TA with no live NAT binding here, or outside the overlay's partition. */
+  OverlayNoBinding = 31,
+  /** Through the overlay: neither TCP nor UDP, a fragment, or a destination inside the overlay itself. */
+  OverlayUnsupported = 32,
   /** To an address of the anycast prefixes that has no group, with nothing (no cluster) to resolve it. */
-  NoGroup = 27,
+  NoGroup = 33,
   /** To the proxy's own address with no live NAT binding: a reply whose flow expired or was evicted, or that a restart lost. */
-  NoBinding = 28,
+  NoBinding = 34,
   /** IPv4 without DF too long to encapsulate at all: the outer header's total length would exceed 65,535. */
-  TunnelOverflow = 29,
+  TunnelOverflow = 35,
   /** A SYN whose source already has halfOpenPerSource half-open flows (SYN-flood protection). */
-  HalfOpenLimit = 30,
+  HalfOpenLimit = 36,
   /** To an anycast-prefix address with no group, past the packets per second the host takes to resolve. */
-  ResolveThrottled = 31,
+  ResolveThrottled = 37,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 32,
+  REASON_COUNT = 38,
 }
 
 /**
@@ -160,12 +172,12 @@ export enum Counts {
  * linear memory.
  */
 export enum CounterLayout {
-  REASON_SLOTS = 32,
+  REASON_SLOTS = 64,
   STAT_SLOTS = 32,
   /** Byte offset of the first statistic: REASON_SLOTS * 8. */
-  STAT_BASE = 256,
+  STAT_BASE = 512,
   /** Bytes of the whole area: (REASON_SLOTS + STAT_SLOTS) * 8. */
-  BYTES = 512,
+  BYTES = 768,
 }
 
 /** Global statistics, at CounterLayout.STAT_BASE + s * 8 of the counters area. */
@@ -229,4 +241,72 @@ export enum CaptureFormat {
   Unknown = 0,
   Pcap = 1,
   PcapNg = 2,
+}
+
+/** Kinds of overlay frames (the byte at OverlayFrame.KIND). */
+export enum OverlayKind {
+  /** Client -> its local node: a packet of the client's, to NAT and send on. */
+  ClientData = 1,
+  /** Local node -> client: a reply, reverse-NATed to the client's own address and port. */
+  ClientReturn = 2,
+  /** Remote node -> owner: a reply that entered the overlay at the remote node, for the owner of its TA. */
+  Reply = 3,
+  /** Owner -> remote node: a NATed packet to send out from its TA, near its destination. */
+  SendOut = 4,
+}
+
+/** The overlay frame header in front of the inner packet (a UDP payload); README "Reaching an overlay". */
+export enum OverlayFrame {
+  /** u64: SipHash-2-4 of bytes [KIND, end) under the key of the kind. */
+  TAG = 0,
+  /** u8: OverlayKind. */
+  KIND = 8,
+  /** u8: VERSION. */
+  VER = 9,
+  /** u8: OverlayFlag bits. */
+  FLAGS = 10,
+  /** u32: the sending node's address (network order); 0 from a client. */
+  SENDER = 12,
+  /** u32: seconds (network order); frames outside the window are dropped. */
+  TIME = 16,
+  /** u32: a fresh value per frame. */
+  SEQ = 20,
+  /** Bytes of the header; the inner packet follows. */
+  HEADER = 24,
+  VERSION = 1,
+  /** Bytes a frame adds to the inner packet on the wire: IPv4 20 + UDP 8 + HEADER. */
+  OVERHEAD = 52,
+}
+
+/** Bits of OverlayFrame.FLAGS. */
+export enum OverlayFlag {
+  /** A reply the TA's owner had no binding for, handed to the block's runner-up (its owner before a join); never handed on again. */
+  HandedOver = 1,
+}
+
+/** The overlay's statistics, u64 each at overlay_stats_ptr() + s * 8. */
+export enum OverlayStat {
+  /** Client packets accepted (tag and window good, NATed). */
+  FromClient = 0,
+  /** Replies sent down a client's tunnel. */
+  ToClient = 1,
+  /** Client packets sent through the remote node cached for their destination. */
+  ViaRemote = 2,
+  /** Client packets sent to their destination directly. */
+  Direct = 3,
+  /** Replies that entered here for a TA another node owns, tunnelled to it. */
+  RelayedToOwner = 4,
+  /** Packets another node asked this one to send out from its TA. */
+  SentOut = 5,
+  /** Replies for this node's TAs that entered the overlay here. */
+  RepliesDirect = 6,
+  /** Replies for this node's TAs that another node relayed. */
+  RepliesViaNode = 7,
+  FlowsCreated = 8,
+  FlowsExpired = 9,
+  FlowsLive = 10,
+  /** Replies this node had no binding for, handed to the block's runner-up. */
+  HandedOver = 11,
+  COUNT = 12,
+  SLOTS = 16,
 }

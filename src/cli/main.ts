@@ -32,6 +32,10 @@ commands:
   discover --anycast ADDR --port CONTROL_PORT --group PROTO:ADDR:PORT --key-file FILE
            [--k N] [--mode random|nearest] [--exclude ADDR:PORT,...] [--timeout MS]
       peer discovery: k members of the group (excluding some), random or nearest, one per line
+  overlay-client (--anycast ADDR --port CONTROL_PORT --group udp:ADDR:PORT | --node ADDR:PORT) --key-file FILE
+                 --route PREFIX|default ... [--tun NAME] [--mtu N] [--address CIDR] [--timeout MS]
+      reach the Internet through an overlay of pias nodes: discover the nearest ones, carry the
+      routed destinations' packets to the nearest in a TUN device; SIGTERM prints counts and exits
   help
       this text`;
 
@@ -43,6 +47,7 @@ const COMMANDS: Record<string, string> = {
   run: "./commands/run.js",
   join: "./commands/join.js",
   discover: "./commands/discover.js",
+  "overlay-client": "./commands/overlay-client.js",
 };
 
 const PARSE_ERRORS = new Set([

@@ -4,6 +4,8 @@
 
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
+import type { BgpConfig } from "./bgp.js";
+import type { OverlayConfig } from "./overlay.js";
 
 export { PROTOCOLS, type Protocol } from "../net/ta.js";
 
@@ -123,7 +125,7 @@ export interface GroupConfig {
 /** How `pias run` moves packets and reports (ignored by `pias replay` and the library). */
 export interface DaemonConfig {
   /** I/O backend. */
-  readonly io: "tun" | "pcap";
+  readonly io: "tun" | "pcap" | "xdp";
   /** TUN device name (the kernel adds a number for "%d"). */
   readonly tunName: string;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
@@ -132,6 +134,10 @@ export interface DaemonConfig {
   readonly pcapInterface: string | null;
   /** pcap: extra BPF filter, ANDed with the one built from the anycast prefixes and proxy addresses. */
   readonly pcapFilter: string | null;
+  /** xdp: the interfaces to serve (one: one-armed; two: client side and target side), an AF_XDP socket per RX queue. */
+  readonly xdpInterfaces: readonly string[];
+  /** xdp: attach the XDP program in the driver (native), as generic (skb) XDP, or native where the driver can (auto). */
+  readonly xdpMode: "auto" | "native" | "generic";
   /** Packets per batch. */
   readonly batch: number;
   /** host:port of the Prometheus endpoint, or null for none. */
@@ -186,6 +192,10 @@ export interface PiasConfig {
   readonly daemon: DaemonConfig;
   /** null: a stand-alone proxy, serving only its configured groups. */
   readonly cluster: ClusterConfig | null;
+  /** null: no BGP; the prefixes are routed to the proxy some other way (src/config/bgp.ts). */
+  readonly bgp: BgpConfig | null;
+  /** null: not an overlay node (src/config/overlay.ts). */
+  readonly overlay: OverlayConfig | null;
   readonly capacity: Capacity;
   readonly groups: readonly GroupConfig[];
 }
@@ -219,6 +229,8 @@ export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   routes: true,
   pcapInterface: null,
   pcapFilter: null,
+  xdpInterfaces: [],
+  xdpMode: "auto",
   batch: 256,
   metrics: null,
   logLevel: "info",

@@ -10,6 +10,8 @@
 // (a string where a number is meant, null for an optional setting): a typo in
 // a proxy configuration must not pass silently.
 
+import { validateBgp } from "./bgp.js";
+import { validateOverlay } from "./overlay.js";
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
@@ -28,11 +30,11 @@ export function defaultConfig(): PiasConfig {
   return validateConfig({});
 }
 
-const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster"] as const;
+const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp", "overlay"] as const;
 const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
-const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "batch", "metrics", "logLevel", "drainMs"] as const;
+const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
 const CAPACITY_KEYS = ["flows", "groups", "targets"] as const;
@@ -110,11 +112,19 @@ function validateProxy(v: unknown): ProxyConfig {
 function validateDaemon(v: unknown): DaemonConfig {
   const path = ["daemon"];
   const o = object(v, path, DAEMON_KEYS);
-  const io = has(o, "io") ? oneOf(o.io, ["daemon", "io"], ["tun", "pcap"] as const) : DEFAULT_DAEMON.io;
+  const io = has(o, "io") ? oneOf(o.io, ["daemon", "io"], ["tun", "pcap", "xdp"] as const) : DEFAULT_DAEMON.io;
   const tunName = has(o, "tunName") ? text(o.tunName, ["daemon", "tunName"]) : DEFAULT_DAEMON.tunName;
   if (tunName.length > 15 || /[\s/]/.test(tunName)) fail(["daemon", "tunName"], `${quote(tunName)} is not an interface name (at most 15 characters, no spaces or "/")`);
   const pcapInterface = has(o, "pcapInterface") ? text(o.pcapInterface, ["daemon", "pcapInterface"]) : null;
   if (io === "pcap" && pcapInterface === null) fail(["daemon", "pcapInterface"], "required with io pcap: the interface to capture on");
+  const xdpInterfaces = has(o, "xdpInterfaces") ? list(o.xdpInterfaces, ["daemon", "xdpInterfaces"]).map((v, i) => {
+    const name = text(v, ["daemon", "xdpInterfaces", i]);
+    if (!name || name.length > 15 || /[\s/]/.test(name)) fail(["daemon", "xdpInterfaces", i], `${quote(name)} is not an interface name`);
+    return name;
+  }) : DEFAULT_DAEMON.xdpInterfaces;
+  if (new Set(xdpInterfaces).size !== xdpInterfaces.length) fail(["daemon", "xdpInterfaces"], "lists an interface twice");
+  if (xdpInterfaces.length > 16) fail(["daemon", "xdpInterfaces"], "at most 16 interfaces");
+  if (io === "xdp" && xdpInterfaces.length === 0) fail(["daemon", "xdpInterfaces"], "required with io xdp: the interfaces to serve");
   let metrics: string | null = null;
   if (has(o, "metrics")) {
     metrics = text(o.metrics, ["daemon", "metrics"]);
@@ -127,6 +137,8 @@ function validateDaemon(v: unknown): DaemonConfig {
     routes: optBoolean(o, "routes", path, DEFAULT_DAEMON.routes),
     pcapInterface,
     pcapFilter: has(o, "pcapFilter") ? text(o.pcapFilter, ["daemon", "pcapFilter"]) : null,
+    xdpInterfaces,
+    xdpMode: has(o, "xdpMode") ? oneOf(o.xdpMode, ["daemon", "xdpMode"], ["auto", "native", "generic"] as const) : DEFAULT_DAEMON.xdpMode,
     batch: optInteger(o, "batch", path, [1, 4096], DEFAULT_DAEMON.batch),
     metrics,
     logLevel: has(o, "logLevel") ? oneOf(o.logLevel, ["daemon", "logLevel"], ["trace", "debug", "info", "warn", "error"] as const) : DEFAULT_DAEMON.logLevel,
@@ -389,6 +401,9 @@ export function validateConfig(raw: unknown): PiasConfig {
   }
 
   const cluster = has(o, "cluster") ? validateCluster(o.cluster, proxy) : null;
-  return { proxy, daemon, cluster, capacity, groups };
+  const overlay = has(o, "overlay") ? validateOverlay(o.overlay, proxy, cluster, groups) : null;
+  // an overlay node announces its overlay's TA space too
+  const bgp = has(o, "bgp") ? validateBgp(o.bgp, overlay ? { ...proxy, anycastPrefixes: [...proxy.anycastPrefixes, ...overlay.prefixes] } : proxy, daemon) : null;
+  return { proxy, daemon, cluster, overlay, bgp, capacity, groups };
 }
 

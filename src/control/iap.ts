@@ -178,6 +178,7 @@ export class Iap {
       return { status: "cached", japs: this.liveOnly(e.japs) };
     }
     if (this.negative.has(key, now)) {
+      this.counters.hits++; // an answer from the cache: that no JAP serves the group
       this.counters.negativeHits++;
       return { status: "cached", japs: [] };
     }

@@ -59,6 +59,7 @@ export const MessageType = {
   Push: 21,
   Heartbeat: 22,
   DiscoverForward: 23,
+  OverlayHeartbeat: 24,
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
@@ -77,6 +78,7 @@ export const TYPE_NAMES: Readonly<Record<number, MessageKind>> = {
   21: "push",
   22: "heartbeat",
   23: "discover-forward",
+  24: "overlay-heartbeat",
 };
 
 /** Group-keyed (target <-> proxy) types are below this; cluster-keyed (proxy <-> proxy) from it up. */
@@ -175,6 +177,8 @@ export interface LookupReplyMessage {
 }
 export interface PushMessage { readonly type: "push"; readonly rap: ProxyRef; readonly ta: TransportAddress; readonly ttl: number; readonly japs: readonly JapEntry[] }
 export interface HeartbeatMessage { readonly type: "heartbeat"; readonly from: ProxyRef; readonly incarnation: number; readonly known: readonly PeerEntry[] }
+/** The overlay nodes' own heartbeat ring (src/control/overlay.ts): the body of a HEARTBEAT, `known` being live overlay nodes. */
+export interface OverlayHeartbeatMessage { readonly type: "overlay-heartbeat"; readonly from: ProxyRef; readonly incarnation: number; readonly known: readonly PeerEntry[] }
 export interface DiscoverForwardMessage {
   readonly type: "discover-forward";
   readonly from: ProxyRef;
@@ -197,7 +201,8 @@ export type ProxyMessage =
   | LookupReplyMessage
   | PushMessage
   | HeartbeatMessage
-  | DiscoverForwardMessage;
+  | DiscoverForwardMessage
+  | OverlayHeartbeatMessage;
 export type Message = TargetMessage | ProxyMessage;
 export type MessageKind = Message["type"];
 
@@ -490,6 +495,7 @@ function putBody(w: Writer, m: Message): void {
       putJaps(w, m.japs);
       return;
     case "heartbeat":
+    case "overlay-heartbeat":
       putProxy(w, m.from);
       checkInt(m.incarnation, 0, 0xffffffff, "an incarnation");
       w.u32(m.incarnation);
@@ -730,7 +736,8 @@ function getBody(r: Reader, kind: MessageKind): Message {
       const ttl = r.u32("TTL");
       return { type: kind, rap, ta, ttl, japs: getJaps(r) };
     }
-    case "heartbeat": {
+    case "heartbeat":
+    case "overlay-heartbeat": {
       const from = getProxy(r);
       const incarnation = r.u32("incarnation");
       const n = count(r, MAX_LIST, true, "known proxies");

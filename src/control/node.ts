@@ -34,6 +34,7 @@ import {
   type RejectCode,
   type TargetInfo,
 } from "./message.js";
+import { OverlayRole, type OverlayRoleOptions } from "./overlay.js";
 import { Rap } from "./rap.js";
 import { RateLimiter, type RateLimitOptions } from "./ratelimit.js";
 import { sameEndpoint, type Endpoint, type TransportAddress } from "./ta.js";
@@ -87,6 +88,8 @@ export interface ControlNodeOptions {
   readonly onTarget?: (ev: TargetEvent) => void;
   readonly onRelease?: (release: Release) => void;
   readonly onMembership?: (ev: MembershipEvent) => void;
+  /** This proxy is an overlay node (src/control/overlay.ts). */
+  readonly overlay?: OverlayRoleOptions;
 }
 
 export interface NodeStats {
@@ -113,6 +116,8 @@ export class ControlNode {
   readonly jap: Jap;
   readonly rap: Rap;
   readonly iap: Iap;
+  /** The overlay role, when this proxy is an overlay node. */
+  readonly overlay: OverlayRole | null;
   private readonly local: { msg: Message; from: Endpoint }[] = [];
   private settling = false;
   private ringDirty = false;
@@ -185,6 +190,7 @@ export class ControlNode {
       negativeTtlS: opts.negativeTtlS,
       onRelease: opts.onRelease,
     });
+    this.overlay = opts.overlay ? new OverlayRole(opts.overlay, { self: this.self, incarnation: opts.incarnation, now, send, random: this.random }) : null;
     if (opts.onTarget) this.jap.onTarget(opts.onTarget);
     this.membership.onChange((ev) => {
       this.ringDirty = true;
@@ -216,6 +222,7 @@ export class ControlNode {
   tick(): void {
     if (this.stopped) return;
     this.membership.tick();
+    this.overlay?.tick();
     this.jap.tick();
     this.rap.tick();
     this.iap.tick();
@@ -305,6 +312,10 @@ export class ControlNode {
     switch (msg.type) {
       case "join":
       case "keepalive":
+        if (this.overlay?.isGroup(msg.ta)) {
+          this.unexpected++; // the overlay's group has no members but its nodes
+          return;
+        }
         return this.jap.handleJoin(msg, from);
       case "leave":
         return this.jap.handleLeave(msg);
@@ -325,6 +336,10 @@ export class ControlNode {
         return this.membership.onHeartbeat(msg);
       case "discover-forward":
         return this.handleDiscoverForward(msg);
+      case "overlay-heartbeat":
+        if (this.overlay) this.overlay.onHeartbeat(msg);
+        else this.unexpected++;
+        return;
       case "join-ack":
       case "discover-reply":
         // Proxy -> target messages: a proxy never expects one.
@@ -346,6 +361,10 @@ export class ControlNode {
   }
 
   private handleDiscover(msg: DiscoverMessage, from: Endpoint): void {
+    if (this.overlay?.isGroup(msg.ta)) {
+      this.post(from, { type: "discover-reply", ta: msg.ta, members: this.overlay.members(msg.k, msg.mode, msg.exclude) });
+      return;
+    }
     this.discover(msg.ta, msg.k, msg.mode, msg.exclude, from, this.opts.maxDiscoverHops ?? 1);
   }
 

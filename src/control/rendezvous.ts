@@ -84,10 +84,14 @@ export function idHash(id: string): Hash64 {
 
 /** score(ta, proxy) as [hi, lo]; compared as one unsigned 64-bit number. */
 function score(t: Hash64, p: Hash64, out: [number, number]): void {
-  const hi = fmix32((t.hi ^ Math.imul(p.hi, 0x9e3779b1)) + p.lo);
-  const lo = fmix32((t.lo ^ Math.imul(p.lo, 0x85ebca77)) + hi);
+  scoreParts(t.hi, t.lo, p.hi, p.lo, out);
+}
+
+/** score() of a key hashed to (tHi, tLo) and a proxy hashed to (pHi, pLo), without objects (for tight loops over many keys). */
+export function scoreParts(tHi: number, tLo: number, pHi: number, pLo: number, out: [number, number]): void {
+  const hi = fmix32((tHi ^ Math.imul(pHi, 0x9e3779b1)) + pLo);
   out[0] = hi;
-  out[1] = lo;
+  out[1] = fmix32((tLo ^ Math.imul(pLo, 0x85ebca77)) + hi);
 }
 
 /** The live proxies of one membership view, with their hashes precomputed. */

@@ -14,6 +14,7 @@ import { PacketBatch } from "./batch.js";
 import { PacketRing } from "./ring.js";
 import { CaptureReader, type CaptureExports } from "../capture/reader.js";
 import { CaptureWriter } from "../capture/writer.js";
+import { OverlayPlane, type OverlayExports, type OverlaySettings } from "./overlay.js";
 import {
   DEFAULT_CAPACITY, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
   type Timeouts,
@@ -21,7 +22,7 @@ import {
 import type { Protocol } from "../net/ta.js";
 
 /** The raw Wasm exports the data plane uses (see assembly/index.ts). */
-export interface DataPlaneExports extends CaptureExports {
+export interface DataPlaneExports extends CaptureExports, OverlayExports {
   alloc_buffer(size: number): number;
   memory_bytes(): number;
   dataplane_init(flows: number, groups: number, targets: number): number;
@@ -92,6 +93,8 @@ export interface DataPlaneSettings {
   anycastPrefixes?: readonly string[];
   /** UDP to this port of an anycast or proxy address goes to the host (HostWork.Control); 0 = none. */
   controlPort?: number;
+  /** Serve as an overlay node (README "Reaching an overlay"): see DataPlane.overlay. */
+  overlay?: OverlaySettings;
 }
 
 export interface TargetSpec {
@@ -249,6 +252,8 @@ export class DataPlane {
   private readonly up = new Map<number, boolean>();
 
   private settings: DataPlaneSettings;
+  /** The overlay tables and partition, when `settings.overlay` was given. */
+  readonly overlay: OverlayPlane | null = null;
 
   constructor(settings: DataPlaneSettings = {}) {
     this.settings = settings;
@@ -270,6 +275,7 @@ export class DataPlane {
     if (settings.peers) this.setPeers(settings.peers);
     if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
     if (settings.controlPort) this.setControlPort(settings.controlPort);
+    if (settings.overlay) this.overlay = new OverlayPlane(this.core, settings.overlay);
   }
 
   /** The other proxies: once any is set, IP-in-IP to this proxy is accepted only from them. */
@@ -325,7 +331,7 @@ export class DataPlane {
   }
 
   /** The data plane a validated configuration describes (see src/config/types.ts). */
-  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed"> = {}): DataPlane {
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "overlay"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 
@@ -675,8 +681,8 @@ export class DataPlane {
         hasPorts: (mem[o + 3] & 2) !== 0,
         icmpError: (mem[o + 3] & 4) !== 0,
         truncated: (mem[o + 3] & 8) !== 0,
-        sport: (mem[o + 4] << 8) | mem[o + 5],
-        dport: (mem[o + 6] << 8) | mem[o + 7],
+        sport: mem[o + 4] | (mem[o + 5] << 8), // host order, little-endian (assembly/host/inspect.ts)
+        dport: mem[o + 6] | (mem[o + 7] << 8),
         icmpType: mem[o + 8],
         icmpCode: mem[o + 9],
         src: mem.slice(o + 12, o + 12 + len),
@@ -789,7 +795,7 @@ export class DataPlane {
 
   /** Free every flow idle at `now` (seconds); a full sweep for control use, not per packet. */
   expireIdle(now: number): number {
-    return this.core.flows_expire_all(now >>> 0);
+    return this.core.flows_expire_all(now >>> 0) + (this.overlay?.expireIdle(now) ?? 0);
   }
 }
 

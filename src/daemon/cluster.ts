@@ -33,7 +33,7 @@ import { runInNewContext } from "node:vm";
 import type { Logger } from "pino";
 import { Verdict, HostWork } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
-import { ControlNode, taKey, type Endpoint, type JapEntry, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
+import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlaneError } from "../errors.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
 import type { PacketBatch } from "../core/batch.js";
@@ -93,6 +93,8 @@ export class Cluster {
     private readonly dp: DataPlane,
     private readonly io: PacketIO,
     private readonly log: Logger,
+    /** More control-node options (the overlay role, src/daemon/overlay.ts). */
+    extra: Partial<ControlNodeOptions> = {},
   ) {
     const address = parseAddress((proxy.address ?? proxy.address6)!).bytes;
     this.self = { address, port: cfg.controlPort };
@@ -132,6 +134,7 @@ export class Cluster {
         this.log.info({ proxy: ev.proxy.id, kind: ev.kind }, "proxy membership");
         this.updatePeers();
       },
+      ...extra,
     });
   }
 

@@ -1,5 +1,5 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
-// the data plane to an I/O backend (TUN or pcap) through the pump, runs the
+// the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump, runs the
 // health checks, serves metrics, and handles reload (SIGHUP) and drain
 // (SIGTERM). Embedders can start a Daemon from a config file too.
 
@@ -9,10 +9,12 @@ import { loadConfig } from "../config/load.js";
 import type { PiasConfig } from "../config/types.js";
 import { DataPlane } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
+import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
+import { OverlayNode, overlayCluster, overlayDataPlane } from "./overlay.js";
 
 /** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
 const IDLE_SWEEP_MS = 30_000;
@@ -21,22 +23,32 @@ export interface DaemonOptions {
   configPath: string;
   logger?: Logger;
   /** The I/O backend; default: the one the config names (daemon.io). */
-  io?: (config: PiasConfig) => Promise<PacketIO>;
+  io?: (config: PiasConfig, dp: DataPlane) => Promise<PacketIO>;
   /** Packets the core hands to the host (control messages, unresolved groups). Default: counted and dropped. */
   onHost?: HostHandler;
 }
 
-/** Where a proxy's traffic must be routed into a TUN device: its anycast prefixes (or its group addresses) and its own addresses. */
+/** What a proxy serves: its anycast prefixes (or its group addresses) and its own addresses (routed into a TUN, redirected by XDP). */
 export function tunRoutes(config: PiasConfig): string[] {
-  const routes = new Set<string>(config.proxy.anycastPrefixes);
+  const routes = new Set<string>([...config.proxy.anycastPrefixes, ...(config.overlay?.prefixes ?? [])]);
   if (routes.size === 0) for (const g of config.groups) routes.add(`${g.address}/${g.family === 4 ? 32 : 128}`);
   if (config.proxy.address) routes.add(`${config.proxy.address}/32`);
   if (config.proxy.address6) routes.add(`${config.proxy.address6}/128`);
   return [...routes];
 }
 
-async function defaultIo(config: PiasConfig): Promise<PacketIO> {
+async function defaultIo(config: PiasConfig, dp: DataPlane): Promise<PacketIO> {
   const d = config.daemon;
+  if (d.io === "xdp") {
+    const { XdpBackend } = await import("../io/xdp-backend.js");
+    return XdpBackend.open({
+      interfaces: d.xdpInterfaces, mode: d.xdpMode, served: tunRoutes(config), dp, batch: d.batch,
+      onFatal: (err) => {
+        console.error(`pias: ${err.message}`);
+        process.exit(1);
+      },
+    });
+  }
   if (d.io === "pcap") {
     const { PcapBackend } = await import("../io/pcap-backend.js");
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
@@ -51,6 +63,10 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private metricsServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** The BGP announcements (null without a bgp section). */
+  bgp: DaemonBgp | null = null;
+  /** This proxy as an overlay node, when the config has an overlay section. */
+  overlay: OverlayNode | null = null;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -69,10 +85,12 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const config = loadConfig(options.configPath);
     const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
-    const dp = DataPlane.fromConfig(config);
-    const io = await (options.io ?? defaultIo)(config);
-    const ring = dp.createRing(config.daemon.batch, io.capacity);
-    const cluster = config.cluster ? new Cluster(config.cluster, config.proxy, dp, io, log) : null;
+    const bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
+    const dp = DataPlane.fromConfig(config, overlayDataPlane(config));
+    const io = await (options.io ?? defaultIo)(config, dp);
+    const ring = io.ring ?? dp.createRing(config.daemon.batch, io.capacity);
+    const oc = config.cluster && overlayCluster(config.cluster, config.overlay);
+    const cluster = oc ? new Cluster(oc.cluster, config.proxy, dp, io, log, oc.options) : null;
     const onHost = options.onHost ?? cluster?.handle ?? null;
     // nothing resolves groups unknown here: their packets are dropped as no-group (counted), not handed over
     if (!onHost) dp.setResolveUnknown(false);
@@ -80,6 +98,8 @@ export class Daemon {
     let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    daemon.bgp = bgp;
+    if (config.overlay && cluster) daemon.overlay = new OverlayNode(config.overlay, cluster.node.self.id, config.proxy.address!, cluster.node.overlay!, dp, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
@@ -94,6 +114,7 @@ export class Daemon {
     daemon.timers.push(sweep);
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
+    void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
     return daemon;
   }
 
@@ -101,15 +122,19 @@ export class Daemon {
     return createMetrics({
       dp: () => this.dp,
       io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
+      ioLevels: () => this.io.levels?.() ?? {},
       health: () => this.health.status(),
       cluster: () => this.cluster,
+      overlay: () => this.overlay?.status() ?? null,
       reloads: () => this.reloads,
+      bgp: () => this.bgp?.status() ?? null,
     });
   }
 
   private healthChanged(c: HealthChange): void {
     try {
       this.dp.setTargetUp(c.group, c.target, c.up);
+      this.bgp?.changed();
       if (c.up) this.log.info({ group: c.group, target: c.target }, "target up");
       else this.log.warn({ group: c.group, target: c.target, error: c.error }, "target down");
     } catch (err) {
@@ -126,12 +151,14 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = loadConfig(this.options.configPath);
+      assertBgpReload(this.config.bgp, next.bgp);
       // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
       this.health.configure(next.groups);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
+      if (next.bgp) void this.bgp?.reload(next.bgp);
       this.reloads.ok++;
       this.log.info({ ...summary }, "config reloaded");
       return true;
@@ -151,6 +178,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
+      const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {
@@ -158,6 +186,7 @@ export class Daemon {
         if (this.dp.counters().flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
+      await bgpDone;
       for (const t of this.timers) clearInterval(t);
       this.io.close();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

@@ -5,16 +5,23 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
+import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
 import type { TargetHealth } from "./health.js";
+import type { OverlayStatus } from "./overlay.js";
 
 /** What the metrics read: the data plane and the daemon's own figures. */
 export interface MetricsSource {
   dp(): DataPlane;
   io(): Record<string, number>;
+  /** The backend's buffer levels (AF_XDP: UMEM frames by state), if it has any. */
+  ioLevels?(): Record<string, number>;
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
+  bgp?(): BgpStatus | null;
+  /** The overlay node's figures, or null when this proxy is not one. */
+  overlay?(): OverlayStatus | null;
 }
 
 /** A counter whose value is read from elsewhere at scrape time. */
@@ -65,6 +72,7 @@ export function createMetrics(src: MetricsSource): Registry {
       [{ group: h.group, target: h.target, result: "failed" }, h.failures],
     ] as [Record<string, string>, number][]));
   mirrored(reg, "pias_io_packets_total", "Packets through the I/O backend, by event", ["event"], () => Object.entries(src.io()).map(([event, v]) => [{ event }, v]));
+  gauge(reg, "pias_io_frames", "The I/O backend's buffers by state (AF_XDP: UMEM frames free, fill, rx, core, held, tx, completion)", ["state"], () => Object.entries(src.ioLevels?.() ?? {}).map(([state, v]) => [{ state }, v]));
   mirrored(reg, "pias_config_reloads_total", "Configuration reloads, by result", ["result"], () => {
     const r = src.reloads();
     return [[{ result: "ok" }, r.ok], [{ result: "rejected" }, r.rejected]];
@@ -77,8 +85,35 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_jap_targets", "Targets joined through this proxy", [], () => (node() ? one(node()!.jap.targets) : []));
   gauge(reg, "pias_rap_entries", "JAP registrations this proxy holds as a RAP", [], () => (node() ? one(node()!.rap.entries) : []));
   gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
+  overlayMetrics(reg, () => src.overlay?.() ?? null);
   mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const bgp = () => src.bgp?.() ?? null;
+  gauge(reg, "pias_bgp_session_up", "1 while the BGP session to the neighbour is established", ["neighbor"], () => (bgp()?.sessions ?? []).map((s) => [{ neighbor: s.neighbor }, s.up ? 1 : 0]));
+  gauge(reg, "pias_bgp_prefix_announced", "1 while BIRD announces the prefix (also while GRACEFUL_SHUTDOWN), 0 while withdrawn", ["prefix"], () => (bgp()?.prefixes ?? []).map((p) => [{ prefix: p.prefix }, p.announced ? 1 : 0]));
   return reg;
+}
+
+/** An overlay node's packets by event, bindings, live nodes and its share of the partition. */
+function overlayMetrics(reg: Registry, read: () => OverlayStatus | null): void {
+  const events = (s: OverlayStatus): [Record<string, string>, number][] => [
+    [{ event: "from-client" }, s.stats.fromClient], [{ event: "to-client" }, s.stats.toClient], [{ event: "via-remote" }, s.stats.viaRemote],
+    [{ event: "direct" }, s.stats.direct], [{ event: "relayed-to-owner" }, s.stats.relayedToOwner], [{ event: "sent-out" }, s.stats.sentOut],
+    [{ event: "replies-direct" }, s.stats.repliesDirect], [{ event: "replies-via-node" }, s.stats.repliesViaNode],
+    [{ event: "handed-over" }, s.stats.handedOver],
+  ];
+  const one = (f: (s: OverlayStatus) => number) => (): [Record<string, string>, number][] => {
+    const s = read();
+    return s ? [[{}, f(s)]] : [];
+  };
+  mirrored(reg, "pias_overlay_packets_total", "Overlay packets by event (from-client, to-client, via-remote, direct, relayed-to-owner, sent-out, replies-direct, replies-via-node, handed-over)", ["event"], () => {
+    const s = read();
+    return s ? events(s) : [];
+  });
+  mirrored(reg, "pias_overlay_bindings_created_total", "Overlay NAT bindings created", [], one((s) => s.stats.flowsCreated));
+  gauge(reg, "pias_overlay_bindings_live", "Overlay NAT bindings live", [], one((s) => s.stats.flowsLive));
+  gauge(reg, "pias_overlay_nodes_live", "Live overlay nodes in this node's view (itself included)", [], one((s) => s.nodes));
+  gauge(reg, "pias_overlay_blocks_owned", "Blocks of the overlay's TA space this node owns", [], one((s) => s.blocksOwned));
+  mirrored(reg, "pias_overlay_blocks_moved_total", "Blocks of the TA space that changed owner in this node's view", [], one((s) => s.blocksMoved));
 }
 
 /** Serve the registry at http://host:port/metrics (and a liveness answer at /healthz). */

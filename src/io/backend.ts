@@ -1,7 +1,7 @@
 // What the daemon needs from an I/O backend: fill a ring of packet slots in
 // the core's memory, send what the core forwarded, and say when there is
-// something to read. Backends: TUN (src/io/tun-backend.ts) and pcap
-// (src/io/pcap-backend.ts).
+// something to read. Backends: TUN (src/io/tun-backend.ts), pcap
+// (src/io/pcap-backend.ts) and AF_XDP (src/io/xdp-backend.ts).
 
 import type { PacketRing } from "../core/ring.js";
 
@@ -12,6 +12,12 @@ export interface PacketIO {
   readonly linkType: number;
   /** Largest packet a slot must hold. */
   readonly capacity: number;
+  /**
+   * The ring to read into, when the backend must allocate it itself (AF_XDP:
+   * before its UMEM, so the UMEM is the last thing in the core's memory).
+   * Absent: the daemon creates one of `capacity`-byte slots.
+   */
+  readonly ring?: PacketRing;
   /** Read up to `max` packets into ring slots [0, max) (already reset); returns how many. Never blocks. */
   read(ring: PacketRing, max: number): number;
   /** Send the packets of ring slots [0, n) that the core forwarded. */
@@ -23,4 +29,6 @@ export interface PacketIO {
   close(): void;
   /** Counters of the backend (read, written, dropped, ...). */
   stats(): Record<string, number>;
+  /** Levels of the backend's buffers, where it has any (AF_XDP: UMEM frames by state). */
+  levels?(): Record<string, number>;
 }

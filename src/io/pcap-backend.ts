@@ -20,13 +20,15 @@ import { Neighbors } from "./neighbors.js";
 const QUEUE_MAX = 8192;
 const LINKTYPE_ETHERNET = 1;
 
-interface RawPacket {
+/** A captured packet as node_pcap hands it: the frame and its pcap record header (caplen at byte 8). */
+export interface RawPacket {
   buf: Buffer;
   header: Buffer;
   link_type: string;
 }
 
-interface PcapSession {
+/** The part of a node_pcap session the backend uses. */
+export interface PcapSession {
   on(event: "packet", cb: (p: RawPacket) => void): void;
   inject(data: Buffer): void;
   close(): void;
@@ -89,7 +91,12 @@ export class PcapBackend implements PacketIO {
       session.close();
       throw new PiasError("EPCAP", `pcap on ${o.iface}: link type ${session.link_type}, only Ethernet is supported`);
     }
-    return new PcapBackend(session, neighbors, o.iface);
+    return PcapBackend.over(session, neighbors, o.iface);
+  }
+
+  /** A backend on a session opened elsewhere (an Ethernet one), sending to the next hops `neighbors` knows. */
+  static over(session: PcapSession, neighbors: Neighbors, iface: string): PcapBackend {
+    return new PcapBackend(session, neighbors, iface);
   }
 
   private captured(p: RawPacket): void {

@@ -28,13 +28,21 @@ export function ip(args: readonly string[]): void {
   if (r.status !== 0) throw new PiasError("EROUTE", `ip ${args.join(" ")}: ${r.stderr.trim() || `exit status ${r.status}`}`);
 }
 
+/** The part of a TunDevice the backend uses. */
+export type TunPort = Pick<TunDevice, "name" | "readBatch" | "writeBatch" | "write" | "onReadable" | "close" | "stats">;
+
 export class TunBackend implements PacketIO {
   readonly linkType = 101;
   readonly capacity = TUN_MTU;
   readonly description: string;
 
-  private constructor(private readonly tun: TunDevice) {
+  private constructor(private readonly tun: TunPort) {
     this.description = `tun ${tun.name}`;
+  }
+
+  /** A backend on a device opened elsewhere (its routes are the opener's). */
+  static over(tun: TunPort): TunBackend {
+    return new TunBackend(tun);
   }
 
   static open(options: TunBackendOptions): TunBackend {

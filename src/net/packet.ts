@@ -3,7 +3,7 @@
 // unresolved groups. Not the hot path: one object per packet is fine here.
 
 import type { Family } from "./addr.js";
-import { complement, onesSum, pseudoHeaderSum } from "../reference/checksum.js";
+import { complement, onesSum, pseudoHeaderSum } from "./checksum.js";
 
 export interface Datagram {
   family: Family;

@@ -46,6 +46,8 @@ export function isIcmpError(family: 4 | 6, type: number): boolean {
 export const srcOffset = (family: 4 | 6): number => (family === 4 ? 12 : 8);
 export const dstOffset = (family: 4 | 6): number => (family === 4 ? 16 : 24);
 export const addrLen = (family: 4 | 6): number => (family === 4 ? 4 : 16);
+export const sameAddr = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+export const hex = (a: Uint8Array): string => Array.from(a, (x) => x.toString(16).padStart(2, "0")).join("");
 
 /** What the link layer told. */
 export interface LinkInfo {

@@ -80,6 +80,8 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
+      overlay: null,
       groups: [
         {
           name: "tcp 203.0.113.10:80",
@@ -127,6 +129,8 @@ describe("validateConfig: normalisation", () => {
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
       cluster: null,
+      bgp: null,
+      overlay: null,
       groups: [],
     });
   });
@@ -551,10 +555,22 @@ describe("validateConfig: the daemon section, health checks and anycast prefixes
 
   test("bad daemon settings are named by path", () => {
     rejects({ daemon: { io: "pcap" } }, "daemon.pcapInterface: required with io pcap: the interface to capture on");
-    rejects({ daemon: { io: "af_xdp" } }, 'daemon.io: "af_xdp" is not one of tun, pcap');
+    rejects({ daemon: { io: "af_xdp" } }, 'daemon.io: "af_xdp" is not one of tun, pcap, xdp');
     rejects({ daemon: { metrics: "9464" } }, 'daemon.metrics: "9464" is not HOST:PORT (e.g. "127.0.0.1:9464")');
     rejects({ daemon: { tunName: "a-very-long-interface-name" } }, 'daemon.tunName: "a-very-long-interface-name" is not an interface name (at most 15 characters, no spaces or "/")');
     rejects({ daemon: { batch: 0 } }, "daemon.batch: 0 is not in 1..4096");
+  });
+
+  test("io xdp names its interfaces and a mode (auto by default)", () => {
+    const d = validateConfig({ daemon: { io: "xdp", xdpInterfaces: ["eth1", "eth2"] } }).daemon;
+    assert.deepEqual(d, { ...DEFAULT_DAEMON, io: "xdp", xdpInterfaces: ["eth1", "eth2"], xdpMode: "auto" });
+    assert.equal(validateConfig({ daemon: { io: "xdp", xdpInterfaces: ["eth1"], xdpMode: "generic" } }).daemon.xdpMode, "generic");
+    rejects({ daemon: { io: "xdp" } }, "daemon.xdpInterfaces: required with io xdp: the interfaces to serve");
+    rejects({ daemon: { io: "xdp", xdpInterfaces: [] } }, "daemon.xdpInterfaces: required with io xdp: the interfaces to serve");
+    rejects({ daemon: { io: "xdp", xdpInterfaces: ["eth1", "eth1"] } }, "daemon.xdpInterfaces: lists an interface twice");
+    rejects({ daemon: { io: "xdp", xdpInterfaces: ["a very long interface"] } }, 'daemon.xdpInterfaces[0]: "a very long interface" is not an interface name');
+    rejects({ daemon: { io: "xdp", xdpInterfaces: "eth1" } }, 'daemon.xdpInterfaces: must be a list, got the string "eth1"');
+    rejects({ daemon: { io: "xdp", xdpInterfaces: ["eth1"], xdpMode: "offload" } }, 'daemon.xdpMode: "offload" is not one of auto, native, generic');
   });
 
   test("a group's health check gets its defaults (tcp for tcp groups, udp for udp groups)", () => {

@@ -75,6 +75,12 @@ export const MESSAGES: Record<MessageKind, fc.Arbitrary<Message>> = {
     incarnation: u32(),
     known: fc.array(fc.record({ proxy: proxy(), incarnation: u32() }), { maxLength: 6 }),
   }),
+  "overlay-heartbeat": fc.record({
+    type: fc.constant("overlay-heartbeat" as const),
+    from: proxy(),
+    incarnation: u32(),
+    known: fc.array(fc.record({ proxy: proxy(), incarnation: u32() }), { maxLength: 6 }),
+  }),
   "discover-forward": fc.record({
     type: fc.constant("discover-forward" as const),
     from: proxy(),

@@ -54,16 +54,21 @@ test("a reload that removes a target re-pins its UDP flows and drops its TCP flo
   next.groups[0].targets.splice(1, 1);
   next.groups[1].targets.splice(1, 1);
   dp.applyConfig(validateConfig(next));
-  udp.forEach((r, c) => {
+  const on = (flows: typeof udp, target: string): number[] => flows.flatMap((r, c) => (r.target === target ? [c] : []));
+  const [udpKept, udpMoved, tcpKept, tcpLost] = [on(udp, "192.0.2.11"), on(udp, "192.0.2.12"), on(tcp, "192.0.2.11"), on(tcp, "192.0.2.12")];
+  for (const c of [udpKept, udpMoved, tcpKept, tcpLost]) assert.ok(c.length > 0, "before the reload, UDP and TCP flows on both targets");
+  for (const c of udpKept) assert.deepEqual(send(dp, "udp", c), udp[c], "UDP flows to the kept target keep it and their NAT port");
+  for (const c of udpMoved) {
     const again = send(dp, "udp", c);
-    assert.equal(again.target, "192.0.2.11");
-    if (r.target === "192.0.2.11") assert.equal(again.port, r.port, "flows to the kept target are untouched");
-  });
-  tcp.forEach((r, c) => {
+    assert.equal(again.verdict, Verdict.Forward);
+    assert.equal(again.target, "192.0.2.11", "UDP flows to the removed target move to the kept one");
+  }
+  for (const c of tcpKept) {
     const again = send(dp, "tcp", c, 0x10);
-    if (r.target === "192.0.2.12") assert.equal(again.reason, Reason.TargetDown);
-    else assert.equal(again.verdict, Verdict.Forward);
-  });
+    assert.equal(again.verdict, Verdict.Forward);
+    assert.equal(again.port, tcp[c].port, "TCP flows to the kept target keep their NAT port");
+  }
+  for (const c of tcpLost) assert.equal(send(dp, "tcp", c, 0x10).reason, Reason.TargetDown, "TCP flows to the removed target are dropped");
 });
 
 test("a reload that changes the proxy's address or the table sizes is refused and changes nothing", () => {

@@ -51,6 +51,18 @@ describe("pias run (TUN) between a client and three targets in network namespace
   let daemon: ChildProcess;
   let log = "";
   const http: ChildProcess[] = [];
+  /** Start target i's HTTP server (python's http.server looks its own name up before it listens: waitHttp()). */
+  const startHttp = (i: number): void => {
+    const t = targets[i];
+    http[i] = topo.start(t.name, ["python3", "-m", "http.server", "8080", "--bind", t.address, "--protocol", "HTTP/1.1", "--directory", join(dir, t.name)]);
+  };
+  const waitHttp = async (): Promise<void> => {
+    const t0 = Date.now();
+    while (!targets.every((t) => topo.run("p", ["curl", "-s", "--max-time", "1", `http://${t.address}:8080/id`]).status === 0)) {
+      if (Date.now() - t0 > 20_000) throw new Error("the targets' HTTP servers did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
 
   const curl = (path = "/id", times = 1): string[] => {
     const urls = Array.from({ length: times }, () => `http://${TA}${path}`);
@@ -62,6 +74,14 @@ describe("pias run (TUN) between a client and three targets in network namespace
   const metric = (text: string, name: string): number => {
     const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
     return line ? Number(line.split(" ").pop()) : 0;
+  };
+  /** Every target of the web group is up in the data plane (its health check passes). */
+  const waitAllUp = async (timeoutMs = 10_000): Promise<void> => {
+    const t0 = Date.now();
+    while ((metrics().match(/pias_target_up\{group="tcp 198\.51\.100\.10:80",[^}]*\} 1/g) ?? []).length !== targets.length) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`not every target came up; log:\n${log.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   };
   const waitLog = async (re: RegExp, timeoutMs = 10_000): Promise<void> => {
     const t0 = Date.now();
@@ -83,8 +103,7 @@ describe("pias run (TUN) between a client and three targets in network namespace
       const www = join(dir, t.name);
       mkdirSync(www);
       writeFileSync(join(www, "id"), `${t.name}\n`);
-      const server = topo.start(t.name, ["python3", "-m", "http.server", "8080", "--bind", t.address, "--protocol", "HTTP/1.1", "--directory", www]);
-      http.push(server);
+      startHttp(i);
       topo.start(t.name, ["socat", `UDP4-RECVFROM:5353,bind=${t.address},fork`, `SYSTEM:sed -u s/^/${t.name}=/`]);
     }
     // target 3: the TA on lo, a user-space IP-in-IP endpoint and a TCP sink for the upload group
@@ -94,12 +113,7 @@ describe("pias run (TUN) between a client and three targets in network namespace
     const sink = topo.start("t3", ["python3", join(REPO_ROOT, "test", "e2e", "sink.py"), "t3", AWARE_TA, "9000"]);
     await waitForLine(sink, /^ready/);
 
-    // python's http.server looks its own name up before it listens: wait for all three
-    const t0 = Date.now();
-    while (!targets.every((t) => topo.run("p", ["curl", "-s", "--max-time", "1", `http://${t.address}:8080/id`]).status === 0)) {
-      if (Date.now() - t0 > 20_000) throw new Error("the targets' HTTP servers did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitHttp();
 
     writeFileSync(configPath, JSON.stringify(config()));
     daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath]);
@@ -167,22 +181,33 @@ describe("pias run (TUN) between a client and three targets in network namespace
   });
 
   test("a target whose server dies is marked down by its health check: new connections avoid it, connections to the others are not disturbed", async () => {
+    await waitAllUp();
     const holder = topo.start("c", ["python3", join(REPO_ROOT, "test", "e2e", "clients.py"), "hold", TA, "80", "6"]);
     const first = JSON.parse(await waitForLine(holder, /^\{"before"/)) as { before: string[] };
     assert.deepEqual([...first.before].sort(), ["t1", "t1", "t2", "t2", "t3", "t3"]);
-    assert.doesNotMatch(log, /"msg":"target down"/, "every target was up before");
+    const downs = log.split('"msg":"target down"').length;
     http[1].kill("SIGKILL");
-    await waitLog(/"target":"10\.20\.2\.2:8080".*"msg":"target down"/);
-    for (let i = 0; i < 12; i++) assert.notEqual(curl()[0], "t2", "a new connection went to the dead target");
-    holder.stdin!.write("\n");
-    const done = JSON.parse(await waitForLine(holder, /"after"/)) as { before: string[]; after: string[] };
-    done.before.forEach((t, i) => {
-      if (t !== "t2") assert.equal(done.after[i], t, `connection ${i} to ${t} was disturbed: ${done.after[i]}`);
-    });
-    assert.match(metrics(), /pias_target_up\{group="tcp 198\.51\.100\.10:80",target="10\.20\.2\.2:8080"\} 0/);
+    try {
+      await waitLog(/"target":"10\.20\.2\.2:8080".*"msg":"target down"/);
+      assert.equal(log.split('"msg":"target down"').length, downs + 1, "only the dead target went down");
+      for (let i = 0; i < 12; i++) assert.notEqual(curl()[0], "t2", "a new connection went to the dead target");
+      holder.stdin!.write("\n");
+      const done = JSON.parse(await waitForLine(holder, /"after"/)) as { before: string[]; after: string[] };
+      const others = done.before.flatMap((t, i) => (t === "t2" ? [] : [i]));
+      assert.deepEqual(others.map((i) => done.after[i]), others.map((i) => done.before[i]), "connections to the live targets were not disturbed");
+      assert.match(metrics(), /pias_target_up\{group="tcp 198\.51\.100\.10:80",target="10\.20\.2\.2:8080"\} 0/);
+    } finally {
+      // leave the targets as the test found them
+      startHttp(1);
+      await waitHttp();
+      await waitAllUp();
+    }
   });
 
   test("SIGHUP reloads the config keeping live flows; a bad config is rejected with one log line and the old one stays", async () => {
+    await waitAllUp();
+    const reloads = (m: string, result: string): number => metric(m, `pias_config_reloads_total{result="${result}"}`);
+    const m0 = metrics();
     const holder = topo.start("c", ["python3", join(REPO_ROOT, "test", "e2e", "clients.py"), "hold", TA, "80", "2"]);
     const first = JSON.parse(await waitForLine(holder, /^\{"before"/)) as { before: string[] };
     writeFileSync(configPath, JSON.stringify(config({ weight3: 3 })));
@@ -195,10 +220,16 @@ describe("pias run (TUN) between a client and three targets in network namespace
     holder.stdin!.write("\n");
     const done = JSON.parse(await waitForLine(holder, /"after"/)) as { before: string[]; after: string[] };
     assert.deepEqual(done.after, first.before, "live connections keep their targets across reloads");
-    assert.match(curl()[0], /^t[13]$/, "still serving with the previous config");
+    // still serving with the reloaded config: weighted round-robin 1:1:3 over ten new connections
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 10; i++) {
+      const t = curl()[0];
+      counts[t] = (counts[t] ?? 0) + 1;
+    }
+    assert.deepEqual(counts, { t1: 2, t2: 2, t3: 6 }, "new connections follow the reloaded weights");
     const m = metrics();
-    assert.match(m, /pias_config_reloads_total\{result="ok"\} 1/);
-    assert.match(m, /pias_config_reloads_total\{result="rejected"\} 1/);
+    assert.equal(reloads(m, "ok") - reloads(m0, "ok"), 1);
+    assert.equal(reloads(m, "rejected") - reloads(m0, "rejected"), 1);
   });
 
   test("SIGTERM drains and exits cleanly, removing its TUN device", async () => {

@@ -5,7 +5,7 @@
 // full recomputation. Plus fast-check arbitraries over all of it.
 
 import fc from "fast-check";
-import { complement, onesSum, pseudoHeaderSum, sumVerifies } from "../../src/reference/checksum.js";
+import { complement, onesSum, pseudoHeaderSum, sumVerifies } from "../../src/net/checksum.js";
 
 export type Proto = "tcp" | "udp" | "icmp";
 

@@ -244,7 +244,7 @@ function udpPair(family: 4 | 6): Pair {
   return new Pair({
     settings: {
       startTime: 1000, natPorts: [1024, 65535], timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 },
-      flows: 1024, verifyChecksums: false, randomSeed: 1,
+      flows: 1024, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
     },
     groups: [{ protocol: "udp", family, ta: 0, port: 0, policy: "affinity", affinity: "client", targets: [{ addr: 0, port: 0, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
     steps: [],

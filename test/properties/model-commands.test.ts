@@ -30,7 +30,7 @@ const GROUPS: (GroupDef & { spec: GroupSpec })[] = ([[4, "tcp"], [4, "udp"], [4,
   const spec: GroupSpec = {
     protocol: proto,
     address: family === 4 ? TA4 : TA6,
-    port: proto === "icmp" ? 0 : 0,
+    port: proto === "tcp" ? 80 : 0, // TCP groups serve port 80 only, the others every port
     policy: POLICIES[i % POLICIES.length],
     targets: TARGETS[family].slice(0, 3).map((address, j) => ({ address, port: proto === "icmp" ? 0 : 8080, weight: j + 1, aware: j === 2, distance: j })),
   };

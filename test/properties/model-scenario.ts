@@ -6,10 +6,10 @@
 // live flows and bindings.
 
 import fc from "fast-check";
-import type { DataPlaneSettings, GroupSpec } from "../../src/core/dataplane.js";
+import type { DataPlaneSettings, GroupSpec, TargetSpec } from "../../src/core/dataplane.js";
 import type { PolicyName, Protocol } from "../../src/config/types.js";
 import { parseAddress } from "../../src/net/addr.js";
-import { complement, onesSum } from "../../src/reference/checksum.js";
+import { complement, onesSum } from "../../src/net/checksum.js";
 import { buildIcmpError, buildPacket, get16, locate, type PacketSpec } from "../helpers/packets.js";
 
 export const PROXY4 = "198.51.100.1";
@@ -95,7 +95,7 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
     { weight: 1, arbitrary: fc.integer({ min: 1030, max: 1040 }) },
   ),
   scopes: fc.oneof(
-    { weight: 4, arbitrary: fc.constant([]) },
+    { weight: 4, arbitrary: fc.constant<ScopeChoice[]>([]) },
     { weight: 1, arbitrary: fc.array(fc.record({ prefix: fc.integer({ min: 0, max: 2 }), label: fc.integer({ min: 1, max: 2 }) }), { maxLength: 3 }) },
   ),
 });
@@ -116,7 +116,7 @@ export function groupSpec(g: GroupChoice): GroupSpec {
     affinity: g.affinity,
     targets: g.targets
       .filter((t, i) => !icmp || g.targets.findIndex((u) => u.addr === t.addr) === i) // ICMP targets have no port
-      .map((t) => ({
+      .map((t): TargetSpec => ({
         address: POOL.target[g.family][t.addr],
         port: icmp ? 0 : t.port,
         weight: t.weight,

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { AuxFlag, Reason, Verdict } from "../../assembly/shared/abi.js";
-import { onesSum, pseudoHeaderSum } from "../../src/reference/checksum.js";
+import { onesSum, pseudoHeaderSum } from "../../src/net/checksum.js";
+import type { GroupSpec } from "../../src/core/dataplane.js";
 import {
   buildIcmpError, buildPacket, checksumsValid, get16, l4ChecksumOffset, locate, packetSpec, withEthernet,
   type PacketSpec,
@@ -278,12 +279,12 @@ function formatV6(b: Uint8Array): string {
   return parts.join(":");
 }
 
-test("with affinity every packet of a flow goes to the same target and NAT port, and live flows never share a binding", () => {
+test("under every policy, every packet of a flow goes to the same target and NAT port, and live flows never share a binding", () => {
   fc.assert(
     fc.property(
       fc.array(toGroup({ proto: "udp" }), { minLength: 1, maxLength: 40 }),
       fc.array(fc.nat(), { minLength: 20, maxLength: 120 }),
-      fc.constantFrom<"affinity" | "round-robin" | "least-load">("affinity", "round-robin", "least-load"),
+      fc.constantFrom<NonNullable<GroupSpec["policy"]>>("affinity", "round-robin", "random", "least-load", "proximity"),
       (flows, picks, policy) => {
         const dp = standardDataPlane({}, standardGroups(policy));
         const batch = dp.createBatch(8);

@@ -10,7 +10,7 @@ import { createSocket } from "node:dgram";
 import { parseArgs } from "node:util";
 import { Authenticator } from "../../control/auth.js";
 import { MAX_DISCOVER, type DiscoverMode, type DiscoverReplyMessage } from "../../control/message.js";
-import { epKey, parseTransportAddress, sameTa, type Endpoint } from "../../control/ta.js";
+import { epKey, parseTransportAddress, sameTa, type Endpoint, type TransportAddress } from "../../control/ta.js";
 import { parseEndpoint, tryParseAddress } from "../../net/addr.js";
 import { PiasError } from "../../errors.js";
 import { UsageError } from "../usage.js";
@@ -49,29 +49,46 @@ export async function run(args: string[]): Promise<number> {
     }
   });
   const key = readJoinKey(values["key-file"]!);
-  const auth = new Authenticator({ clusterKey: new Uint8Array(32), groupKey: (t) => (sameTa(t, ta) ? key : undefined), now: Date.now });
-  const frame = auth.seal({ type: "discover", ta, k, mode: values.mode as DiscoverMode, exclude });
+  const reply = await askMembers({ anycast: values.anycast!, port, ta, key, k, mode: values.mode as DiscoverMode, exclude, timeoutMs: timeout });
+  if (!reply) throw new PiasError("ETIMEDOUT", `no answer from ${values.anycast}:${port} within ${timeout} ms`);
+  for (const m of reply.members) console.log(m.label ? `${epKey(m.endpoint)} ${m.label}` : epKey(m.endpoint));
+  return 0;
+}
 
-  const socket = createSocket(anycast.family === 6 ? "udp6" : "udp4");
+export interface DiscoverQuery {
+  /** The anycast control address (text) and port. */
+  readonly anycast: string;
+  readonly port: number;
+  readonly ta: TransportAddress;
+  /** The group's join key: the query is signed with it. */
+  readonly key: Uint8Array;
+  readonly k: number;
+  readonly mode: DiscoverMode;
+  readonly exclude: readonly Endpoint[];
+  readonly timeoutMs: number;
+}
+
+/** Send one signed DISCOVER to the anycast control address; the reply, or null when none came in time. */
+export async function askMembers(q: DiscoverQuery): Promise<DiscoverReplyMessage | null> {
+  const auth = new Authenticator({ clusterKey: new Uint8Array(32), groupKey: (t) => (sameTa(t, q.ta) ? q.key : undefined), now: Date.now });
+  const frame = auth.seal({ type: "discover", ta: q.ta, k: q.k, mode: q.mode, exclude: q.exclude });
+  const socket = createSocket(q.anycast.includes(":") ? "udp6" : "udp4");
   try {
-    const reply = await new Promise<DiscoverReplyMessage | null>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(null), timeout);
+    return await new Promise<DiscoverReplyMessage | null>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(null), q.timeoutMs);
       socket.on("error", (err) => {
         clearTimeout(timer);
         reject(err);
       });
       socket.on("message", (msg) => {
         const opened = auth.open(new Uint8Array(msg));
-        if (opened.ok && opened.message.type === "discover-reply" && sameTa(opened.message.ta, ta)) {
+        if (opened.ok && opened.message.type === "discover-reply" && sameTa(opened.message.ta, q.ta)) {
           clearTimeout(timer);
           resolve(opened.message);
         }
       });
-      socket.send(frame, port, values.anycast!);
+      socket.send(frame, q.port, q.anycast);
     });
-    if (!reply) throw new PiasError("ETIMEDOUT", `no answer from ${values.anycast}:${port} within ${timeout} ms`);
-    for (const m of reply.members) console.log(m.label ? `${epKey(m.endpoint)} ${m.label}` : epKey(m.endpoint));
-    return 0;
   } finally {
     socket.close();
   }
