@@ -324,7 +324,7 @@ function applyChanges(g: usize, table: usize, m: u32, left: usize, nl: u32, came
   let n2 = n - nd + ns;
   let cap = load<u32>(ring);
   let grown: usize = 0;
-  if (n2 > cap) grown = ringAlloc(n2 + (n2 >> 3));
+  if (n2 > cap) grown = ringAlloc(n2 > cap * 2 ? n2 : cap * 2); // doubling: a group that keeps growing copies its ring log(n) times
   let ok = gone != 0 && idx != 0 && news != 0 && (ns <= SMALL_SORT || tmp != 0) && (n2 <= cap || grown != 0);
   let at: u32 = 0;
   for (let i: u32 = 0; ok && i < nl; i++) {
