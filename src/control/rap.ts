@@ -14,7 +14,8 @@
 //   lookups for random TAs must not grow memory): the answer is empty, and
 //   the asking IAP is remembered once, whatever the TA, as a *negative
 //   watcher* for the TTL. A group that gets its first JAP is pushed to the
-//   negative watchers too, so an IAP that cached "nobody" learns at once.
+//   negative watchers too (who then watch it as if they had asked), so an
+//   IAP that cached "nobody" learns at once, and hears of later changes.
 //
 // No sockets, no timers: the owner calls tick() and flush().
 
@@ -262,10 +263,16 @@ export class Rap {
       if (g.watchers === null && !negative) continue;
       // One message object for every watcher: the node seals it once.
       const push: Message = { type: "push", rap: this.opts.self, ta: taFromId(g.key), ttl: this.ttlS, japs: this.entries(g, now) };
-      const told = new Set<string>();
-      for (const w of [...(g.watchers ?? []), ...(negative ? this.negativeWatchers.values() : [])]) {
-        if (w.until <= now || told.has(w.proxy.id)) continue;
-        told.add(w.proxy.id);
+      if (negative) {
+        // an IAP that cached "nobody" for this TA now caches the JAPs: it watches the group like any that asked
+        for (const n of this.negativeWatchers.values()) {
+          if (n.until <= now || g.watchers?.some((w) => w.proxy.id === n.proxy.id)) continue;
+          (g.watchers ??= []).push({ proxy: n.proxy, until: n.until });
+          this.schedule(g, n.until);
+        }
+      }
+      for (const w of g.watchers ?? []) {
+        if (w.until <= now) continue;
         this.counters.pushes++;
         this.opts.send(w.proxy.endpoint, push);
       }

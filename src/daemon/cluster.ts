@@ -194,8 +194,10 @@ export class Cluster {
       this.counters.unresolvedDropped++;
       return;
     }
+    // copied before the install: growing the core's memory would detach `frame`
+    const packet = copy ?? frame.slice();
     this.installRemote(ta, r.japs);
-    this.reinject([copy ?? frame.slice()]);
+    this.reinject([packet]);
   };
 
   private send(to: Endpoint, bytes: Uint8Array): void {

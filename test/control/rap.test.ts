@@ -57,7 +57,9 @@ describe("RAP", () => {
     assert.deepEqual(pushes.map((p) => epKey(p.to)).sort(), [ps.all[4], ps.all[5]].map((p) => epKey(p.endpoint)).sort());
     assert.deepEqual(pushes[0].msg.japs.map((j) => j.proxy.id), ["ap-1"]);
     register(ps.all[2], 1, { ...GROUP, port: 77 });
-    assert.equal(env.take("push").length, 0, "only a group's appearance goes to negative watchers");
+    assert.equal(env.take("push").length, 2, "and they watch the group from then on, like IAPs that asked about it");
+    register(ps.all[3], 1, { ...GROUP, port: 78 });
+    assert.equal(env.take("push").length, 2, "another group's appearance goes to them too");
     env.t += 60_000;
     rap.tick();
     assert.equal(rap.negativeWatcherCount, 0, "negative watchers expire with the TTL");
