@@ -27,7 +27,12 @@ export type { PacketIO } from "./io/backend.js";
 export {
   ControlNode, Joiner, parseTransportAddress, formatTransportAddress, taKey,
   type ControlNodeOptions, type TransportAddress, type Endpoint, type TargetInfo, type TargetEvent,
+  StoreMembership, StoreSync, type ProxyMembership, type KeyValueStore,
 } from "./control/index.js";
+// a fleet in etcd (cluster.store): the client, and the fleet document `pias config push` writes
+export { EtcdStore, StoreError } from "./store/etcd.js";
+export { validateFleet, mergeFleet, fleetFromEntries, type FleetDocument } from "./config/fleet.js";
+export { type StoreConfig, type EtcdStoreConfig } from "./config/store.js";
 // BGP: the `bgp` section and BIRD's control socket (pias run announces through BIRD 2)
 export { type BgpConfig, type BgpNeighborConfig, type BgpPrefixConfig } from "./config/bgp.js";
 export { BirdControl, BirdError, parseProtocols, type BirdReply, type BirdLine, type ProtocolRow } from "./bgp/bird-control.js";

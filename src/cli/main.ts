@@ -36,6 +36,10 @@ commands:
                  --route PREFIX|default ... [--tun NAME] [--mtu N] [--address CIDR] [--timeout MS]
       reach the Internet through an overlay of pias nodes: discover the nearest ones, carry the
       routed destinations' packets to the nearest in a TUN device; SIGTERM prints counts and exits
+  config push FILE (--endpoints URL[,URL...] [--prefix /pias] | --config PROXY_CONF) [--dry-run]
+      check a fleet configuration (groups, cluster key, joinable groups and their join keys) as
+      every proxy will, then write it to the store (etcd) in one transaction; refused before any
+      write when it does not pass
   help
       this text`;
 
@@ -48,6 +52,7 @@ const COMMANDS: Record<string, string> = {
   join: "./commands/join.js",
   discover: "./commands/discover.js",
   "overlay-client": "./commands/overlay-client.js",
+  config: "./commands/config.js",
 };
 
 const PARSE_ERRORS = new Set([

@@ -16,22 +16,31 @@ import { ConfigValidationError, type ConfigPath } from "./values.js";
 
 /** Read, parse and validate a configuration file. Throws ConfigError. */
 export function loadConfig(path: string): PiasConfig {
+  return loadValidated(path, validateConfig);
+}
+
+/** Read and parse a file of configuration syntax and check it with `validate` (a fleet document's, say; `(v) => v` for the parsed value). Throws ConfigError. */
+export function loadValidated<T>(path: string, validate: (raw: unknown) => T): T {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     throw new ConfigError(`cannot read config ${path}: ${describeFsError(err)}`);
   }
-  return parseConfigText(text, path);
+  return parseValidated(text, path, validate);
 }
 
 /** Parse and validate configuration text; `nameForErrors` starts every error message. Throws ConfigError. */
 export function parseConfigText(text: string, nameForErrors: string): PiasConfig {
+  return parseValidated(text, nameForErrors, validateConfig);
+}
+
+function parseValidated<T>(text: string, nameForErrors: string, validate: (raw: unknown) => T): T {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === "") throw new ConfigError(`${nameForErrors}: the configuration is empty`);
   const parsed = text.trimStart().startsWith("{") ? parseJson(text, nameForErrors) : parseYaml(text, nameForErrors);
   try {
-    return validateConfig(parsed.value);
+    return validate(parsed.value);
   } catch (err) {
     if (err instanceof ConfigValidationError) {
       const offset = parsed.locate(err.locate);

@@ -4,6 +4,7 @@
 
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
+import type { StoreConfig } from "./store.js";
 import type { BgpConfig } from "./bgp.js";
 import type { OverlayConfig } from "./overlay.js";
 
@@ -157,6 +158,8 @@ export interface ClusterGroupConfig {
   readonly port: number;
   /** HMAC-SHA-256 key of join, leave and keepalive messages. */
   readonly joinKey: Uint8Array;
+  /** A second join key accepted during a rotation (a proxy answers a target with the key it signed with). */
+  readonly acceptJoinKey: Uint8Array | null;
   /** Policy among the group's targets at a JAP, and among its JAPs at an IAP. */
   readonly policy: PolicyName;
   readonly affinity: AffinityMode;
@@ -170,6 +173,10 @@ export interface ClusterConfig {
   readonly controlPort: number;
   /** HMAC-SHA-256 key of proxy-to-proxy messages. */
   readonly key: Uint8Array;
+  /** A second key accepted (never signed with) during a rotation: the next key before it, the previous one after. */
+  readonly acceptKey: Uint8Array | null;
+  /** Membership and fleet configuration from a replicated store (null: seeds and heartbeats, this file only). */
+  readonly store: StoreConfig | null;
   /** The other proxies' unicast addresses (their control endpoints and tunnel ends). */
   readonly seeds: readonly string[];
   /** RAPs per group. */

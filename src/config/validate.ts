@@ -20,6 +20,7 @@ import {
   PROTOCOLS, type Capacity, type ClusterConfig, type ClusterGroupConfig, type DaemonConfig, type GroupConfig, type HealthConfig,
   type PiasConfig, type Protocol, type ProxyConfig, type ScopeConfig, type TargetConfig, type Timeouts,
 } from "./types.js";
+import { validateStore } from "./store.js";
 import {
   ConfigValidationError, address, describeValue, familyName, fail, has, hexKey, integer, isPlainObject, list, object, oneOf,
   optBoolean, optInteger, quote, text, type Address, type ConfigPath, type Raw,
@@ -31,8 +32,8 @@ export function defaultConfig(): PiasConfig {
 }
 
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp", "overlay"] as const;
-const CLUSTER_KEYS = ["id", "controlPort", "key", "seeds", "replicas", "distances", "groups", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
-const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "policy", "affinity"] as const;
+const CLUSTER_KEYS = ["id", "controlPort", "key", "acceptKey", "seeds", "replicas", "distances", "groups", "store", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
+const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "acceptJoinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
 const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
@@ -175,6 +176,7 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
       groups.push({
         key, protocol, address: addr.text, addressBytes: addr.bytes, port,
         joinKey: hexKey(go.joinKey, [...gp, "joinKey"]),
+        acceptJoinKey: has(go, "acceptJoinKey") ? hexKey(go.acceptJoinKey, [...gp, "acceptJoinKey"]) : null,
         policy: has(go, "policy") ? oneOf(go.policy, [...gp, "policy"], POLICIES) : "proximity",
         affinity: has(go, "affinity") ? oneOf(go.affinity, [...gp, "affinity"], AFFINITY_MODES) : DEFAULT_AFFINITY,
       });
@@ -184,6 +186,8 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
     id: has(o, "id") ? text(o.id, ["cluster", "id"]) : self,
     controlPort: optInteger(o, "controlPort", path, [1, 65535], 7470),
     key: hexKey(o.key, ["cluster", "key"]),
+    acceptKey: has(o, "acceptKey") ? hexKey(o.acceptKey, ["cluster", "acceptKey"]) : null,
+    store: has(o, "store") ? validateStore(o.store, ["cluster", "store"]) : null,
     seeds,
     replicas: optInteger(o, "replicas", path, [1, 8], 2),
     distances,

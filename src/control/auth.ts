@@ -12,6 +12,10 @@
 // decode (malformed) -> key lookup (unknown-group) -> MAC (bad-mac) ->
 // timestamp window (stale) -> replay cache (replayed).
 //
+// Key rotation: a key class may hold two keys for a while (KeySet). The first
+// signs; a frame is accepted under any of them, and open() says which one, so
+// an answer to a target can be signed with the key the target used.
+//
 // The replay cache is bounded. It forgets a nonce once its timestamp is out of
 // the window (the window check rejects that frame anyway). When it is full it
 // evicts the oldest entry and raises a floor: any frame stamped at or below the
@@ -237,11 +241,14 @@ function mix(a: number, b: number, c: number): number {
   return Math.imul(h, 0x27d4eb2f) ^ (h >>> 16);
 }
 
+/** The keys of one class: the first signs, every one is accepted (two during a key rotation). */
+export type KeySet = Uint8Array | readonly Uint8Array[];
+
 export interface AuthenticatorOptions {
-  /** Key of proxy <-> proxy frames; undefined: this side handles no proxy frames (a target). */
-  readonly clusterKey?: Uint8Array;
-  /** The join key of a group, or undefined when this side has none. */
-  readonly groupKey: (ta: TransportAddress) => Uint8Array | undefined;
+  /** Key(s) of proxy <-> proxy frames; undefined: this side handles no proxy frames (a target). */
+  readonly clusterKey?: KeySet;
+  /** The join key(s) of a group, or undefined when this side has none. */
+  readonly groupKey: (ta: TransportAddress) => KeySet | undefined;
   readonly now: () => number;
   /** Accepted clock difference either way, ms. Default 30 s. */
   readonly windowMs?: number;
@@ -249,7 +256,13 @@ export interface AuthenticatorOptions {
   readonly nonce?: () => Uint8Array;
 }
 
-export type Opened = { readonly ok: true; readonly message: Message; readonly stamp: Stamp } | { readonly ok: false; readonly reason: RejectReason; readonly detail?: string };
+/** An accepted frame says which of its class's keys verified it (0: the signing key). */
+export type Opened =
+  | { readonly ok: true; readonly message: Message; readonly stamp: Stamp; readonly keyIndex: number }
+  | { readonly ok: false; readonly reason: RejectReason; readonly detail?: string };
+
+const keyCount = (k: KeySet): number => (k instanceof Uint8Array ? 1 : k.length);
+const keyAt = (k: KeySet, i: number): Uint8Array => (k instanceof Uint8Array ? k : k[i]);
 
 /** Seals outgoing messages and opens incoming frames for one node (a proxy or a target). */
 export class Authenticator {
@@ -257,22 +270,35 @@ export class Authenticator {
   readonly replay: ReplayCache;
   private readonly windowMs: number;
   private readonly nonce: () => Uint8Array;
+  private clusterKey: KeySet | undefined;
 
   constructor(private readonly opts: AuthenticatorOptions) {
     this.windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
     this.replay = new ReplayCache(this.windowMs, opts.replayCapacity ?? DEFAULT_REPLAY_CAPACITY);
     this.nonce = opts.nonce ?? pooledNonces();
+    this.clusterKey = opts.clusterKey;
   }
 
-  /** The key a message of this kind about this group is signed with, or undefined. */
-  keyFor(message: Message): Uint8Array | undefined {
-    return isGroupKeyed(message.type) ? this.opts.groupKey((message as { ta: TransportAddress }).ta) : this.opts.clusterKey;
+  /** Replace the cluster key(s), e.g. during a rotation: frames already in flight under a dropped key are rejected. */
+  setClusterKey(keys: KeySet): void {
+    this.clusterKey = keys;
   }
 
-  /** Encode, stamp (now, fresh nonce) and sign. Throws MessageError when the message is invalid or no key is known. */
-  seal(message: Message): Uint8Array {
-    const key = this.keyFor(message);
-    if (key === undefined) throw new MessageError("value", `no key to sign a ${message.type} message`);
+  /** The keys of a message of this kind about this group (the first signs), or undefined. */
+  keysFor(message: Message): KeySet | undefined {
+    const keys = isGroupKeyed(message.type) ? this.opts.groupKey((message as { ta: TransportAddress }).ta) : this.clusterKey;
+    return keys === undefined || keyCount(keys) === 0 ? undefined : keys;
+  }
+
+  /**
+   * Encode, stamp (now, fresh nonce) and sign, with the class's signing key or
+   * its key number `keyIndex` (an answer signed with the key its question came
+   * with). Throws MessageError when the message is invalid or no key is known.
+   */
+  seal(message: Message, keyIndex = 0): Uint8Array {
+    const keys = this.keysFor(message);
+    if (keys === undefined) throw new MessageError("value", `no key to sign a ${message.type} message`);
+    const key = keyAt(keys, keyIndex < keyCount(keys) ? keyIndex : 0);
     return signFrame(encode(message, { timestamp: Math.max(0, Math.floor(this.opts.now())), nonce: this.nonce() }), key);
   }
 
@@ -285,13 +311,14 @@ export class Authenticator {
       if (!(err instanceof MessageError)) throw err;
       return this.reject("malformed", err.message);
     }
-    const key = this.keyFor(decoded.message);
-    if (key === undefined) return this.reject(isGroupKeyed(decoded.message.type) ? "unknown-group" : "bad-mac", "no key");
-    if (!macValid(frame, key)) return this.reject("bad-mac");
+    const keys = this.keysFor(decoded.message);
+    if (keys === undefined) return this.reject(isGroupKeyed(decoded.message.type) ? "unknown-group" : "bad-mac", "no key");
+    let keyIndex = 0;
+    while (!macValid(frame, keyAt(keys, keyIndex))) if (++keyIndex === keyCount(keys)) return this.reject("bad-mac");
     const now = this.opts.now();
     if (Math.abs(decoded.stamp.timestamp - now) > this.windowMs) return this.reject("stale");
     if (!this.replay.check(decoded.stamp.timestamp, decoded.stamp.nonce, now)) return this.reject("replayed");
-    return { ok: true, message: decoded.message, stamp: decoded.stamp };
+    return { ok: true, message: decoded.message, stamp: decoded.stamp, keyIndex };
   }
 
   /** Count a rejection decided elsewhere (the rate limiter). */

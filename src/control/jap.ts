@@ -414,6 +414,11 @@ export class Jap {
     }
   }
 
+  /** Refresh every group at its RAPs at the next tick (they dropped this proxy and took it back). */
+  refreshSoon(): void {
+    this.nextRound = this.opts.now();
+  }
+
   /** Unregister every group and drop every target (shutdown). Call flush() after. */
   stop(): void {
     for (const g of [...this.groups.values()]) for (const t of targetList(g)) this.remove(t, "shutdown");

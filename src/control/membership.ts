@@ -1,6 +1,9 @@
-// Proxy membership: who is alive, hence the hash ring.
+// Proxy membership: who is alive, hence the hash ring. ProxyMembership is
+// what the roles and the node use; two implementations: the heartbeat
+// Membership here (seeds, nothing else needed: the embedded default) and
+// StoreMembership (lease-membership.ts: leases in a replicated store).
 //
-// Every interval a proxy sends a HEARTBEAT to each proxy it knows of (the
+// Heartbeats: every interval a proxy sends a HEARTBEAT to each proxy it knows of (the
 // configured seeds plus proxies learned from others' heartbeats). A proxy is
 // live once heard directly; one not heard for `deadAfter` intervals (default
 // 3) is declared dead and leaves the ring; it rejoins when heard again.
@@ -34,6 +37,29 @@ export interface MembershipOptions {
 export interface MembershipEvent {
   readonly kind: "up" | "down";
   readonly proxy: ProxyRef;
+  /** The store revision of the change (store membership only: the same on every proxy). */
+  readonly revision?: number;
+}
+
+/** A proxy's view of the live proxies: what ControlNode and its roles need, whatever keeps it. */
+export interface ProxyMembership {
+  readonly self: ProxyRef;
+  /** Bumped on every change of the live set. */
+  readonly version: number;
+  /** Call `fn` on every up/down change (an "up" of self: this proxy rejoined after others dropped it). */
+  onChange(fn: (ev: MembershipEvent) => void): void;
+  isLive(id: string): boolean;
+  /** A live proxy by id (self included), or undefined. */
+  proxy(id: string): ProxyRef | undefined;
+  /** Live proxies, self included. */
+  live(): ProxyRef[];
+  /** The hash ring of the live proxies. */
+  ring(): Ring;
+  /** Proxies whose IP-in-IP this proxy accepts: the live ones, and any the view still trusts. */
+  tunnelPeers(): ProxyRef[];
+  /** Run the timers (send heartbeats, declare proxies dead, notice a stale view). */
+  tick(): void;
+  onHeartbeat(msg: HeartbeatMessage): void;
 }
 
 interface Peer {
@@ -45,7 +71,7 @@ interface Peer {
   live: boolean;
 }
 
-export class Membership {
+export class Membership implements ProxyMembership {
   readonly self: ProxyRef;
   readonly incarnation: number;
   readonly intervalMs: number;
@@ -89,6 +115,11 @@ export class Membership {
     const out = [this.self];
     for (const p of this.peers.values()) if (p.live) out.push(p.proxy);
     return out;
+  }
+
+  /** Heartbeats accept tunnels from live proxies only (the owner adds its seeds). */
+  tunnelPeers(): ProxyRef[] {
+    return this.live();
   }
 
   /** The hash ring of the live proxies (cached until the live set changes). */

@@ -1,6 +1,8 @@
 // One proxy's control plane: membership + JAP + RAP + IAP (+ discovery)
 // behind one receive()/tick() pair, over an injected clock and an injected
 // send(to, bytes). Every proxy plays every role, for different groups.
+// Membership is heartbeats to the seeds unless the owner hands in another
+// ProxyMembership (a view kept from a store: lease-membership.ts).
 //
 // receive(from, bytes): rate limit (target frames, per source address) ->
 // authenticate (auth.ts) -> dispatch by type to the role. Messages a role
@@ -14,11 +16,11 @@
 // plugs it onto UDP sockets and a timer, the simulation onto an in-memory
 // network with simulated time.
 
-import { Authenticator, type RejectReason } from "./auth.js";
+import { Authenticator, type KeySet, type RejectReason } from "./auth.js";
 import { excluding, pickMembers, prefixDistance } from "./discovery.js";
 import { Iap, type Release, type Resolution } from "./iap.js";
 import { Jap, type TargetEvent } from "./jap.js";
-import { Membership, type MembershipEvent } from "./membership.js";
+import { Membership, type MembershipEvent, type ProxyMembership } from "./membership.js";
 import {
   MAX_EXCLUDE,
   MessageError,
@@ -44,12 +46,14 @@ export interface ControlNodeOptions {
   readonly id: string;
   /** This proxy's unicast control endpoint (its address is also its tunnel endpoint). */
   readonly endpoint: Endpoint;
-  /** Key of proxy <-> proxy frames, shared by the cluster. */
-  readonly clusterKey: Uint8Array;
-  /** A group's join key, or undefined: joins for that group are refused (unknown-group). */
-  readonly groupKey: (ta: TransportAddress) => Uint8Array | undefined;
-  /** Control endpoints of other proxies to start from. */
+  /** Key of proxy <-> proxy frames, shared by the cluster (two during a rotation: the first signs). */
+  readonly clusterKey: KeySet;
+  /** A group's join key(s), or undefined: joins for that group are refused (unknown-group). */
+  readonly groupKey: (ta: TransportAddress) => KeySet | undefined;
+  /** Control endpoints of other proxies to start from (heartbeat membership). */
   readonly seeds: readonly Endpoint[];
+  /** Where the live proxies come from; default: heartbeats to `seeds` (Membership). */
+  readonly membership?: ProxyMembership;
   readonly now: () => number;
   readonly send: (to: Endpoint, bytes: Uint8Array) => void;
   readonly incarnation?: number;
@@ -112,7 +116,7 @@ export class ControlNode {
   readonly self: ProxyRef;
   readonly auth: Authenticator;
   readonly limiter: RateLimiter;
-  readonly membership: Membership;
+  readonly membership: ProxyMembership;
   readonly jap: Jap;
   readonly rap: Rap;
   readonly iap: Iap;
@@ -134,6 +138,9 @@ export class ControlNode {
   private lastMsg: Message | undefined;
   private lastFrame: Uint8Array | undefined;
   private lastAt = NaN;
+  /** While a frame is handled: which of its group's keys it came with, so answers to a target use the same one. */
+  private replyKey = 0;
+  private lastKey = 0;
 
   constructor(private readonly opts: ControlNodeOptions) {
     this.self = { id: opts.id, endpoint: opts.endpoint };
@@ -150,7 +157,7 @@ export class ControlNode {
     });
     this.limiter = new RateLimiter(opts.rateLimit);
     const send = (to: Endpoint, msg: Message): void => this.post(to, msg);
-    this.membership = new Membership({
+    this.membership = opts.membership ?? new Membership({
       self: this.self,
       incarnation: opts.incarnation,
       seeds: opts.seeds,
@@ -194,7 +201,9 @@ export class ControlNode {
     if (opts.onTarget) this.jap.onTarget(opts.onTarget);
     this.membership.onChange((ev) => {
       this.ringDirty = true;
-      if (ev.kind === "down") {
+      if (ev.proxy.id === this.self.id) {
+        if (ev.kind === "up") this.jap.refreshSoon(); // the others dropped this proxy and its registrations
+      } else if (ev.kind === "down") {
         this.rap.proxyDown(ev.proxy.id);
         this.iap.proxyDown(ev.proxy.id);
       }
@@ -214,7 +223,12 @@ export class ControlNode {
     const opened = this.auth.open(bytes);
     if (!opened.ok) return;
     this.count(this.received, opened.message.type);
-    this.dispatch(opened.message, from);
+    this.replyKey = opened.keyIndex;
+    try {
+      this.dispatch(opened.message, from);
+    } finally {
+      this.replyKey = 0;
+    }
     this.settle(false);
   }
 
@@ -259,11 +273,13 @@ export class ControlNode {
     try {
       // The same frame may go to several receivers: replay protection is per receiver.
       const now = this.opts.now();
-      if (msg !== this.lastMsg || now !== this.lastAt) {
+      const key = isGroupKeyed(msg.type) ? this.replyKey : 0;
+      if (msg !== this.lastMsg || now !== this.lastAt || key !== this.lastKey) {
         this.lastMsg = undefined;
-        this.lastFrame = this.auth.seal(msg);
+        this.lastFrame = this.auth.seal(msg, key);
         this.lastMsg = msg;
         this.lastAt = now;
+        this.lastKey = key;
       }
       bytes = this.lastFrame!;
     } catch (err) {

@@ -25,7 +25,10 @@
 //   asked for one full collection, so the memory its garbage made V8 grow
 //   goes back to the system instead of staying resident.
 // - Membership: the live proxies are the data plane's peers (IP-in-IP is
-//   accepted only from them).
+//   accepted only from them). Heartbeats to the seeds, or a view the owner
+//   keeps from a store (cluster.store: src/daemon/fleet.ts).
+// - Keys and joinable groups follow a reload (update()); the rest of the
+//   cluster section needs a restart.
 
 import { randomBytes } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
@@ -33,7 +36,7 @@ import { runInNewContext } from "node:vm";
 import type { Logger } from "pino";
 import { Verdict, HostWork } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
-import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
+import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type KeySet, type ProxyMembership, type ProxyRef, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlaneError } from "../errors.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
 import type { PacketBatch } from "../core/batch.js";
@@ -72,7 +75,7 @@ export class Cluster {
   readonly node: ControlNode;
   readonly counters: ClusterCounters = { controlIn: 0, controlOut: 0, controlMalformed: 0, unresolved: 0, unresolvedDropped: 0, reinjected: 0, installRefused: 0 };
   private readonly self: Endpoint;
-  private readonly groups: Map<string, ClusterGroupConfig>;
+  private groups: Map<string, ClusterGroupConfig>;
   /** Groups this proxy serves with its own targets (JAP): key -> TA and targets by endpoint. */
   private readonly local = new Map<string, { ta: TransportAddress; targets: Map<string, TargetSpec> }>();
   /** Groups installed from the IAP's answers: key -> TA and the JAPs installed, by endpoint. */
@@ -88,11 +91,13 @@ export class Cluster {
   private floodAt = 0;
 
   constructor(
-    private readonly cfg: ClusterConfig,
+    private cfg: ClusterConfig,
     proxy: ProxyConfig,
     private readonly dp: DataPlane,
     private readonly io: PacketIO,
     private readonly log: Logger,
+    /** Where the live proxies come from; default: heartbeats to the seeds. */
+    membership?: (self: ProxyRef) => ProxyMembership,
     /** More control-node options (the overlay role, src/daemon/overlay.ts). */
     extra: Partial<ControlNodeOptions> = {},
   ) {
@@ -107,8 +112,12 @@ export class Cluster {
     this.node = new ControlNode({
       id: cfg.id,
       endpoint: this.self,
-      clusterKey: cfg.key,
-      groupKey: (ta) => this.groups.get(taKey(ta))?.joinKey,
+      clusterKey: keySet(cfg.key, cfg.acceptKey),
+      groupKey: (ta) => {
+        const g = this.groups.get(taKey(ta));
+        return g && keySet(g.joinKey, g.acceptJoinKey);
+      },
+      membership: membership?.({ id: cfg.id, endpoint: this.self }),
       seeds: cfg.seeds.map((s) => ({ address: parseAddress(s).bytes, port: cfg.controlPort })),
       now: () => Date.now(),
       send: (to, bytes) => this.send(to, bytes),
@@ -131,7 +140,7 @@ export class Cluster {
         this.reinject(r.packets);
       },
       onMembership: (ev) => {
-        this.log.info({ proxy: ev.proxy.id, kind: ev.kind }, "proxy membership");
+        this.log.info({ proxy: ev.proxy.id, kind: ev.kind, revision: ev.revision }, "proxy membership");
         this.updatePeers();
       },
       ...extra,
@@ -206,9 +215,16 @@ export class Cluster {
     this.io.sendOne(this.io.linkType === ETHERNET ? ethernet(packet) : packet);
   }
 
+  /** A reload's cluster section: the cluster key(s) and the joinable groups (keys, policies) change now; the rest needs a restart. */
+  update(cfg: ClusterConfig): void {
+    this.cfg = { ...this.cfg, key: cfg.key, acceptKey: cfg.acceptKey, groups: cfg.groups };
+    this.groups = new Map(cfg.groups.map((g) => [g.key, g]));
+    this.node.auth.setClusterKey(keySet(cfg.key, cfg.acceptKey));
+  }
+
   private updatePeers(): void {
     const peers = new Set(this.cfg.seeds);
-    for (const p of this.node.membership.live()) if (p.id !== this.cfg.id) peers.add(formatAddress(p.endpoint.address));
+    for (const p of this.node.membership.tunnelPeers()) if (p.id !== this.cfg.id) peers.add(formatAddress(p.endpoint.address));
     this.dp.setPeers([...peers]);
   }
 
@@ -375,6 +391,11 @@ export class Cluster {
       }
     }
   }
+}
+
+/** A key and the second one accepted during a rotation. */
+function keySet(key: Uint8Array, accept: Uint8Array | null): KeySet {
+  return accept ? [key, accept] : key;
 }
 
 /** An Ethernet header in front of an IP packet (addresses are set by the pcap backend). */

@@ -1,20 +1,26 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
 // the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump, runs the
 // health checks, serves metrics, and handles reload (SIGHUP) and drain
-// (SIGTERM). Embedders can start a Daemon from a config file too.
+// (SIGTERM). With cluster.store, membership and the fleet configuration come
+// from etcd (fleet.ts), and a change there is applied like a reload.
+// Embedders can start a Daemon from a config file too.
 
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
-import { loadConfig } from "../config/load.js";
+import { loadValidated } from "../config/load.js";
+import { storeOf, type StoreConfig } from "../config/store.js";
 import type { PiasConfig } from "../config/types.js";
+import { validateConfig } from "../config/validate.js";
 import { DataPlane } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
 import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
+import { Fleet, FLEET_TICK_MS } from "./fleet.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
 import { OverlayNode, overlayCluster, overlayDataPlane } from "./overlay.js";
+import type { ProxyRef } from "../control/message.js";
 
 /** Flows are swept by the core as packets come; when traffic stops, this full sweep frees idle ones. */
 const IDLE_SWEEP_MS = 30_000;
@@ -35,6 +41,14 @@ export function tunRoutes(config: PiasConfig): string[] {
   if (config.proxy.address) routes.add(`${config.proxy.address}/32`);
   if (config.proxy.address6) routes.add(`${config.proxy.address6}/128`);
   return [...routes];
+}
+
+/** The proxy's file: parsed, and validated unless a store completes it (then the fleet merges first). */
+function readLocal(path: string): { raw: unknown; store: StoreConfig | null; config: PiasConfig | null } {
+  return loadValidated(path, (raw) => {
+    const store = storeOf(raw);
+    return { raw, store, config: store ? null : validateConfig(raw) };
+  });
 }
 
 async function defaultIo(config: PiasConfig, dp: DataPlane): Promise<PacketIO> {
@@ -63,6 +77,8 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private metricsServer: Server | null = null;
   private stopping: Promise<void> | null = null;
+  /** With a store: the proxy's own file as parsed, which each fleet configuration is merged into. */
+  private localRaw: unknown = null;
   /** The BGP announcements (null without a bgp section). */
   bgp: DaemonBgp | null = null;
   /** This proxy as an overlay node, when the config has an overlay section. */
@@ -77,33 +93,47 @@ export class Daemon {
     readonly health: HealthChecker,
     readonly cluster: Cluster | null,
     log: Logger,
+    readonly fleet: Fleet | null,
   ) {
     this.log = log;
   }
 
   /** Load the config, open the backend, start forwarding. Throws (a PiasError, with a one-line message) when something cannot start. */
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const config = loadConfig(options.configPath);
-    const log = options.logger ?? pino({ level: config.daemon.logLevel, base: { name: "pias" } });
-    const bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
-    const dp = DataPlane.fromConfig(config, overlayDataPlane(config));
-    const io = await (options.io ?? defaultIo)(config, dp);
+    const local = readLocal(options.configPath);
+    const log = options.logger ?? pino({ level: local.config?.daemon.logLevel ?? "info", base: { name: "pias" } });
+    const fleet = local.store ? new Fleet(local.store, log) : null;
+    let config: PiasConfig, bgp: DaemonBgp | null, dp: DataPlane, io: PacketIO;
+    try {
+      await fleet?.fetch();
+      config = local.config ?? fleet!.configure(local.raw, options.configPath);
+      if (!options.logger) log.level = config.daemon.logLevel;
+      bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
+      dp = DataPlane.fromConfig(config, overlayDataPlane(config));
+      io = await (options.io ?? defaultIo)(config, dp);
+    } catch (err) {
+      fleet?.store.close();
+      throw err;
+    }
     const ring = io.ring ?? dp.createRing(config.daemon.batch, io.capacity);
+    let daemon: Daemon | undefined;
+    const membership = fleet ? (self: ProxyRef) => fleet.attach(self, () => daemon?.fleetChanged()) : undefined;
     const oc = config.cluster && overlayCluster(config.cluster, config.overlay);
-    const cluster = oc ? new Cluster(oc.cluster, config.proxy, dp, io, log, oc.options) : null;
+    const cluster = oc ? new Cluster(oc.cluster, config.proxy, dp, io, log, membership, oc.options) : null;
     const onHost = options.onHost ?? cluster?.handle ?? null;
     // nothing resolves groups unknown here: their packets are dropped as no-group (counted), not handed over
     if (!onHost) dp.setResolveUnknown(false);
     const pump = new Pump(dp, io, ring, onHost);
-    let daemon: Daemon | undefined;
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
-    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log);
+    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet);
+    daemon.localRaw = local.raw;
     daemon.bgp = bgp;
     if (config.overlay && cluster) daemon.overlay = new OverlayNode(config.overlay, cluster.node.self.id, config.proxy.address!, cluster.node.overlay!, dp, log);
     try {
       if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
     } catch (err) {
       io.close();
+      fleet?.store.close();
       throw err;
     }
     health.configure(config.groups);
@@ -112,6 +142,13 @@ export class Daemon {
     const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
     sweep.unref();
     daemon.timers.push(sweep);
+    if (fleet) {
+      await fleet.start(); // the other proxies, then this one in their views
+      await fleet.join();
+      const tick = setInterval(() => fleet.tick(), FLEET_TICK_MS);
+      tick.unref();
+      daemon.timers.push(tick);
+    }
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
     pump.drain(); // packets that arrived before the watch began
     void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
@@ -126,6 +163,7 @@ export class Daemon {
       health: () => this.health.status(),
       cluster: () => this.cluster,
       overlay: () => this.overlay?.status() ?? null,
+      fleet: () => this.fleet,
       reloads: () => this.reloads,
       bgp: () => this.bgp?.status() ?? null,
     });
@@ -148,23 +186,41 @@ export class Daemon {
    * with one log line and the running config stays. Returns whether it applied.
    */
   reload(): boolean {
+    return this.apply("file", () => {
+      const local = readLocal(this.options.configPath);
+      if ((local.store === null) !== (this.fleet === null)) throw new Error("adding or removing cluster.store needs a restart");
+      if (local.config) return local.config;
+      this.localRaw = local.raw;
+      return this.fleet!.configure(local.raw, this.options.configPath);
+    });
+  }
+
+  /** The fleet configuration in the store changed: merge it into the file's and apply it like a reload. */
+  fleetChanged(): boolean {
+    return this.apply(`store revision ${this.fleet!.revision}`, () => this.fleet!.configure(this.localRaw, this.options.configPath));
+  }
+
+  /** Apply a new configuration, keeping live flows; the running one stays when it cannot be built or applied. */
+  private apply(source: string, build: () => PiasConfig): boolean {
     let next: PiasConfig;
     try {
-      next = loadConfig(this.options.configPath);
+      next = build();
       assertBgpReload(this.config.bgp, next.bgp);
-      // groups the cluster installed (joined targets, resolved JAPs) stay; cluster settings need a restart
+      // groups the cluster installed (joined targets, resolved JAPs) stay; of the cluster section, keys and joinable groups change now
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
+      // the overlay group stays joinable (overlay settings need a restart)
+      if (next.cluster) this.cluster?.update(overlayCluster(next.cluster, this.config.overlay).cluster);
       this.health.configure(next.groups);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
       if (next.bgp) void this.bgp?.reload(next.bgp);
       this.reloads.ok++;
-      this.log.info({ ...summary }, "config reloaded");
+      this.log.info({ source, ...summary }, "config reloaded");
       return true;
     } catch (err) {
       this.reloads.rejected++;
-      this.log.error({ err: (err as Error).message }, "config reload rejected; the running config stays");
+      this.log.error({ source, err: (err as Error).message }, "config reload rejected; the running config stays");
       return false;
     }
   }
@@ -179,6 +235,7 @@ export class Daemon {
       this.health.stop();
       this.cluster?.stop(); // unregister at the RAPs: IAPs stop sending new flows here
       const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
+      await this.fleet?.stop(); // revoke the lease: every view drops this proxy now
       const deadline = Date.now() + drainMs;
       this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {

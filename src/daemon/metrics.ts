@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { DataPlane } from "../core/dataplane.js";
 import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
+import type { Fleet } from "./fleet.js";
 import type { TargetHealth } from "./health.js";
 import type { OverlayStatus } from "./overlay.js";
 
@@ -19,6 +20,8 @@ export interface MetricsSource {
   health(): TargetHealth[];
   reloads(): { ok: number; rejected: number };
   cluster(): Cluster | null;
+  /** The store link (cluster.store), or null. */
+  fleet?(): Fleet | null;
   bgp?(): BgpStatus | null;
   /** The overlay node's figures, or null when this proxy is not one. */
   overlay?(): OverlayStatus | null;
@@ -87,6 +90,14 @@ export function createMetrics(src: MetricsSource): Registry {
   gauge(reg, "pias_iap_cache_entries", "Groups in this proxy's IAP cache", [], () => (node() ? one(node()!.iap.cache) : []));
   overlayMetrics(reg, () => src.overlay?.() ?? null);
   mirrored(reg, "pias_cluster_packets_total", "Packets the host handled for the cluster, by event", ["event"], () => Object.entries(src.cluster()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
+  const sync = () => src.fleet?.()?.sync ?? null;
+  const view = () => src.fleet?.()?.membership ?? null;
+  gauge(reg, "pias_store_reachable", "1 while the store (etcd) answers this proxy, 0 while it does not", [], () => (sync() ? one(sync()!.reachable ? 1 : 0) : []));
+  gauge(reg, "pias_store_view_stale", "1 while the membership view is older than a lease TTL (the store has not confirmed it)", [], () => (view() ? one(view()!.stale ? 1 : 0) : []));
+  gauge(reg, "pias_store_view_age_seconds", "Seconds since the store last confirmed the membership view", [], () => (view() && Number.isFinite(view()!.ageMs()) ? one(view()!.ageMs() / 1000) : []));
+  gauge(reg, "pias_store_revision", "Store revision of the view and fleet configuration this proxy acts on", [], () => (sync() ? one(sync()!.mirrorRevision) : []));
+  mirrored(reg, "pias_store_events_total", "Store link events: leaseGrants, leaseLost, keepaliveFailures, readFailures, mismatches, watchRestarts, badProxyKeys, configChanges", ["event"], () =>
+    Object.entries(sync()?.counters ?? {}).map(([event, v]) => [{ event }, v]));
   const bgp = () => src.bgp?.() ?? null;
   gauge(reg, "pias_bgp_session_up", "1 while the BGP session to the neighbour is established", ["neighbor"], () => (bgp()?.sessions ?? []).map((s) => [{ neighbor: s.neighbor }, s.up ? 1 : 0]));
   gauge(reg, "pias_bgp_prefix_announced", "1 while BIRD announces the prefix (also while GRACEFUL_SHUTDOWN), 0 while withdrawn", ["prefix"], () => (bgp()?.prefixes ?? []).map((p) => [{ prefix: p.prefix }, p.announced ? 1 : 0]));

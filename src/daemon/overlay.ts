@@ -56,7 +56,7 @@ export function overlayCluster(cluster: ClusterConfig, o: OverlayConfig | null):
   if (!o) return { cluster, options: {} };
   const group: ClusterGroupConfig = {
     key: overlayGroupKey(o), protocol: "udp", address: formatAddress(o.group.address), addressBytes: o.group.address, port: o.port,
-    joinKey: o.key, policy: "proximity", affinity: "client",
+    joinKey: o.key, acceptJoinKey: null, policy: "proximity", affinity: "client",
   };
   return {
     cluster: { ...cluster, groups: [...cluster.groups, group] },

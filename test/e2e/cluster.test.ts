@@ -21,12 +21,13 @@
 
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
+import { PROXIES, routedTestbed } from "../helpers/testbed.js";
 import { TestBird, birdUnavailable, recordFigures, until as untilAsync } from "../helpers/bird.js";
 
 const skip = netnsUnavailable() ?? birdUnavailable();
@@ -39,7 +40,7 @@ const UDP_PORT = 7;
 const CLUSTER_KEY = "c1".repeat(32);
 const JOIN_KEY = "a7".repeat(32);
 const BIG = 8 << 20;
-const proxies = [1, 2, 3, 4].map((i) => ({ name: `p${i}`, net: `10.0.${i}`, j: `10.255.0.${i}` }));
+const proxies = PROXIES;
 /** Region -> (kernel table, source network, local preference per proxy; others 100). */
 const regions = [
   { name: "c", table: 102, from: "10.9.0.0/24", pref: { p2: 300, p4: 200 } },
@@ -126,37 +127,12 @@ describe("PIAS across four proxies: BGP-routed anycast, joins, rendezvous, IAP -
   };
 
   before(async () => {
-    topo.addNamespace("r");
-    topo.sysctl("r", "net.ipv4.ip_forward", "1");
-    topo.addNamespace("c");
-    topo.link("c", "10.9.0.2/24", "r", "10.9.0.1/24");
-    topo.exec("c", ["ip", "route", "add", "default", "via", "10.9.0.1"]);
-    for (const [i, t] of ["t1", "t2"].entries()) {
-      topo.addNamespace(t);
-      topo.link(t, `10.8.${i + 1}.2/24`, "r", `10.8.${i + 1}.1/24`);
-      topo.exec(t, ["ip", "route", "add", "default", "via", `10.8.${i + 1}.1`]);
-      const www = join(dir, t);
-      mkdirSync(www);
-      writeFileSync(join(www, "id"), `${t}\n`);
-      writeFileSync(join(www, "big"), Buffer.alloc(BIG, t));
-      topo.start(t, ["python3", "-m", "http.server", "8080", "--bind", `10.8.${i + 1}.2`, "--protocol", "HTTP/1.1", "--directory", www]);
-    }
+    await routedTestbed(topo, dir, (t) => ({ big: Buffer.alloc(BIG, t) }));
     topo.start("t1", ["python3", join(REPO_ROOT, "test", "e2e", "clients.py"), "udp-echo", "10.8.1.2", "7007"]);
-    for (const p of proxies) {
-      topo.addNamespace(p.name);
-      topo.link(p.name, `${p.net}.2/24`, "r", `${p.net}.1/24`);
-      topo.exec(p.name, ["ip", "route", "add", "default", "via", `${p.net}.1`]);
-      topo.exec("r", ["ip", "route", "add", `${p.j}/32`, "via", `${p.net}.2`]);
-    }
     // each source network looks up its region's table; BGP (the router's BIRD) fills the tables
     for (const r of regions) topo.exec("r", ["ip", "rule", "add", "from", r.from, "lookup", String(r.table)]);
     router = new TestBird(topo, "r", dir, routerConfig());
     await router.connection();
-    const t0 = Date.now();
-    while (!["t1", "t2"].every((t, i) => topo.run("r", ["curl", "-s", "--max-time", "1", `http://10.8.${i + 1}.2:8080/id`]).status === 0)) {
-      if (Date.now() - t0 > 20_000) throw new Error("the targets' HTTP servers did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
     writeFileSync(join(dir, "join.key"), JOIN_KEY);
     writeFileSync(join(dir, "wrong.key"), "00".repeat(32));
     for (const p of proxies) {
