@@ -236,12 +236,9 @@ export class Iap {
   }
 
   private release(p: Pending, japs: readonly JapEntry[], failed: boolean): void {
-    const packets = p.packets;
-    // the lookup's timeout entry keeps `p` until its deadline: not its packets
-    p.packets = [];
-    this.counters.released += packets.length;
-    for (const b of packets) this.pendingBytes -= b.length;
-    if (packets.length || failed) this.opts.onRelease?.({ ta: p.ta, japs, packets, failed });
+    this.counters.released += p.packets.length;
+    for (const b of p.packets) this.pendingBytes -= b.length;
+    if (p.packets.length || failed) this.opts.onRelease?.({ ta: p.ta, japs, packets: p.packets, failed });
   }
 
   handleLookupReply(msg: LookupReplyMessage): void {
