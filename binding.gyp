@@ -1,7 +1,13 @@
 # The native addons, built by npm at install time with node-gyp (a
 # binding.gyp at the package root and no install script), against the Node
 # headers npm is configured with; nothing is downloaded. Need g++ and make.
-#   pias_tun (native/tun.cc, loaded by src/io/tun.ts): the TUN device.
+#   pias_tun (native/tun.cc, tun_open.cc, uring_io.cc, steering.cc, loaded by
+#     src/io/tun.ts): the TUN device. liburing (io_uring batches) and libbpf
+#     (loading the steering program) are used when native/have.sh finds them
+#     and left out otherwise: the daemon then says so once and does without.
+#   pias_steer (native/steer.bpf.c -> pias_steer.bpf.o, by native/build-bpf.sh
+#     with clang; an empty file without clang): the TUN steering program that
+#     one worker per core needs.
 #   pias_xdp (native/xdp.cc + the XDP program native/xdp_kern.c, loaded by
 #     src/io/xdp.ts): AF_XDP. Needs clang, libxdp-dev and libbpf-dev; where
 #     native/xdp-probe.mjs finds them missing, native/xdp-stub.cc is built
@@ -9,16 +15,40 @@
 {
   "variables": {
     "pias_xdp": "<!(node native/xdp-probe.mjs)",
+    "pias_uring%": "<!(sh native/have.sh uring)",
+    "pias_bpf%": "<!(sh native/have.sh bpf)"
   },
   "targets": [
     {
       "target_name": "pias_tun",
-      "sources": ["native/tun.cc"],
+      "sources": ["native/tun.cc", "native/tun_open.cc", "native/uring_io.cc", "native/steering.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags!": ["-O3"],
       "cflags_cc!": ["-O3"],
-      "cflags": ["-O2"]
+      "cflags": ["-O2"],
+      "conditions": [
+        ["pias_uring==1", {
+          "defines": ["PIAS_HAVE_URING"],
+          "libraries": ["-luring"]
+        }],
+        ["pias_bpf==1", {
+          "defines": ["PIAS_HAVE_BPF"],
+          "libraries": ["-lbpf"]
+        }]
+      ]
+    },
+    {
+      "target_name": "pias_steer",
+      "type": "none",
+      "actions": [
+        {
+          "action_name": "steer_bpf",
+          "inputs": ["native/steer.bpf.c", "native/build-bpf.sh"],
+          "outputs": ["<(PRODUCT_DIR)/pias_steer.bpf.o"],
+          "action": ["sh", "native/build-bpf.sh", "<(PRODUCT_DIR)/pias_steer.bpf.o"]
+        }
+      ]
     },
     {
       "target_name": "pias_xdp",

@@ -3,7 +3,8 @@
 export { alloc_buffer, memory_bytes } from "./memory";
 export { dataplane_init } from "./dataplane";
 export {
-  scratch_ptr, set_proxy_address, set_nat_ports, set_verify_checksums, set_tunnel_mtu, set_timeouts, set_half_open_per_source,
+  scratch_ptr, set_proxy_address, set_nat_ports, set_nat_ports_shared, set_verify_checksums, set_tunnel_mtu, set_timeouts,
+  set_half_open_per_source,
 } from "./settings";
 export { counters_ptr, counters_reset } from "./counters";
 export { abi_values } from "./host/abi-check";
@@ -15,6 +16,7 @@ export { group_commit, group_table_digest } from "./group/tables";
 export { set_random_seed } from "./group/select";
 export { flows_live, flows_capacity, flow_bytes_per_flow, flows_expire_all } from "./flow/flows";
 export { process_batch } from "./pipeline";
+export { gso_area, gso_emitted } from "./rewrite/gso";
 export { reflect_batch } from "./host/reflect";
 export { inspect_batch } from "./host/inspect";
 export { ring_reset } from "./host/ring";

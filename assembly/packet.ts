@@ -18,6 +18,13 @@ export class Packet {
   linkProtoPtr: usize;
   /** How linkProtoPtr is encoded: 1 ethertype, 2 NULL little-endian AF, 3 NULL big-endian AF, 4 fixed family. */
   linkProtoKind: u32;
+  /** Link.VNET: address of the virtio_net_hdr (the link header); 0 for every other link type. */
+  vnet: usize;
+  /** Link.VNET: the GSO type without its ECN bit (VnetGso.None: not a super-packet), and the segment payload size. */
+  gsoType: u32;
+  gsoSize: u32;
+  /** Link.VNET: the transport checksum is partial (NEEDS_CSUM at it): it holds only the pseudo-header's sum. */
+  partial: bool;
 
   // ---- network layer ----
   family: u32;

@@ -5,7 +5,7 @@
 // does not parse gets a Reason, never a trap. Parsing writes no packet byte
 // and allocates nothing; it writes only the record it is given.
 
-import { Reason } from "./shared/abi";
+import { Reason, VnetFlag, VnetGso } from "./shared/abi";
 import { ld16, ld32, ld8, raw16 } from "./wire/bytes";
 import {
   IPV4_HEADER, IPV6_HEADER, V4_FLAGS_FRAG, V4_FRAG_MASK, V4_MF, V4_PROTO, V6_NEXT, PROTO_TCP, PROTO_UDP,
@@ -17,6 +17,7 @@ import {
   ICMP_ID, isEchoRequest, isEchoReply, isIcmpError,
 } from "./wire/l4";
 import { parseLink } from "./wire/link";
+import { vnetCsumOffset, vnetCsumStart, vnetFlags, vnetGsoSize, vnetGsoType, vnetHdrLen } from "./wire/vnet";
 import { Packet } from "./packet";
 
 /** IPv6 extension headers walked before giving up (RFC 8200 expects few; captures show 100). */
@@ -33,10 +34,54 @@ const IPV6_OPT_JUMBO: u32 = 0xc2;
 /** Parse the packet of `len` captured bytes (`wirelen` on the wire) at `p`. */
 export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32): Reason {
   pkt.l3 = 0;
+  pkt.gsoType = VnetGso.None;
+  pkt.gsoSize = 0;
+  pkt.partial = false;
   let r = parseLink(pkt, link, p, len);
   if (r != Reason.None) return r;
   if (wirelen < len) wirelen = len;
-  return parseIp(pkt, p + pkt.linkLen, len - pkt.linkLen, wirelen - pkt.linkLen, pkt.linkFamily);
+  r = parseIp(pkt, p + pkt.linkLen, len - pkt.linkLen, wirelen - pkt.linkLen, pkt.linkFamily);
+  if (r != Reason.None || pkt.vnet == 0) return r;
+  return checkVnet(pkt);
+}
+
+/**
+ * The virtio_net_hdr in front of a Link.VNET packet must describe it: a GSO
+ * type that fits the packet (TCPV4: unfragmented IPv4 TCP; TCPV6: IPv6 TCP;
+ * UDP_L4: UDP) with a nonzero gso_size, a hdr_len inside it, and a partial
+ * checksum inside it — for TCP and UDP exactly at the transport checksum
+ * (then `pkt.partial`); other protocols' partial checksums are completed by
+ * the pipeline on arrival. Sets pkt.gsoType and pkt.gsoSize.
+ */
+function checkVnet(pkt: Packet): Reason {
+  let h = pkt.vnet;
+  let avail = <u32>(pkt.ipEnd - pkt.l3);
+  if (vnetHdrLen(h) > avail) return Reason.VnetHdrLenPastPacket;
+  let gso = vnetGsoType(h);
+  let type = gso & ~(<u32>VnetGso.Ecn);
+  let tcp = pkt.proto == PROTO_TCP && !pkt.isFragment;
+  if (gso != VnetGso.None) {
+    if (vnetGsoSize(h) == 0) return Reason.GsoSizeZero;
+    let fits = type == VnetGso.TcpV4 ? tcp && pkt.family == 4
+      : type == VnetGso.TcpV6 ? tcp && pkt.family == 6
+      : type == VnetGso.UdpL4 ? pkt.proto == PROTO_UDP && !pkt.isFragment && (gso & VnetGso.Ecn) == 0
+      : false;
+    if (!fits) return Reason.GsoTypeMismatch;
+    pkt.gsoType = type;
+    pkt.gsoSize = vnetGsoSize(h);
+  }
+  if ((vnetFlags(h) & VnetFlag.NeedsCsum) == 0) return Reason.None;
+  let start = vnetCsumStart(h);
+  let field = start + vnetCsumOffset(h);
+  // the region must be here whole: never a fragment's, never past the end
+  if (field + 2 > avail || pkt.isFragment || pkt.truncated) return Reason.VnetCsumOutside;
+  if (pkt.proto == PROTO_TCP || pkt.proto == PROTO_UDP) {
+    let at = pkt.l3 + field;
+    if (pkt.l3 + start != pkt.l4 || at != pkt.l4 + (pkt.proto == PROTO_TCP ? TCP_CSUM : UDP_CSUM)) return Reason.VnetCsumOutside;
+    pkt.partial = true;
+    pkt.l4CsumPtr = at;
+  }
+  return Reason.None;
 }
 
 /**

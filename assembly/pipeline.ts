@@ -9,16 +9,17 @@
 // to every stage as `pkt`: what a stage knows of the packet comes through its
 // arguments, and what it computed comes back as its return value.
 
-import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict } from "./shared/abi";
+import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stat, Verdict, Vnet, VnetFlag } from "./shared/abi";
 import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown, takeUnresolved, unresolvedToHost } from "./peers";
-import { raw16, raw32 } from "./wire/bytes";
-import { applyAt, applyUdpAt, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
+import { ld16, raw16, raw32 } from "./wire/bytes";
+import { applyAt, applyUdpAt, finish, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
+import { vnetCsumOffset, vnetCsumStart, vnetFlags } from "./wire/vnet";
 import { isEchoReply, isEchoRequest, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, UDP_CSUM, TCP_CSUM, ICMP_CSUM } from "./wire/l4";
 import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
-import { isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
+import { foreignPort, isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
   flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, halfOpenEnded, targetPortRaw,
   DIR_REVERSE, F_CADDR, F_CPORT, F_GPORT, F_GROUP, F_TARGET, F_NPORT, F_FLAGS, F_LAST, F_HFWD,
@@ -35,6 +36,7 @@ import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses } from "./rewrite/nat";
 import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel, tunnelOverhead } from "./rewrite/icmp-gen";
+import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
 import { overlayOn, overlayPacket } from "./overlay/overlay";
@@ -68,6 +70,7 @@ import { overlayOn, overlayPacket } from "./overlay/overlay";
  */
 export function process_batch(desc: usize, n: u32): u32 {
   prefetchBatch(desc, n);
+  gsoBatchStart();
   let now: u32 = 0;
   let any = false;
   let toHost: u32 = 0;
@@ -78,7 +81,9 @@ export function process_batch(desc: usize, n: u32): u32 {
     now = load<u32>(d + Desc.TIME);
     any = true;
     processOne(pkt, d, now, prefetchedHash(i));
-    if (load<u8>(d + Desc.VERDICT) == <u8>Verdict.ToHost) toHost++;
+    let v = load<u8>(d + Desc.VERDICT);
+    if (v == <u8>Verdict.ToHost) toHost++;
+    else if (v == <u8>Verdict.Forward && gsoSpilling()) gsoMove(d); // after segments, in batch order (rewrite/gso.ts)
   }
   if (any) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
   return toHost;
@@ -98,6 +103,7 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
   let r = parsePacket(pkt, <u32>load<u16>(d + Desc.LINK), off, len, wirelen);
   if (r != Reason.None) { drop(d, r); return; }
+  if (pkt.vnet != 0) vnetArrived(pkt);
 
   // IP-in-IP addressed to this proxy: take the inner packet (once; no nesting).
   if ((pkt.proto == PROTO_IPIP || pkt.proto == PROTO_IPV6) && isProxyAddr(pkt.family, pkt.dst())) {
@@ -147,7 +153,11 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
   }
 
   // A new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone).
-  if (isProxyAddr(family, dst)) { drop(d, Reason.NoBinding); return; }
+  if (isProxyAddr(family, dst)) {
+    if (foreignPort(<u32>bswap<u16>(<u16>pkt.dport))) bump(Stat.WrongWorker);
+    drop(d, Reason.NoBinding);
+    return;
+  }
   if (icmp && !isEchoRequest(family, pkt.icmpType)) { drop(d, Reason.NotForProxy); return; }
   let gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
   if (gidRes < 0) {
@@ -186,6 +196,27 @@ function processOne(pkt: Packet, d: usize, now: u32, hint: i64): void {
 function toHostToResolve(d: usize, aux: u32, now: u32): void {
   if (takeUnresolved(now)) toHost(d, HostWork.Unresolved, aux);
   else drop(d, Reason.ResolveThrottled);
+}
+
+/**
+ * A packet behind a virtio_net_hdr (Link.VNET), checked by the parser: what
+ * the header said on the way in is settled here. DATA_VALID means nothing on
+ * the way out; a partial checksum other than TCP's or UDP's (which stay
+ * partial through NAT and tunnels) is completed now, as the kernel's
+ * skb_checksum_help would, so the ICMP and tunnel paths see whole packets.
+ */
+function vnetArrived(pkt: Packet): void {
+  let h = pkt.vnet;
+  let flags = vnetFlags(h);
+  if ((flags & VnetFlag.NeedsCsum) != 0 && !pkt.partial) {
+    let start = pkt.l3 + <usize>vnetCsumStart(h);
+    let field = start + <usize>vnetCsumOffset(h);
+    let c = finish(sumBytes(start, pkt.ipEnd - start, 0)); // the field holds the sum to start from
+    store<u16>(field, <u16>(c == 0 ? 0xffff : c));
+    flags &= ~(<u32>VnetFlag.NeedsCsum);
+  }
+  store<u8>(h + Vnet.FLAGS, <u8>(flags & ~(<u32>VnetFlag.DataValid)));
+  if (isSuperPacket(pkt)) bump(Stat.SuperPackets);
 }
 
 /**
@@ -243,6 +274,7 @@ function forward(pkt: Packet, d: usize, idx: u32, aux: u32, now: u32): void {
  */
 function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): bool {
   if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) == 0) return false;
+  if (isSuperPacket(pkt)) { segmentToAware(pkt, d, rec, t, aux); return true; }
   if (tooBigForTunnel(pkt)) { tooBig(pkt, d, aux & ~AuxFlag.IcmpError); return true; }
   // IPv4 without DF may go past the tunnel MTU (the path fragments it), but not past what an outer header can say
   if (pkt.ipTotal + tunnelOverhead(pkt) > 0xffff) { drop(d, Reason.TunnelOverflow); return true; }
@@ -252,6 +284,26 @@ function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): b
   bump(Stat.Encapsulated);
   accept(d, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
   return true;
+}
+
+/**
+ * A super-packet to an aware target: cut by gso_size and each segment
+ * tunnelled (rewrite/gso.ts). The path MTU rule applies per segment: when
+ * the largest does not fit (with DF, or IPv6), the sender hears the MTU once.
+ */
+function segmentToAware(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): void {
+  if (tooBigForTunnel(pkt, firstSegmentLen(pkt))) {
+    tooBig(pkt, d, aux);
+    return;
+  }
+  let out = aux | AuxFlag.Encapsulated | AuxFlag.ToTarget;
+  let k = segmentEncapsulate(pkt, d, proxyAddrPtr(pkt.family), t + T_ADDR, load<u32>(rec + F_HFWD), out);
+  if (k == 0) { drop(d, Reason.GsoNoRoom); return; }
+  store<u64>(t + T_PACKETS, load<u64>(t + T_PACKETS) + k);
+  bump(Stat.Segmented);
+  bump(Stat.Segments, k);
+  bump(Stat.Encapsulated, k);
+  bump(Stat.Forwarded, k);
 }
 
 @inline function countTargetPacket(t: usize): void {
@@ -360,7 +412,11 @@ function icmpError(pkt: Packet, q: Quote, d: usize, aux: u32, now: u32): void {
   let family = pkt.family;
   // The quote is a packet we sent; its reverse is a key of the flow.
   let ref = flowLookup(family, q.proto, q.dst(), q.src(), q.dport, q.sport);
-  if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) { drop(d, Reason.IcmpErrorNoFlow); return; }
+  if (ref < 0 || flowStale(flowPtr(<u32>ref >> 1), now)) {
+    if (isProxyAddr(family, pkt.dst()) && foreignPort(<u32>bswap<u16>(<u16>q.sport))) bump(Stat.WrongWorker);
+    drop(d, Reason.IcmpErrorNoFlow);
+    return;
+  }
   let rec = flowPtr(<u32>ref >> 1);
   let g = groupPtr(load<u32>(rec + F_GROUP));
   let t = targetPtr(load<u32>(rec + F_TARGET));
@@ -391,7 +447,8 @@ function icmpError(pkt: Packet, q: Quote, d: usize, aux: u32, now: u32): void {
 function verify(pkt: Packet): Reason {
   let ip = pkt.l3;
   if (pkt.family == 4 && !verifies(sumBytes(ip, pkt.ipHdrLen, 0))) return Reason.BadIpChecksum;
-  if (pkt.truncated || pkt.isFragment) return Reason.None;
+  // a partial checksum is not made yet; a super-packet's is its segments'
+  if (pkt.truncated || pkt.isFragment || pkt.partial || isSuperPacket(pkt)) return Reason.None;
   let proto = pkt.proto;
   let acc: u64;
   if (proto == PROTO_TCP || proto == PROTO_UDP) {

@@ -64,6 +64,24 @@ export function set_nat_ports(min: u32, max: u32): void {
   portMax = max;
 }
 
+/**
+ * The NAT port range this proxy's workers share, each with its own slice
+ * (set_nat_ports); 0, 0: no sharing. A packet to the proxy's address with a
+ * port of another worker's slice was steered to the wrong worker: counted.
+ */
+export let sharedPortMin: u32 = 0;
+export let sharedPortMax: u32 = 0;
+
+export function set_nat_ports_shared(min: u32, max: u32): void {
+  sharedPortMin = min;
+  sharedPortMax = max;
+}
+
+/** True when host-order `port` belongs to another worker's slice of the shared range. */
+@inline export function foreignPort(port: u32): bool {
+  return port >= sharedPortMin && port <= sharedPortMax && (port < portMin || port > portMax);
+}
+
 export function set_verify_checksums(on: bool): void {
   verifyChecksums = on;
 }

@@ -3,7 +3,7 @@
 // so a test can compare them with what the TypeScript compiler made of the
 // same file (test/core/abi.test.ts). Control call; never on the packet path.
 
-import { CounterLayout, Counts, Desc, Layout, Stat } from "../shared/abi";
+import { CounterLayout, Counts, Desc, Layout, Link, Stat, Vnet } from "../shared/abi";
 
 /** Exported: write the ABI's layout values as u32s at `out` (in the order of ABI_VALUE_NAMES in src/core/abi.ts); returns how many. */
 export function abi_values(out: usize): u32 {
@@ -29,6 +29,9 @@ export function abi_values(out: usize): u32 {
     CounterLayout.BYTES,
     Counts.REASON_COUNT,
     Stat.COUNT,
+    Link.VNET,
+    Vnet.CSUM_START,
+    Vnet.SIZE,
   ];
   for (let i = 0; i < values.length; i++) store<u32>(out + (<usize>i << 2), values[i]);
   return <u32>values.length;

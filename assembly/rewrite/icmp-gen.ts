@@ -11,6 +11,7 @@ import { finish, sumBytes, pseudo6 } from "../wire/checksum";
 import { IPV4_HEADER, IPV6_HEADER, V4_SRC, V6_SRC, PROTO_ICMP, PROTO_ICMPV6, V4_DF, V4_FLAGS_FRAG } from "../wire/ip";
 import { ICMP4_UNREACH, ICMP4_FRAG_NEEDED_CODE, ICMP6_PACKET_TOO_BIG, ICMP_HEADER } from "../wire/l4";
 import { swapEthernetAddresses } from "../wire/link";
+import { clearVnet } from "../wire/vnet";
 import { nextIpId } from "./tunnel";
 import { hasProxy, proxyAddrPtr, tunnelMtu } from "../settings";
 import { Packet } from "../packet";
@@ -27,10 +28,11 @@ const HOP_LIMIT: u32 = 64;
 
 /**
  * True when the packet, encapsulated, exceeds the tunnel MTU and may
- * not be fragmented on the way (IPv4 with DF, or IPv6).
+ * not be fragmented on the way (IPv4 with DF, or IPv6). `ipLen`: the IP
+ * length to judge (a super-packet's largest segment's).
  */
-export function tooBigForTunnel(pkt: Packet): bool {
-  if (pkt.ipTotal + tunnelOverhead(pkt) <= tunnelMtu) return false;
+export function tooBigForTunnel(pkt: Packet, ipLen: u32 = pkt.ipTotal): bool {
+  if (ipLen + tunnelOverhead(pkt) <= tunnelMtu) return false;
   return pkt.family == 6 || (ld16(pkt.l3 + V4_FLAGS_FRAG) & V4_DF) != 0;
 }
 
@@ -88,6 +90,10 @@ export function packetTooBig(pkt: Packet, d: usize, link: u32, overhead: u32 = 0
     store<u16>(icmp + 2, <u16>finish(sumBytes(icmp, ICMP_HEADER + quote, pseudo6(o, PROTO_ICMPV6, ICMP_HEADER + quote))));
   }
   swapEthernetAddresses(link, newOff, l2);
+  if (pkt.vnet != 0) {
+    clearVnet(newOff); // the error is a plain packet with its checksums complete
+    pkt.vnet = newOff;
+  }
   store<u32>(d + Desc.OFF, <u32>newOff);
   store<u32>(d + Desc.LEN, l2 + total);
   store<u32>(d + Desc.WIRELEN, l2 + total);

@@ -3,11 +3,13 @@
 //   forward  C:c -> A:g   becomes  P:x -> T:t
 //   reverse  T:t -> P:x   becomes  A:g -> C:c
 // Every checksum that covers a changed word is updated incrementally (RFC
-// 1624), so a checksum that was wrong stays wrong by the same amount. No
-// byte other than the addresses, ports/identifier and checksums changes.
+// 1624), so a checksum that was wrong stays wrong by the same amount; a
+// partial one (virtio NEEDS_CSUM) follows the pseudo-header only. A GSO
+// super-packet is rewritten once, as one packet. No byte other than the
+// addresses, ports/identifier and checksums changes.
 
 import { raw16, raw32 } from "../wire/bytes";
-import { applyAt, applyUdpAt, delta128, delta16, delta32 } from "../wire/checksum";
+import { applyAt, applyPartialAt, applyUdpAt, delta128, delta16, delta32 } from "../wire/checksum";
 import { V4_CSUM, V4_DST, V4_SRC, V6_DST, V6_SRC, PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { ICMP_ID, TCP_DPORT, TCP_SPORT, isEchoReply } from "../wire/l4";
 import { Packet } from "../packet";
@@ -30,7 +32,9 @@ export function rewrite(pkt: Packet, newSrc: usize, newSport: u32, newDst: usize
     store<u16>(l4 + TCP_SPORT, <u16>newSport);
     store<u16>(l4 + TCP_DPORT, <u16>newDport);
     if (pkt.l4CsumPtr != 0) {
-      if (proto == PROTO_UDP) applyUdpAt(pkt.l4CsumPtr, dl4);
+      // partial (a super-packet's, most often): only the addresses are in the pseudo-header
+      if (pkt.partial) applyPartialAt(pkt.l4CsumPtr, dAddr);
+      else if (proto == PROTO_UDP) applyUdpAt(pkt.l4CsumPtr, dl4);
       else applyAt(pkt.l4CsumPtr, dl4);
     }
     return dl4;

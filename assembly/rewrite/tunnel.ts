@@ -4,13 +4,16 @@
 // The packet is never copied: encapsulation moves the link-layer header into
 // the headroom in front of the packet and writes the outer IP header between
 // it and the unmodified inner packet; decapsulation moves the link header
-// forward over the outer IP header.
+// forward over the outer IP header. A virtio_net_hdr (Link.VNET) is the link
+// header: it moves too, and a partial checksum's csum_start follows the
+// inner packet.
 
 import { Desc, Reason } from "../shared/abi";
 import { ld16, ld8, raw32, st16, st8 } from "../wire/bytes";
 import { finish, sumBytes } from "../wire/checksum";
 import { IPV4_HEADER, IPV6_HEADER, PROTO_IPIP, PROTO_IPV6, V4_DF, V4_FLAGS_FRAG, V4_TOS } from "../wire/ip";
 import { setLinkFamily } from "../wire/link";
+import { setVnetCsumStart, vnetCsumStart } from "../wire/vnet";
 import { Packet } from "../packet";
 import { parseIp } from "../parse";
 
@@ -31,15 +34,35 @@ export function nextIpId(): u32 {
  * out of the tunnel. The caller makes sure the outer length fits 16 bits.
  */
 export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entropy: u32): void {
-  let family = pkt.family;
-  let outerLen: u32 = family == 4 ? IPV4_HEADER : IPV6_HEADER;
-  let off = <usize>load<u32>(d + Desc.OFF);
-  let l2 = pkt.linkLen;
+  let outerLen = outerHeaderLen(pkt.family);
+  let newOff = encapsulateAt(<usize>load<u32>(d + Desc.OFF), pkt.linkLen, pkt.family, pkt.l3, pkt.ipTotal, src, dst, entropy);
+  if (pkt.vnet != 0) {
+    pkt.vnet = newOff;
+    // a partial checksum's region moved with the inner packet
+    if (pkt.partial) setVnetCsumStart(newOff, vnetCsumStart(newOff) + outerLen);
+  }
+  store<u32>(d + Desc.OFF, <u32>newOff);
+  // the frame ends where the inner IP packet does (or where the capture cut it): no padding or trailer in the tunnel
+  store<u32>(d + Desc.LEN, pkt.linkLen + <u32>(pkt.ipEnd - pkt.l3) + outerLen);
+  store<u32>(d + Desc.WIRELEN, pkt.linkLen + pkt.ipTotal + outerLen);
+}
+
+/** Bytes of the outer IP header for an inner packet of `family`. */
+@inline export function outerHeaderLen(family: u32): u32 {
+  return family == 4 ? IPV4_HEADER : IPV6_HEADER;
+}
+
+/**
+ * Tunnel the packet whose `l2`-byte link header starts at `off` and whose
+ * IP header (of `family`, `innerLen` bytes long) is at `inner`: the link
+ * header moves outerHeaderLen(family) bytes into the room in front of it and
+ * the outer header goes between. Returns the link header's new address.
+ */
+export function encapsulateAt(off: usize, l2: u32, family: u32, inner: usize, innerLen: u32, src: usize, dst: usize, entropy: u32): usize {
+  let outerLen = outerHeaderLen(family);
   let newOff = off - outerLen;
   if (l2 != 0) memory.copy(newOff, off, l2);
   let o = newOff + l2;
-  let inner = pkt.l3;
-  let innerLen = pkt.ipTotal;
   if (family == 4) {
     store<u8>(o, 0x45);
     st8(o + V4_TOS, ld8(inner + V4_TOS));
@@ -61,10 +84,7 @@ export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entro
     memory.copy(o + 8, src, 16);
     memory.copy(o + 24, dst, 16);
   }
-  store<u32>(d + Desc.OFF, <u32>newOff);
-  // the frame ends where the inner IP packet does (or where the capture cut it)
-  store<u32>(d + Desc.LEN, l2 + <u32>(pkt.ipEnd - inner) + outerLen);
-  store<u32>(d + Desc.WIRELEN, l2 + innerLen + outerLen);
+  return newOff;
 }
 
 /**
@@ -92,6 +112,7 @@ export function decapsulate(pkt: Packet, d: usize): Reason {
   store<u32>(d + Desc.LEN, len - shift);
   store<u32>(d + Desc.WIRELEN, wirelen - shift);
   if (protoPtr != 0) pkt.linkProtoPtr = protoPtr + shift;
+  if (pkt.vnet != 0) pkt.vnet = newOff; // (a partial checksum of a tunnel packet was completed on arrival)
   let r = parseIp(pkt, newOff + l2, len - shift - l2, wirelen - shift - l2, innerFamily);
   if (r != Reason.None) return Reason.TunnelMalformed;
   return Reason.None;

@@ -45,6 +45,59 @@ export enum Desc {
   AUX = 30,
 }
 
+/**
+ * Link types of pias's own, beside pcap's LINKTYPE_* numbers in Desc.LINK.
+ * Live I/O only: no capture file carries them.
+ */
+export enum Link {
+  /**
+   * A Vnet.SIZE-byte virtio_net_hdr (a TUN device with IFF_VNET_HDR,
+   * little-endian) and then an IPv4 or IPv6 packet, which may be a GSO
+   * super-packet or carry a partial checksum. The header is the packet's
+   * link-layer header: it moves with the packet, and the core rewrites it to
+   * say what the packet it forwards needs (the kernel segments a super-packet
+   * it forwards; a segment the core made carries no GSO request).
+   */
+  VNET = 65000,
+}
+
+/** Byte offsets of the virtio_net_hdr in front of a Link.VNET packet (little-endian u16 fields). */
+export enum Vnet {
+  /** u8: VnetFlag bits. */
+  FLAGS = 0,
+  /** u8: VnetGso type. */
+  GSO_TYPE = 1,
+  /** u16: length of the headers before the payload (a hint; may be 0). */
+  HDR_LEN = 2,
+  /** u16: payload bytes per segment of a super-packet. */
+  GSO_SIZE = 4,
+  /** u16: where the partial checksum's region starts, from the IP header. */
+  CSUM_START = 6,
+  /** u16: where its checksum field is, from CSUM_START. */
+  CSUM_OFFSET = 8,
+  /** Bytes of the header. */
+  SIZE = 10,
+}
+
+export enum VnetFlag {
+  /** The checksum at CSUM_START + CSUM_OFFSET holds only the pseudo-header's sum: the sum from CSUM_START on is still to be added (CHECKSUM_PARTIAL). */
+  NeedsCsum = 1,
+  /** The kernel verified the checksum (reads only). */
+  DataValid = 2,
+}
+
+export enum VnetGso {
+  None = 0,
+  TcpV4 = 1,
+  /** UDP fragmentation offload (UFO): not accepted. */
+  Udp = 3,
+  TcpV6 = 4,
+  /** UDP segmentation (USO): datagrams of GSO_SIZE payload bytes. */
+  UdpL4 = 5,
+  /** Flag bit: TCP with ECN (CWR on the first segment only). */
+  Ecn = 0x80,
+}
+
 export enum Verdict {
   /** Slot unused or packet dropped (see REASON). */
   Drop = 0,
@@ -148,21 +201,31 @@ export enum Reason {
   OverlayNoBinding = 31,
   /** Through the overlay: neither TCP nor UDP, a fragment, or a destination inside the overlay itself. */
   OverlayUnsupported = 32,
+  /** virtio_net_hdr asks for segmentation with gso_size 0. */
+  GsoSizeZero = 33,
+  /** virtio_net_hdr's hdr_len reaches past the end of the packet. */
+  VnetHdrLenPastPacket = 34,
+  /** virtio_net_hdr's partial checksum (csum_start, csum_offset) lies outside the packet, or is not the transport checksum of an unfragmented TCP/UDP packet (ICMP and others: completed on arrival). */
+  VnetCsumOutside = 35,
+  /** virtio_net_hdr's GSO type does not match the packet (TCPV4 on IPv6 or UDP, a fragment, ...) or is not supported (UFO). */
+  GsoTypeMismatch = 36,
+  /** A super-packet to a PIAS-aware target that the batch's segment area has no room left to segment (see gso_area). */
+  GsoNoRoom = 37,
   /** To an address of the anycast prefixes that has no group, with nothing (no cluster) to resolve it. */
-  NoGroup = 33,
+  NoGroup = 38,
   /** To the proxy's own address with no live NAT binding: a reply whose flow expired or was evicted, or that a restart lost. */
-  NoBinding = 34,
+  NoBinding = 39,
   /** IPv4 without DF too long to encapsulate at all: the outer header's total length would exceed 65,535. */
-  TunnelOverflow = 35,
+  TunnelOverflow = 40,
   /** A SYN whose source already has halfOpenPerSource half-open flows (SYN-flood protection). */
-  HalfOpenLimit = 36,
+  HalfOpenLimit = 41,
   /** To an anycast-prefix address with no group, past the packets per second the host takes to resolve. */
-  ResolveThrottled = 37,
+  ResolveThrottled = 42,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 38,
+  REASON_COUNT = 43,
 }
 
 /**
@@ -195,7 +258,15 @@ export enum Stat {
   IcmpTranslated = 10,
   Reflected = 11,
   IcmpGenerated = 12,
-  COUNT = 13,
+  /** GSO super-packets received (Link.VNET with a GSO type): each NATed as one packet, or segmented. */
+  SuperPackets = 13,
+  /** Super-packets segmented by the core (toward PIAS-aware targets: IP-in-IP has no GSO type). */
+  Segmented = 14,
+  /** Packets those segmentations made. */
+  Segments = 15,
+  /** Packets to the proxy's address with a NAT port of another worker's slice (set_nat_ports_shared): steered to the wrong worker, dropped as not-for-proxy (or icmp-error-no-flow). */
+  WrongWorker = 16,
+  COUNT = 17,
 }
 
 /** Target selection policies. */

@@ -88,6 +88,18 @@ export function sumBytes(p: usize, len: usize, acc: u64): u64 {
   store<u16>(p, <u16>apply(raw16(p), delta));
 }
 
+/**
+ * Apply a delta to a partial checksum at `p` (CHECKSUM_PARTIAL: the field
+ * holds the pseudo-header's sum, not yet complemented, the rest to be added
+ * by whoever completes it): the sum itself moves by the delta, as the Linux
+ * kernel's inet_proto_csum_replace* do with pseudohdr = true. Only changes
+ * to the pseudo-header belong here: bytes inside the region still to be
+ * summed (the ports) need no update.
+ */
+@inline export function applyPartialAt(p: usize, delta: u64): void {
+  store<u16>(p, <u16>fold(<u64>raw16(p) + delta));
+}
+
 /** Same for a UDP checksum: 0 means "none" and stays 0; a computed 0 is sent as 0xffff. */
 @inline export function applyUdpAt(p: usize, delta: u64): void {
   let c = raw16(p);

@@ -1,11 +1,12 @@
 // Link-layer views: Ethernet (any number of 802.1Q/802.1ad tags, bounded),
-// Linux SLL and SLL2, BSD NULL/loopback, and raw IPv4/IPv6.
+// Linux SLL and SLL2, BSD NULL/loopback, raw IPv4/IPv6, and pias's own
+// Link.VNET (a TUN's virtio_net_hdr, then raw IP; wire/vnet.ts).
 //
 // parseLink() finds where the IP header starts and records in the packet's
 // view where the link layer names the network protocol, so a tunnel endpoint can change the
 // family (6in4 decapsulation) and keep the link header truthful.
 
-import { Reason } from "../shared/abi";
+import { Link, Reason, Vnet } from "../shared/abi";
 import { ld16, st16 } from "./bytes";
 import { Packet } from "../packet";
 
@@ -16,6 +17,7 @@ export const LINK_LINUX_SLL: u32 = 113;
 export const LINK_IPV4: u32 = 228;
 export const LINK_IPV6: u32 = 229;
 export const LINK_LINUX_SLL2: u32 = 276;
+export const LINK_VNET: u32 = <u32>Link.VNET;
 
 const ETH_HEADER: u32 = 14;
 const VLAN_TAG: u32 = 4;
@@ -45,7 +47,14 @@ export function parseLink(pkt: Packet, link: u32, p: usize, len: u32): Reason {
   pkt.linkProtoPtr = 0;
   pkt.linkProtoKind = 0;
   pkt.linkFamily = 0;
+  pkt.vnet = 0;
   switch (link) {
+    case LINK_VNET: {
+      if (len < <u32>Vnet.SIZE + 1) return Reason.Truncated;
+      pkt.linkLen = Vnet.SIZE;
+      pkt.vnet = p;
+      return Reason.None; // the IP header's version nibble decides, as for LINKTYPE_RAW
+    }
     case LINK_ETHERNET: {
       if (len < ETH_HEADER) return Reason.Truncated;
       let off: u32 = 12;

@@ -2,6 +2,7 @@
 // returns (src/config/validate.ts), their documented defaults and the limits
 // the validator enforces. Types and constants only: nothing here validates.
 
+import { availableParallelism } from "node:os";
 import type { Family } from "../net/addr.js";
 import type { Protocol } from "../net/ta.js";
 import type { StoreConfig } from "./store.js";
@@ -129,6 +130,12 @@ export interface DaemonConfig {
   readonly io: "tun" | "pcap" | "xdp";
   /** TUN device name (the kernel adds a number for "%d"). */
   readonly tunName: string;
+  /** TUN system calls: "readv" (readv/write per packet), "uring" (one io_uring_enter per batch each way), "auto" (the measured faster: uring where available). */
+  readonly tunIo: "auto" | "readv" | "uring";
+  /** TUN with the virtio-net header and offloads (checksum, TSO, USO) where the kernel accepts them: super-packets through the core. */
+  readonly tunOffload: boolean;
+  /** Forwarding workers on TUN, each with its own core, TUN queue and NAT port slice (1: forward in the main thread). Default: one per CPU. */
+  readonly workers: number;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
   readonly routes: boolean;
   /** pcap: the interface to capture on and inject into. */
@@ -233,6 +240,9 @@ export const DEFAULT_HALF_OPEN_PER_SOURCE = 512;
 export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   io: "tun",
   tunName: "pias%d",
+  tunIo: "auto",
+  tunOffload: true,
+  workers: availableParallelism(),
   routes: true,
   pcapInterface: null,
   pcapFilter: null,

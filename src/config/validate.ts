@@ -35,7 +35,7 @@ const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp", "ov
 const CLUSTER_KEYS = ["id", "controlPort", "key", "acceptKey", "seeds", "replicas", "distances", "groups", "store", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "acceptJoinKey", "policy", "affinity"] as const;
 const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
-const DAEMON_KEYS = ["io", "tunName", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
+const DAEMON_KEYS = ["io", "tunName", "tunIo", "tunOffload", "workers", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
 const CAPACITY_KEYS = ["flows", "groups", "targets"] as const;
@@ -135,6 +135,9 @@ function validateDaemon(v: unknown): DaemonConfig {
   return {
     io,
     tunName,
+    tunIo: has(o, "tunIo") ? oneOf(o.tunIo, ["daemon", "tunIo"], ["auto", "readv", "uring"] as const) : DEFAULT_DAEMON.tunIo,
+    tunOffload: optBoolean(o, "tunOffload", path, DEFAULT_DAEMON.tunOffload),
+    workers: optInteger(o, "workers", path, [1, 256], DEFAULT_DAEMON.workers),
     routes: optBoolean(o, "routes", path, DEFAULT_DAEMON.routes),
     pcapInterface,
     pcapFilter: has(o, "pcapFilter") ? text(o.pcapFilter, ["daemon", "pcapFilter"]) : null,

@@ -4,7 +4,7 @@
 // core built from another version of that file, or a constant one compiler
 // evaluates differently.
 
-import { CounterLayout, Counts, Desc, Layout, Stat } from "../../assembly/shared/abi.js";
+import { CounterLayout, Counts, Desc, Layout, Link, Stat, Vnet } from "../../assembly/shared/abi.js";
 
 export const ABI_VALUES: ReadonlyArray<readonly [name: string, value: number]> = [
   ["Layout.HEADROOM", Layout.HEADROOM],
@@ -28,4 +28,7 @@ export const ABI_VALUES: ReadonlyArray<readonly [name: string, value: number]> =
   ["CounterLayout.BYTES", CounterLayout.BYTES],
   ["Counts.REASON_COUNT", Counts.REASON_COUNT],
   ["Stat.COUNT", Stat.COUNT],
+  ["Link.VNET", Link.VNET],
+  ["Vnet.CSUM_START", Vnet.CSUM_START],
+  ["Vnet.SIZE", Vnet.SIZE],
 ];

@@ -29,6 +29,7 @@ export interface DataPlaneExports extends CaptureExports, OverlayExports {
   scratch_ptr(): number;
   set_proxy_address(family: number): void;
   set_nat_ports(min: number, max: number): void;
+  set_nat_ports_shared(min: number, max: number): void;
   set_verify_checksums(on: number): void;
   set_tunnel_mtu(mtu: number): void;
   set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
@@ -64,6 +65,8 @@ export interface DataPlaneExports extends CaptureExports, OverlayExports {
   inspect_batch(desc: number, n: number, out: number): void;
   abi_values(out: number): number;
   ring_reset(desc: number, n: number, base: number, stride: number, cap: number, link: number, time: number): void;
+  gso_area(desc: number, maxDesc: number, arena: number, arenaBytes: number): void;
+  gso_emitted(): number;
   reflect_batch(desc: number, n: number, out: number, arena: number, arenaLen: number): number;
 }
 
@@ -75,6 +78,8 @@ export interface DataPlaneSettings {
   address6?: string | null;
   /** NAT port (and ICMP identifier) range. Default [1024, 65535]. */
   natPorts?: readonly [number, number];
+  /** The range several data planes (workers) share, natPorts being this one's slice: packets to a port of another's slice are counted (wrongWorker). */
+  natPortsShared?: readonly [number, number];
   /** Drop packets whose checksums are wrong instead of passing the error on. Default false. */
   verifyChecksums?: boolean;
   /** MTU toward PIAS-aware targets. Default 1500. */
@@ -210,6 +215,13 @@ export interface Counters {
   decapsulated: number;
   icmpTranslated: number;
   icmpGenerated: number;
+  /** GSO super-packets received (Link.VNET), each NATed as one packet or segmented. */
+  superPackets: number;
+  /** Super-packets segmented by the core (toward PIAS-aware targets), and the segments they made. */
+  segmented: number;
+  segments: number;
+  /** Packets to the proxy with a NAT port of another worker's slice (natPortsShared): steered to the wrong worker. */
+  wrongWorker: number;
   /** Drop reason -> count, only reasons that occurred. */
   drops: Record<string, number>;
 }
@@ -266,6 +278,7 @@ export class DataPlane {
     if (settings.address6 != null) this.setProxyAddress(settings.address6, 6);
     const [min, max] = settings.natPorts ?? DEFAULT_NAT_PORTS;
     this.core.set_nat_ports(min, max);
+    if (settings.natPortsShared) this.core.set_nat_ports_shared(settings.natPortsShared[0], settings.natPortsShared[1]);
     this.core.set_verify_checksums(settings.verifyChecksums ? 1 : 0);
     this.core.set_tunnel_mtu(settings.tunnelMtu ?? DEFAULT_TUNNEL_MTU);
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
@@ -331,7 +344,7 @@ export class DataPlane {
   }
 
   /** The data plane a validated configuration describes (see src/config/types.ts). */
-  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "overlay"> = {}): DataPlane {
+  static fromConfig(config: PiasConfig, extra: Pick<DataPlaneSettings, "randomSeed" | "natPortsShared" | "overlay"> = {}): DataPlane {
     return DataPlane.create({ ...config.proxy, capacity: config.capacity, ...extra }, config.groups);
   }
 
@@ -692,9 +705,52 @@ export class DataPlane {
     return out;
   }
 
-  /** Fixed packet slots for live I/O (see PacketRing), in this data plane's memory. */
-  createRing(slots: number, capacity: number): PacketRing {
-    return new PacketRing(this.core, slots, capacity);
+  /**
+   * Fixed packet slots for live I/O (see PacketRing), in this data plane's
+   * memory. With `segments`, the ring also carries the segment area
+   * super-packets to PIAS-aware targets are cut into (Link.VNET input).
+   */
+  createRing(slots: number, capacity: number, segments = false): PacketRing {
+    const ring = new PacketRing(this.core, slots, capacity, segments);
+    if (segments) this.segmentDesc = ring.desc + slots * Layout.DESC_SIZE;
+    return ring;
+  }
+
+  /** The segment area's descriptors (createRing with segments, createSegmentArea). */
+  private segmentDesc = 0;
+
+  /** Views of the packets the last process put into the segment area, in order; valid until the next process. */
+  emittedSegments(): Uint8Array[] {
+    const n = this.segmentDesc ? this.core.gso_emitted() : 0;
+    const mem = this.memory();
+    const v = new DataView(mem.buffer);
+    return Array.from({ length: n }, (_, i) => {
+      const d = this.segmentDesc + i * Layout.DESC_SIZE;
+      const off = v.getUint32(d + Desc.OFF, true);
+      return mem.subarray(off, off + v.getUint32(d + Desc.LEN, true));
+    });
+  }
+
+  /**
+   * A segment area of `descriptors` spare descriptors and `bytes` of arena,
+   * registered with the core (replacing any before, a ring's included):
+   * super-packets (Link.VNET) to PIAS-aware targets are cut into it, and
+   * after one is, every later forwarded packet of the batch moves there too.
+   * After each process(), send the batch, then the area's first
+   * segmentsEmitted() packets. Without an area such super-packets are dropped
+   * as gso-no-room.
+   */
+  createSegmentArea(descriptors: number, bytes: number): PacketBatch {
+    const desc = this.allocBuffer(descriptors * Layout.DESC_SIZE);
+    const arena = this.allocBuffer(bytes);
+    this.core.gso_area(desc, descriptors, arena, bytes);
+    this.segmentDesc = desc;
+    return new PacketBatch(this.core, desc, descriptors, arena, bytes);
+  }
+
+  /** Packets the last process() put into the segment area. */
+  segmentsEmitted(): number {
+    return this.core.gso_emitted();
   }
 
   /** A reader that frames the records of a pcap/pcapng file straight into this data plane's memory. */
@@ -757,6 +813,10 @@ export class DataPlane {
       decapsulated: stat(Stat.Decapsulated),
       icmpTranslated: stat(Stat.IcmpTranslated),
       icmpGenerated: stat(Stat.IcmpGenerated),
+      superPackets: stat(Stat.SuperPackets),
+      segmented: stat(Stat.Segmented),
+      segments: stat(Stat.Segments),
+      wrongWorker: stat(Stat.WrongWorker),
       drops,
     };
   }

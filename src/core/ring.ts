@@ -2,10 +2,18 @@
 // reader (the TUN addon) fills slot i in place, the core processes the batch,
 // the writer sends what the core forwarded. reset() re-arms every descriptor
 // with one call into the core (ring_reset), so the host touches no packet.
+// With a segment area (offloaded TUN: super-packets to PIAS-aware targets are
+// cut by the core) its descriptors follow the slots' in memory, so one write
+// call sends the batch and its segments: sendCount().
 
 import { Desc, Layout, Verdict } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import type { DataPlaneExports } from "./dataplane.js";
+
+/** Segment descriptors per slot, and bytes per slot for the segments' own headers (46 segments of 1448 bytes, 180 bytes each). */
+const SEGMENTS_PER_SLOT = 64;
+const SEGMENT_OVERHEAD = 8192;
+const MAX_SEGMENT_ARENA = 32 << 20;
 
 export class PacketRing {
   /** Address of the descriptor array in the core's memory. */
@@ -15,19 +23,41 @@ export class PacketRing {
   /** Bytes between slots: headroom (a tunnel header or a generated ICMP error's headers go in front) and the packet. */
   readonly stride: number;
 
+  /** Descriptors of the segment area, right after the slots' (0: none). */
+  readonly segmentSlots: number;
+
   constructor(
     private readonly core: DataPlaneExports,
     /** Slots (packets per batch). */
     readonly slots: number,
     /** Largest packet a slot takes (the device MTU, at most Layout.MAX_PACKET). */
     readonly capacity: number,
+    /** Give the ring a segment area (and register it with the core). */
+    segments = false,
   ) {
     if (capacity > Layout.MAX_PACKET) throw new RangeError(`slot capacity ${capacity} exceeds ${Layout.MAX_PACKET}`);
     this.stride = (Layout.HEADROOM + capacity + 7) & ~7;
-    this.desc = core.alloc_buffer(slots * Layout.DESC_SIZE);
+    this.segmentSlots = segments ? slots * SEGMENTS_PER_SLOT : 0;
+    this.desc = core.alloc_buffer((slots + this.segmentSlots) * Layout.DESC_SIZE);
     this.base = core.alloc_buffer(slots * this.stride + Layout.HEADROOM);
     if (!this.desc || !this.base) throw new DataPlaneError(`out of memory for ${slots} packet slots of ${capacity} bytes`);
+    if (segments) {
+      // every slot's packet cut into segments of its own headers each: room for a full batch of 64 KiB super-packets
+      const bytes = Math.min(slots * (capacity + SEGMENT_OVERHEAD), MAX_SEGMENT_ARENA);
+      const arena = core.alloc_buffer(bytes);
+      if (!arena) throw new DataPlaneError(`out of memory for a segment area of ${bytes} bytes`);
+      core.gso_area(this.desc + slots * Layout.DESC_SIZE, this.segmentSlots, arena, bytes);
+    }
     this.reset(slots, 0);
+  }
+
+  /**
+   * Descriptors to send after processing `n`: n, or, when the core put
+   * segments in the area, every slot (those past n are empty) and the area's.
+   */
+  sendCount(n: number): number {
+    const emitted = this.segmentSlots ? this.core.gso_emitted() : 0;
+    return emitted ? this.slots + emitted : n;
   }
 
   /** Re-arm descriptors [0, n) as empty slots offering `capacity` bytes; `time` (seconds) drives flow timeouts. */

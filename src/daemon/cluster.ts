@@ -34,7 +34,7 @@ import { randomBytes } from "node:crypto";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Logger } from "pino";
-import { Verdict, HostWork } from "../../assembly/shared/abi.js";
+import { Verdict, HostWork, Link, Vnet } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
 import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type KeySet, type ProxyMembership, type ProxyRef, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
 import type { DataPlaneError } from "../errors.js";
@@ -89,6 +89,10 @@ export class Cluster {
   /** Unresolved packets (handed over or throttled) at the last sync, and the last flood second (0: none since the last collection). */
   private lastUnresolved = 0;
   private floodAt = 0;
+  /** The worker each queued packet came from (workers > 1). */
+  private readonly origins = new WeakMap<Uint8Array, number>();
+  /** With workers: run re-injected packets through worker w's core instead of this one's. */
+  forwardVia: ((frames: Uint8Array[], worker: number) => void) | null = null;
 
   constructor(
     private cfg: ClusterConfig,
@@ -172,10 +176,16 @@ export class Cluster {
   }
 
   /** The pump's host handler: control messages and packets to unresolved groups. */
-  readonly handle = (ring: PacketRing, slot: number): void => {
-    const frame = ring.packet(slot);
-    const ip = this.io.linkType === ETHERNET ? frame.subarray(14) : frame;
-    if (ring.reason(slot) === HostWork.Control) {
+  readonly handle = (ring: PacketRing, slot: number): void => this.handleFrame(ring.packet(slot), ring.reason(slot));
+
+  /**
+   * A frame the core handed to the host (`work`: HostWork), from the worker
+   * `origin` when workers forward: the packets an unresolved group queued go
+   * back through that worker's core, which then owns their flow.
+   */
+  handleFrame(frame: Uint8Array, work: number, origin = 0): void {
+    const ip = frame.subarray(linkHeaderLen(this.io.linkType));
+    if (work === HostWork.Control) {
       const d = parseUdp(ip);
       if (!d) {
         this.counters.controlMalformed++;
@@ -192,9 +202,14 @@ export class Cluster {
     }
     this.counters.unresolved++;
     const ta: TransportAddress = { protocol: dst.protocol, address: Uint8Array.from(dst.dst), port: dst.dport };
-    // copied only when it waits (the ring slot is reused by the next batch), not for every packet of a flood
+    // copied only when it waits or goes on (the ring slot is reused), not for every packet of a flood
     let copy: Uint8Array | undefined;
-    const r = this.node.resolve(ta, () => (copy = frame.slice()));
+    const copyOf = (): Uint8Array => {
+      copy = frame.slice();
+      if (origin !== 0) this.origins.set(copy, origin);
+      return copy;
+    };
+    const r = this.node.resolve(ta, copyOf);
     if (r.status === "pending") {
       if (!r.queued) this.counters.unresolvedDropped++;
       return;
@@ -204,15 +219,15 @@ export class Cluster {
       return;
     }
     // copied before the install: growing the core's memory would detach `frame`
-    const packet = copy ?? frame.slice();
+    const packet = copy ?? copyOf();
     this.installRemote(ta, r.japs);
     this.reinject([packet]);
-  };
+  }
 
   private send(to: Endpoint, bytes: Uint8Array): void {
     const packet = buildUdp(this.self.address, this.self.port, to.address, to.port, bytes);
     this.counters.controlOut++;
-    this.io.sendOne(this.io.linkType === ETHERNET ? ethernet(packet) : packet);
+    this.io.sendOne(frame(this.io.linkType, packet));
   }
 
   /** A reload's cluster section: the cluster key(s) and the joinable groups (keys, policies) change now; the rest needs a restart. */
@@ -380,6 +395,16 @@ export class Cluster {
 
   /** Run queued packets through the core now that their group is installed, and send what it forwards. */
   private reinject(packets: readonly Uint8Array[]): void {
+    if (this.forwardVia) {
+      const byWorker = new Map<number, Uint8Array[]>();
+      for (const p of packets) {
+        const w = this.origins.get(p) ?? 0;
+        byWorker.set(w, [...(byWorker.get(w) ?? []), p]);
+      }
+      for (const [w, frames] of byWorker) this.forwardVia(frames, w);
+      this.counters.reinjected += packets.length;
+      return;
+    }
     const link = this.io.linkType;
     for (let i = 0; i < packets.length; i += this.batch.slots) {
       this.batch.clear();
@@ -387,8 +412,10 @@ export class Cluster {
       this.dp.process(this.batch);
       for (let j = 0; j < this.batch.count; j++) {
         if (this.batch.verdict(j) === Verdict.Forward && this.io.sendOne(this.batch.packet(j))) this.counters.reinjected++;
-        else this.counters.unresolvedDropped++;
+        else if (this.batch.verdict(j) !== Verdict.Drop || this.batch.reason(j) !== 0) this.counters.unresolvedDropped++;
       }
+      // a super-packet cut for an aware target, and what followed it (rewrite/gso.ts)
+      for (const s of this.dp.emittedSegments()) if (this.io.sendOne(s)) this.counters.reinjected++;
     }
   }
 }
@@ -398,12 +425,21 @@ function keySet(key: Uint8Array, accept: Uint8Array | null): KeySet {
   return accept ? [key, accept] : key;
 }
 
-/** An Ethernet header in front of an IP packet (addresses are set by the pcap backend). */
-function ethernet(ip: Uint8Array): Uint8Array {
-  const f = new Uint8Array(14 + ip.length);
-  f[12] = ip[0] >> 4 === 6 ? 0x86 : 0x08;
-  f[13] = ip[0] >> 4 === 6 ? 0xdd : 0x00;
-  f.set(ip, 14);
+const linkHeaderLen = (link: number): number => (link === ETHERNET ? 14 : link === Link.VNET ? Vnet.SIZE : 0);
+
+/**
+ * An IP packet in a frame of the backend's link type: behind an Ethernet
+ * header (addresses are set by the pcap backend) or a virtio_net_hdr that
+ * asks for nothing.
+ */
+function frame(link: number, ip: Uint8Array): Uint8Array {
+  const n = linkHeaderLen(link);
+  const f = new Uint8Array(n + ip.length);
+  if (link === ETHERNET) {
+    f[12] = ip[0] >> 4 === 6 ? 0x86 : 0x08;
+    f[13] = ip[0] >> 4 === 6 ? 0xdd : 0x00;
+  }
+  f.set(ip, n);
   return f;
 }
 

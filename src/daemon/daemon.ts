@@ -1,17 +1,20 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
-// the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump, runs the
-// health checks, serves metrics, and handles reload (SIGHUP) and drain
-// (SIGTERM). With cluster.store, membership and the fleet configuration come
-// from etcd (fleet.ts), and a change there is applied like a reload.
-// Embedders can start a Daemon from a config file too.
+// the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump — or,
+// with daemon.workers > 1 on TUN, starts one forwarding worker per core
+// (workers.ts) and keeps the rest here — runs the health checks, serves
+// metrics, and handles reload (SIGHUP) and drain (SIGTERM). With
+// cluster.store, membership and the fleet configuration come from etcd
+// (fleet.ts), and a change there is applied like a reload. Embedders can
+// start a Daemon from a config file too.
 
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
+import { Link } from "../../assembly/shared/abi.js";
 import { loadValidated } from "../config/load.js";
 import { storeOf, type StoreConfig } from "../config/store.js";
 import type { PiasConfig } from "../config/types.js";
 import { validateConfig } from "../config/validate.js";
-import { DataPlane } from "../core/dataplane.js";
+import { DataPlane, type Counters } from "../core/dataplane.js";
 import type { PacketIO } from "../io/backend.js";
 import { DaemonBgp, assertBgpReload } from "./bgp.js";
 import { Cluster } from "./cluster.js";
@@ -19,6 +22,9 @@ import { Fleet, FLEET_TICK_MS } from "./fleet.js";
 import { HealthChecker, type HealthChange } from "./health.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
 import { Pump, type HostHandler } from "./pump.js";
+import { WorkerPool, type PoolSnapshot } from "./workers.js";
+import { TunRefuse } from "../io/tun.js";
+import { PiasError } from "../errors.js";
 import { OverlayNode, overlayCluster, overlayDataPlane } from "./overlay.js";
 import type { ProxyRef } from "../control/message.js";
 
@@ -32,6 +38,12 @@ export interface DaemonOptions {
   io?: (config: PiasConfig, dp: DataPlane) => Promise<PacketIO>;
   /** Packets the core hands to the host (control messages, unresolved groups). Default: counted and dropped. */
   onHost?: HostHandler;
+}
+
+/** PIAS_TUN_REFUSE=multi-queue,steering,...: act as if the kernel refused these (the fall-back paths' tests). */
+function refusedByEnv(): number {
+  const names: Record<string, number> = { "multi-queue": TunRefuse.MULTI_QUEUE, steering: TunRefuse.STEERING, "vnet-hdr": TunRefuse.VNET_HDR, offload: TunRefuse.CSUM, uso: TunRefuse.USO4, uring: TunRefuse.URING };
+  return (process.env.PIAS_TUN_REFUSE ?? "").split(",").reduce((m, n) => m | (names[n.trim()] ?? 0), 0);
 }
 
 /** What a proxy serves: its anycast prefixes (or its group addresses) and its own addresses (routed into a TUN, redirected by XDP). */
@@ -68,7 +80,8 @@ async function defaultIo(config: PiasConfig, dp: DataPlane): Promise<PacketIO> {
     return PcapBackend.open({ iface: d.pcapInterface!, filter: d.pcapFilter, config });
   }
   const { TunBackend } = await import("../io/tun-backend.js");
-  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [] });
+  // an overlay node tunnels whole packets in its frames: no super-packets, no partial checksums
+  return TunBackend.open({ name: d.tunName, routes: d.routes ? tunRoutes(config) : [], io: d.tunIo, offload: d.tunOffload && !config.overlay, refuse: refusedByEnv() });
 }
 
 export class Daemon {
@@ -89,13 +102,26 @@ export class Daemon {
     private config: PiasConfig,
     readonly dp: DataPlane,
     readonly io: PacketIO,
-    readonly pump: Pump,
+    /** The pump, when this thread forwards (one worker). */
+    readonly pump: Pump | null,
     readonly health: HealthChecker,
     readonly cluster: Cluster | null,
     log: Logger,
     readonly fleet: Fleet | null,
+    /** The workers, when daemon.workers > 1 (then `dp` is the control copy every call fans out from). */
+    readonly pool: WorkerPool | null = null,
   ) {
     this.log = log;
+  }
+
+  /** The workers' figures as of the last refresh (metrics scrape). */
+  private snap: PoolSnapshot | null = null;
+
+  /** Counters of the data plane, summed over the workers. */
+  async counters(): Promise<Counters> {
+    if (!this.pool) return this.dp.counters();
+    this.snap = await this.pool.snapshot();
+    return this.snap.counters;
   }
 
   /** Load the config, open the backend, start forwarding. Throws (a PiasError, with a one-line message) when something cannot start. */
@@ -104,18 +130,24 @@ export class Daemon {
     const log = options.logger ?? pino({ level: local.config?.daemon.logLevel ?? "info", base: { name: "pias" } });
     const fleet = local.store ? new Fleet(local.store, log) : null;
     let config: PiasConfig, bgp: DaemonBgp | null, dp: DataPlane, io: PacketIO;
+    let pool: WorkerPool | null = null;
     try {
       await fleet?.fetch();
       config = local.config ?? fleet!.configure(local.raw, options.configPath);
       if (!options.logger) log.level = config.daemon.logLevel;
       bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
-      dp = DataPlane.fromConfig(config, overlayDataPlane(config));
-      io = await (options.io ?? defaultIo)(config, dp);
+      const d = config.daemon;
+      // workers: on TUN, unless the embedder brings its own backend or host handler, or an overlay node runs here
+      pool = d.workers > 1 && d.io === "tun" && !options.io && !options.onHost && !config.overlay
+        ? await WorkerPool.start(config, d.workers, d.routes ? tunRoutes(config) : [], log, refusedByEnv())
+        : null;
+      dp = pool ? pool.dp : DataPlane.fromConfig(config, overlayDataPlane(config));
+      io = pool ? pool.io : await (options.io ?? defaultIo)(config, dp);
     } catch (err) {
+      await pool?.close();
       fleet?.store.close();
       throw err;
     }
-    const ring = io.ring ?? dp.createRing(config.daemon.batch, io.capacity);
     let daemon: Daemon | undefined;
     const membership = fleet ? (self: ProxyRef) => fleet.attach(self, () => daemon?.fleetChanged()) : undefined;
     const oc = config.cluster && overlayCluster(config.cluster, config.overlay);
@@ -123,22 +155,27 @@ export class Daemon {
     const onHost = options.onHost ?? cluster?.handle ?? null;
     // nothing resolves groups unknown here: their packets are dropped as no-group (counted), not handed over
     if (!onHost) dp.setResolveUnknown(false);
-    const pump = new Pump(dp, io, ring, onHost);
+    const pump = pool ? null : new Pump(dp, io, io.ring ?? dp.createRing(config.daemon.batch, io.capacity, io.linkType === Link.VNET), onHost);
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
-    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet);
+    daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet, pool);
     daemon.localRaw = local.raw;
     daemon.bgp = bgp;
     if (config.overlay && cluster) daemon.overlay = new OverlayNode(config.overlay, cluster.node.self.id, config.proxy.address!, cluster.node.overlay!, dp, log);
+    if (pool) {
+      let unhandled = 0;
+      pool.setHostHandler((frame, work, worker) => (cluster ? cluster.handleFrame(frame, work, worker) : unhandled++));
+      if (cluster) cluster.forwardVia = (frames, worker) => pool.reinject(frames, worker);
+    }
     try {
-      if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics);
+      if (config.daemon.metrics) daemon.metricsServer = await serveMetrics(daemon.registry(), config.daemon.metrics, async () => void (await daemon.counters()));
     } catch (err) {
-      io.close();
+      await daemon.closeIo();
       fleet?.store.close();
       throw err;
     }
     health.configure(config.groups);
     cluster?.start();
-    pump.start();
+    pump?.start();
     const sweep = setInterval(() => dp.expireIdle(Math.floor(Date.now() / 1000)), IDLE_SWEEP_MS);
     sweep.unref();
     daemon.timers.push(sweep);
@@ -149,16 +186,20 @@ export class Daemon {
       tick.unref();
       daemon.timers.push(tick);
     }
+    for (const note of io.notes ?? []) log.warn(note);
     log.info({ io: io.description, groups: config.groups.length, targets: config.groups.reduce((n, g) => n + g.targets.length, 0), metrics: config.daemon.metrics }, "ready");
-    pump.drain(); // packets that arrived before the watch began
+    pump?.drain(); // packets that arrived before the watch began
     void bgp?.start({ groups: () => daemon.config.groups, health: () => health.status() });
     return daemon;
   }
 
   private registry() {
+    const snap = (): PoolSnapshot | null => (this.pool ? this.snap : null);
     return createMetrics({
-      dp: () => this.dp,
-      io: () => ({ ...this.io.stats(), hostUnhandled: this.pump.hostUnhandled }),
+      counters: () => snap()?.counters ?? this.dp.counters(),
+      targets: () => snap()?.targets ?? this.dp.targetStats(),
+      workers: () => snap()?.workers ?? [],
+      io: () => snap()?.io ?? { ...this.io.stats(), hostUnhandled: this.pump?.hostUnhandled ?? 0 },
       ioLevels: () => this.io.levels?.() ?? {},
       health: () => this.health.status(),
       cluster: () => this.cluster,
@@ -167,6 +208,11 @@ export class Daemon {
       reloads: () => this.reloads,
       bgp: () => this.bgp?.status() ?? null,
     });
+  }
+
+  private async closeIo(): Promise<void> {
+    if (this.pool) await this.pool.close();
+    else this.io.close();
   }
 
   private healthChanged(c: HealthChange): void {
@@ -205,6 +251,10 @@ export class Daemon {
     let next: PiasConfig;
     try {
       next = build();
+      const [lo, hi] = this.config.proxy.natPorts;
+      if (this.pool && (next.proxy.natPorts[0] !== lo || next.proxy.natPorts[1] !== hi)) {
+        throw new PiasError("ECONFIG", "proxy.natPorts: the workers' port slices need a restart to change");
+      }
       assertBgpReload(this.config.bgp, next.bgp);
       // groups the cluster installed (joined targets, resolved JAPs) stay; of the cluster section, keys and joinable groups change now
       const summary = this.dp.applyConfig(next, this.cluster?.groupSpecs() ?? []);
@@ -237,17 +287,17 @@ export class Daemon {
       const bgpDone = this.bgp?.shutdown(); // GRACEFUL_SHUTDOWN while flows drain, then withdraw
       await this.fleet?.stop(); // revoke the lease: every view drops this proxy now
       const deadline = Date.now() + drainMs;
-      this.log.info({ flows: this.dp.counters().flowsLive, drainMs }, "draining");
+      this.log.info({ flows: (await this.counters()).flowsLive, drainMs }, "draining");
       while (Date.now() < deadline) {
         this.dp.expireIdle(Math.floor(Date.now() / 1000));
-        if (this.dp.counters().flowsLive === 0) break;
+        if ((await this.counters()).flowsLive === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
       }
       await bgpDone;
       for (const t of this.timers) clearInterval(t);
-      this.io.close();
+      const c = await this.counters();
+      await this.closeIo();
       await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
-      const c = this.dp.counters();
       this.log.info({ packets: c.packets, forwarded: c.forwarded, dropped: c.dropped, flowsLive: c.flowsLive }, "stopped");
     })();
     return this.stopping;

@@ -4,7 +4,7 @@
 
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import type { DataPlane } from "../core/dataplane.js";
+import type { Counters, TargetStats } from "../core/dataplane.js";
 import type { BgpStatus } from "./bgp.js";
 import type { Cluster } from "./cluster.js";
 import type { Fleet } from "./fleet.js";
@@ -13,7 +13,13 @@ import type { OverlayStatus } from "./overlay.js";
 
 /** What the metrics read: the data plane and the daemon's own figures. */
 export interface MetricsSource {
-  dp(): DataPlane;
+  /** The data plane's counters and per-target statistics (summed over the workers). */
+  counters(): Counters;
+  targets(): TargetStats[];
+  /** Each worker's counters, with workers. */
+  workers?(): Counters[];
+  /** Called before each scrape (workers: fetch their figures). */
+  refresh?(): Promise<void>;
   io(): Record<string, number>;
   /** The backend's buffer levels (AF_XDP: UMEM frames by state), if it has any. */
   ioLevels?(): Record<string, number>;
@@ -51,7 +57,7 @@ function gauge<T extends string>(reg: Registry, name: string, help: string, labe
 export function createMetrics(src: MetricsSource): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: "pias_process_" });
-  const c = () => src.dp().counters();
+  const c = () => src.counters();
   const one = (v: number): [Record<string, string>, number][] => [[{}, v]];
   mirrored(reg, "pias_packets_total", "Packets the data plane received", [], () => one(c().packets));
   mirrored(reg, "pias_bytes_total", "Bytes the data plane received", [], () => one(c().bytes));
@@ -64,8 +70,16 @@ export function createMetrics(src: MetricsSource): Registry {
   mirrored(reg, "pias_decapsulated_packets_total", "Packets taken out of an IP-in-IP tunnel", [], () => one(c().decapsulated));
   mirrored(reg, "pias_icmp_translated_total", "ICMP errors translated for a NATed flow", [], () => one(c().icmpTranslated));
   mirrored(reg, "pias_icmp_generated_total", "ICMP errors generated (fragmentation needed / packet too big)", [], () => one(c().icmpGenerated));
+  mirrored(reg, "pias_super_packets_total", "GSO super-packets received from an offloaded TUN (each NATed once, or segmented)", [], () => one(c().superPackets));
+  mirrored(reg, "pias_segmented_total", "Super-packets segmented by the core (toward PIAS-aware targets)", [], () => one(c().segmented));
+  mirrored(reg, "pias_segments_total", "Packets those segmentations made", [], () => one(c().segments));
+  mirrored(reg, "pias_wrong_worker_packets_total", "Packets to the proxy's address that reached a worker not owning their NAT port (steering failed)", [], () => one(c().wrongWorker));
+  const w = () => (src.workers?.() ?? []).map((c, i): [Record<string, string>, Counters] => [{ worker: String(i) }, c]);
+  mirrored(reg, "pias_worker_packets_total", "Packets each worker's data plane received", ["worker"], () => w().map(([l, c]) => [l, c.packets]));
+  mirrored(reg, "pias_worker_flows_created_total", "Flows each worker created", ["worker"], () => w().map(([l, c]) => [l, c.flowsCreated]));
+  mirrored(reg, "pias_worker_wrong_worker_packets_total", "Packets that reached the wrong worker, by the worker that got them", ["worker"], () => w().map(([l, c]) => [l, c.wrongWorker]));
   gauge(reg, "pias_flows_live", "Live flows", [], () => one(c().flowsLive));
-  const targets = () => src.dp().targetStats();
+  const targets = () => src.targets();
   mirrored(reg, "pias_target_packets_total", "Packets forwarded to a target", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.packets]));
   gauge(reg, "pias_target_active_flows", "Live flows pinned to a target", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.activeFlows]));
   gauge(reg, "pias_target_up", "1 while the target takes new flows, 0 while it is down", ["group", "target"], () => targets().map((t) => [{ group: t.group, target: t.endpoint }, t.up ? 1 : 0]));
@@ -127,12 +141,12 @@ function overlayMetrics(reg: Registry, read: () => OverlayStatus | null): void {
   mirrored(reg, "pias_overlay_blocks_moved_total", "Blocks of the TA space that changed owner in this node's view", [], one((s) => s.blocksMoved));
 }
 
-/** Serve the registry at http://host:port/metrics (and a liveness answer at /healthz). */
-export function serveMetrics(reg: Registry, listen: string): Promise<Server> {
+/** Serve the registry at http://host:port/metrics (and a liveness answer at /healthz); `refresh` runs before each scrape. */
+export function serveMetrics(reg: Registry, listen: string, refresh: () => Promise<void> = async () => {}): Promise<Server> {
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(listen)!;
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
-      reg.metrics().then(
+      refresh().then(() => reg.metrics()).then(
         (text) => res.writeHead(200, { "content-type": reg.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(`${err.message}\n`),
       );

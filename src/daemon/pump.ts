@@ -38,7 +38,7 @@ export class Pump {
       const n = io.read(ring, ring.slots);
       if (n === 0) return;
       const toHost = dp.processBatch(ring.desc, n);
-      io.send(ring, n);
+      io.send(ring, ring.sendCount(n));
       this.batches++;
       if (toHost !== 0) this.host(n);
       if (n < ring.slots) return;

@@ -8,7 +8,7 @@ import type { PacketRing } from "../core/ring.js";
 export interface PacketIO {
   /** For logs: "tun pias0", "pcap eth1". */
   readonly description: string;
-  /** pcap LINKTYPE of the packets read and written (101 raw IP, 1 Ethernet). */
+  /** pcap LINKTYPE of the packets read and written (101 raw IP, 1 Ethernet), or Link.VNET (virtio_net_hdr, then IP). */
   readonly linkType: number;
   /** Largest packet a slot must hold. */
   readonly capacity: number;
@@ -22,13 +22,15 @@ export interface PacketIO {
   read(ring: PacketRing, max: number): number;
   /** Send the packets of ring slots [0, n) that the core forwarded. */
   send(ring: PacketRing, n: number): void;
-  /** Send one packet the host made (a control reply), in the backend's link type. */
+  /** Send one frame the host made or re-ran through the core, in the backend's link type (its link header first). */
   sendOne(packet: Uint8Array): boolean;
   /** Call `cb` whenever there may be packets to read. */
   onReadable(cb: () => void): void;
   close(): void;
   /** Counters of the backend (read, written, dropped, ...). */
   stats(): Record<string, number>;
+  /** What the backend could not set up as asked and what it does instead: one log line each. */
+  readonly notes?: readonly string[];
   /** Levels of the backend's buffers, where it has any (AF_XDP: UMEM frames by state). */
   levels?(): Record<string, number>;
 }

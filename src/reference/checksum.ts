@@ -42,6 +42,14 @@ export function l4Fresh(b: Uint8Array, family: 4 | 6, ip: number, proto: number,
   put16(b, csumAt, c);
 }
 
+/** The pseudo-header sum of the parsed packet's transport (the value a partial checksum holds), from its IP header as it is now. */
+export function pseudoSum(b: Uint8Array, p: Parsed, l4Len = p.l4Len): number {
+  const n = addrLen(p.family);
+  const s = p.l3 + srcOffset(p.family);
+  const d = p.l3 + dstOffset(p.family);
+  return pseudoHeaderSum(b.subarray(s, s + n), b.subarray(d, d + n), p.proto, l4Len);
+}
+
 /** The whole transport region of the parsed packet is in the capture. */
 const l4Complete = (p: Parsed): boolean => p.hasL4Header && !p.truncated && !p.isFragment;
 
@@ -67,6 +75,13 @@ export class Fallback {
   bytes(oldBytes: Uint8Array, newBytes: Uint8Array): this {
     for (let i = 0; i < oldBytes.length; i += 2) this.word(be16(oldBytes, i), be16(newBytes, i));
     return this;
+  }
+
+  /** FALLBACK for a partial checksum (it holds an uncomplemented sum): the sum moves by the change. */
+  applyPartialAt(b: Uint8Array, at: number): void {
+    let s = be16(b, at) + this.acc;
+    while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+    put16(b, at, s);
   }
 
   /** Apply to the checksum at `at`; `udp`: 0 stays 0 and a computed 0 becomes 0xffff. */

@@ -11,7 +11,7 @@
 //   group/groups.ts   assembly/group/groups.ts       group and target tables
 //   group/tables.ts   assembly/group/tables.ts       per-group lookup tables
 //   group/select.ts   assembly/group/select.ts       selection policies
-//   rewrite/nat.ts, tunnel.ts, icmp-error.ts, icmp-gen.ts   assembly/rewrite/
+//   rewrite/nat.ts, tunnel.ts, icmp-error.ts, icmp-gen.ts, gso.ts   assembly/rewrite/
 //   host/reflect.ts   assembly/host/reflect.ts       the targets' replies
 //   checksum.ts       assembly/wire/checksum.ts      from scratch (or FALLBACK)
 //   settings.ts, peers.ts, counters.ts, hash.ts      their namesakes
@@ -39,6 +39,7 @@ import { reflect } from "./host/reflect.js";
 import { Peers } from "./peers.js";
 import { processBatch, type ModelState } from "./pipeline.js";
 import { IpIds } from "./rewrite/tunnel.js";
+import { SegmentArea } from "./rewrite/gso.js";
 import { Settings } from "./settings.js";
 
 export type { ModelPacket, ModelResult } from "./batch.js";
@@ -65,7 +66,18 @@ export class ReferenceModel {
       fragments: new FragmentTable(Math.max(1024, cap.flows >>> 4)),
       selector: new Selector(settings.randomSeed ?? 0),
       ipIds: new IpIds(),
+      area: new SegmentArea(),
     };
+  }
+
+  /** A segment area like DataPlane.createSegmentArea's (replacing any before). */
+  createSegmentArea(descriptors: number, bytes: number): void {
+    this.m.area = new SegmentArea(descriptors, bytes);
+  }
+
+  /** What the last process() put into the segment area, in order (DataPlane: the area's first segmentsEmitted() packets). */
+  segments(): ModelResult[] {
+    return this.m.area.list;
   }
 
   // ------------------------------------------------------------ control

@@ -4,7 +4,7 @@
 // (assembly/parse.ts, assembly/wire/link.ts), because the first failing
 // check decides the drop reason.
 
-import { Reason } from "../../assembly/shared/abi.js";
+import { Link, Reason, Vnet, VnetFlag, VnetGso } from "../../assembly/shared/abi.js";
 
 export const PROTO_HOPOPTS = 0;
 export const PROTO_ICMP = 1;
@@ -87,7 +87,27 @@ export interface IpInfo {
   csumAt: number;
 }
 
-export type Parsed = LinkInfo & IpInfo;
+/** What a virtio_net_hdr in front of the packet (Link.VNET) said, once checked. */
+export interface VnetInfo {
+  /** Offset of the header, -1 without one. */
+  vnet: number;
+  /** GSO type without the ECN bit (VnetGso.None: not a super-packet), and the segment payload size. */
+  gsoType: number;
+  gsoSize: number;
+  /** The transport checksum is partial (NEEDS_CSUM at it). */
+  partial: boolean;
+}
+
+export type Parsed = LinkInfo & IpInfo & VnetInfo;
+
+export const NO_VNET: VnetInfo = { vnet: -1, gsoType: VnetGso.None, gsoSize: 0, partial: false };
+
+/** Little-endian u16 (the virtio_net_hdr's fields). */
+export const le16 = (b: Uint8Array, o: number): number => b[o] | (b[o + 1] << 8);
+export function putLe16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+}
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
@@ -138,6 +158,9 @@ export function parseLink(b: Uint8Array, p: number, len: number, link: number): 
       return { linkLen: 0, linkFamily: 4, protoAt: 0, kind: 4 };
     case 229:
       return { linkLen: 0, linkFamily: 6, protoAt: 0, kind: 4 };
+    case Link.VNET:
+      if (len < Vnet.SIZE + 1) return Reason.Truncated;
+      return { linkLen: Vnet.SIZE, linkFamily: 0, protoAt: 0, kind: 0 };
   }
   return Reason.LinkUnsupported;
 }
@@ -149,7 +172,41 @@ export function parsePacket(b: Uint8Array, p: number, len: number, wirelen: numb
   if (wirelen < len) wirelen = len;
   const ip = parseIp(b, p + l.linkLen, len - l.linkLen, wirelen - l.linkLen, l.linkFamily);
   if (typeof ip === "number") return ip;
-  return { ...l, ...ip };
+  const out: Parsed = { ...l, ...ip, ...NO_VNET };
+  if (link !== Link.VNET) return out;
+  out.vnet = p;
+  const r = checkVnet(b, out);
+  return r === Reason.None ? out : r;
+}
+
+/** The virtio_net_hdr must describe the packet (assembly/parse.ts checkVnet, same checks in the same order). */
+function checkVnet(b: Uint8Array, p: Parsed): Reason {
+  const h = p.vnet;
+  const avail = p.ipEnd - p.l3;
+  if (le16(b, h + Vnet.HDR_LEN) > avail) return Reason.VnetHdrLenPastPacket;
+  const gso = b[h + Vnet.GSO_TYPE];
+  const type = gso & ~VnetGso.Ecn;
+  const tcp = p.proto === PROTO_TCP && !p.isFragment;
+  if (gso !== VnetGso.None) {
+    if (le16(b, h + Vnet.GSO_SIZE) === 0) return Reason.GsoSizeZero;
+    const fits = type === VnetGso.TcpV4 ? tcp && p.family === 4
+      : type === VnetGso.TcpV6 ? tcp && p.family === 6
+      : type === VnetGso.UdpL4 ? p.proto === PROTO_UDP && !p.isFragment && (gso & VnetGso.Ecn) === 0
+      : false;
+    if (!fits) return Reason.GsoTypeMismatch;
+    p.gsoType = type;
+    p.gsoSize = le16(b, h + Vnet.GSO_SIZE);
+  }
+  if ((b[h + Vnet.FLAGS] & VnetFlag.NeedsCsum) === 0) return Reason.None;
+  const start = le16(b, h + Vnet.CSUM_START);
+  const field = start + le16(b, h + Vnet.CSUM_OFFSET);
+  if (field + 2 > avail || p.isFragment || p.truncated) return Reason.VnetCsumOutside;
+  if (p.proto === PROTO_TCP || p.proto === PROTO_UDP) {
+    if (p.l3 + start !== p.l4 || p.l3 + field !== p.l4 + (p.proto === PROTO_TCP ? 16 : 6)) return Reason.VnetCsumOutside;
+    p.partial = true;
+    p.csumAt = p.l3 + field;
+  }
+  return Reason.None;
 }
 
 interface Frag {

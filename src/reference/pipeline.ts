@@ -6,7 +6,7 @@
 // Written for clarity, not speed: the packet is read and written byte by
 // byte, and checksums are recomputed from scratch (src/reference/checksum.ts).
 
-import { AuxFlag, HostWork, Layout, Policy, Reason, Verdict } from "../../assembly/shared/abi.js";
+import { AuxFlag, HostWork, Layout, Link, Policy, Reason, Verdict, Vnet, VnetFlag, VnetGso } from "../../assembly/shared/abi.js";
 import type { Frame, ModelPacket, ModelResult, Outcome } from "./batch.js";
 import { l4Sum, ipHeaderOk } from "./checksum.js";
 import type { ModelCounters } from "./counters.js";
@@ -16,7 +16,7 @@ import type { GroupTable, RefTarget } from "./group/groups.js";
 import type { Selector } from "./group/select.js";
 import { hashTuple, SEED_FLOW } from "./hash.js";
 import {
-  addrLen, be16, dstOffset, icmpProto, isEchoReply, isEchoRequest, parsePacket, sameAddr, srcOffset, PROTO_IPIP, PROTO_IPV6,
+  addrLen, be16, dstOffset, icmpProto, isEchoReply, isEchoRequest, le16, parsePacket, putLe16, sameAddr, srcOffset, PROTO_IPIP, PROTO_IPV6,
   PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type Parsed,
 } from "./parse.js";
 import type { Peers } from "./peers.js";
@@ -24,6 +24,7 @@ import { parseQuote, translateError } from "./rewrite/icmp-error.js";
 import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen.js";
 import { natRewrite, rewriteAddrs } from "./rewrite/nat.js";
 import { decapsulate, encapsulate, type IpIds } from "./rewrite/tunnel.js";
+import { completeChecksum, segment, type SegmentArea } from "./rewrite/gso.js";
 import type { Settings } from "./settings.js";
 
 /** Everything the pipeline reads and changes: the model's state, one object per part. */
@@ -36,6 +37,8 @@ export interface ModelState {
   fragments: FragmentTable;
   selector: Selector;
   ipIds: IpIds;
+  /** Where super-packets to aware targets are cut into, and later forwarded packets of the batch moved to. */
+  area: SegmentArea;
 }
 
 /** Process one batch; a null entry is an empty slot (OFF = 0). */
@@ -43,6 +46,8 @@ export function processBatch(m: ModelState, packets: readonly (ModelPacket | nul
   let now = 0;
   let any = false;
   const out: (ModelResult | null)[] = [];
+  const area = m.area;
+  area.reset();
   for (const input of packets) {
     if (input === null) {
       out.push(null);
@@ -50,7 +55,16 @@ export function processBatch(m: ModelState, packets: readonly (ModelPacket | nul
     }
     now = input.time >>> 0;
     any = true;
-    out.push(processOne(m, input, now));
+    const made = area.list.length;
+    const r = processOne(m, input, now);
+    for (let i = made; i < area.list.length; i++) area.list[i].time = input.time; // its segments
+    if (r.verdict === Verdict.Forward && area.spilling && area.list.length < area.maxDesc) {
+      // after segments, in batch order: the packet goes to the area, its slot is left empty
+      area.list.push({ ...r });
+      r.verdict = Verdict.Drop;
+      r.reason = Reason.None;
+    }
+    out.push(r);
   }
   if (any) m.flows.sweep(now); // no packet, no time, no sweep
   return out;
@@ -100,6 +114,7 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
   const parsed = parsePacket(b, f.off, f.len, f.wirelen, f.link);
   if (typeof parsed === "number") return drop(m, res, parsed);
   let p: Parsed = parsed;
+  if (p.vnet >= 0) vnetArrived(m, b, p);
   const addrAt = (at: number): Uint8Array => b.slice(at, at + addrLen(p.family));
 
   // IP-in-IP to this proxy: take the inner packet (once), from a known proxy when any is known
@@ -143,7 +158,10 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
   }
 
   // a new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone)
-  if (settings.isProxy(family, dst)) return drop(m, res, Reason.NoBinding);
+  if (settings.isProxy(family, dst)) {
+    if (settings.foreignPort(p.dport)) m.counters.stat.wrongWorker++;
+    return drop(m, res, Reason.NoBinding);
+  }
   if (icmp && !isEchoRequest(family, p.icmpType)) return drop(m, res, Reason.NotForProxy);
   const g = groups.find(family, proto, dst, icmp ? 0 : p.dport);
   if (!g) {
@@ -168,6 +186,22 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
 function toResolve(m: ModelState, res: Outcome, aux: number, now: number): void {
   if (m.peers.takeUnresolved(now)) toHost(m, res, HostWork.Unresolved, aux);
   else drop(m, res, Reason.ResolveThrottled);
+}
+
+/**
+ * What the virtio_net_hdr said on the way in is settled (assembly/pipeline.ts
+ * vnetArrived): DATA_VALID dropped; a partial checksum other than TCP's or
+ * UDP's completed now, as the kernel's skb_checksum_help would.
+ */
+function vnetArrived(m: ModelState, b: Uint8Array, p: Parsed): void {
+  const h = p.vnet;
+  let flags = b[h + Vnet.FLAGS];
+  if (flags & VnetFlag.NeedsCsum && !p.partial) {
+    completeChecksum(b, p.l3 + le16(b, h + Vnet.CSUM_START), le16(b, h + Vnet.CSUM_OFFSET), p.ipEnd);
+    flags &= ~VnetFlag.NeedsCsum;
+  }
+  b[h + Vnet.FLAGS] = flags & ~VnetFlag.DataValid;
+  if (p.gsoType !== VnetGso.None) m.counters.stat.superPackets++;
 }
 
 /** Client -> TA packet of a known flow: NAT or tunnel it to the flow's target. */
@@ -208,6 +242,10 @@ function forward(m: ModelState, f: Frame, p: Parsed, idx: number, aux: number, r
  */
 function toAwareTarget(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarget, aux: number, res: Outcome): boolean {
   if (!fl.aware) return false;
+  if (p.gsoType !== VnetGso.None) {
+    segmentToAware(m, f, p, fl, t, aux, res);
+    return true;
+  }
   if (tooBigForTunnel(f.buf, p, m.settings.tunnelMtu)) {
     tooBig(m, f, p, aux & ~AuxFlag.IcmpError, res);
     return true;
@@ -223,6 +261,54 @@ function toAwareTarget(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarge
   m.counters.stat.encapsulated++;
   accept(m, res, aux | AuxFlag.Encapsulated | AuxFlag.ToTarget);
   return true;
+}
+
+/**
+ * A super-packet to an aware target (assembly/pipeline.ts segmentToAware):
+ * cut as the kernel's GSO would, each segment tunnelled behind a
+ * virtio_net_hdr asking for no GSO; the path MTU rule per segment.
+ */
+function segmentToAware(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarget, aux: number, res: Outcome): void {
+  const b = f.buf;
+  const segs = segment(b.slice(p.l3, p.l3 + p.ipTotal), p.gsoSize, p.partial);
+  const outer = p.family === 4 ? 20 : 40;
+  if (tooBigForTunnel(b, p, m.settings.tunnelMtu, segs[0].ip.length)) {
+    tooBig(m, f, p, aux, res);
+    return;
+  }
+  const hl = hdrsOf(segs[0], p);
+  const perSeg = (outer + Vnet.SIZE + hl + p.gsoSize + 7) & ~7;
+  const last = segs[segs.length - 1].ip.length;
+  if (!m.area.take(segs.length, perSeg, outer + Vnet.SIZE + last)) return drop(m, res, Reason.GsoNoRoom);
+  const out = aux | AuxFlag.Encapsulated | AuxFlag.ToTarget;
+  for (const s of segs) {
+    const sf: Frame = { buf: new Uint8Array(Layout.HEADROOM + Vnet.SIZE + s.ip.length), off: Layout.HEADROOM, len: Vnet.SIZE + s.ip.length, wirelen: Vnet.SIZE + s.ip.length, link: Link.VNET };
+    const h = sf.off;
+    if (s.partial) {
+      sf.buf[h + Vnet.FLAGS] = VnetFlag.NeedsCsum;
+      putLe16(sf.buf, h + Vnet.CSUM_START, s.csumStart);
+      putLe16(sf.buf, h + Vnet.CSUM_OFFSET, s.csumOffset);
+    }
+    sf.buf.set(s.ip, h + Vnet.SIZE);
+    const sp = parsePacket(sf.buf, sf.off, sf.len, sf.wirelen, Link.VNET);
+    if (typeof sp === "number") throw new Error(`a segment does not parse (reason ${sp})`);
+    encapsulate(sf, sp, m.settings.proxyAddr(p.family), t.addr, fl.hfwd, m.ipIds);
+    m.area.list.push({ verdict: Verdict.Forward, reason: Reason.None, aux: out, data: sf.buf.slice(sf.off, sf.off + sf.len), wirelen: sf.wirelen, link: f.link, time: 0 });
+  }
+  const k = segs.length;
+  t.packets += k;
+  m.counters.stat.segmented++;
+  m.counters.stat.segments += k;
+  m.counters.stat.encapsulated += k;
+  m.counters.stat.forwarded += k;
+  m.area.spilling = true;
+  res.verdict = Verdict.Drop;
+  res.reason = Reason.None;
+}
+
+/** Bytes of the IP and transport headers of a segment of `p`. */
+function hdrsOf(s: { ip: Uint8Array }, p: Parsed): number {
+  return p.ipHdrLen + (p.proto === PROTO_TCP ? (s.ip[p.ipHdrLen + 12] >>> 4) << 2 : 8);
 }
 
 /**
@@ -289,7 +375,11 @@ function icmpError(m: ModelState, f: Frame, p: Parsed, aux: number, res: Outcome
   const qdst = b.slice(q.ip + dstOffset(family), q.ip + dstOffset(family) + n);
   // the quote is a packet we sent: its reverse is a key of the flow
   const ref = m.flows.lookup(family, q.proto, qdst, qsrc, q.dport, q.sport);
-  if (!ref || m.flows.stale(m.flows.at(ref.idx), now)) return drop(m, res, Reason.IcmpErrorNoFlow);
+  if (!ref || m.flows.stale(m.flows.at(ref.idx), now)) {
+    const to = b.slice(p.l3 + dstOffset(family), p.l3 + dstOffset(family) + n);
+    if (m.settings.isProxy(family, to) && m.settings.foreignPort(q.sport)) m.counters.stat.wrongWorker++;
+    return drop(m, res, Reason.IcmpErrorNoFlow);
+  }
   const fl = m.flows.at(ref.idx);
   const g = fl.group;
   const t = fl.target;
@@ -313,7 +403,8 @@ function icmpError(m: ModelState, f: Frame, p: Parsed, aux: number, res: Outcome
 /** verifyChecksums: the IPv4 header, then the transport checksum when it is all here. */
 function verify(b: Uint8Array, p: Parsed): Reason {
   if (p.family === 4 && !ipHeaderOk(b, p.l3, p.ipHdrLen)) return Reason.BadIpChecksum;
-  if (p.truncated || p.isFragment) return Reason.None;
+  if (p.truncated || p.isFragment || p.partial || p.gsoType !== VnetGso.None) return Reason.None; // not made yet, or a super-packet's
+
   if (p.proto === PROTO_UDP && be16(b, p.l4 + 6) === 0) return Reason.None;
   if (p.proto === PROTO_TCP || p.proto === PROTO_UDP || p.proto === icmpProto(p.family)) {
     if (l4Sum(b, p.family, p.l3, p.proto, p.l4, p.l4Len) !== 0xffff) return Reason.BadL4Checksum;

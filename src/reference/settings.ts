@@ -22,6 +22,8 @@ export class Settings {
   private readonly hasProxy6: boolean = false;
   readonly portMin: number;
   readonly portMax: number;
+  /** The range shared with other workers ([0, 0]: none). */
+  readonly sharedPorts: readonly [number, number];
   readonly verifyChecksums: boolean;
   readonly tunnelMtu: number;
   readonly timeouts: Timeouts;
@@ -37,10 +39,16 @@ export class Settings {
       this.hasProxy6 = true;
     }
     [this.portMin, this.portMax] = settings.natPorts ?? DEFAULT_NAT_PORTS;
+    this.sharedPorts = settings.natPortsShared ?? [0, 0];
     this.verifyChecksums = settings.verifyChecksums ?? false;
     this.tunnelMtu = settings.tunnelMtu ?? 1500;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     this.halfOpenPerSource = Math.min(settings.halfOpenPerSource ?? DEFAULT_HALF_OPEN_PER_SOURCE, 0xffff);
+  }
+
+  /** A port of another worker's slice of the shared range. */
+  foreignPort(port: number): boolean {
+    return port >= this.sharedPorts[0] && port <= this.sharedPorts[1] && (port < this.portMin || port > this.portMax);
   }
 
   /** The proxy's address of a family (all zero when none is set). */

@@ -6,6 +6,12 @@
                                   print {"before": [...], "after": [...]}
   clients.py upload HOST PORT BYTES
                                   send BYTES bytes, half-close, print the reply
+  clients.py bulk HOST PORT MB    send MB MiB of pseudo-random bytes, half-close, print
+                                  {"sent": SHA256HEX, "bytes": N, "reply": LINE}
+  clients.py many HOST PORT N     N short TCP connections one after the other, each
+                                  sending a line and reading it back; print the count that did
+  clients.py udp HOST PORT N      N datagrams, each from its own socket (its own flow),
+                                  each awaiting its reply; print the count answered
   clients.py udp-loop HOST PORT SECONDS INTERVAL_MS
                                   send a numbered datagram every INTERVAL_MS for
                                   SECONDS, print "started" at the first reply, then
@@ -22,7 +28,7 @@
                                   50 ms, each echo checked; on a line on stdin
                                   print {"sent": n, "echoed": m, "error": ...}
 """
-import hashlib, http.client, json, os, select, socket, sys, time
+import hashlib, http.client, json, os, random, select, socket, sys, time
 
 def hold(host, port, n):
     conns = [http.client.HTTPConnection(host, port, timeout=10) for _ in range(n)]
@@ -50,6 +56,53 @@ def upload(host, port, size):
         reply += chunk
     print(reply.decode().strip(), flush=True)
 
+def bulk(host, port, mib):
+    block = bytearray(random.Random(2005).randbytes(1 << 20))
+    h = hashlib.sha256()
+    s = socket.create_connection((host, port), timeout=60)
+    for i in range(mib):
+        block[0:8] = i.to_bytes(8, "big")  # every MiB differs
+        s.sendall(block)
+        h.update(block)
+    s.shutdown(socket.SHUT_WR)
+    reply = b""
+    while not reply.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    print(json.dumps({"sent": h.hexdigest(), "bytes": mib << 20, "reply": reply.decode().strip()}), flush=True)
+
+def many(host, port, n):
+    ok = 0
+    for i in range(n):
+        try:
+            with socket.create_connection((host, port), timeout=5) as s:
+                line = ("hello %d\n" % i).encode()
+                s.sendall(line)
+                got = b""
+                while len(got) < len(line):
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+                ok += got == line
+        except OSError:
+            pass
+    print(ok, flush=True)
+
+def udp(host, port, n):
+    ok = 0
+    for i in range(n):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            msg = ("datagram %d\n" % i).encode()
+            s.sendto(msg, (host, port))
+            try:
+                ok += msg in s.recv(2048)
+            except OSError:
+                pass
+    print(ok, flush=True)
 def udp_loop(host, port, seconds, interval_ms):
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.connect((host, port))
@@ -150,6 +203,8 @@ if __name__ == "__main__":
         hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "upload":
         upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] in ("bulk", "many", "udp"):
+        {"bulk": bulk, "many": many, "udp": udp}[sys.argv[1]](sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "udp-echo":
         e = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
         e.bind((sys.argv[2], int(sys.argv[3])))

@@ -17,7 +17,7 @@ export class FakeTun implements TunPort {
   closed = false;
   private readonly queue: Uint8Array[] = [];
   private readable: (() => void) | null = null;
-  private readonly counts: TunStats = { read: 0, written: 0, truncated: 0, writeDropped: 0, writeErrors: 0, readErrors: 0 };
+  private readonly counts: TunStats = { read: 0, written: 0, truncated: 0, writeDropped: 0, writeErrors: 0, readErrors: 0, readCalls: 0, writeCalls: 0, uringFailures: 0 };
 
   /** Packets arriving from the kernel; the readable callback runs on the next turn of the event loop. */
   deliver(...packets: Uint8Array[]): void {

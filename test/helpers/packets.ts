@@ -20,6 +20,9 @@ export interface PacketSpec {
   /** ICMP type (default echo request). */
   icmpType?: number;
   tcpFlags?: number;
+  /** TCP sequence and acknowledgment numbers (default 0x1234 and 0). */
+  tcpSeq?: number;
+  tcpAck?: number;
   /** IPv4 options, a multiple of 4 bytes, at most 40. */
   ipOptions?: Uint8Array;
   /** IPv6 extension headers (next-header numbers 0, 60, 43 with segments left 0). */
@@ -55,7 +58,8 @@ function transport(spec: PacketSpec): Uint8Array {
     const t = new Uint8Array(20 + p.length);
     put16(t, 0, spec.sport);
     put16(t, 2, spec.dport);
-    t.set([0, 0, 0x12, 0x34, 0, 0, 0, 0], 4);
+    new DataView(t.buffer).setUint32(4, spec.tcpSeq ?? 0x1234);
+    new DataView(t.buffer).setUint32(8, spec.tcpAck ?? 0);
     t[12] = 0x50;
     t[13] = spec.tcpFlags ?? 0x02;
     put16(t, 14, 0xffff);

@@ -39,7 +39,7 @@ test("packets read from the device into ring slots go through the core, and what
     assert.deepEqual(checksumsValid(out), { ip: true, l4: true, quoted: true });
   }
   assert.ok(io.sendOne(packet()));
-  assert.deepEqual(io.stats(), { read: 4, written: 4, truncated: 1, writeDropped: 0, writeErrors: 0, readErrors: 0 });
+  assert.deepEqual(io.stats(), { read: 4, written: 4, truncated: 1, writeDropped: 0, writeErrors: 0, readErrors: 0, readCalls: 0, writeCalls: 0, uringFailures: 0 });
   io.close();
   assert.equal(tun.closed, true);
 });

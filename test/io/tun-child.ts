@@ -6,11 +6,13 @@
 // Traffic stays in the namespace: the TUN is 10.99.0.1/24, and datagrams go
 // to 10.99.0.2:9999, which the kernel routes into the TUN.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import dgram from "node:dgram";
 import { once } from "node:events";
-import { TunDevice } from "../../src/io/tun.js";
-import { buildPacket } from "../helpers/packets.js";
+import net from "node:net";
+import { TunDevice, TunRefuse, VNET_HDR_LEN, type TunOptions } from "../../src/io/tun.js";
+import { complement, onesSum } from "../../src/net/checksum.js";
+import { buildPacket, checksumsValid } from "../helpers/packets.js";
 
 const LOCAL = "10.99.0.1";
 const PEER = "10.99.0.2";
@@ -40,9 +42,12 @@ function desc(i: number): { off: number; len: number; wirelen: number } {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
+/** The I/O path every scenario runs on: PIAS_TUN_IO=uring or readv (default). */
+const IO = (process.env.PIAS_TUN_IO ?? "readv") as "readv" | "uring";
+
 /** Opens a TUN and brings it up as 10.99.0.1/24. */
-function upTun(name?: string): TunDevice {
-  const tun = TunDevice.open(name === undefined ? {} : { name });
+function upTun(name?: string, options: Omit<TunOptions, "name"> = {}): TunDevice {
+  const tun = TunDevice.open({ ...(name === undefined ? {} : { name }), io: IO, ...options });
   execFileSync("ip", ["link", "set", tun.name, "up"]);
   execFileSync("ip", ["addr", "add", `${LOCAL}/24`, "dev", tun.name]);
   return tun;
@@ -356,12 +361,236 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     return { errors, stillWorks, stats };
   },
 
+  /** The I/O path asked for is the one in use. */
+  async io() {
+    const tun = upTun();
+    const result = tun.features();
+    tun.close();
+    return result;
+  },
+
+  /** With the virtio-net header: a UDP datagram comes with a header in front, its checksum left partial. */
+  async "vnet-udp"() {
+    const tun = upTun(undefined, { vnetHdr: true });
+    const sock = await udpSocket();
+    layout(2);
+    await send(sock, "with a header");
+    const count = await readSome(tun, 2);
+    const { off, len } = desc(0);
+    const bytes = mem.slice(off, off + len);
+    const result = { count, len, features: tun.features(), vnet: vnetHeader(bytes), ...completed(bytes.subarray(VNET_HDR_LEN), vnetHeader(bytes)) };
+    sock.close();
+    tun.close();
+    return result;
+  },
+
+  /** UDP_SEGMENT (python): one 4500-byte send leaves as one UDP super-packet of 1000-byte segments. */
+  async "vnet-udp-gso"() {
+    const tun = upTun(undefined, { vnetHdr: true });
+    layout(4, 65536 + 64);
+    const py = spawnSync("python3", ["-c", [
+      "import socket",
+      "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+      `s.bind(("${LOCAL}", 0))`,
+      "s.setsockopt(17, 103, 1000)  # SOL_UDP, UDP_SEGMENT",
+      `s.sendto(bytes(range(250)) * 18, ("${PEER}", ${PEER_PORT}))`,
+    ].join("\n")], { encoding: "utf8" });
+    const count = await readSome(tun, 4);
+    const { off, len } = desc(0);
+    const bytes = mem.slice(off, off + len);
+    const result = { python: py.status === 0 ? null : py.stderr, count, len, vnet: vnetHeader(bytes), ...completed(bytes.subarray(VNET_HDR_LEN), vnetHeader(bytes)) };
+    tun.close();
+    return result;
+  },
+
+  /**
+   * TCP through a header-carrying TUN: the test answers a local connection's
+   * SYN itself, then reads the data the socket sends (TSO: super-packets) and
+   * writes one super-packet of its own back, which the kernel segments and
+   * the socket receives whole.
+   */
+  async "vnet-tcp"() {
+    const tun = upTun(undefined, { vnetHdr: true });
+    layout(16, 65536 + 64);
+    const received: Buffer[] = [];
+    const socket = net.connect({ host: PEER, port: 8080, localAddress: LOCAL });
+    socket.on("data", (b) => received.push(b));
+    socket.on("error", () => {});
+    const packets = async (): Promise<Uint8Array[]> => {
+      const n = await readSome(tun, 16);
+      return Array.from({ length: n }, (_, i) => mem.slice(desc(i).off, desc(i).off + desc(i).len));
+    };
+    const ip = (b: Uint8Array): Uint8Array => b.subarray(VNET_HDR_LEN);
+    const tcp = (b: Uint8Array) => {
+      const p = ip(b);
+      const t = 20;
+      const v = new DataView(p.buffer, p.byteOffset);
+      return { sport: v.getUint16(t), seq: v.getUint32(t + 4), flags: p[t + 13], payload: p.length - t - (p[t + 12] >> 4) * 4 };
+    };
+    const syn = (await packets()).find((b) => ip(b)[9] === 6 && (tcp(b).flags & 0x02) !== 0)!;
+    const client = tcp(syn);
+    const ISN = 1000;
+    const segment = (flags: number, seq: number, payload: Uint8Array = new Uint8Array(0)) => buildPacket({
+      family: 4, proto: "tcp", src: ipBytes(PEER), dst: ipBytes(LOCAL), sport: 8080, dport: client.sport,
+      tcpFlags: flags, tcpSeq: seq, tcpAck: (client.seq + 1) >>> 0, payload,
+    });
+    tun.write(segment(0x12, ISN)); // SYN-ACK, window 65535, no options: MSS 536
+    await once(socket, "connect");
+    socket.write(Buffer.alloc(20000, 0x5a));
+    const data: ReturnType<typeof vnetHeader>[] = [];
+    let bytes = 0;
+    const verified: boolean[] = [];
+    // the first window: 10 segments of 536 bytes (initial cwnd, no MSS option), in super-packets
+    for (let tries = 0; tries < 50 && bytes < 10 * 536; tries++) {
+      for (const b of await packets()) {
+        if (tcp(b).payload === 0) continue;
+        data.push(vnetHeader(b));
+        bytes += tcp(b).payload;
+        verified.push(completed(ip(b), vnetHeader(b)).completedValid);
+      }
+    }
+    // our super-packet: 6000 bytes in 1000-byte segments, checksum left partial (the pseudo-header sum, as a TSO sender leaves it)
+    const payload = new Uint8Array(6000).map((_, i) => i & 0xff);
+    const superPacket = segment(0x18, ISN + 1, payload);
+    const l4 = superPacket.subarray(20);
+    const pseudo = onesSum(new Uint8Array([...superPacket.subarray(12, 20), 0, 6, l4.length >> 8, l4.length & 0xff]));
+    new DataView(l4.buffer, l4.byteOffset).setUint16(16, pseudo);
+    const hdr = new Uint8Array(VNET_HDR_LEN);
+    const hv = new DataView(hdr.buffer);
+    hdr[0] = 1; // NEEDS_CSUM
+    hdr[1] = 1; // GSO TCPV4
+    hv.setUint16(2, 40, true); // hdr_len
+    hv.setUint16(4, 1000, true); // gso_size
+    hv.setUint16(6, 20, true); // csum_start
+    hv.setUint16(8, 16, true); // csum_offset
+    mem.set(hdr, 1024);
+    mem.set(superPacket, 1024 + VNET_HDR_LEN);
+    dv().setUint32(0, 1024, true);
+    dv().setUint32(4, VNET_HDR_LEN + superPacket.length, true);
+    mem[VERDICT_AT] = 1;
+    const written = tun.writeBatch(mem, 0, STRIDE, 1, 1);
+    const deadline = Date.now() + 3000;
+    while (Buffer.concat(received).length < payload.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const got = Buffer.concat(received);
+    const result = { data, bytes, verified, written, receivedLength: got.length, receivedEqual: Buffer.from(payload).equals(got), stats: tun.stats() };
+    socket.destroy();
+    tun.close();
+    return result;
+  },
+
+  /** Two queues of one multi-queue device: datagrams of 24 flows are spread over both. */
+  async multiqueue() {
+    const q0 = upTun("piasmq0", { multiQueue: true });
+    const q1 = TunDevice.open({ name: "piasmq0", multiQueue: true, io: IO });
+    const sockets = await Promise.all(Array.from({ length: 24 }, () => udpSocket()));
+    for (const s of sockets) await send(s, "which queue?");
+    let n0 = 0;
+    let n1 = 0;
+    for (const deadline = Date.now() + 3000; n0 + n1 < 24 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+      layout(32);
+      n0 += q0.readBatch(mem, 0, STRIDE, 32);
+      layout(32);
+      n1 += q1.readBatch(mem, 0, STRIDE, 32);
+    }
+    await new Promise((r) => setTimeout(r, 100)); // room for a datagram read twice, which should not come
+    layout(32);
+    n0 += q0.readBatch(mem, 0, STRIDE, 32);
+    layout(32);
+    n1 += q1.readBatch(mem, 0, STRIDE, 32);
+    const result = { n0, n1, f0: q0.features(), f1: q1.features(), name1: q1.name };
+    for (const s of sockets) s.close();
+    q1.close();
+    const existsWithOneQueue = linkExists("piasmq0");
+    q0.close();
+    return { ...result, existsWithOneQueue, existsAfterBoth: linkExists("piasmq0") };
+  },
+
+  /**
+   * Two queues steered by the steering program, with 10.99.0.2 as "the
+   * proxy" and NAT ports [2000, 2999] in two slices: datagrams to the proxy
+   * reach the queue of their port's slice; others (to 10.99.0.3) are spread
+   * by flow, each flow on one queue.
+   */
+  async steering() {
+    const q0 = upTun("piassteer0", { multiQueue: true });
+    const q1 = TunDevice.open({ name: "piassteer0", multiQueue: true, io: IO });
+    execFileSync("ip", ["route", "add", "10.99.1.0/24", "dev", "piassteer0"]);
+    const why = q0.attachSteering({ proxy4: Uint8Array.from([10, 99, 0, 2]), proxy6: null, portMin: 2000, portMax: 2999, slice: 500, workers: 2 });
+    const sock = await udpSocket();
+    const sent: { to: string; port: number }[] = [];
+    for (const port of [2000, 2499, 2500, 2999, 2001, 2777]) sent.push({ to: PEER, port });
+    for (let i = 0; i < 12; i++) sent.push({ to: "10.99.1.3", port: 7000 + i });
+    for (const s of sent) await new Promise<void>((r, j) => sock.send("steer", s.port, s.to, (e) => (e ? j(e) : r())));
+    // a flow's second datagram: the same queue as its first
+    for (let i = 0; i < 12; i++) await new Promise<void>((r, j) => sock.send("again", 7000 + i, "10.99.1.3", (e) => (e ? j(e) : r())));
+    await new Promise((r) => setTimeout(r, 200));
+    const seen: Record<string, number[]> = {};
+    for (const [q, tun] of [[0, q0], [1, q1]] as const) {
+      layout(32);
+      const n = tun.readBatch(mem, 0, STRIDE, 32);
+      for (let i = 0; i < n; i++) {
+        const { off, len } = desc(i);
+        const p = mem.subarray(off, off + len);
+        if (p[9] !== 17) continue;
+        const key = `${p.slice(16, 20).join(".")}:${(p[22] << 8) | p[23]}`;
+        (seen[key] ??= []).push(q);
+      }
+    }
+    sock.close();
+    q1.close();
+    q0.close();
+    return { why, seen, refused: TunDevice.open({ name: "piassteer1", multiQueue: true, refuse: TunRefuse.STEERING }).attachSteering({ proxy4: null, proxy6: null, portMin: 1, portMax: 2, slice: 1, workers: 2 }) };
+  },
+
+  /** Each step the kernel may refuse, refused in turn: what the queue runs with, and the notes. */
+  async refusals() {
+    const cases: Record<string, TunOptions> = {
+      "USO refused": { vnetHdr: true, refuse: TunRefuse.USO4 },
+      "TSO and USO refused": { vnetHdr: true, refuse: TunRefuse.TSO4 | TunRefuse.USO4 },
+      "every offload refused": { vnetHdr: true, refuse: TunRefuse.CSUM },
+      "the header refused": { vnetHdr: true, refuse: TunRefuse.VNET_HDR },
+      "multi-queue refused": { multiQueue: true, refuse: TunRefuse.MULTI_QUEUE },
+      "io_uring refused": { io: "uring", refuse: TunRefuse.URING },
+      "nothing refused": { vnetHdr: true, multiQueue: true, io: "uring" },
+    };
+    const out: Record<string, unknown> = {};
+    for (const [what, options] of Object.entries(cases)) {
+      const tun = TunDevice.open({ io: IO, ...options });
+      out[what] = tun.features();
+      tun.close();
+    }
+    return out;
+  },
+
   /** Just open (run with fewer privileges). */
   async open() {
     const err = errorOf(() => TunDevice.open().close());
     return { error: err };
   },
 };
+
+/** The virtio_net_hdr in front of a packet read with vnetHdr. */
+function vnetHeader(b: Uint8Array) {
+  const v = new DataView(b.buffer, b.byteOffset);
+  return { flags: b[0], gsoType: b[1], hdrLen: v.getUint16(2, true), gsoSize: v.getUint16(4, true), csumStart: v.getUint16(6, true), csumOffset: v.getUint16(8, true) };
+}
+
+/**
+ * A packet whose checksum the header leaves partial (NEEDS_CSUM), completed
+ * as the kernel does (the sum from csum_start to the end, complemented, at
+ * csum_start + csum_offset): whether the field held more than the
+ * pseudo-header, and whether the completed packet verifies.
+ */
+function completed(ip: Uint8Array, h: ReturnType<typeof vnetHeader>) {
+  const p = ip.slice();
+  if (h.flags & 1) {
+    const at = h.csumStart + h.csumOffset;
+    const c = complement(onesSum(p, h.csumStart));
+    p[at] = c >> 8;
+    p[at + 1] = c & 0xff;
+  }
+  return { completedValid: checksumsValid(p).l4, ipLength: new DataView(p.buffer).getUint16(2) };
+}
 
 function report(result: unknown): void {
   process.stdout.write(JSON.stringify(result) + "\n");

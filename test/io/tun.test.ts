@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findAddon, TunError } from "../../src/io/tun.js";
@@ -31,15 +31,28 @@ function unavailable(): string | undefined {
 
 const hasSetpriv = (): boolean => spawnSync("setpriv", ["--version"]).status === 0;
 
+/** Why the io_uring cases cannot run: the addon was built without liburing, or the kernel has io_uring off. */
+function uringSkip(): string | undefined {
+  try {
+    if (readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim() === "2") return "io_uring is disabled (kernel.io_uring_disabled = 2)";
+  } catch {
+    // older kernels have no such switch
+  }
+  const ldd = spawnSync("ldd", [join(ROOT, "build", "Release", "pias_tun.node")], { encoding: "utf8" });
+  if (!/liburing/.test(ldd.stdout ?? "")) return "the addon was built without liburing (apt-get install liburing-dev, then npm rebuild)";
+  return undefined;
+}
+
 // JSON reported by the child
 type Observed = Record<string, any>;
 
-/** Runs one child scenario in the namespace, under `wrapper` (e.g. setpriv), and returns its report. */
-function runChild(scenario: string, wrapper: string[] = []): Observed {
+/** Runs one child scenario in the namespace, under `wrapper` (e.g. setpriv), on I/O path `io`, and returns its report. */
+function runChild(scenario: string, wrapper: string[] = [], io: "readv" | "uring" = "readv"): Observed {
   const r = spawnSync("ip", ["netns", "exec", NS, ...wrapper, process.execPath, "--import", "tsx", CHILD, scenario], {
     cwd: ROOT,
     encoding: "utf8",
     timeout: 8000,
+    env: { ...process.env, PIAS_TUN_IO: io },
   });
   const context = `scenario ${scenario}: status ${r.status} signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
   assert.equal(r.signal, null, `the child was killed (hung?): ${context}`);
@@ -202,6 +215,131 @@ describe("TUN device, in a network namespace of its own", { skip: unavailable() 
     assert.equal(r.stillWorks, 0, "a read afterwards works (nothing waiting)");
     assert.equal(r.stats.read, 0, "no packet was read by a rejected call");
     assert.equal(r.stats.written, 0, "no packet was written by a rejected call");
+  });
+
+  describe("on io_uring (one io_uring_enter per batch each way)", { skip: uringSkip() }, () => {
+    test("the queue runs on io_uring", () => {
+      assert.equal(runChild("io", [], "uring").io, "uring");
+    });
+
+    test("readBatch reads a datagram into descriptor 0 and sets LEN and WIRELEN", () => {
+      const r = runChild("read-udp", [], "uring");
+      assert.equal(r.count, 1);
+      assert.equal(r.len, 28 + "ping from the socket".length);
+      assert.equal(r.wirelen, r.len);
+      assert.equal(r.packetInMemory, r.packet);
+      assert.equal(r.byteBefore, 0xaa);
+      assert.equal(r.byteAfter, 0xaa);
+      assert.equal(r.untouchedSlot1, true, "no other slot is written");
+      assert.equal(r.again, 0);
+    });
+
+    test("writeBatch writes exactly the descriptors whose VERDICT matches", () => {
+      const r = runChild("udp-reply", [], "uring");
+      assert.equal(r.written, 2);
+      assert.deepEqual(r.received.map((x: { payload: string }) => x.payload).sort(), ["me too (verdict 1)", "pong (verdict 1)"]);
+      assert.equal(r.stats.writeCalls, 1, "both packets in one io_uring_enter");
+    });
+
+    test("refused packets are counted, truncated ones skipped, an empty device returns 0 at once", () => {
+      assert.equal(runChild("refused", [], "uring").stats.writeErrors, 3);
+      const t = runChild("truncate", [], "uring");
+      assert.equal(t.big, 0);
+      assert.equal(t.stats.truncated, 1);
+      assert.equal(t.exact, 1);
+      assert.equal(t.exactLen, 64);
+      const e = runChild("empty", [], "uring");
+      assert.deepEqual(e.counts, [0]);
+      assert.ok(e.ms < 250, `100 empty reads took ${e.ms} ms`);
+    });
+
+    test("bad arguments throw TypeError or RangeError and never crash", () => {
+      const r = runChild("bad-args", [], "uring");
+      assert.equal(r.errors["a slot runs past the end"]?.name, "RangeError");
+      assert.equal(r.errors["a view over a memory that has since grown (detached)"]?.name, "RangeError");
+      assert.equal(r.errors["write: a packet past the end"]?.name, "RangeError");
+      assert.equal(r.stats.read, 0);
+      assert.equal(r.stats.written, 0);
+    });
+  });
+
+  test("with the virtio-net header, a datagram is read behind a 10-byte header that leaves its checksum partial (NEEDS_CSUM), and the partial sum completes to a valid checksum", () => {
+    const r = runChild("vnet-udp");
+    assert.deepEqual(r.features, { vnetHdr: true, offload: 0x67, offloadNames: "CSUM|TSO4|TSO6|USO4|USO6", multiQueue: false, io: "readv", uringBuilt: r.features.uringBuilt, notes: [] });
+    assert.equal(r.count, 1);
+    assert.equal(r.len, 10 + 28 + "with a header".length);
+    assert.deepEqual(r.vnet, { flags: 1, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 20, csumOffset: 6 });
+    assert.equal(r.completedValid, true);
+  });
+
+  test("with USO, one UDP_SEGMENT send is read as one UDP super-packet (GSO_UDP_L4, gso_size 1000)", () => {
+    const r = runChild("vnet-udp-gso");
+    assert.equal(r.python, null, `python: ${r.python}`);
+    assert.equal(r.count, 1, "one packet for five datagrams");
+    assert.equal(r.ipLength, 20 + 8 + 4500);
+    assert.deepEqual(r.vnet, { flags: 1, gsoType: 5, hdrLen: 28, gsoSize: 1000, csumStart: 20, csumOffset: 6 });
+    assert.equal(r.completedValid, true, "the partial sum covers the whole super-packet");
+  });
+
+  for (const io of ["readv", "uring"] as const) {
+    test(`with TSO, a local TCP sender's data is read as super-packets (GSO_TCPV4), and a super-packet written back is segmented by the kernel and received whole (${io})`, (t) => {
+      if (io === "uring" && uringSkip()) return t.skip(uringSkip());
+      const r = runChild("vnet-tcp", [], io);
+      assert.ok(r.data.length >= 1);
+      // a lone segment may come without GSO; the rest are super-packets, each with its checksum left partial
+      for (const h of r.data) {
+        const alone = { flags: 1, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 20, csumOffset: 16 };
+        assert.ok([JSON.stringify(alone), JSON.stringify({ ...alone, gsoType: 1, hdrLen: 40, gsoSize: 536 })].includes(JSON.stringify(h)), JSON.stringify(h));
+      }
+      assert.ok(r.data.some((h: { gsoType: number }) => h.gsoType === 1), "super-packets came");
+      assert.ok(r.data.length < r.bytes / 536, `fewer packets than segments: ${r.data.length} for ${r.bytes} bytes`);
+      assert.ok(r.verified.every(Boolean), "every partial checksum completes to a valid one");
+      assert.equal(r.written, 1);
+      assert.equal(r.receivedLength, 6000);
+      assert.equal(r.receivedEqual, true);
+    });
+  }
+
+  test("queues of a multi-queue device share one interface, each gets part of the flows, and the interface goes with the last queue", () => {
+    const r = runChild("multiqueue");
+    assert.equal(r.f0.multiQueue, true);
+    assert.equal(r.f1.multiQueue, true);
+    assert.equal(r.name1, "piasmq0");
+    assert.equal(r.n0 + r.n1, 24, "every datagram read once");
+    assert.ok(r.n0 > 0 && r.n1 > 0, `both queues read some: ${r.n0} and ${r.n1}`);
+    assert.equal(r.existsWithOneQueue, true);
+    assert.equal(r.existsAfterBoth, false);
+  });
+
+  test("the steering program sends a packet to the proxy to the queue of its NAT port's slice, and keeps every other flow on one queue", (t) => {
+    const r = runChild("steering");
+    if (typeof r.why === "string" && /not built|no libbpf/.test(r.why)) return t.skip(r.why);
+    assert.equal(r.why, null, `attachSteering: ${r.why}`);
+    for (const [port, queue] of [[2000, 0], [2001, 0], [2499, 0], [2500, 1], [2777, 1], [2999, 1]]) {
+      assert.deepEqual(r.seen[`10.99.0.2:${port}`], [queue], `port ${port}`);
+    }
+    const flows = Object.entries(r.seen as Record<string, number[]>).filter(([k]) => k.startsWith("10.99.1.3:"));
+    assert.equal(flows.length, 12);
+    for (const [k, qs] of flows) assert.ok(qs.length === 2 && qs[0] === qs[1], `${k}: both datagrams on one queue: ${qs}`);
+    assert.ok(new Set(flows.map(([, qs]) => qs[0])).size === 2, "flows are spread over both queues");
+    assert.equal(r.refused, "refused (test)", "a refusal is a reason, not an error");
+  });
+
+  test("each step the kernel refuses gives one note and the next simpler setting, down to the plain path; never an error", () => {
+    const r = runChild("refusals");
+    const refusedOffload = (mask: string) => `the kernel refused TUN offloads ${mask} (TUNSETOFFLOAD: Invalid argument (EINVAL))`;
+    const f = (what: string) => ({ vnetHdr: r[what].vnetHdr, offloadNames: r[what].offloadNames, multiQueue: r[what].multiQueue, io: r[what].io, notes: r[what].notes });
+    assert.deepEqual(f("USO refused"), { vnetHdr: true, offloadNames: "CSUM|TSO4|TSO6", multiQueue: false, io: "readv", notes: [refusedOffload("CSUM|TSO4|TSO6|USO4|USO6")] });
+    assert.deepEqual(f("TSO and USO refused"), { vnetHdr: true, offloadNames: "CSUM", multiQueue: false, io: "readv", notes: [refusedOffload("CSUM|TSO4|TSO6|USO4|USO6"), refusedOffload("CSUM|TSO4|TSO6")] });
+    assert.deepEqual(f("every offload refused"), {
+      vnetHdr: false, offloadNames: "none", multiQueue: false, io: "readv",
+      notes: [refusedOffload("CSUM|TSO4|TSO6|USO4|USO6"), refusedOffload("CSUM|TSO4|TSO6"), refusedOffload("CSUM"), "no TUN offload accepted: plain path (no virtio-net header)"],
+    });
+    assert.deepEqual(f("the header refused"), { vnetHdr: false, offloadNames: "none", multiQueue: false, io: "readv", notes: ['the kernel refused the virtio-net header on TUN "pias%d" (IFF_VNET_HDR: Invalid argument (EINVAL)); plain path'] });
+    assert.deepEqual(f("multi-queue refused"), { vnetHdr: false, offloadNames: "none", multiQueue: false, io: "readv", notes: ['the kernel refused a multi-queue TUN device "pias%d" (IFF_MULTI_QUEUE: Invalid argument (EINVAL)); one queue'] });
+    assert.deepEqual(f("io_uring refused"), { vnetHdr: false, offloadNames: "none", multiQueue: false, io: "readv", notes: ["io_uring unavailable (refused (test)): readv and write per packet"] });
+    const all = f("nothing refused");
+    assert.deepEqual({ ...all, io: undefined }, { vnetHdr: true, offloadNames: "CSUM|TSO4|TSO6|USO4|USO6", multiQueue: true, io: undefined, notes: all.io === "uring" ? [] : all.notes });
   });
 
   test(`without CAP_NET_ADMIN, open fails with "${NEEDS_ROOT}"`, (t) => {

@@ -43,6 +43,10 @@ function boundedShrink(predicate: (sc: Scenario) => void): (sc: Scenario) => voi
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
+/** The segment area of both sides: small enough that a batch of super-packets can run out of it (gso-no-room). */
+const SEGMENT_SLOTS = 96;
+const SEGMENT_BYTES = 96 * 1024;
+
 function describe(r: { verdict: number; reason: number; aux: number; wirelen: number; data: Uint8Array }): string {
   const v = r.verdict === Verdict.Forward ? "forward" : r.verdict === Verdict.Drop ? "drop" : `verdict ${r.verdict}`;
   return `${v} reason=${Reason[r.reason] ?? r.reason} aux=${r.aux} wirelen=${r.wirelen} len=${r.data.length}\n    ${hex(r.data)}`;
@@ -54,6 +58,7 @@ class Pair {
   readonly model: ReferenceModel;
   readonly batch: PacketBatch;
   readonly replies: PacketBatch;
+  readonly segments: PacketBatch;
   readonly groupKeys: string[] = [];
 
   constructor(readonly sc: Scenario) {
@@ -62,6 +67,9 @@ class Pair {
     this.model = new ReferenceModel(settings);
     this.batch = this.dp.createBatch(64, 64 * 1024);
     this.replies = this.dp.createBatch(64, 64 * 2048);
+    // super-packets to aware targets are cut into a segment area: as big on both sides
+    this.segments = this.dp.createSegmentArea(SEGMENT_SLOTS, SEGMENT_BYTES);
+    this.model.createSegmentArea(SEGMENT_SLOTS, SEGMENT_BYTES);
     for (const g of sc.groups) {
       const spec = groupSpec(g);
       this.groupKeys.push(this.same(`addGroup ${spec.address}`, () => this.dp.addGroup(spec), () => this.model.addGroup(spec)) as string);
@@ -137,6 +145,7 @@ class Pair {
     for (const p of inputs) assert.ok(batch.add(p.data, { link: p.link, time: p.time, wirelen: p.wirelen }), "batch full");
     dp.process(batch);
     const expected = model.process(inputs) as ModelResult[];
+    this.compareSegments();
     for (let i = 0; i < inputs.length; i++) {
       const got = { verdict: batch.verdict(i), reason: batch.reason(i), aux: batch.aux(i), wirelen: batch.wirelen(i), data: batch.packet(i).slice() };
       const want = expected[i];
@@ -152,6 +161,21 @@ class Pair {
       }
     }
     return expected;
+  }
+
+  /** What the batch put into the segment area (segments of super-packets, packets moved after them): the same on both sides. */
+  compareSegments(): void {
+    const want = this.model.segments();
+    const n = this.dp.segmentsEmitted();
+    assert.equal(n, want.length, "packets in the segment area");
+    this.segments.count = n;
+    for (let i = 0; i < n; i++) {
+      const got = { verdict: this.segments.verdict(i), reason: this.segments.reason(i), aux: this.segments.aux(i), wirelen: this.segments.wirelen(i), data: this.segments.packet(i).slice() };
+      const w = want[i];
+      if (got.verdict !== w.verdict || got.aux !== w.aux || got.wirelen !== w.wirelen || hex(got.data) !== hex(w.data)) {
+        assert.fail(`segment area packet ${i}:\n  core  ${describe(got)}\n  model ${describe(w)}`);
+      }
+    }
   }
 
   /** reflect_batch + process_batch in the core against reflect + process in the model. */

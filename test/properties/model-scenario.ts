@@ -9,7 +9,8 @@ import fc from "fast-check";
 import type { DataPlaneSettings, GroupSpec, TargetSpec } from "../../src/core/dataplane.js";
 import type { PolicyName, Protocol } from "../../src/config/types.js";
 import { parseAddress } from "../../src/net/addr.js";
-import { complement, onesSum } from "../../src/net/checksum.js";
+import { complement, onesSum, pseudoHeaderSum } from "../../src/net/checksum.js";
+import { Link, Vnet, VnetFlag, VnetGso } from "../../assembly/shared/abi.js";
 import { buildIcmpError, buildPacket, get16, locate, type PacketSpec } from "../helpers/packets.js";
 
 export const PROXY4 = "198.51.100.1";
@@ -181,7 +182,7 @@ export function settingsOf(s: SettingsChoice): DataPlaneSettings {
 export type RecipeKind = "new" | "again" | "reply" | "icmpFwd" | "icmpRev" | "tunnel" | "stray" | "garbage";
 
 export interface LinkChoice {
-  type: "raw" | "eth" | "null-le" | "null-be" | "sll" | "sll2" | "fixed";
+  type: "raw" | "eth" | "null-le" | "null-be" | "sll" | "sll2" | "fixed" | "vnet";
   vlans: number;
   tpid: number;
   af6: number;
@@ -215,6 +216,7 @@ const linkChoice: fc.Arbitrary<LinkChoice> = fc.record({
     { weight: 6, arbitrary: fc.constant("raw" as const) },
     { weight: 4, arbitrary: fc.constant("eth" as const) },
     { weight: 3, arbitrary: fc.constantFrom("null-le" as const, "null-be" as const, "sll" as const, "sll2" as const, "fixed" as const) },
+    { weight: 4, arbitrary: fc.constant("vnet" as const) }, // an offloaded TUN's virtio_net_hdr: super-packets, partial checksums
   ),
   vlans: fc.oneof({ weight: 20, arbitrary: fc.constantFrom(0, 0, 1, 2) }, { weight: 1, arbitrary: fc.constantFrom(8, 9) }),
   tpid: fc.integer({ min: 0, max: 2 }),
@@ -391,6 +393,54 @@ function icmpErrorType(family: 4 | 6, variant: number): [number, number] {
   return types[(variant >>> 3) % types.length];
 }
 
+/**
+ * A virtio_net_hdr for `ip` as an offloaded TUN would give it, chosen by
+ * `variant`: none asked (half the time), a partial transport checksum (the
+ * field set to the pseudo-header's sum), or that and GSO by a gso_size small
+ * enough to cut larger payloads into several segments; `odd` makes it a bad
+ * one (gso_size 0, hdr_len past the end, csum_start outside, a GSO type that
+ * does not fit). Writes the partial sum into `ip`.
+ */
+function vnetHeader(ip: Uint8Array, variant: number, odd: boolean): Uint8Array {
+  const h = new Uint8Array(Vnet.SIZE);
+  const v = new DataView(h.buffer);
+  if (ip.length < 20) return h;
+  const at = locate(ip);
+  const tcp = at.proto === 6;
+  const l4 = tcp || at.proto === 17;
+  const kind = odd ? 3 + ((variant >>> 4) % 5) : (variant >>> 4) % 3;
+  const family = ip[0] >>> 4 === 6 ? 6 : 4;
+  const csumOffset = tcp ? 16 : 6;
+  const partial = (): void => {
+    h[Vnet.FLAGS] = VnetFlag.NeedsCsum;
+    v.setUint16(Vnet.CSUM_START, at.l4, true);
+    v.setUint16(Vnet.CSUM_OFFSET, csumOffset, true);
+    if (at.l4 + csumOffset + 2 <= ip.length) {
+      const len = ip.length - at.l4;
+      const sum = pseudoHeaderSum(at.src, at.dst, at.proto, len);
+      ip[at.l4 + csumOffset] = sum >>> 8;
+      ip[at.l4 + csumOffset + 1] = sum & 0xff;
+    }
+  };
+  const gsoType = tcp ? (family === 4 ? VnetGso.TcpV4 : VnetGso.TcpV6) : VnetGso.UdpL4;
+  switch (kind) {
+    case 0: return h; // nothing asked
+    case 1: if (l4) partial(); return h;
+    case 2:
+      if (!l4) return h;
+      partial();
+      h[Vnet.GSO_TYPE] = gsoType;
+      v.setUint16(Vnet.GSO_SIZE, [1, 100, 333, 536, 1200][(variant >>> 6) % 5], true);
+      v.setUint16(Vnet.HDR_LEN, at.l4 + (tcp ? 20 : 8), true);
+      return h;
+    case 3: h[Vnet.GSO_TYPE] = gsoType; return h; // gso_size 0
+    case 4: v.setUint16(Vnet.HDR_LEN, ip.length + 1 + (variant & 7), true); return h;
+    case 5: h[Vnet.FLAGS] = VnetFlag.NeedsCsum; v.setUint16(Vnet.CSUM_START, (variant & 0xffff) % (ip.length + 8), true); v.setUint16(Vnet.CSUM_OFFSET, variant >>> 16 & 31, true); return h;
+    case 6: h[Vnet.GSO_TYPE] = [VnetGso.TcpV6, VnetGso.TcpV4, VnetGso.Udp, VnetGso.UdpL4 | VnetGso.Ecn][variant & 3]; v.setUint16(Vnet.GSO_SIZE, 100, true); return h;
+    default: h[Vnet.FLAGS] = VnetFlag.DataValid | (variant & 1); h[Vnet.GSO_TYPE] = variant >>> 8 & 0xff; v.setUint16(Vnet.GSO_SIZE, variant >>> 16 & 0xffff, true); return h;
+  }
+}
+
 function wrapLink(ip: Uint8Array, lc: LinkChoice, variant: number): { data: Uint8Array; link: number; linkLen: number } {
   const family = ip.length > 0 && ip[0] >>> 4 === 6 ? 6 : 4;
   const ethertype = lc.odd ? 0x0806 : family === 6 ? 0x86dd : 0x0800;
@@ -425,6 +475,8 @@ function wrapLink(ip: Uint8Array, lc: LinkChoice, variant: number): { data: Uint
       return { data: join([ethertype >>> 8, ethertype & 0xff, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0xaa, 0, 0]), link: 276, linkLen: 20 };
     case "fixed":
       return { data: ip, link: (family === 6) !== lc.odd ? 229 : 228, linkLen: 0 };
+    case "vnet":
+      return { data: join([...vnetHeader(ip, variant, lc.odd)]), link: Link.VNET, linkLen: Vnet.SIZE };
   }
   return { data: ip, link: variant % 2 ? 105 : 101, linkLen: 0 };
 }
@@ -621,6 +673,7 @@ export function resolve(r: Recipe, groups: GroupChoice[], h: History): Built {
     data = data.slice(0, data.length - k);
   }
   if (r.link.odd) clean = false;
+  if (w.link === Link.VNET && (data[0] !== 0 || data[1] !== 0)) clean = false; // a partial checksum or super-packet: not a plain packet
   return { data, link: w.link, wirelen, linkLen: w.linkLen, clean, clientSpec: clean ? clientSpec : undefined, what: `${what} ${r.mutation.kind}` };
 }
 

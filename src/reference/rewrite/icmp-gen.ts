@@ -3,6 +3,7 @@
 // tunnel, to the sender of a packet too big for the tunnel to a PIAS-aware
 // target. Built in the packet's own slot, in front of the quoted packet.
 
+import { Vnet } from "../../../assembly/shared/abi.js";
 import type { Frame } from "../batch.js";
 import { complement, onesSum, pseudoHeaderSum } from "../../net/checksum.js";
 import { ipHeaderFresh } from "../checksum.js";
@@ -10,9 +11,9 @@ import { addrLen, be16, put16, put32, srcOffset, type Parsed } from "../parse.js
 import type { Settings } from "../settings.js";
 import type { IpIds } from "./tunnel.js";
 
-/** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. */
-export function tooBigForTunnel(b: Uint8Array, p: Parsed, tunnelMtu: number): boolean {
-  if (p.ipTotal + (p.family === 4 ? 20 : 40) <= tunnelMtu) return false;
+/** Too big once encapsulated, and not to be fragmented on the way: IPv4 with DF, or IPv6. `ipLen`: the length to judge (a super-packet's largest segment's). */
+export function tooBigForTunnel(b: Uint8Array, p: Parsed, tunnelMtu: number, ipLen = p.ipTotal): boolean {
+  if (ipLen + (p.family === 4 ? 20 : 40) <= tunnelMtu) return false;
   return p.family === 6 || (be16(b, p.l3 + 6) & 0x4000) !== 0;
 }
 
@@ -65,6 +66,10 @@ export function packetTooBig(f: Frame, p: Parsed, settings: Settings, ipIds: IpI
     const dstMac = b.slice(newOff, newOff + 6);
     b.copyWithin(newOff, newOff + 6, newOff + 12);
     b.set(dstMac, newOff + 6);
+  }
+  if (p.vnet >= 0) {
+    b.fill(0, newOff, newOff + Vnet.SIZE); // a plain packet, its checksums complete
+    p.vnet = newOff;
   }
   f.off = newOff;
   f.len = p.linkLen + total;

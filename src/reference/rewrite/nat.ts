@@ -3,7 +3,7 @@
 // checksum is recomputed from scratch where it can be, else updated
 // incrementally (FALLBACK, src/reference/checksum.ts).
 
-import { Fallback, ipHeaderFresh, ipHeaderOk, l4Fresh, l4Ok } from "../checksum.js";
+import { Fallback, ipHeaderFresh, ipHeaderOk, l4Fresh, l4Ok, pseudoSum } from "../checksum.js";
 import { addrLen, be16, dstOffset, isEchoReply, put16, srcOffset, PROTO_TCP, PROTO_UDP, type Parsed } from "../parse.js";
 
 /** Rewrite the addresses (and the IPv4 header checksum); returns the address change as a delta builder. */
@@ -38,6 +38,7 @@ export function natRewrite(b: Uint8Array, p: Parsed, newSrc: Uint8Array, newSpor
   const ip = p.l3;
   // judge the transport checksum before touching anything
   const l4WasOk = l4Ok(b, p);
+  const partialWasExact = p.partial && be16(b, p.csumAt) === pseudoSum(b, p);
   const addrDelta = rewriteAddrs(b, p, newSrc, newDst);
   if (!p.hasL4Header) return null;
   const l4 = p.l4;
@@ -48,6 +49,12 @@ export function natRewrite(b: Uint8Array, p: Parsed, newSrc: Uint8Array, newSpor
     put16(b, l4 + 2, newDport);
     const delta = addrDelta(new Fallback()).word(oldS, newSport).word(oldD, newDport);
     if (p.csumAt < 0) return delta;
+    if (p.partial) {
+      // partial (virtio NEEDS_CSUM): the field is the pseudo-header's sum; the ports are in the region still to be summed
+      if (partialWasExact) put16(b, p.csumAt, pseudoSum(b, p));
+      else addrDelta(new Fallback()).applyPartialAt(b, p.csumAt); // FALLBACK
+      return delta;
+    }
     if (l4WasOk) l4Fresh(b, family, ip, p.proto, l4, p.l4Len, p.csumAt);
     else delta.applyAt(b, p.csumAt, p.proto === PROTO_UDP); // FALLBACK
     return delta;

@@ -7,7 +7,8 @@
 import { Reason } from "../../../assembly/shared/abi.js";
 import type { Frame } from "../batch.js";
 import { ipHeaderFresh } from "../checksum.js";
-import { be16, parseIp, put16, put32, PROTO_IPIP, PROTO_IPV6, type Parsed } from "../parse.js";
+import { Vnet } from "../../../assembly/shared/abi.js";
+import { be16, le16, parseIp, put16, put32, putLe16, PROTO_IPIP, PROTO_IPV6, type Parsed } from "../parse.js";
 
 /** The IPv4 identification of the datagrams the proxy originates (tunnel headers, ICMP errors). */
 export class IpIds {
@@ -65,6 +66,11 @@ export function encapsulate(f: Frame, p: Parsed, src: Uint8Array, dst: Uint8Arra
     b.set(src, o + 8);
     b.set(dst, o + 24);
   }
+  if (p.vnet >= 0) {
+    // the virtio_net_hdr moved with the link header; a partial checksum's region moved with the inner packet
+    if (p.partial) putLe16(b, newOff + Vnet.CSUM_START, le16(b, newOff + Vnet.CSUM_START) + outerLen);
+    p.vnet = newOff;
+  }
   f.off = newOff;
   // the frame ends where the inner IP packet does (or where the capture cut it)
   f.len = p.linkLen + (p.ipEnd - p.l3) + outerLen;
@@ -87,5 +93,6 @@ export function decapsulate(f: Frame, p: Parsed): Parsed | Reason {
   f.wirelen = wirelen - shift;
   const ip = parseIp(f.buf, newOff + l2, len - shift - l2, wirelen - shift - l2, innerFamily);
   if (typeof ip === "number") return Reason.TunnelMalformed;
-  return { linkLen: p.linkLen, linkFamily: p.linkFamily, protoAt: p.protoAt, kind: p.kind, ...ip };
+  // (a partial checksum of a tunnel packet was completed on arrival; tunnel packets are never super-packets)
+  return { linkLen: p.linkLen, linkFamily: p.linkFamily, protoAt: p.protoAt, kind: p.kind, ...ip, vnet: p.vnet >= 0 ? newOff : -1, gsoType: 0, gsoSize: 0, partial: false };
 }
