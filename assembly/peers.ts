@@ -2,7 +2,11 @@
 // the other proxies (IP-in-IP is only accepted from them), the anycast
 // prefixes all proxies announce (a packet to an unknown TA there goes to the
 // host, which asks the group's rendezvous proxy), and the control port.
-// Set by control calls; the packet path only reads. No allocation.
+// Set by control calls; the packet path only reads, except for the budget of
+// packets handed to the host to resolve: at most `unresolvedPerSecond` a
+// second (by the packets' clock), so a flood to random addresses of the
+// prefixes costs the host a bounded amount of work whatever its rate. No
+// allocation.
 
 import { raw32 } from "./wire/bytes";
 import { hashAddr, SEED_GROUP } from "./hash";
@@ -100,4 +104,32 @@ export function prefix_add(family: u32, length: u32): i32 {
 /** Exported: UDP to this port of an anycast or proxy address is a control message for the host (0: none). */
 export function set_control_port(port: u32): void {
   controlPortRaw = <u32>bswap<u16>(<u16>port);
+}
+
+/** A packet to an anycast-prefix address with no group goes to the host to resolve (else it is dropped as no-group). */
+export let unresolvedToHost: bool = true;
+let unresolvedPerSecond: u32 = 1000;
+let budgetSecond: u32 = 0;
+let budgetLeft: u32 = 1000;
+
+/** Exported: whether unknown TAs of the prefixes go to the host (a resolver is there) or are dropped as no-group. */
+export function set_unresolved_to_host(on: bool): void {
+  unresolvedToHost = on;
+}
+
+/** Exported: packets handed to the host to resolve per second at most (0: none). */
+export function set_unresolved_per_second(n: u32): void {
+  unresolvedPerSecond = n;
+  budgetLeft = n;
+}
+
+/** Take one packet of this second's budget for the host (`now`: the packet's seconds); false when it is spent. */
+export function takeUnresolved(now: u32): bool {
+  if (now != budgetSecond) {
+    budgetSecond = now;
+    budgetLeft = unresolvedPerSecond;
+  }
+  if (budgetLeft == 0) return false;
+  budgetLeft--;
+  return true;
 }

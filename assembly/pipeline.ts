@@ -16,7 +16,7 @@
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stage, Stat, Verdict, Vnet, VnetFlag } from "./shared/abi";
 import { stopAfter, stopsBefore } from "./stages";
-import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown } from "./peers";
+import { controlPortRaw, inAnycastPrefix, isPeer, peersKnown, takeUnresolved, unresolvedToHost } from "./peers";
 import { ld16, raw16, raw32 } from "./wire/bytes";
 import { applyAt, applyUdpAt, finish, sumBytes, verifies, pseudo4, pseudo6 } from "./wire/checksum";
 import { PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP } from "./wire/ip";
@@ -43,7 +43,7 @@ import {
 import { selectTarget } from "./group/select";
 import { rewrite, rewriteAddresses } from "./rewrite/nat";
 import { decapsulate, encapsulate } from "./rewrite/tunnel";
-import { packetTooBig, tooBigForTunnel } from "./rewrite/icmp-gen";
+import { packetTooBig, tooBigForTunnel, tunnelOverhead } from "./rewrite/icmp-gen";
 import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
 import { hashTuple, SEED_FLOW } from "./hash";
@@ -146,24 +146,26 @@ function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
     return;
   }
 
-  // A new flow: only toward a group, never to the proxy's own address.
-  if (isProxyAddr(family, dst) || (icmp && !isEchoRequest(family, pkt.icmpType))) {
-    if (isProxyAddr(family, dst) && foreignPort(<u32>bswap<u16>(<u16>pkt.dport))) bump(Stat.WrongWorker);
-    drop(d, Reason.NotForProxy);
+  // A new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone).
+  if (isProxyAddr(family, dst)) {
+    if (foreignPort(<u32>bswap<u16>(<u16>pkt.dport))) bump(Stat.WrongWorker);
+    drop(d, Reason.NoBinding);
     return;
   }
+  if (icmp && !isEchoRequest(family, pkt.icmpType)) { drop(d, Reason.NotForProxy); return; }
   let gidRes = prefetched ? prefetchedGroup(i) : -1;
   if (gidRes < 0) gidRes = groupLookup(family, proto, dst, icmp ? 0 : pkt.dport);
   if (gidRes < 0) {
     // an address the proxies serve: the group may exist elsewhere; the host asks its rendezvous proxy
-    if (inAnycastPrefix(family, dst)) toHost(d, HostWork.Unresolved, aux);
-    else drop(d, Reason.NotForProxy);
+    if (!inAnycastPrefix(family, dst)) drop(d, Reason.NotForProxy);
+    else if (!unresolvedToHost) drop(d, Reason.NoGroup);
+    else toHostToResolve(d, aux, now);
     return;
   }
   let gid = <u32>gidRes;
   let g = groupPtr(gid);
   if ((<u32>load<u8>(g + G_FLAGS) & GF_PENDING) != 0 && load<u32>(g + G_USABLE) == 0) {
-    toHost(d, HostWork.Unresolved, aux);
+    toHostToResolve(d, aux, now);
     return;
   }
   if (proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN &&
@@ -176,7 +178,8 @@ function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
   if (tid < 0) tid = selectTarget(gid, family, src, dst, pkt.sport, pkt.dport, proto);
   if (tid < 0) { drop(d, Reason.NoTarget); return; }
   if (stopAfter(Stage.Select)) return;
-  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now);
+  let syn = proto == PROTO_TCP && (pkt.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  let created = flowCreate(family, proto, src, pkt.sport, pkt.dport, gid, <u32>tid, h, now, syn);
   if (created < 0) { drop(d, <Reason>(<i32>-created)); return; }
   if (stopAfter(Stage.Create)) return;
   let rec = flowPtr(<u32>created);
@@ -185,6 +188,12 @@ function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
     store<u8>(rec + F_FLAGS, <u8>(<u32>load<u8>(rec + F_FLAGS) | FF_ESTABLISHED));
   }
   forward(pkt, d, <u32>created, aux, now);
+}
+
+/** A packet for the host to resolve its group, within the host's budget per second (else resolve-throttled). */
+function toHostToResolve(d: usize, aux: u32, now: u32): void {
+  if (takeUnresolved(now)) toHost(d, HostWork.Unresolved, aux);
+  else drop(d, Reason.ResolveThrottled);
 }
 
 /**
@@ -266,6 +275,8 @@ function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): b
   if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) == 0) return false;
   if (isSuperPacket(pkt)) { segmentToAware(pkt, d, rec, t, aux); return true; }
   if (tooBigForTunnel(pkt)) { tooBig(pkt, d, aux & ~AuxFlag.IcmpError); return true; }
+  // IPv4 without DF may go past the tunnel MTU (the path fragments it), but not past what an outer header can say
+  if (pkt.ipTotal + tunnelOverhead(pkt) > 0xffff) { drop(d, Reason.TunnelOverflow); return true; }
   if ((aux & AuxFlag.IcmpError) != 0) bump(Stat.IcmpTranslated);
   else countTargetPacket(t);
   encapsulate(pkt, d, proxyAddrPtr(pkt.family), t + T_ADDR, load<u32>(rec + F_HFWD));

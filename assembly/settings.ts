@@ -23,6 +23,8 @@ export let timeoutTcpEstablished: u32 = 7440;
 export let timeoutTcpTransitory: u32 = 240;
 export let timeoutUdp: u32 = 300;
 export let timeoutIcmp: u32 = 60;
+/** TCP flows opened by a SYN and not yet established, per source address (counter), at most. */
+export let halfOpenPerSource: u32 = 512;
 
 /** Address of the proxy's unicast address for `family` (16-byte buffer). */
 @inline export function proxyAddrPtr(family: u32): usize {
@@ -93,4 +95,8 @@ export function set_timeouts(tcpEstablished: u32, tcpTransitory: u32, udp: u32, 
   timeoutTcpTransitory = tcpTransitory;
   timeoutUdp = udp;
   timeoutIcmp = icmp;
+}
+
+export function set_half_open_per_source(n: u32): void {
+  halfOpenPerSource = n > 0xffff ? 0xffff : n;
 }

@@ -2,10 +2,11 @@
 // clients a change moves, through the core (test/helpers/selection.ts, the
 // harness of test/properties/selection.test.ts):
 //
-//   1. Rendezvous tables (groups of 65-512 member slots, about 101 entries
-//      per slot): building one (addGroup with N targets) and updating it
-//      when one target goes down and comes back, at N = 100, 200 and 400.
-//   2. Ring tables (over 512 member slots): the share of clients that move
+//   1. Lookup tables (about 101 entries per member slot): building one
+//      (addGroup with N targets) and updating it when one target goes down
+//      and comes back, at N = 100 (a rendezvous table: 65-128 member slots),
+//      200 and 400 (ring tables, kept and updated in place).
+//   2. Ring tables (over 128 member slots): the share of clients that move
 //      when 1 of N targets is removed, times N (1 would be exactly 1/N), at
 //      N = 600 and 1100, over 100 N clients. The test only checks <= 1.5/N.
 //

@@ -1,12 +1,20 @@
 // Capture interfaces seen in the input (pcapng IDBs, numbered across all
 // sections in file order): link type, snap length and timestamp resolution,
 // for framing input and for declaring the same interfaces in the output.
+//
+// The table grows (doubling, on an IDB, never per packet) up to what a
+// descriptor's u16 interface number can name: a file may declare any number
+// of interfaces per section and over its sections up to that.
 
-export const MAX_INTERFACES: u32 = 1024;
+import { heapAlloc, heapFree } from "../memory";
+
+/** Interfaces over all sections at most: Desc.IFACE is a u16. */
+export const MAX_INTERFACES: u32 = 65536;
 
 // per interface: u16 link, u8 resol option byte, u8 pad, u32 snaplen, u64 ticks per second, i64 offset seconds
 const ENTRY: usize = 24;
-const table = memory.data(<i32>(<usize>MAX_INTERFACES * ENTRY), 16);
+let table: usize = 0;
+let room: u32 = 0;
 let count: u32 = 0;
 
 export function resetInterfaces(): void {
@@ -20,6 +28,15 @@ export function resetInterfaces(): void {
 /** Register the next interface. False when the resolution cannot be represented. */
 export function addInterface(link: u32, snaplen: u32, resol: u32, offset: i64): bool {
   if (count >= MAX_INTERFACES) return false;
+  if (count == room) {
+    let grown: u32 = room == 0 ? 16 : room * 2;
+    let t = heapAlloc(<usize>grown * ENTRY);
+    if (t == 0) return false;
+    if (count != 0) memory.copy(t, table, <usize>count * ENTRY);
+    heapFree(table);
+    table = t;
+    room = grown;
+  }
   let ticks: u64 = 1;
   if ((resol & 0x80) != 0) {
     let bits = resol & 0x7f;

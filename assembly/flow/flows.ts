@@ -6,10 +6,23 @@
 // gone and frees it, and each batch sweeps a fixed number of records — never
 // the whole table. A NAT port is handed out only after checking that no live
 // binding holds it. Nothing here allocates after init.
+//
+// SYN floods (spoofed sources) must not shut a target out: a TCP flow opened
+// by a SYN is *half-open* until its handshake completes (or it is reset).
+// - Early drop (as conntrack's): when every NAT port tried toward a target is
+//   held, the oldest transitory TCP binding among those tried (half-open, or
+//   closed) is freed and its port reused, so new clients are served at once
+//   instead of after the transitory timeout. An established binding is never
+//   taken; a freed flow is gone before its port is handed out again, so no
+//   binding ever serves two live flows.
+// - Half-open flows per source are capped (`halfOpenPerSource`), counted in a
+//   fixed table of counters indexed by a hash of the client address (a flood
+//   from one address cannot fill the table or a target's ports; two sources
+//   sharing a counter share its cap).
 
 import { Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
-import { hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
+import { hashAddr, hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
 import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
@@ -19,7 +32,7 @@ import {
   groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE, T_ACTIVE,
 } from "../group/groups";
 import {
-  portMin, portMax, proxyAddrPtr, timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp,
+  halfOpenPerSource, portMin, portMax, proxyAddrPtr, timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp,
 } from "../settings";
 import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/l4";
@@ -46,6 +59,7 @@ export const FF_FIN_FWD: u32 = 8;
 export const FF_FIN_REV: u32 = 16;
 export const FF_CLOSED: u32 = 32; // RST seen or FIN both ways: transitory timeout
 export const FF_USED: u32 = 64;
+export const FF_HALF_OPEN: u32 = 128; // opened by a SYN, handshake not complete: counted in its source's half-open counter
 /** The bits of the u16 at F_PROTO (protocol, flags) a key compares: the protocol, USED and V6. */
 const KEY_MASK: u32 = 0xff | ((FF_USED | FF_V6) << 8);
 
@@ -58,8 +72,12 @@ const SWEEP_PER_BATCH: u32 = 64;
 const EVICT_SCAN: u32 = 64;
 /** NAT ports tried before giving up: at 90% of a target's ports bound, 64 random tries all fail once in 850. */
 const PORT_TRIES: u32 = 64;
-/** Tries toward a target whose ports all look bound (some holders may have expired). */
+/** Tries toward a target whose ports all look bound (some holders may have expired or be transitory). */
 const PORT_TRIES_FULL: u32 = 8;
+/** Half-open counters (u16), indexed by a hash of the client address. */
+export const SOURCE_COUNTERS: u32 = 65536;
+/** Seed of that hash ("syns"). */
+export const SEED_SOURCE: u32 = 0x73796e73;
 
 let flows: usize = 0;
 let capacity: u32 = 0;
@@ -69,13 +87,27 @@ let live: u32 = 0;
 let hand: u32 = 0;
 let index: usize = 0;
 let indexBuckets: u32 = 0;
+let halfOpen: usize = 0;
 
 export function flowsInit(maxFlows: u32): bool {
   capacity = maxFlows;
   flows = reservePages(<usize>maxFlows * FLOW_SIZE);
   indexBuckets = bucketsFor(maxFlows * 2);
   index = reservePages(<usize>indexBuckets * BUCKET_BYTES);
-  return flows != 0 && index != 0;
+  halfOpen = reservePages(<usize>SOURCE_COUNTERS << 1);
+  return flows != 0 && index != 0 && halfOpen != 0;
+}
+
+/** The half-open counter of a client address. */
+@inline function halfOpenCounter(family: u32, src: usize): usize {
+  return halfOpen + (<usize>(hashAddr(SEED_SOURCE, src, family) & (SOURCE_COUNTERS - 1)) << 1);
+}
+
+/** A half-open flow completed its handshake or was reset: its source's counter drops (call before clearing FF_HALF_OPEN). */
+export function halfOpenEnded(rec: usize): void {
+  let c = halfOpenCounter(flowFamily(rec), rec + F_CADDR);
+  let n = load<u16>(c);
+  if (n != 0) store<u16>(c, n - 1);
 }
 
 @inline export function flowPtr(idx: u32): usize {
@@ -150,7 +182,11 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
   return -1;
 }
 
-/** TCP state for timeouts (RFC 5382): transitory until the handshake completes, again after FIN/RST. */
+/**
+ * TCP state for timeouts (RFC 5382): transitory until the handshake completes,
+ * again after FIN/RST. A flow opened by a SYN stops counting as half-open
+ * against its source once established or reset.
+ */
 @inline export function trackTcp(rec: usize, flags: u32, fromTarget: bool): void {
   let f = <u32>load<u8>(rec + F_FLAGS);
   if ((flags & TCP_RST) != 0) {
@@ -164,6 +200,10 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
     if ((flags & TCP_FIN) != 0) f |= fromTarget ? FF_FIN_REV : FF_FIN_FWD;
     if ((f & (FF_FIN_FWD | FF_FIN_REV)) == (FF_FIN_FWD | FF_FIN_REV)) f |= FF_CLOSED;
     f |= FF_ESTABLISHED;
+  }
+  if ((f & FF_HALF_OPEN) != 0 && (f & (FF_ESTABLISHED | FF_CLOSED)) != 0) {
+    halfOpenEnded(rec);
+    f &= ~FF_HALF_OPEN;
   }
   store<u8>(rec + F_FLAGS, <u8>f);
 }
@@ -210,6 +250,7 @@ export function flowFree(idx: u32): void {
   let rec = flowPtr(idx);
   let f = <u32>load<u8>(rec + F_FLAGS);
   if ((f & FF_USED) == 0) return;
+  if ((f & FF_HALF_OPEN) != 0) halfOpenEnded(rec);
   indexRemove(index, indexBuckets, load<u32>(rec + F_HFWD), idx << 1);
   if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
   store<u8>(rec + F_FLAGS, 0);
@@ -221,8 +262,8 @@ export function flowFree(idx: u32): void {
   setStat(Stat.FlowsLive, live);
 }
 
-/** True when a live (unexpired) flow holds the binding T:t <-> P:x; an expired holder is freed. */
-function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32): bool {
+/** The live (unexpired) flow that holds the binding T:t <-> P:x, or -1; an expired holder is freed. */
+function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32): i64 {
   let tAddr = targetPtr(tid) + T_ADDR;
   let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
   let nb = indexBuckets;
@@ -238,14 +279,20 @@ function bindingTaken(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw
       if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
       if (flowStale(rec, now)) {
         flowFree(ref >> 1);
-        return false;
+        return -1;
       }
-      return true;
+      return <i64>(ref >> 1);
     }
     if (!overflowed(b)) break;
     bi = nextBucket(bi, nb);
   }
-  return false;
+  return -1;
+}
+
+/** A TCP flow in a transitory state: half-open (handshake not complete) or closed (RST, or FIN both ways). */
+@inline function transitory(rec: usize): bool {
+  let f = <u32>load<u8>(rec + F_FLAGS);
+  return <u32>load<u8>(rec + F_PROTO) == PROTO_TCP && ((f & FF_ESTABLISHED) == 0 || (f & FF_CLOSED) != 0);
 }
 
 /** allocNatPort found no free port. */
@@ -265,10 +312,13 @@ export const NO_PORT: u64 = u64.MAX_VALUE;
  * Choose a NAT port (host order) for a new binding toward target tid:tport.
  * Candidates are drawn from a hash of the client's key (deterministic, and
  * random enough that bound ports do not cluster: about 1 / (1 - load) tries).
- * Returns the port in the low 32 bits and the reverse key's hash in the high
- * ones, or NO_PORT when every port tried is held by a live binding. A target with
- * a fixed port that already has as many flows as there are ports gets only a
- * few tries (they may still find a holder that expired).
+ * When every port tried is held by a live binding, the oldest transitory TCP
+ * holder among them is freed and its port reused (early drop; see the
+ * header). Returns the port in the low 32 bits and the reverse key's hash in
+ * the high ones, or NO_PORT when none of the holders is transitory. A target
+ * with a fixed port that already has as many flows as there are ports gets
+ * only a few tries (they may still find a holder that expired or is
+ * transitory).
  */
 export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32): u64 {
   let range = portMax - portMin + 1;
@@ -277,13 +327,26 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
   let prefix = reversePrefix(family, tid);
+  let victim: i64 = -1; // the oldest transitory holder seen (only TCP holds TCP ports)
+  let victimNat: u64 = 0;
+  let victimAge: i32 = -1;
   for (let i: u32 = 0; i < tries; i++) {
     let port = natPortCandidate(seed, i, range);
     let nraw = <u32>bswap<u16>(<u16>port);
     let h = reverseHash(prefix, family, proto, tportRaw, nraw);
-    if (!bindingTaken(family, proto, tid, tportRaw, nraw, h, now)) return (<u64>h << 32) | <u64>port;
+    let holder = bindingHolder(family, proto, tid, tportRaw, nraw, h, now);
+    if (holder < 0) return (<u64>h << 32) | <u64>port;
+    let rec = flowPtr(<u32>holder);
+    let age = <i32>(now - load<u32>(rec + F_LAST));
+    if (transitory(rec) && age > victimAge) {
+      victim = holder;
+      victimNat = (<u64>h << 32) | <u64>port;
+      victimAge = age;
+    }
   }
-  return NO_PORT;
+  if (victim < 0) return NO_PORT;
+  flowFree(<u32>victim); // early drop: the binding is free before it is handed out again
+  return victimNat;
 }
 
 /** A record for a new flow: free list, fresh records, then expired or transitory victims. */
@@ -304,9 +367,7 @@ function takeRecord(now: u32): i64 {
     let f = <u32>load<u8>(rec + F_FLAGS);
     if ((f & FF_USED) == 0) continue;
     if (flowStale(rec, now)) { victim = <i64>idx; break; }
-    if (victim < 0 && (<u32>load<u8>(rec + F_PROTO) == PROTO_TCP) && ((f & FF_ESTABLISHED) == 0 || (f & FF_CLOSED) != 0)) {
-      victim = <i64>idx;
-    }
+    if (victim < 0 && transitory(rec)) victim = <i64>idx;
   }
   if (victim < 0) return -1;
   flowFree(<u32>victim);
@@ -316,10 +377,14 @@ function takeRecord(now: u32): i64 {
 /**
  * Create a flow for the tuple src:sport -> dst:dport of group gid, pinned to
  * target tid, under the hash `hfwd` of its client->TA key. For a legacy
- * target a NAT port is allocated. Returns the record index, or minus the
- * Reason it could not be created for (nat-ports-exhausted, flow-table-full).
+ * target a NAT port is allocated. `syn`: a TCP flow opened by a SYN, counted
+ * half-open against its source's cap. Returns the record index, or minus the
+ * Reason it could not be created for (half-open-limit, nat-ports-exhausted,
+ * flow-table-full).
  */
-export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32): i64 {
+export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool): i64 {
+  let counter = halfOpenCounter(family, src);
+  if (syn && <u32>load<u16>(counter) >= halfOpenPerSource) return -<i64>Reason.HalfOpenLimit;
   let t = targetPtr(tid);
   let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
   let tport = raw16(t + T_PORT);
@@ -350,7 +415,8 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   store<u32>(rec + F_GROUP, gid);
   store<u32>(rec + F_TARGET, tid);
   store<u8>(rec + F_PROTO, <u8>proto);
-  store<u8>(rec + F_FLAGS, <u8>(FF_USED | (family == 6 ? FF_V6 : 0) | (aware ? FF_AWARE : 0)));
+  store<u8>(rec + F_FLAGS, <u8>(FF_USED | (family == 6 ? FF_V6 : 0) | (aware ? FF_AWARE : 0) | (syn ? FF_HALF_OPEN : 0)));
+  if (syn) store<u16>(counter, load<u16>(counter) + 1);
   store<u32>(rec + F_LAST, now);
   store<u32>(rec + F_HFWD, hfwd);
   indexInsert(index, indexBuckets, hfwd, idx << 1);

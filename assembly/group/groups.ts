@@ -39,6 +39,8 @@ export const G_SCOPES: usize = 68; // u32 pointer to scope rules (SCOPE_SIZE byt
 export const G_NSCOPES: usize = 72; // u32
 export const G_CANDIDATES: usize = 76; // u32 pointer: usable targets as (id, identity hash, weight, 0) u32 quadruples
 export const G_NCANDIDATES: usize = 80; // u32
+export const G_RING: usize = 84; // u32 pointer to the sorted ring points of a ring table (ring.ts), 0 for other kinds
+export const G_NRING: usize = 88; // u32 points in the ring
 
 /** A scope rule: clients in prefix/len only reach targets with this label. */
 export const SCOPE_SIZE: usize = 20;
@@ -74,6 +76,7 @@ export const TF_UP: u32 = 4;
 export const TF_LIVE: u32 = 8; // member of its group (cleared on removal)
 export const TF_USED: u32 = 16; // slot in use (until its last flow is gone)
 export const TF_DIRTY: u32 = 32; // scratch of group_commit: the target lost (or changed) its table slots
+export const TF_KEPT: u32 = 64; // scratch of updateRing: the target stays on the ring as it was
 
 let groups: usize = 0;
 let groupCap: u32 = 0;
@@ -263,6 +266,9 @@ export function group_set_scopes(gid: u32, n: u32): i32 {
 }
 
 function freeGroupTables(g: usize): void {
+  heapFree(<usize>load<u32>(g + G_RING));
+  store<u32>(g + G_RING, 0);
+  store<u32>(g + G_NRING, 0);
   heapFree(<usize>load<u32>(g + G_CANDIDATES));
   store<u32>(g + G_CANDIDATES, 0);
   store<u32>(g + G_NCANDIDATES, 0);

@@ -1,11 +1,15 @@
-// Per-group lookup tables, rebuilt by group_commit() after targets change:
-// only the group that changed is rebuilt.
+// Per-group lookup tables, brought up to date by group_commit() after targets
+// change: only the group that changed, and within it only what the change
+// moves where the table kind allows (rendezvous tables: the slots a changed
+// target owned or may take; ring tables: the entries in front of points that
+// came or went, ring.ts). A table is built whole only when its size or kind
+// changes (the group's member slots doubled) or most of it changed.
 //
 // Affinity is consistent hashing whose result depends only on the set of
 // usable targets, their weights and the table size, so every proxy with the
 // same view picks the same target, and a target that leaves moves exactly
 // its own keys: rendezvous hashing itself for small groups, a table of M =
-// 101 entries per member slot for larger ones (filled by rendezvous up to 512
+// 101 entries per member slot for larger ones (filled by rendezvous up to 128
 // slots, from a consistent-hashing ring beyond), read with one load.
 
 import { ControlError } from "../shared/abi";
@@ -14,8 +18,9 @@ import { rendezvousCost, rendezvousHash, rendezvousKey } from "../hash";
 import {
   groupLive, groupPtr, targetPtr, targetUsable, G_NTARGETS, G_TARGETS, G_TABLE, G_TABLE_SIZE,
   G_NEAR, G_NNEAR, G_CAP, G_USABLE, G_WMAX, G_FLAGS, GF_EQUAL_WEIGHTS, GF_RENDEZVOUS_TABLE, G_CANDIDATES, G_NCANDIDATES,
-  T_FLAGS, TF_DIRTY, T_GROUP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
+  G_RING, T_FLAGS, TF_DIRTY, T_GROUP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
+import { buildRing, freeRing, ringScale, updateRing } from "./ring";
 
 /** Table entries per member slot (M > 100 N keeps the shares within about 10%). */
 export const TABLE_FACTOR: u32 = 101;
@@ -24,11 +29,12 @@ export const TABLE_FACTOR: u32 = 101;
  * (no table); up to RENDEZVOUS_TABLE_MAX_SLOTS, a table whose every slot is
  * owned by that slot's rendezvous winner — both move exactly the keys of a
  * target that leaves. Larger groups read a consistent-hashing ring through
- * the table (fillRing): as exact, and built in O(points log points) where a
+ * the table (ring.ts): as exact, and built in O(points log points) where a
  * rendezvous table costs entries x targets.
  */
 export const HRW_MAX_SLOTS: u32 = 64;
-export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 512;
+/** (Building one costs entries x targets: at 128 slots about a million hashes; beyond, a ring is cheaper to keep.) */
+export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 128;
 
 function isPrime(n: u32): bool {
   if (n < 2) return false;
@@ -65,6 +71,7 @@ export function group_commit(gid: u32): i32 {
   let wmax: u32 = 0;
   let wmin: u32 = 0xffffffff;
   let dmin: u32 = 0xffffffff;
+  let wsum: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     let tid = load<u32>(list + (<usize>i << 2));
     if (!targetUsable(tid)) continue;
@@ -73,6 +80,7 @@ export function group_commit(gid: u32): i32 {
     let w = load<u32>(targetPtr(tid) + T_WEIGHT);
     if (w > wmax) wmax = w;
     if (w < wmin) wmin = w;
+    wsum += w;
     let d = load<u32>(targetPtr(tid) + T_DISTANCE);
     if (d < dmin) dmin = d;
   }
@@ -83,17 +91,36 @@ export function group_commit(gid: u32): i32 {
   let table: usize = 0;
   let reused = false;
   let flags0 = <u32>load<u8>(g + G_FLAGS);
-  if (rendezvousTable && (flags0 & GF_RENDEZVOUS_TABLE) != 0 && load<u32>(g + G_TABLE_SIZE) == m) {
+  let sameTable = m != 0 && load<u32>(g + G_TABLE) != 0 && load<u32>(g + G_TABLE_SIZE) == m && ((flags0 & GF_RENDEZVOUS_TABLE) != 0) == rendezvousTable;
+  let old = <usize>load<u32>(g + G_CANDIDATES);
+  let nOld = load<u32>(g + G_NCANDIDATES);
+  if (sameTable && rendezvousTable) {
     // the same kind and size as before: update the slots the change touches
     table = <usize>load<u32>(g + G_TABLE);
-    updateRendezvous(gid, table, m, <usize>load<u32>(g + G_CANDIDATES), load<u32>(g + G_NCANDIDATES), usable, u);
+    updateRendezvous(gid, table, m, old, nOld, usable, u);
     reused = true;
+  } else if (m != 0 && !rendezvousTable) {
+    // a ring table: the kept ring changes by the points that came and went (at the same points per
+    // weight), and only the entries they move change; a table of a new size is filled from the ring.
+    // Else the ring is built anew (and replaces the old one only once complete).
+    reused = sameTable;
+    table = sameTable ? <usize>load<u32>(g + G_TABLE) : heapAlloc(<usize>m << 2);
+    if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
+    let scale = ringScale(wsum);
+    let oldSum: u64 = 0;
+    for (let k: u32 = 0; k < nOld; k++) oldSum += load<u32>(old + (<usize>k << 4) + 8);
+    let done = load<u32>(g + G_RING) != 0 && ringScale(oldSum) == scale && updateRing(gid, table, m, old, nOld, usable, u, scale, !sameTable);
+    if (!done && !buildRing(g, table, m, usable, u, scale)) {
+      if (!sameTable) heapFree(table);
+      heapFree(usable);
+      return ControlError.NoMemory;
+    }
   } else if (m != 0) {
     table = heapAlloc(<usize>m << 2);
     if (table == 0) { heapFree(usable); return ControlError.NoMemory; }
-    if (rendezvousTable) fillRendezvous(table, m, usable, u);
-    else if (!fillRing(table, m, usable, u)) { heapFree(table); heapFree(usable); return ControlError.NoMemory; }
+    fillRendezvous(table, m, usable, u);
   }
+  if (m == 0 || rendezvousTable) freeRing(g);
   // nearest usable targets (proximity policy), in list order
   let near = heapAlloc(<usize>(u + 1) << 2);
   if (near == 0) { if (!reused) heapFree(table); heapFree(usable); return ControlError.NoMemory; }
@@ -227,83 +254,18 @@ function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32,
   heapFree(challengers);
 }
 
-/** Points on the ring per unit of weight. */
-export const RING_POINTS: u32 = 101;
-/** At most this many points in one group's ring: heavier groups get proportionally fewer per unit of weight. */
-export const RING_MAX_POINTS: u32 = 1 << 22;
-
 /**
- * A consistent-hashing ring read through a table (groups over
- * RENDEZVOUS_TABLE_MAX_SLOTS member slots): each target puts RING_POINTS x
- * weight points on a 32-bit ring, at hashes of its identity; table entry j
- * belongs to the first point at or after j * 2^32 / m. A target that leaves
- * takes its points, and only the entries that fell to them change owner.
- * Points are sorted by (position, identity hash) with a stable LSD radix
- * sort, so every proxy with the same membership builds the same table.
+ * Exported, for tests: a digest of group gid's lookup table that names each
+ * entry's owner by identity (its endpoint hash), not by target id, so two
+ * data planes that reached the same membership along different histories can
+ * be compared. 0 when the group has no table.
  */
-function fillRing(table: usize, m: u32, usable: usize, u: u32): bool {
-  let total: u64 = 0;
-  for (let i: u32 = 0; i < u; i++) total += <u64>RING_POINTS * <u64>load<u32>(targetPtr(load<u32>(usable + (<usize>i << 2))) + T_WEIGHT);
-  let scale = (total + <u64>RING_MAX_POINTS - 1) / <u64>RING_MAX_POINTS;
-  if (scale == 0) scale = 1;
-  let count: u64 = 0;
-  for (let i: u32 = 0; i < u; i++) count += ringPoints(load<u32>(usable + (<usize>i << 2)), scale);
-  // records of 16 bytes: key (position << 32 | identity hash), target id
-  let pts = heapAlloc(<usize>count << 4);
-  if (pts == 0) return false;
-  let tmp = heapAlloc(<usize>count << 4);
-  if (tmp == 0) { heapFree(pts); return false; }
-  let counts = heapAlloc(65536 << 2);
-  if (counts == 0) { heapFree(tmp); heapFree(pts); return false; }
-  let n: usize = 0;
-  for (let i: u32 = 0; i < u; i++) {
-    let tid = load<u32>(usable + (<usize>i << 2));
-    let h = load<u32>(targetPtr(tid) + T_HASH);
-    let v = ringPoints(tid, scale);
-    for (let k: u32 = 0; k < v; k++) {
-      let r = pts + (n << 4);
-      store<u64>(r, (<u64>rendezvousHash(rendezvousKey(k), h) << 32) | <u64>h);
-      store<u32>(r + 8, tid);
-      n++;
-    }
-  }
-  // LSD radix sort on the 64-bit key, 16 bits a pass (stable)
-  let src = pts, dst = tmp;
-  for (let shift: u64 = 0; shift < 64; shift += 16) {
-    memory.fill(counts, 0, 65536 << 2);
-    for (let i: usize = 0; i < n; i++) {
-      let d = <usize>((load<u64>(src + (i << 4)) >> shift) & 0xffff) << 2;
-      store<u32>(counts + d, load<u32>(counts + d) + 1);
-    }
-    let sum: u32 = 0;
-    for (let d: usize = 0; d < 65536; d++) {
-      let c = load<u32>(counts + (d << 2));
-      store<u32>(counts + (d << 2), sum);
-      sum += c;
-    }
-    for (let i: usize = 0; i < n; i++) {
-      let r = src + (i << 4);
-      let d = <usize>((load<u64>(r) >> shift) & 0xffff) << 2;
-      let at = <usize>load<u32>(counts + d);
-      store<u32>(counts + d, <u32>(at + 1));
-      memory.copy(dst + (at << 4), r, 16);
-    }
-    let t = src; src = dst; dst = t;
-  }
-  // entry j: the first point at or after j * 2^32 / m, wrapping to the first
-  let p: usize = 0;
-  for (let j: u32 = 0; j < m; j++) {
-    let pos = (<u64>j << 32) / <u64>m;
-    while (p < n && (load<u64>(src + (p << 4)) >> 32) < pos) p++;
-    store<u32>(table + (<usize>j << 2), load<u32>(src + ((p < n ? p : 0) << 4) + 8));
-  }
-  heapFree(counts);
-  heapFree(tmp);
-  heapFree(pts);
-  return true;
-}
-
-@inline function ringPoints(tid: u32, scale: u64): u32 {
-  let v = <u64>RING_POINTS * <u64>load<u32>(targetPtr(tid) + T_WEIGHT) / scale;
-  return v == 0 ? 1 : <u32>v;
+export function group_table_digest(gid: u32): u32 {
+  if (!groupLive(gid)) return 0;
+  let g = groupPtr(gid);
+  let m = load<u32>(g + G_TABLE_SIZE);
+  let table = <usize>load<u32>(g + G_TABLE);
+  let h: u32 = 0x811c9dc5 ^ m;
+  for (let j: u32 = 0; j < m; j++) h = (h ^ load<u32>(targetPtr(load<u32>(table + (<usize>j << 2))) + T_HASH)) * 0x01000193;
+  return h;
 }

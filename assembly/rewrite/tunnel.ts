@@ -30,6 +30,8 @@ export function nextIpId(): u32 {
 /**
  * Encapsulate the parsed packet (descriptor d) from `src` to `dst` (16-byte
  * address buffers of the packet's family). `entropy` seeds the IPv6 flow label.
+ * Bytes past the inner packet's IP length (link padding, trailers) are left
+ * out of the tunnel. The caller makes sure the outer length fits 16 bits.
  */
 export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entropy: u32): void {
   let outerLen = outerHeaderLen(pkt.family);
@@ -40,8 +42,9 @@ export function encapsulate(pkt: Packet, d: usize, src: usize, dst: usize, entro
     if (pkt.partial) setVnetCsumStart(newOff, vnetCsumStart(newOff) + outerLen);
   }
   store<u32>(d + Desc.OFF, <u32>newOff);
-  store<u32>(d + Desc.LEN, load<u32>(d + Desc.LEN) + outerLen);
-  store<u32>(d + Desc.WIRELEN, load<u32>(d + Desc.WIRELEN) + outerLen);
+  // the frame ends where the inner IP packet does (or where the capture cut it): no padding or trailer in the tunnel
+  store<u32>(d + Desc.LEN, pkt.linkLen + <u32>(pkt.ipEnd - pkt.l3) + outerLen);
+  store<u32>(d + Desc.WIRELEN, pkt.linkLen + pkt.ipTotal + outerLen);
 }
 
 /** Bytes of the outer IP header for an inner packet of `family`. */

@@ -211,11 +211,21 @@ export enum Reason {
   GsoTypeMismatch = 36,
   /** A super-packet to a PIAS-aware target that the batch's segment area has no room left to segment (see gso_area). */
   GsoNoRoom = 37,
+  /** To an address of the anycast prefixes that has no group, with nothing (no cluster) to resolve it. */
+  NoGroup = 38,
+  /** To the proxy's own address with no live NAT binding: a reply whose flow expired or was evicted, or that a restart lost. */
+  NoBinding = 39,
+  /** IPv4 without DF too long to encapsulate at all: the outer header's total length would exceed 65,535. */
+  TunnelOverflow = 40,
+  /** A SYN whose source already has halfOpenPerSource half-open flows (SYN-flood protection). */
+  HalfOpenLimit = 41,
+  /** To an anycast-prefix address with no group, past the packets per second the host takes to resolve. */
+  ResolveThrottled = 42,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 38,
+  REASON_COUNT = 43,
 }
 
 /**

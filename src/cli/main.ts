@@ -3,8 +3,12 @@
 // module in ./commands exporting `run(args)`. Errors become one line on
 // stderr and a non-zero exit status, never a stack trace.
 
-import { PiasError } from "../errors.js";
+import { PiasError, printable } from "../errors.js";
+import { holdSighup } from "./early-signals.js";
 import { UsageError } from "./usage.js";
+
+// before any slow import: a SIGHUP to a starting daemon must not kill it
+if (process.argv[2] === "run") holdSighup();
 
 const USAGE = `usage: pias <command> [options]
 
@@ -72,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = (err as { code?: string })?.code;
     if (err instanceof UsageError || (code && PARSE_ERRORS.has(code))) {
-      console.error(`pias: ${(err as Error).message.split("\n")[0]}\n${USAGE}`);
+      console.error(`pias: ${printable((err as Error).message.split("\n")[0])}\n${USAGE}`);
       return 2;
     }
     if (err instanceof PiasError) {
@@ -81,10 +85,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const e = err as NodeJS.ErrnoException;
     if (e && typeof e.code === "string" && e.message) {
-      console.error(`pias: ${e.message.split("\n")[0]}`);
+      console.error(`pias: ${printable(e.message.split("\n")[0])}`);
       return 1;
     }
-    console.error(`pias: internal error: ${(err as Error)?.message?.split("\n")[0] ?? String(err)}`);
+    console.error(`pias: internal error: ${printable((err as Error)?.message?.split("\n")[0] ?? String(err))}`);
     return 70;
   }
 }

@@ -71,6 +71,11 @@ function firstLine(s: string): string {
   return s.split(/\r?\n/, 1)[0].trim();
 }
 
+/** The message for a parser that ran out of stack on deeply nested input, or undefined for any other error. */
+function tooDeep(err: unknown): string | undefined {
+  return /Maximum call stack size exceeded/.test(String((err as Error)?.message)) ? "nested too deeply to be a configuration" : undefined;
+}
+
 /** 1-based line of a character offset. */
 function lineOf(text: string, offset: number): number {
   let line = 1;
@@ -91,17 +96,23 @@ function yaml(): Yaml {
 function parseYaml(text: string, name: string): Parsed {
   const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: "1.2", logLevel: "error" });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, version: "1.2", logLevel: "error" });
+  } catch (err) {
+    throw new ConfigError(`${name}: ${tooDeep(err) ?? firstLine((err as Error).message)}`);
+  }
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
     const { line } = lineCounter.linePos(problem.pos[0]);
-    throw new ConfigError(`${name}:${line}: ${firstLine(problem.message).replace(/ at line \d+, column \d+:?$/, "")}`);
+    const message = tooDeep(problem) ?? firstLine(problem.message).replace(/ at line \d+, column \d+:?$/, "");
+    throw new ConfigError(`${name}:${line}: ${message}`);
   }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError(`${name}: ${firstLine((err as Error).message)}`);
+    throw new ConfigError(`${name}: ${tooDeep(err) ?? firstLine((err as Error).message)}`);
   }
   if (value === null && doc.contents === null) throw new ConfigError(`${name}: the configuration is empty`);
   return { value, locate: (path) => locateYaml(doc, path) };
@@ -138,6 +149,9 @@ class JsonSyntaxError extends Error {
     super(message);
   }
 }
+
+/** Nesting a configuration may use at most (a real one needs about 6): deeper input is refused, not recursed into. */
+const MAX_DEPTH = 64;
 
 /**
  * A strict JSON (RFC 8259) scanner that records where each path starts and
@@ -180,6 +194,7 @@ class JsonScanner {
 
   private value(path: ConfigPath): void {
     if (path.length === 0) this.record(path, this.pos);
+    if (path.length >= MAX_DEPTH) this.fail(`nested deeper than ${MAX_DEPTH} levels`);
     const c = this.text[this.pos];
     if (c === "{") return this.object(path);
     if (c === "[") return this.array(path);

@@ -56,6 +56,8 @@ export interface ProxyConfig {
   readonly timeouts: Timeouts;
   /** The anycast prefixes this proxy serves (canonical text): packets to them with no group go to the host. */
   readonly anycastPrefixes: readonly string[];
+  /** SYN-flood protection: TCP flows opened by a SYN and not yet established, per client address, at most. */
+  readonly halfOpenPerSource: number;
 }
 
 export interface TargetConfig {
@@ -189,6 +191,14 @@ export interface ClusterConfig {
   /** Configured distance to other proxies by id (proximity among JAPs); unlisted: 100. */
   readonly distances: Readonly<Record<string, number>>;
   readonly groups: readonly ClusterGroupConfig[];
+  /** JAP: new targets admitted per second at most, over all sources. */
+  readonly joinsPerSecond: number;
+  /** IAP: packets to unknown TAs the data plane hands to the host per second at most (the rest: resolve-throttled). */
+  readonly unresolvedPerSecond: number;
+  /** IAP: lookups of unknown groups sent per second at most. */
+  readonly lookupsPerSecond: number;
+  /** IAP: seconds a "no JAP serves this group" answer is kept at most. */
+  readonly negativeTtl: number;
 }
 
 export interface PiasConfig {
@@ -225,6 +235,7 @@ export const DEFAULT_AFFINITY: AffinityMode = "client";
 export const DEFAULT_WEIGHT = 1;
 export const DEFAULT_AWARE = false;
 export const DEFAULT_DISTANCE = 0;
+export const DEFAULT_HALF_OPEN_PER_SOURCE = 512;
 
 export const DEFAULT_DAEMON: DaemonConfig = Object.freeze({
   io: "tun",
@@ -248,6 +259,7 @@ export const LIMITS = Object.freeze({
   port: [0, 65535],
   natPort: [1, 65535],
   tunnelMtu: [576, 65535],
+  halfOpenPerSource: [1, 65535],
   /** Smallest tunnel MTU once the proxy carries IPv6 (RFC 8200). */
   tunnelMtuIPv6: 1280,
   /** Timeouts are whole seconds, at most one year. */

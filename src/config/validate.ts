@@ -15,7 +15,7 @@ import { validateOverlay } from "./overlay.js";
 import { endpointKey, formatPrefix, parsePrefix, type Prefix } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import {
-  AFFINITY_MODES, DEFAULT_AFFINITY, DEFAULT_AWARE, DEFAULT_CAPACITY, DEFAULT_DISTANCE, DEFAULT_NAT_PORTS, DEFAULT_POLICY,
+  AFFINITY_MODES, DEFAULT_AFFINITY, DEFAULT_AWARE, DEFAULT_CAPACITY, DEFAULT_DISTANCE, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_NAT_PORTS, DEFAULT_POLICY,
   DEFAULT_TIMEOUTS, DEFAULT_TUNNEL_MTU, DEFAULT_VERIFY_CHECKSUMS, DEFAULT_WEIGHT, DEFAULT_DAEMON, HEALTH_CHECKS, LIMITS, POLICIES,
   PROTOCOLS, type Capacity, type ClusterConfig, type ClusterGroupConfig, type DaemonConfig, type GroupConfig, type HealthConfig,
   type PiasConfig, type Protocol, type ProxyConfig, type ScopeConfig, type TargetConfig, type Timeouts,
@@ -32,9 +32,9 @@ export function defaultConfig(): PiasConfig {
 }
 
 const TOP_KEYS = ["proxy", "capacity", "groups", "daemon", "cluster", "bgp", "overlay"] as const;
-const CLUSTER_KEYS = ["id", "controlPort", "key", "acceptKey", "seeds", "replicas", "distances", "groups", "store"] as const;
+const CLUSTER_KEYS = ["id", "controlPort", "key", "acceptKey", "seeds", "replicas", "distances", "groups", "store", "joinsPerSecond", "unresolvedPerSecond", "lookupsPerSecond", "negativeTtl"] as const;
 const CLUSTER_GROUP_KEYS = ["protocol", "address", "port", "joinKey", "acceptJoinKey", "policy", "affinity"] as const;
-const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes"] as const;
+const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunnelMtu", "timeouts", "anycastPrefixes", "halfOpenPerSource"] as const;
 const DAEMON_KEYS = ["io", "tunName", "tunIo", "tunOffload", "workers", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
@@ -106,6 +106,7 @@ function validateProxy(v: unknown): ProxyConfig {
     tunnelMtu,
     timeouts,
     anycastPrefixes,
+    halfOpenPerSource: optInteger(o, "halfOpenPerSource", path, LIMITS.halfOpenPerSource, DEFAULT_HALF_OPEN_PER_SOURCE),
   };
 }
 
@@ -194,6 +195,10 @@ function validateCluster(v: unknown, proxy: ProxyConfig): ClusterConfig {
     replicas: optInteger(o, "replicas", path, [1, 8], 2),
     distances,
     groups,
+    joinsPerSecond: optInteger(o, "joinsPerSecond", path, [1, 1000000], 200),
+    unresolvedPerSecond: optInteger(o, "unresolvedPerSecond", path, [1, 1000000], 1000),
+    lookupsPerSecond: optInteger(o, "lookupsPerSecond", path, [1, 1000000], 200),
+    negativeTtl: optInteger(o, "negativeTtl", path, [1, 3600], 30),
   };
 }
 

@@ -3,7 +3,7 @@
 // integers in a range, addresses, hex keys, ...). Every section validator
 // (src/config/validate.ts and the sections in their own files) uses these.
 
-import { ConfigError } from "../errors.js";
+import { ConfigError, printable } from "../errors.js";
 import { formatAddress, parseAddress, AddressError, type Family } from "../net/addr.js";
 
 export type ConfigPath = readonly (string | number)[];
@@ -63,7 +63,7 @@ export function isPlainObject(v: unknown): v is Raw {
 
 /** Quote a string for a one-line message. */
 export function quote(s: string): string {
-  return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
+  return printable(JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s));
 }
 
 /** How a message shows a value it did not accept. */

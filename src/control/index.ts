@@ -17,6 +17,7 @@ export * from "./store-sync.js";
 export * from "./jap.js";
 export * from "./rap.js";
 export * from "./iap.js";
+export * from "./negative.js";
 export * from "./discovery.js";
 export * from "./partition.js";
 export * from "./overlay.js";

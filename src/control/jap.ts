@@ -17,11 +17,21 @@
 // - When the ring changes, a group whose RAP set changed registers with its
 //   new RAPs (and unregisters from live proxies that are no longer RAPs).
 // - Messages to each RAP are batched per flush() into as few frames as fit.
+// - Admission is bounded for the whole JAP, not only per source address (the
+//   node's limiter): at most `joinsPerSecond` new targets a second, however
+//   many sources sign joins with a valid key; joins past it are dropped and
+//   counted (the joiner retries with backoff).
+// - With `deferInstall`, a new target is not acknowledged, counted or
+//   registered until the owner has installed it in the data plane and called
+//   confirm(): a refused install is a refused join, with a reason the joiner
+//   sees (a target the data plane has no room for must not be a silent black
+//   hole that the RAPs route clients to).
 //
 // It never touches the data plane: the owner listens to target events
 // (add/update/remove) and calls DataPlane.addTarget/removeTarget.
 
 import { DeadlineHeap } from "./deadlines.js";
+import { TokenBucket } from "./ratelimit.js";
 import type { JoinMessage, KeepaliveMessage, LeaveMessage, LoadEntry, Message, ProxyRef, RejectCode, TargetInfo } from "./message.js";
 import { murmur3, type Ring } from "./rendezvous.js";
 import { epFromId, epId, taFromId, taId, taKey, type Endpoint, type TransportAddress } from "./ta.js";
@@ -51,6 +61,12 @@ export interface JapOptions {
   readonly load?: (ta: TransportAddress, targets: number) => number;
   /** Entries per REGISTER/REFRESH/UNREGISTER frame at most. Default 48 (about 1.2 kB of IPv6 TAs). */
   readonly batchEntries?: number;
+  /** New targets admitted per second at most, over all groups and sources. Default 200. */
+  readonly joinsPerSecond?: number;
+  /** New targets admitted at once before the rate applies. Default 400. */
+  readonly joinBurst?: number;
+  /** New targets wait for confirm() before they are acknowledged and registered. Default false. */
+  readonly deferInstall?: boolean;
 }
 
 export type TargetEventKind = "add" | "update" | "remove";
@@ -80,15 +96,22 @@ interface JapTarget {
   /** Last ms the target is kept without hearing from it. */
   expires: number;
   alive: boolean;
+  /** In the data plane (always, without deferInstall); until then not acknowledged, counted or registered. */
+  installed: boolean;
+  /** Where the acknowledgement goes once confirm() decides (pending targets only). */
+  replyTo: Endpoint | undefined;
 }
 
 interface JapGroup {
   /** taId of the group's TA. */
   readonly key: string;
-  /** The group's only target while it has exactly one; otherwise `many` holds them. */
+  /** The group's only target while it has exactly one; otherwise `many` holds them (installed or pending). */
   one: JapTarget | undefined;
   many: Map<string, JapTarget> | undefined;
+  /** Installed targets. */
   size: number;
+  /** Targets waiting for confirm(). */
+  pending: number;
   /** RAP ids this group is registered with (best first). */
   raps: string[];
   alive: boolean;
@@ -108,6 +131,11 @@ function targetList(g: JapGroup): JapTarget[] {
   return g.one !== undefined ? [g.one] : g.many ? [...g.many.values()] : [];
 }
 
+function installedList(g: JapGroup): JapTarget[] {
+  const all = targetList(g);
+  return g.pending === 0 ? all : all.filter((t) => t.installed);
+}
+
 export class Jap {
   readonly keepaliveIntervalS: number;
   readonly missedKeepalives: number;
@@ -123,8 +151,14 @@ export class Jap {
   /** RAP id -> TA key -> the last operation queued for it (the last one wins). */
   private readonly outbox = new Map<string, Map<string, Op>>();
   private readonly listeners: ((ev: TargetEvent) => void)[] = [];
+  private readonly admission: TokenBucket;
+  private readonly deferInstall: boolean;
   private targets = 0;
-  readonly counters = { joins: 0, rejoins: 0, keepalives: 0, leaves: 0, expired: 0, rejected: 0, registers: 0, unregisters: 0, refreshes: 0 };
+  private pendingTargets = 0;
+  readonly counters = {
+    joins: 0, rejoins: 0, keepalives: 0, leaves: 0, expired: 0, rejected: 0, throttled: 0, installRefused: 0, registers: 0, unregisters: 0,
+    refreshes: 0,
+  };
 
   constructor(private readonly opts: JapOptions) {
     this.keepaliveIntervalS = opts.keepaliveIntervalS ?? 10;
@@ -134,6 +168,8 @@ export class Jap {
     this.maxPerGroup = opts.maxTargetsPerGroup ?? 1 << 20;
     this.maxTargets = opts.maxTargets ?? 1 << 24;
     this.batch = opts.batchEntries ?? 48;
+    this.admission = new TokenBucket(opts.joinsPerSecond ?? 200, opts.joinBurst ?? 400);
+    this.deferInstall = opts.deferInstall ?? false;
     // Rounds are staggered by proxy id, so a cluster started at once does not refresh in step.
     const phase = murmur3(new TextEncoder().encode(opts.self.id), 0x5eed) / 2 ** 32;
     this.nextRound = opts.now() + this.refreshIntervalMs * (1 + phase);
@@ -147,20 +183,26 @@ export class Jap {
     return this.groups.size;
   }
 
+  /** Installed targets. */
   get targetCount(): number {
     return this.targets;
   }
 
-  /** The targets of a group here (empty when none). */
-  targetsOf(ta: TransportAddress): TargetInfo[] {
-    const g = this.groups.get(taId(ta));
-    return g ? targetList(g).map(infoOf) : [];
+  /** Targets waiting for confirm(). */
+  get pendingCount(): number {
+    return this.pendingTargets;
   }
 
-  /** Whether the target with this endpoint is a member of the group here. */
+  /** The installed targets of a group here (empty when none). */
+  targetsOf(ta: TransportAddress): TargetInfo[] {
+    const g = this.groups.get(taId(ta));
+    return g ? installedList(g).map(infoOf) : [];
+  }
+
+  /** Whether the target with this endpoint is an installed member of the group here. */
   has(ta: TransportAddress, endpoint: Endpoint): boolean {
     const g = this.groups.get(taId(ta));
-    return g !== undefined && findTarget(g, epId(endpoint)) !== undefined;
+    return g !== undefined && findTarget(g, epId(endpoint))?.installed === true;
   }
 
   /** The RAP ids a group is registered with, best first. */
@@ -190,6 +232,12 @@ export class Jap {
     let g = this.groups.get(key);
     const known = g && findTarget(g, tkey);
     const info = msg.target;
+    if (known && !known.installed) {
+      // a retry while the install is under way: confirm() answers it
+      known.expires = now + this.timeoutMs();
+      known.replyTo = from;
+      return;
+    }
     if (known) {
       known.expires = now + this.timeoutMs();
       if (msg.type === "keepalive") this.counters.keepalives++;
@@ -204,21 +252,29 @@ export class Jap {
       if (msg.type === "join" || changed) this.ack(msg.ta, info.endpoint, from, "none");
       return;
     }
-    const why = this.validate(msg.ta, info) ?? (this.targets >= this.maxTargets || (g && g.size >= this.maxPerGroup) ? "full" : undefined);
+    const full = this.targets + this.pendingTargets >= this.maxTargets || (g !== undefined && g.size + g.pending >= this.maxPerGroup);
+    const why = this.validate(msg.ta, info) ?? (full ? "full" : undefined);
     if (why) {
       this.counters.rejected++;
       this.ack(msg.ta, info.endpoint, from, why);
       return;
     }
+    if (!this.admission.take(now)) {
+      this.counters.throttled++;
+      return;
+    }
     if (msg.type === "keepalive") this.counters.rejoins++;
     else this.counters.joins++;
     if (g === undefined) {
-      g = { key, one: undefined, many: undefined, size: 0, raps: this.opts.ring().raps(msg.ta, this.replicas), alive: true };
+      g = { key, one: undefined, many: undefined, size: 0, pending: 0, raps: this.opts.ring().raps(msg.ta, this.replicas), alive: true };
       this.groups.set(key, g);
-      for (const rap of g.raps) this.queue(rap, key, { kind: "register", group: g });
     }
-    const t: JapTarget = { key: tkey, weight: info.weight, label: info.label, aware: info.aware, group: g, expires: now + this.timeoutMs(), alive: true };
-    if (g.size === 0) g.one = t;
+    const installed = !this.deferInstall;
+    const t: JapTarget = {
+      key: tkey, weight: info.weight, label: info.label, aware: info.aware, group: g, expires: now + this.timeoutMs(), alive: true,
+      installed, replyTo: installed ? undefined : from,
+    };
+    if (g.size + g.pending === 0) g.one = t;
     else {
       if (g.many === undefined) {
         g.many = new Map();
@@ -227,11 +283,46 @@ export class Jap {
       }
       g.many.set(tkey, t);
     }
+    this.expiry.push(t.expires + 1, t);
+    if (installed) this.counted(t);
+    else {
+      g.pending++;
+      this.pendingTargets++;
+    }
+    this.emit({ kind: "add", ta: msg.ta, group: taKey(msg.ta), target: info });
+    if (installed) this.ack(msg.ta, info.endpoint, from, "none");
+  }
+
+  /** A target is served: count it, and register its group on 0 -> 1. */
+  private counted(t: JapTarget): void {
+    const g = t.group;
     g.size++;
     this.targets++;
-    this.expiry.push(t.expires + 1, t);
-    this.emit({ kind: "add", ta: msg.ta, group: taKey(msg.ta), target: info });
-    this.ack(msg.ta, info.endpoint, from, "none");
+    if (g.size === 1) for (const rap of g.raps) this.queue(rap, g.key, { kind: "register", group: g });
+  }
+
+  /**
+   * (deferInstall) The owner's verdict on a new target: "none" when the data
+   * plane installed it (it is then acknowledged, counted and registered),
+   * else the reason it was refused, which the joiner is told. A target that
+   * left or expired meanwhile is ignored.
+   */
+  confirm(ta: TransportAddress, endpoint: Endpoint, reason: RejectCode): void {
+    const g = this.groups.get(taId(ta));
+    const t = g && findTarget(g, epId(endpoint));
+    if (!g || !t || t.installed) return;
+    const to = t.replyTo!;
+    t.replyTo = undefined;
+    g.pending--;
+    this.pendingTargets--;
+    if (reason === "none") {
+      t.installed = true;
+      this.counted(t);
+    } else {
+      this.counters.installRefused++;
+      this.detach(t);
+    }
+    this.ack(ta, endpoint, to, reason);
   }
 
   handleLeave(msg: LeaveMessage): void {
@@ -261,20 +352,31 @@ export class Jap {
 
   private remove(t: JapTarget, reason: RemoveReason): void {
     if (!t.alive) return;
-    t.alive = false;
     const g = t.group;
-    if (g.one === t) g.one = undefined;
-    else g.many?.delete(t.key);
-    g.size--;
-    this.targets--;
+    if (t.installed) {
+      g.size--;
+      this.targets--;
+      if (g.size === 0) for (const rap of g.raps) this.queue(rap, g.key, { kind: "unregister", key: g.key });
+    } else {
+      g.pending--;
+      this.pendingTargets--;
+    }
     if (this.listeners.length) {
       const ta = taFromId(g.key);
       this.emit({ kind: "remove", ta, group: taKey(ta), target: infoOf(t), reason });
     }
-    if (g.size === 0) {
+    this.detach(t);
+  }
+
+  /** Take a target out of its group's structures (and the group out when it is empty). */
+  private detach(t: JapTarget): void {
+    t.alive = false;
+    const g = t.group;
+    if (g.one === t) g.one = undefined;
+    else g.many?.delete(t.key);
+    if (g.size + g.pending === 0) {
       g.alive = false;
       this.groups.delete(g.key);
-      for (const rap of g.raps) this.queue(rap, g.key, { kind: "unregister", key: g.key });
     }
   }
 
@@ -294,7 +396,7 @@ export class Jap {
     // frames (48 groups each) instead of trickling out one group per frame.
     if (now >= this.nextRound) {
       this.nextRound = now + this.refreshIntervalMs;
-      for (const g of this.groups.values()) for (const rap of g.raps) this.queue(rap, g.key, { kind: "refresh", group: g });
+      for (const g of this.groups.values()) if (g.size > 0) for (const rap of g.raps) this.queue(rap, g.key, { kind: "refresh", group: g });
     }
   }
 
@@ -304,8 +406,10 @@ export class Jap {
     for (const g of this.groups.values()) {
       const next = ring.raps(taFromId(g.key), this.replicas);
       if (next.length === g.raps.length && next.every((id, i) => id === g.raps[i])) continue;
-      for (const id of next) if (!g.raps.includes(id)) this.queue(id, g.key, { kind: "register", group: g });
-      for (const id of g.raps) if (!next.includes(id) && ring.has(id)) this.queue(id, g.key, { kind: "unregister", key: g.key });
+      if (g.size > 0) {
+        for (const id of next) if (!g.raps.includes(id)) this.queue(id, g.key, { kind: "register", group: g });
+        for (const id of g.raps) if (!next.includes(id) && ring.has(id)) this.queue(id, g.key, { kind: "unregister", key: g.key });
+      }
       g.raps = next;
     }
   }

@@ -128,8 +128,13 @@ export interface Member {
 export type DiscoverMode = "random" | "nearest";
 
 export const JoinStatus = { Accepted: 0, Rejected: 1 } as const;
-export type RejectCode = "none" | "full" | "family-mismatch" | "bad-target" | "shutting-down";
-export const REJECT_CODES: readonly RejectCode[] = ["none", "full", "family-mismatch", "bad-target", "shutting-down"];
+/**
+ * Why a JAP refused a join (the wire carries the index: only append).
+ * "dataplane-full": the data plane had no room for the target (its target
+ * table or memory); "install-failed": the data plane refused it otherwise.
+ */
+export type RejectCode = "none" | "full" | "family-mismatch" | "bad-target" | "shutting-down" | "dataplane-full" | "install-failed";
+export const REJECT_CODES: readonly RejectCode[] = ["none", "full", "family-mismatch", "bad-target", "shutting-down", "dataplane-full", "install-failed"];
 
 // ---------------------------------------------------------------- messages
 

@@ -33,6 +33,7 @@ import {
   type Message,
   type MessageKind,
   type ProxyRef,
+  type RejectCode,
   type TargetInfo,
 } from "./message.js";
 import { OverlayRole, type OverlayRoleOptions } from "./overlay.js";
@@ -67,7 +68,15 @@ export interface ControlNodeOptions {
   readonly cacheTtlS?: number;
   readonly lookupTimeoutMs?: number;
   readonly maxPendingPerGroup?: number;
+  /** IAP: new LOOKUPs per second at most (see IapOptions). */
+  readonly lookupsPerSecond?: number;
+  /** IAP: how long a negative answer is kept at most, s. */
+  readonly negativeTtlS?: number;
   readonly maxTargetsPerGroup?: number;
+  /** JAP: new targets admitted per second at most, over all sources (see JapOptions). */
+  readonly joinsPerSecond?: number;
+  /** JAP: new targets wait for confirmTarget() (the owner installs them first). */
+  readonly deferInstall?: boolean;
   readonly authWindowMs?: number;
   readonly replayCapacity?: number;
   /** Per-source limit on target frames (JOIN, KEEPALIVE, LEAVE, DISCOVER). */
@@ -96,9 +105,9 @@ export interface NodeStats {
   readonly bytesSent: number;
   readonly bytesReceived: number;
   readonly rejected: Record<RejectReason, number>;
-  readonly jap: { readonly groups: number; readonly targets: number } & Jap["counters"];
-  readonly rap: { readonly groups: number; readonly entries: number } & Rap["counters"];
-  readonly iap: { readonly cache: number; readonly pending: number } & Iap["counters"];
+  readonly jap: { readonly groups: number; readonly targets: number; readonly installing: number } & Jap["counters"];
+  readonly rap: { readonly groups: number; readonly entries: number; readonly negativeWatchers: number } & Rap["counters"];
+  readonly iap: { readonly cache: number; readonly negative: number; readonly pending: number; readonly queuedBytes: number } & Iap["counters"];
   readonly replayCache: number;
   readonly unexpected: number;
 }
@@ -171,6 +180,8 @@ export class ControlNode {
       replicas: opts.replicas,
       maxTargetsPerGroup: opts.maxTargetsPerGroup,
       load: opts.load,
+      joinsPerSecond: opts.joinsPerSecond,
+      deferInstall: opts.deferInstall,
     });
     this.rap = new Rap({ self: this.self, now, send, expiryMs: opts.registrationExpiryMs, ttlS: opts.cacheTtlS });
     this.iap = new Iap({
@@ -182,6 +193,8 @@ export class ControlNode {
       replicas: opts.replicas,
       lookupTimeoutMs: opts.lookupTimeoutMs,
       maxPendingPerGroup: opts.maxPendingPerGroup,
+      lookupsPerSecond: opts.lookupsPerSecond,
+      negativeTtlS: opts.negativeTtlS,
       onRelease: opts.onRelease,
     });
     this.overlay = opts.overlay ? new OverlayRole(opts.overlay, { self: this.self, incarnation: opts.incarnation, now, send, random: this.random }) : null;
@@ -231,10 +244,17 @@ export class ControlNode {
   }
 
   /** The IAP's answer for a group; see Iap.resolve. */
-  resolve(ta: TransportAddress, packet?: Uint8Array): Resolution {
+  resolve(ta: TransportAddress, packet?: Uint8Array | (() => Uint8Array)): Resolution {
     const r = this.iap.resolve(ta, packet);
     this.settle(false);
     return r;
+  }
+
+  /** (deferInstall) The data plane's verdict on a new target: "none" (installed) or why not; see Jap.confirm. */
+  confirmTarget(ta: TransportAddress, endpoint: Endpoint, reason: RejectCode): void {
+    if (this.stopped) return;
+    this.jap.confirm(ta, endpoint, reason);
+    this.settle(false);
   }
 
   /** Unregister every group at its RAPs and stop answering. */
@@ -406,9 +426,12 @@ export class ControlNode {
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
       rejected: { ...this.auth.rejections.counts },
-      jap: { groups: this.jap.groupCount, targets: this.jap.targetCount, ...this.jap.counters },
-      rap: { groups: this.rap.groupCount, entries: this.rap.entryCount, ...this.rap.counters },
-      iap: { cache: this.iap.cacheSize, pending: this.iap.pendingGroups, ...this.iap.counters },
+      jap: { groups: this.jap.groupCount, targets: this.jap.targetCount, installing: this.jap.pendingCount, ...this.jap.counters },
+      rap: { groups: this.rap.groupCount, entries: this.rap.entryCount, negativeWatchers: this.rap.negativeWatcherCount, ...this.rap.counters },
+      iap: {
+        cache: this.iap.cacheSize, negative: this.iap.negative.size, pending: this.iap.pendingGroups, queuedBytes: this.iap.queuedBytes,
+        ...this.iap.counters,
+      },
       replayCache: this.auth.replay.size,
       unexpected: this.unexpected,
     };

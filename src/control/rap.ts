@@ -10,6 +10,12 @@
 //   a PUSH (coalesced: one per group per flush()).
 // - State per group is bounded by the number of proxies: one entry per JAP and
 //   one per watching IAP, keyed by proxy id, whatever the group's size or churn.
+// - A LOOKUP of a group no JAP registered creates nothing per TA (a flood of
+//   lookups for random TAs must not grow memory): the answer is empty, and
+//   the asking IAP is remembered once, whatever the TA, as a *negative
+//   watcher* for the TTL. A group that gets its first JAP is pushed to the
+//   negative watchers too (who then watch it as if they had asked), so an
+//   IAP that cached "nobody" learns at once, and hears of later changes.
 //
 // No sockets, no timers: the owner calls tick() and flush().
 
@@ -27,6 +33,8 @@ export interface RapOptions {
   readonly ttlS?: number;
   /** Groups held at most; registrations of further groups are ignored (counted). Default 1 << 22. */
   readonly maxGroups?: number;
+  /** IAPs remembered as negative watchers at most (one entry per proxy). Default 4096. */
+  readonly maxNegativeWatchers?: number;
 }
 
 interface RapJap {
@@ -49,22 +57,33 @@ interface RapGroup {
   /** Deadline of this group's heap entry, or Infinity when it has none. */
   queuedAt: number;
   dirty: boolean;
+  /** Created since the last flush(): the negative watchers hear of it. */
+  fresh: boolean;
 }
 
 export class Rap {
   readonly expiryMs: number;
   readonly ttlS: number;
   private readonly maxGroups: number;
+  private readonly maxNegativeWatchers: number;
   private readonly groups = new Map<string, RapGroup>();
+  /** IAPs that got an empty answer, by proxy id (bounded by the number of proxies). */
+  private readonly negativeWatchers = new Map<string, Watcher>();
   private readonly timers = new DeadlineHeap<RapGroup>();
   private dirty: RapGroup[] = [];
   private japEntries = 0;
-  readonly counters = { registered: 0, unregistered: 0, expired: 0, lookups: 0, pushes: 0, overflow: 0 };
+  readonly counters = { registered: 0, unregistered: 0, expired: 0, lookups: 0, negativeLookups: 0, pushes: 0, overflow: 0 };
 
   constructor(private readonly opts: RapOptions) {
     this.expiryMs = opts.expiryMs ?? 90_000;
     this.ttlS = opts.ttlS ?? 60;
     this.maxGroups = opts.maxGroups ?? 1 << 22;
+    this.maxNegativeWatchers = opts.maxNegativeWatchers ?? 4096;
+  }
+
+  /** IAPs watching for groups to appear. */
+  get negativeWatcherCount(): number {
+    return this.negativeWatchers.size;
   }
 
   get groupCount(): number {
@@ -101,7 +120,7 @@ export class Rap {
         this.counters.overflow++;
         return undefined;
       }
-      g = { key, japs: [], watchers: null, queuedAt: Infinity, dirty: false };
+      g = { key, japs: [], watchers: null, queuedAt: Infinity, dirty: false, fresh: true };
       this.groups.set(key, g);
     }
     return g;
@@ -161,16 +180,23 @@ export class Rap {
   handleLookup(msg: LookupMessage): void {
     const now = this.opts.now();
     this.counters.lookups++;
-    const g = this.group(msg.ta, true);
+    const g = this.group(msg.ta, false);
     const japs = g ? this.entries(g, now) : [];
+    const until = now + this.ttlS * 1000;
     if (g) {
-      const until = now + this.ttlS * 1000;
       const w = g.watchers?.find((x) => x.proxy.id === msg.iap.id);
       if (w) {
         w.proxy = msg.iap;
         w.until = until;
       } else (g.watchers ??= []).push({ proxy: msg.iap, until });
       this.schedule(g, until);
+    } else {
+      this.counters.negativeLookups++;
+      const w = this.negativeWatchers.get(msg.iap.id);
+      if (w) {
+        w.proxy = msg.iap;
+        w.until = until;
+      } else if (this.negativeWatchers.size < this.maxNegativeWatchers) this.negativeWatchers.set(msg.iap.id, { proxy: msg.iap, until });
     }
     this.opts.send(msg.iap.endpoint, { type: "lookup-reply", rap: this.opts.self, requestId: msg.requestId, ta: msg.ta, ttl: this.ttlS, japs });
   }
@@ -189,11 +215,13 @@ export class Rap {
       }
       if (g.watchers?.some((w) => w.proxy.id === id)) g.watchers = g.watchers.filter((w) => w.proxy.id !== id);
     }
+    this.negativeWatchers.delete(id);
   }
 
   /** Forget expired registrations and watches, and empty groups. Call flush() after. */
   tick(): void {
     const now = this.opts.now();
+    for (const [id, w] of this.negativeWatchers) if (w.until <= now) this.negativeWatchers.delete(id);
     this.timers.popDue(now, (g, at) => {
       if (g.queuedAt !== at) return; // superseded by an earlier entry
       g.queuedAt = Infinity;
@@ -229,10 +257,21 @@ export class Rap {
     this.dirty = [];
     for (const g of dirty) {
       g.dirty = false;
-      if (g.watchers === null) continue;
+      const fresh = g.fresh;
+      g.fresh = false;
+      const negative = fresh && g.japs.length > 0 && this.negativeWatchers.size > 0;
+      if (g.watchers === null && !negative) continue;
       // One message object for every watcher: the node seals it once.
       const push: Message = { type: "push", rap: this.opts.self, ta: taFromId(g.key), ttl: this.ttlS, japs: this.entries(g, now) };
-      for (const w of g.watchers) {
+      if (negative) {
+        // an IAP that cached "nobody" for this TA now caches the JAPs: it watches the group like any that asked
+        for (const n of this.negativeWatchers.values()) {
+          if (n.until <= now || g.watchers?.some((w) => w.proxy.id === n.proxy.id)) continue;
+          (g.watchers ??= []).push({ proxy: n.proxy, until: n.until });
+          this.schedule(g, n.until);
+        }
+      }
+      for (const w of g.watchers ?? []) {
         if (w.until <= now) continue;
         this.counters.pushes++;
         this.opts.send(w.proxy.endpoint, push);

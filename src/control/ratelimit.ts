@@ -1,5 +1,7 @@
-// Token bucket per source address, for frames from targets (joins above all):
-// a flood from one source costs a map lookup, not an HMAC.
+// Token buckets. TokenBucket is one budget (the IAP's lookups, the JAP's
+// admissions: bounds that hold whatever the number of sources). RateLimiter
+// keeps one per source address, for frames from targets (joins above all): a
+// flood from one source costs a map lookup, not an HMAC.
 //
 // The number of tracked sources is bounded: past `maxSources` the source first
 // tracked longest ago is forgotten (a forgotten source starts again with a full
@@ -16,17 +18,37 @@ export interface RateLimitOptions {
   readonly maxSources?: number;
 }
 
-interface Bucket {
-  tokens: number;
+/** One budget: `rate` tokens a second, at most `burst` saved up. Time (ms) is passed in. */
+export class TokenBucket {
+  private tokens: number;
   /** ms of the last refill. */
-  at: number;
+  private at = -Infinity;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+  ) {
+    if (!(rate > 0) || !(burst >= 1)) throw new RangeError("rate and burst must be positive");
+    this.tokens = burst;
+  }
+
+  /** Take one token at time `now`; false when the bucket is empty. */
+  take(now: number): boolean {
+    if (now > this.at) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
+      this.at = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }
 
 export class RateLimiter {
   readonly rate: number;
   readonly burst: number;
   readonly maxSources: number;
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
   /** Tracked sources, oldest first. */
   private readonly order = new Fifo<string>();
   dropped = 0;
@@ -52,18 +74,14 @@ export class RateLimiter {
         this.buckets.delete(this.order.shift()!);
         this.evicted++;
       }
-      b = { tokens: this.burst, at: now };
+      b = new TokenBucket(this.rate, this.burst);
       this.buckets.set(source, b);
       this.order.push(source);
-    } else if (now > b.at) {
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.rate);
-      b.at = now;
     }
-    if (b.tokens < 1) {
+    if (!b.take(now)) {
       this.dropped++;
       return false;
     }
-    b.tokens -= 1;
     this.allowed++;
     return true;
   }

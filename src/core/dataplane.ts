@@ -17,7 +17,7 @@ import { CaptureReader, type CaptureExports } from "../capture/reader.js";
 import { CaptureWriter } from "../capture/writer.js";
 import { OverlayPlane, type OverlayExports, type OverlaySettings } from "./overlay.js";
 import {
-  DEFAULT_CAPACITY, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
+  DEFAULT_CAPACITY, DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_TIMEOUTS, DEFAULT_NAT_PORTS, DEFAULT_TUNNEL_MTU, type PiasConfig, type PolicyName,
   type Timeouts,
 } from "../config/types.js";
 import type { Protocol } from "../net/ta.js";
@@ -34,6 +34,9 @@ export interface DataPlaneExports extends CaptureExports, OverlayExports {
   set_verify_checksums(on: number): void;
   set_tunnel_mtu(mtu: number): void;
   set_timeouts(est: number, trans: number, udp: number, icmp: number): void;
+  set_half_open_per_source(n: number): void;
+  set_unresolved_to_host(on: number): void;
+  set_unresolved_per_second(n: number): void;
   set_random_seed(seed: number): void;
   counters_ptr(): number;
   counters_reset(): void;
@@ -48,6 +51,7 @@ export interface DataPlaneExports extends CaptureExports, OverlayExports {
   prefix_add(family: number, length: number): number;
   set_control_port(port: number): void;
   group_commit(gid: number): number;
+  group_table_digest(gid: number): number;
   target_add(gid: number, port: number, weight: number, aware: number, label: number, distance: number): number;
   target_remove(tid: number): number;
   target_set_up(tid: number, up: number): number;
@@ -87,6 +91,8 @@ export interface DataPlaneSettings {
   tunnelMtu?: number;
   /** Idle timeouts in seconds. Defaults: 7440 / 240 / 300 / 60 (RFC 5382, RFC 4787). */
   timeouts?: Partial<Timeouts>;
+  /** SYN-flood protection: flows opened by a SYN and not yet established, per client address, at most. Default 512. */
+  halfOpenPerSource?: number;
   /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets, a fragment entry per 16 flows (at least 1024). */
   capacity?: { flows?: number; groups?: number; targets?: number; fragments?: number };
   /** Seed of the `random` policy. */
@@ -166,7 +172,9 @@ function controlError(code: number, what: string): DataPlaneError {
     [ControlError.NotFound]: "not found",
     [ControlError.Invalid]: "invalid argument",
   };
-  return new DataPlaneError(`${what}: ${why[code] ?? `error ${code}`}`);
+  const failure = code === ControlError.NoMemory || code === ControlError.TableFull ? "full"
+    : code === ControlError.Exists ? "exists" : code === ControlError.NotFound ? "not-found" : code === ControlError.Invalid ? "invalid" : "other";
+  return new DataPlaneError(`${what}: ${why[code] ?? `error ${code}`}`, failure);
 }
 
 interface TargetEntry {
@@ -293,6 +301,7 @@ export class DataPlane {
     this.core.set_tunnel_mtu(settings.tunnelMtu ?? DEFAULT_TUNNEL_MTU);
     const t = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.core.set_half_open_per_source(settings.halfOpenPerSource ?? DEFAULT_HALF_OPEN_PER_SOURCE);
     if (settings.randomSeed !== undefined) this.core.set_random_seed(settings.randomSeed >>> 0);
     if (settings.peers) this.setPeers(settings.peers);
     if (settings.anycastPrefixes) this.setAnycastPrefixes(settings.anycastPrefixes);
@@ -322,6 +331,24 @@ export class DataPlane {
   /** UDP to this port of an anycast or proxy address is a control message for the host (0: none). */
   setControlPort(port: number): void {
     this.core.set_control_port(port & 0xffff);
+  }
+
+  /**
+   * Whether packets to an anycast-prefix address with no group go to the host
+   * to be resolved (HostWork.Unresolved, the default) or are dropped as
+   * no-group: a proxy with nothing to resolve them (no cluster) turns it off.
+   */
+  setResolveUnknown(on: boolean): void {
+    this.core.set_unresolved_to_host(on ? 1 : 0);
+  }
+
+  /**
+   * Packets handed to the host to resolve, per second at most (default
+   * 1000): past it they are dropped as resolve-throttled, so a flood to
+   * random addresses of the prefixes costs the host bounded work.
+   */
+  setResolveBudget(perSecond: number): void {
+    this.core.set_unresolved_per_second(Math.max(0, Math.floor(perSecond)) >>> 0);
   }
 
   /**
@@ -414,6 +441,7 @@ export class DataPlane {
     this.core.set_tunnel_mtu(config.proxy.tunnelMtu);
     const t = config.proxy.timeouts;
     this.core.set_timeouts(t.tcpEstablished, t.tcpTransitory, t.udp, t.icmp);
+    this.core.set_half_open_per_source(config.proxy.halfOpenPerSource);
     this.setAnycastPrefixes(config.proxy.anycastPrefixes);
     this.settings = { ...now, ...config.proxy, capacity: config.capacity };
     return this.applyGroups([...config.groups, ...extraGroups]);
@@ -535,12 +563,50 @@ export class DataPlane {
 
   removeTarget(key: string, endpoint: string): void {
     const g = this.group(key);
-    const t = this.target(g, endpoint);
+    this.uninstallTarget(g, this.target(g, endpoint));
+    this.commit(g);
+  }
+
+  /**
+   * Several target changes to one group, with one update of its selection
+   * table at the end (the table work of a batch of joins is paid once):
+   * removes the targets `remove` names (endpoint keys; unknown ones are
+   * skipped), then installs each of `add`. Returns, per add, null or why the
+   * core refused it; a refused add does not stop the others.
+   */
+  updateTargets(key: string, remove: readonly string[], add: readonly TargetSpec[]): (DataPlaneError | null)[] {
+    const g = this.group(key);
+    for (const endpoint of remove) {
+      const t = g.targets.get(endpoint);
+      if (t) this.uninstallTarget(g, t);
+    }
+    const added: TargetEntry[] = [];
+    const out = add.map((spec) => {
+      try {
+        added.push(this.installTarget(g, spec));
+        return null;
+      } catch (err) {
+        if (err instanceof DataPlaneError) return err;
+        throw err;
+      }
+    });
+    try {
+      this.commit(g);
+    } catch (err) {
+      // no memory for the new table: the group keeps its old one, without the adds
+      if (!(err instanceof DataPlaneError)) throw err;
+      for (const t of added) this.uninstallTarget(g, t);
+      this.commit(g);
+      return out.map((e) => e ?? err);
+    }
+    return out;
+  }
+
+  private uninstallTarget(g: GroupEntry, t: TargetEntry): void {
     const rc = this.core.target_remove(t.tid);
-    if (rc < 0) throw controlError(rc, `target ${endpoint} of ${key}`);
+    if (rc < 0) throw controlError(rc, `target ${t.key} of ${g.key}`);
     g.targets.delete(t.key);
     this.up.delete(t.tid);
-    this.commit(g);
   }
 
   /** Mark a target up or down: new flows avoid a down target at once. */
@@ -561,7 +627,7 @@ export class DataPlane {
     this.commit(g);
   }
 
-  private installTarget(g: GroupEntry, spec: TargetSpec): void {
+  private installTarget(g: GroupEntry, spec: TargetSpec): TargetEntry {
     if (g.protocol === "icmp" && spec.port) {
       throw new DataPlaneError(`target ${spec.address} of ${g.key}: an ICMP target has no port`);
     }
@@ -571,8 +637,10 @@ export class DataPlane {
     const tid = this.core.target_add(g.gid, spec.port ?? 0, spec.weight ?? 1, spec.aware ? 1 : 0,
       this.labelId(spec.label), spec.distance ?? 0);
     if (tid < 0) throw controlError(tid, `target ${key} of ${g.key} (IPv${family})`);
-    g.targets.set(key, { tid, key, spec });
+    const entry = { tid, key, spec };
+    g.targets.set(key, entry);
     this.up.set(tid, true);
+    return entry;
   }
 
   private commit(g: GroupEntry): void {
@@ -808,6 +876,11 @@ export class DataPlane {
       }
     }
     return out;
+  }
+
+  /** A digest of a group's lookup table by its owners' identities (0: no table): equal digests, equal selection. */
+  tableDigest(key: string): number {
+    return this.core.group_table_digest(this.group(key).gid) >>> 0;
   }
 
   /** Keys of the installed groups. */

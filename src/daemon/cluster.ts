@@ -8,13 +8,22 @@
 //   written to the I/O backend like any packet.
 // - JAP: a target that joins becomes a target of the local group (created on
 //   the first, removed with the last); it leaves, expires or changes, and the
-//   data plane follows.
+//   data plane follows. Target changes are queued and applied once per tick
+//   (at most MAX_TARGET_CHANGES of them), one table update per group for all
+//   of a tick's changes, never on the packet path; a join is acknowledged
+//   only once the data plane installed its target, and one the data plane
+//   refused is refused to the joiner with the reason.
 // - IAP: a packet to a TA in the anycast prefixes with no local group comes
 //   to the host (HostWork.Unresolved); the IAP asks the group's RAP, the packet
 //   waits in its bounded queue, and with the answer the group is installed
 //   with its JAPs as PIAS-aware targets (IP-in-IP to the JAP) and the queued
 //   packets go through the core. Answers are re-read every second (RAP pushes
-//   update the cache) and the installed JAPs follow.
+//   update the cache) and the installed JAPs follow. Packets to TAs no JAP
+//   serves cost no memory per TA (the IAP's negative cache) and one log line
+//   per interval (with the count), whatever their rate; the core hands the
+//   host at most unresolvedPerSecond of them. When such a flood ends, V8 is
+//   asked for one full collection, so the memory its garbage made V8 grow
+//   goes back to the system instead of staying resident.
 // - Membership: the live proxies are the data plane's peers (IP-in-IP is
 //   accepted only from them). Heartbeats to the seeds, or a view the owner
 //   keeps from a store (cluster.store: src/daemon/fleet.ts).
@@ -22,18 +31,27 @@
 //   cluster section needs a restart.
 
 import { randomBytes } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Logger } from "pino";
 import { Verdict, HostWork, Link, Vnet } from "../../assembly/shared/abi.js";
 import type { ClusterConfig, ClusterGroupConfig, ProxyConfig } from "../config/types.js";
-import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type KeySet, type ProxyMembership, type ProxyRef, type TargetEvent, type TransportAddress } from "../control/index.js";
+import { ControlNode, taKey, type ControlNodeOptions, type Endpoint, type JapEntry, type KeySet, type ProxyMembership, type ProxyRef, type RejectCode, type TargetEvent, type TransportAddress } from "../control/index.js";
+import type { DataPlaneError } from "../errors.js";
 import type { DataPlane, GroupSpec, TargetSpec } from "../core/dataplane.js";
 import type { PacketBatch } from "../core/batch.js";
 import type { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
 import { endpointKey, formatAddress, parseAddress } from "../net/addr.js";
 import { buildUdp, destination, parseUdp } from "../net/packet.js";
+import { LogLimiter } from "./log-limit.js";
 
 const TICK_MS = 100;
+/** Target changes (joins, leaves, expiries) applied to the data plane per tick at most; the rest wait for the next. */
+const MAX_TARGET_CHANGES = 512;
+/** Packets to unresolved TAs per second from which a second counts as a flood, and the quiet after it before memory is given back. */
+const FLOOD_PER_SECOND = 500;
+const FLOOD_QUIET_MS = 10_000;
 const SYNC_MS = 1000;
 const DEFAULT_DISTANCE = 100;
 const ETHERNET = 1;
@@ -49,11 +67,13 @@ export interface ClusterCounters {
   unresolvedDropped: number;
   /** Queued packets that went through the core once the answer came. */
   reinjected: number;
+  /** Joined targets the data plane refused (the join was refused too). */
+  installRefused: number;
 }
 
 export class Cluster {
   readonly node: ControlNode;
-  readonly counters: ClusterCounters = { controlIn: 0, controlOut: 0, controlMalformed: 0, unresolved: 0, unresolvedDropped: 0, reinjected: 0 };
+  readonly counters: ClusterCounters = { controlIn: 0, controlOut: 0, controlMalformed: 0, unresolved: 0, unresolvedDropped: 0, reinjected: 0, installRefused: 0 };
   private readonly self: Endpoint;
   private groups: Map<string, ClusterGroupConfig>;
   /** Groups this proxy serves with its own targets (JAP): key -> TA and targets by endpoint. */
@@ -61,8 +81,14 @@ export class Cluster {
   /** Groups installed from the IAP's answers: key -> TA and the JAPs installed, by endpoint. */
   private readonly remote = new Map<string, { ta: TransportAddress; japs: Map<string, TargetSpec> }>();
   private readonly batch: PacketBatch;
+  /** Target events of the JAP, applied to the data plane by the tick. */
+  private changes: TargetEvent[] = [];
+  private readonly logs: LogLimiter;
   private timer: NodeJS.Timeout | null = null;
   private lastSync = 0;
+  /** Unresolved packets (handed over or throttled) at the last sync, and the last flood second (0: none since the last collection). */
+  private lastUnresolved = 0;
+  private floodAt = 0;
   /** The worker each queued packet came from (workers > 1). */
   private readonly origins = new WeakMap<Uint8Array, number>();
   /** With workers: run re-injected packets through worker w's core instead of this one's. */
@@ -83,7 +109,9 @@ export class Cluster {
     this.self = { address, port: cfg.controlPort };
     this.groups = new Map(cfg.groups.map((g) => [g.key, g]));
     this.batch = dp.createBatch(64, 64 * (io.capacity + 256));
+    this.logs = new LogLimiter((fields, msg) => this.log.warn(fields, msg));
     dp.setControlPort(cfg.controlPort);
+    dp.setResolveBudget(cfg.unresolvedPerSecond);
     dp.setPeers(cfg.seeds);
     this.node = new ControlNode({
       id: cfg.id,
@@ -99,13 +127,17 @@ export class Cluster {
       send: (to, bytes) => this.send(to, bytes),
       nonce: () => randomBytes(12),
       replicas: cfg.replicas,
+      joinsPerSecond: cfg.joinsPerSecond,
+      lookupsPerSecond: cfg.lookupsPerSecond,
+      negativeTtlS: cfg.negativeTtl,
+      deferInstall: true,
       // the load figure a JAP refreshes its registrations with: its targets in the group
       load: (_ta, targets) => targets,
-      onTarget: (ev) => this.targetEvent(ev),
+      onTarget: (ev) => this.changes.push(ev),
       onRelease: (r) => {
         if (r.failed || r.japs.length === 0) {
           this.counters.unresolvedDropped += r.packets.length;
-          this.log.warn({ group: taKey(r.ta), failed: r.failed, dropped: r.packets.length }, "no JAP for group");
+          this.logs.event(r.failed ? "lookup-failed" : "no-jap", { group: taKey(r.ta), dropped: r.packets.length }, r.failed ? "group lookup failed" : "no JAP for group");
           return;
         }
         this.installRemote(r.ta, r.japs);
@@ -133,10 +165,13 @@ export class Cluster {
 
   private tick(): void {
     this.node.tick();
+    this.applyTargetChanges();
+    this.logs.flush();
     const now = Date.now();
     if (now - this.lastSync >= SYNC_MS) {
       this.lastSync = now;
       this.syncRemote();
+      this.afterFloods(now);
     }
   }
 
@@ -167,9 +202,14 @@ export class Cluster {
     }
     this.counters.unresolved++;
     const ta: TransportAddress = { protocol: dst.protocol, address: Uint8Array.from(dst.dst), port: dst.dport };
-    const copy = frame.slice(); // the ring slot is reused by the next batch
-    if (origin !== 0) this.origins.set(copy, origin);
-    const r = this.node.resolve(ta, copy);
+    // copied only when it waits or goes on (the ring slot is reused), not for every packet of a flood
+    let copy: Uint8Array | undefined;
+    const copyOf = (): Uint8Array => {
+      copy = frame.slice();
+      if (origin !== 0) this.origins.set(copy, origin);
+      return copy;
+    };
+    const r = this.node.resolve(ta, copyOf);
     if (r.status === "pending") {
       if (!r.queued) this.counters.unresolvedDropped++;
       return;
@@ -178,8 +218,10 @@ export class Cluster {
       this.counters.unresolvedDropped++;
       return;
     }
+    // copied before the install: growing the core's memory would detach `frame`
+    const packet = copy ?? copyOf();
     this.installRemote(ta, r.japs);
-    this.reinject([copy]);
+    this.reinject([packet]);
   }
 
   private send(to: Endpoint, bytes: Uint8Array): void {
@@ -216,42 +258,75 @@ export class Cluster {
 
   // ---- JAP: local targets ----
 
-  private targetEvent(ev: TargetEvent): void {
-    const key = ev.group;
+  private targetSpec(ev: TargetEvent): TargetSpec {
     const t = ev.target;
-    const spec: TargetSpec = { address: formatAddress(t.endpoint.address), port: t.endpoint.port, weight: t.weight, aware: t.aware, label: t.label };
-    const id = endpointKey(t.endpoint.address, t.endpoint.port);
-    try {
-      if (ev.kind === "add") {
-        let group = this.local.get(key);
-        if (!group) {
-          if (this.remote.has(key)) {
-            this.dp.removeGroup(key);
-            this.remote.delete(key);
-          }
-          this.dp.addGroup(this.spec(ev.ta, []));
-          group = { ta: ev.ta, targets: new Map() };
-          this.local.set(key, group);
-        }
-        this.dp.addTarget(key, spec);
-        group.targets.set(id, spec);
-      } else if (ev.kind === "update") {
-        this.dp.removeTarget(key, id);
-        this.dp.addTarget(key, spec);
-        this.local.get(key)?.targets.set(id, spec);
+    return { address: formatAddress(t.endpoint.address), port: t.endpoint.port, weight: t.weight, aware: t.aware, label: t.label };
+  }
+
+  /**
+   * Apply queued target events to the data plane: per group, the removals
+   * and installs of the batch with one table update, then tell the JAP which
+   * joins were installed (it acknowledges them) and which were refused, why.
+   */
+  private applyTargetChanges(): void {
+    if (this.changes.length === 0) return;
+    const batch = this.changes.length <= MAX_TARGET_CHANGES ? this.changes : this.changes.slice(0, MAX_TARGET_CHANGES);
+    this.changes = batch === this.changes ? [] : this.changes.slice(MAX_TARGET_CHANGES);
+    // per group, in event order: what to take out, what to put in (and which put-ins are joins to confirm)
+    const work = new Map<string, { ta: TransportAddress; remove: Set<string>; add: Map<string, { spec: TargetSpec; ev: TargetEvent }> }>();
+    for (const ev of batch) {
+      let w = work.get(ev.group);
+      if (!w) work.set(ev.group, (w = { ta: ev.ta, remove: new Set(), add: new Map() }));
+      const id = endpointKey(ev.target.endpoint.address, ev.target.endpoint.port);
+      const installed = this.local.get(ev.group)?.targets.has(id) ?? false;
+      if (ev.kind === "remove") {
+        w.add.delete(id);
+        if (installed) w.remove.add(id);
       } else {
-        const group = this.local.get(key);
-        if (!group?.targets.has(id)) return;
-        this.dp.removeTarget(key, id);
-        group.targets.delete(id);
-        if (group.targets.size === 0) {
-          this.dp.removeGroup(key); // the IAP path serves it again
-          this.local.delete(key);
-        }
+        if (installed) w.remove.add(id); // an update replaces the target (its flows end)
+        const prev = w.add.get(id);
+        w.add.set(id, { spec: this.targetSpec(ev), ev: prev?.ev.kind === "add" ? prev.ev : ev });
       }
-      this.log.info({ group: key, target: id, event: ev.kind, reason: ev.reason }, `target ${ev.kind}`);
+    }
+    for (const [key, w] of work) this.applyGroupChanges(key, w.ta, w.remove, w.add);
+  }
+
+  private applyGroupChanges(key: string, ta: TransportAddress, remove: Set<string>, add: Map<string, { spec: TargetSpec; ev: TargetEvent }>): void {
+    const confirm = (ev: TargetEvent, reason: RejectCode): void => {
+      if (ev.kind === "add") this.node.confirmTarget(ev.ta, ev.target.endpoint, reason);
+    };
+    let group = this.local.get(key);
+    try {
+      if (!group) {
+        if (add.size === 0) return;
+        if (this.remote.has(key)) {
+          this.dp.removeGroup(key);
+          this.remote.delete(key);
+        }
+        this.dp.addGroup(this.spec(ta, []));
+        group = { ta, targets: new Map() };
+        this.local.set(key, group);
+      }
+      const adds = [...add.values()];
+      const refused = this.dp.updateTargets(key, [...remove], adds.map((a) => a.spec));
+      for (const id of remove) group.targets.delete(id);
+      adds.forEach((a, i) => {
+        const err = refused[i];
+        const id = endpointKey(a.ev.target.endpoint.address, a.ev.target.endpoint.port);
+        if (err) {
+          this.counters.installRefused++;
+          this.logs.event("install-refused", { group: key, target: id, err: err.message }, "target refused by the data plane; join refused");
+        } else group!.targets.set(id, a.spec);
+        confirm(a.ev, err ? refusal(err) : "none");
+      });
+      if (remove.size || add.size) this.log.info({ group: key, added: adds.length - refused.filter(Boolean).length, removed: remove.size, targets: group.targets.size }, "targets changed");
+      if (group.targets.size === 0) {
+        this.dp.removeGroup(key); // the IAP path serves it again
+        this.local.delete(key);
+      }
     } catch (err) {
-      this.log.error({ group: key, target: id, event: ev.kind, err: (err as Error).message }, "cannot apply target event");
+      this.log.error({ group: key, err: (err as Error).message }, "cannot apply target changes");
+      for (const a of add.values()) confirm(a.ev, "install-failed");
     }
   }
 
@@ -306,6 +381,18 @@ export class Cluster {
     }
   }
 
+  /** Once a flood of unresolved packets has been over for FLOOD_QUIET_MS: one full garbage collection. */
+  private afterFloods(now: number): void {
+    const n = this.counters.unresolved + (this.dp.counters().drops["resolve-throttled"] ?? 0);
+    if (n - this.lastUnresolved >= FLOOD_PER_SECOND) this.floodAt = now;
+    this.lastUnresolved = n;
+    if (this.floodAt !== 0 && now - this.floodAt >= FLOOD_QUIET_MS) {
+      this.floodAt = 0;
+      collectGarbage();
+      this.log.info({}, "flood over: memory given back");
+    }
+  }
+
   /** Run queued packets through the core now that their group is installed, and send what it forwards. */
   private reinject(packets: readonly Uint8Array[]): void {
     if (this.forwardVia) {
@@ -354,4 +441,24 @@ function frame(link: number, ip: Uint8Array): Uint8Array {
   }
   f.set(ip, n);
   return f;
+}
+
+/** The reason a joiner is told when the data plane refused its target. */
+function refusal(err: DataPlaneError): RejectCode {
+  return err.failure === "full" ? "dataplane-full" : "install-failed";
+}
+
+let gc: (() => void) | null | undefined;
+
+/** A full V8 collection (the gc function a context gets once --expose-gc is set), or nothing where that is refused. */
+function collectGarbage(): void {
+  if (gc === undefined) {
+    try {
+      setFlagsFromString("--expose-gc");
+      gc = runInNewContext("gc") as () => void;
+    } catch {
+      gc = null;
+    }
+  }
+  gc?.();
 }

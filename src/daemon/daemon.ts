@@ -152,7 +152,10 @@ export class Daemon {
     const membership = fleet ? (self: ProxyRef) => fleet.attach(self, () => daemon?.fleetChanged()) : undefined;
     const oc = config.cluster && overlayCluster(config.cluster, config.overlay);
     const cluster = oc ? new Cluster(oc.cluster, config.proxy, dp, io, log, membership, oc.options) : null;
-    const pump = pool ? null : new Pump(dp, io, io.ring ?? dp.createRing(config.daemon.batch, io.capacity, io.linkType === Link.VNET), options.onHost ?? cluster?.handle ?? null);
+    const onHost = options.onHost ?? cluster?.handle ?? null;
+    // nothing resolves groups unknown here: their packets are dropped as no-group (counted), not handed over
+    if (!onHost) dp.setResolveUnknown(false);
+    const pump = pool ? null : new Pump(dp, io, io.ring ?? dp.createRing(config.daemon.batch, io.capacity, io.linkType === Link.VNET), onHost);
     const health = new HealthChecker((c) => daemon?.healthChanged(c));
     daemon = new Daemon(options, config, dp, io, pump, health, cluster, log, fleet, pool);
     daemon.localRaw = local.raw;

@@ -54,6 +54,7 @@ export type WorkerReply =
 const FANNED = new Set([
   "addGroup", "removeGroup", "addTarget", "removeTarget", "setTargetUp", "setTargetWeight", "setPolicy", "setScopes",
   "setGroupPending", "setPeers", "setAnycastPrefixes", "setControlPort", "applyConfig", "applyGroups", "expireIdle",
+  "updateTargets", "setResolveUnknown", "setResolveBudget",
 ]);
 
 /** Flows the control copy may hold: it never forwards, it only answers control calls. */

@@ -131,6 +131,14 @@ export class ReferenceModel {
     this.m.peers.setControlPort(port);
   }
 
+  setResolveUnknown(on: boolean): void {
+    this.m.peers.resolveUnknown = on;
+  }
+
+  setResolveBudget(perSecond: number): void {
+    this.m.peers.setResolveBudget(perSecond);
+  }
+
   /** Free every flow idle at `now`; returns how many. */
   expireIdle(now: number): number {
     return this.m.flows.expireIdle(now);

@@ -157,24 +157,35 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
     return forward(m, f, p, ref.idx, aux, res, now);
   }
 
-  // a new flow: only toward a group, never to the proxy's own address
-  if (settings.isProxy(family, dst) || (icmp && !isEchoRequest(family, p.icmpType))) {
-    if (settings.isProxy(family, dst) && settings.foreignPort(p.dport)) m.counters.stat.wrongWorker++;
-    return drop(m, res, Reason.NotForProxy);
+  // a new flow: only toward a group, never to the proxy's own address (there: a reply whose binding is gone)
+  if (settings.isProxy(family, dst)) {
+    if (settings.foreignPort(p.dport)) m.counters.stat.wrongWorker++;
+    return drop(m, res, Reason.NoBinding);
   }
+  if (icmp && !isEchoRequest(family, p.icmpType)) return drop(m, res, Reason.NotForProxy);
   const g = groups.find(family, proto, dst, icmp ? 0 : p.dport);
-  if (!g) return peers.inAnycast(dst) ? toHost(m, res, HostWork.Unresolved, aux) : drop(m, res, Reason.NotForProxy);
-  if (g.pending && g.usable === 0) return toHost(m, res, HostWork.Unresolved, aux);
+  if (!g) {
+    if (!peers.inAnycast(dst)) return drop(m, res, Reason.NotForProxy);
+    return peers.resolveUnknown ? toResolve(m, res, aux, now) : drop(m, res, Reason.NoGroup);
+  }
+  if (g.pending && g.usable === 0) return toResolve(m, res, aux, now);
   if (proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN && g.policy !== Policy.Affinity) {
     return drop(m, res, Reason.NoFlow); // only affinity finds the target another proxy chose
   }
   const hfwd = hashTuple(SEED_FLOW, family, src, dst, p.sport, p.dport, proto);
   const t = m.selector.select(g, family, src, dst, p.sport, p.dport, proto);
   if (!t) return drop(m, res, Reason.NoTarget);
-  const created = flows.create(family, proto, src, p.sport, p.dport, g, t, hfwd, now);
+  const syn = proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
+  const created = flows.create(family, proto, src, p.sport, p.dport, g, t, hfwd, now, syn);
   if ("fail" in created) return drop(m, res, created.fail);
   if (proto === PROTO_TCP && (p.tcpFlags & TCP_SYN) === 0) flows.at(created.idx).established = true; // picked up mid-connection
   forward(m, f, p, created.idx, aux, res, now);
+}
+
+/** A packet for the host to resolve its group, within the host's budget per second (else resolve-throttled). */
+function toResolve(m: ModelState, res: Outcome, aux: number, now: number): void {
+  if (m.peers.takeUnresolved(now)) toHost(m, res, HostWork.Unresolved, aux);
+  else drop(m, res, Reason.ResolveThrottled);
 }
 
 /**
@@ -211,7 +222,10 @@ function forward(m: ModelState, f: Frame, p: Parsed, idx: number, aux: number, r
   const frag = p.isFragment ? m.fragments.remember(b, p, idx, fl.hfwd, false, now) : null;
   if (frag === undefined) return drop(m, res, Reason.FragmentTableFull);
   fl.last = now;
-  if (p.proto === PROTO_TCP) trackTcp(fl, p.tcpFlags, false);
+  if (p.proto === PROTO_TCP) {
+    trackTcp(fl, p.tcpFlags, false);
+    m.flows.handshakeDone(fl);
+  }
   if (toAwareTarget(m, f, p, fl, t, aux, res)) return;
   t.packets++;
   const tport = p.proto === icmpProto(family) ? 0 : t.port !== 0 ? t.port : fl.gport;
@@ -234,6 +248,11 @@ function toAwareTarget(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarge
   }
   if (tooBigForTunnel(f.buf, p, m.settings.tunnelMtu)) {
     tooBig(m, f, p, aux & ~AuxFlag.IcmpError, res);
+    return true;
+  }
+  // IPv4 without DF may go past the tunnel MTU, but not past what an outer header's 16-bit length can say
+  if (p.ipTotal + (p.family === 4 ? 20 : 40) > 0xffff) {
+    drop(m, res, Reason.TunnelOverflow);
     return true;
   }
   if (aux & AuxFlag.IcmpError) m.counters.stat.icmpTranslated++;
@@ -314,7 +333,10 @@ function reverse(m: ModelState, f: Frame, p: Parsed, idx: number, aux: number, r
   const frag = p.isFragment ? m.fragments.remember(f.buf, p, idx, fl.hfwd, true, now) : null;
   if (frag === undefined) return drop(m, res, Reason.FragmentTableFull);
   fl.last = now;
-  if (p.proto === PROTO_TCP) trackTcp(fl, p.tcpFlags, true);
+  if (p.proto === PROTO_TCP) {
+    trackTcp(fl, p.tcpFlags, true);
+    m.flows.handshakeDone(fl);
+  }
   const delta = natRewrite(f.buf, p, fl.group.addr, fl.gport, fl.caddr, fl.cport);
   if (frag) owe(frag, p, delta);
   accept(m, res, aux);

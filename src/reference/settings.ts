@@ -3,7 +3,7 @@
 // idle timeouts. Fixed at construction; the packet path only reads them.
 
 import type { DataPlaneSettings } from "../core/dataplane.js";
-import { DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
+import { DEFAULT_HALF_OPEN_PER_SOURCE, DEFAULT_NAT_PORTS, DEFAULT_TIMEOUTS, type Timeouts } from "../config/types.js";
 import { parseAddress } from "../net/addr.js";
 import { ModelError } from "./errors.js";
 import { sameAddr } from "./parse.js";
@@ -27,6 +27,7 @@ export class Settings {
   readonly verifyChecksums: boolean;
   readonly tunnelMtu: number;
   readonly timeouts: Timeouts;
+  readonly halfOpenPerSource: number;
 
   constructor(settings: DataPlaneSettings) {
     if (settings.address != null) {
@@ -42,6 +43,7 @@ export class Settings {
     this.verifyChecksums = settings.verifyChecksums ?? false;
     this.tunnelMtu = settings.tunnelMtu ?? 1500;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...settings.timeouts };
+    this.halfOpenPerSource = Math.min(settings.halfOpenPerSource ?? DEFAULT_HALF_OPEN_PER_SOURCE, 0xffff);
   }
 
   /** A port of another worker's slice of the shared range. */

@@ -125,6 +125,44 @@ function expectCaptureError(bytes: Uint8Array, pattern: RegExp): void {
 const sample = readFileSync(capture("tcpreplay__test.pcap"));
 const sampleNg = readFileSync(capture("ppp__pcapng-example.pcapng"));
 
+test("a pcapng with more interfaces than 1,024 over its sections (2,000 in two sections) is read, and written back with every packet on its interface", () => {
+  const blocks: Uint8Array[] = [];
+  const block = (type: number, body: Uint8Array): void => {
+    const b = new Uint8Array(12 + body.length);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, type, true);
+    v.setUint32(4, b.length, true);
+    b.set(body, 8);
+    v.setUint32(b.length - 4, b.length, true);
+    blocks.push(b);
+  };
+  const shb = (): void => block(0x0a0d0d0a, Uint8Array.of(0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff));
+  const idb = (): void => block(1, Uint8Array.of(101, 0, 0, 0, 0, 0, 1, 0)); // LINKTYPE_RAW, snaplen 65536
+  const epb = (iface: number): void => {
+    const ip = Uint8Array.of(0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2);
+    const body = new Uint8Array(20 + ip.length);
+    const v = new DataView(body.buffer);
+    v.setUint32(0, iface, true);
+    v.setUint32(12, ip.length, true);
+    v.setUint32(16, ip.length, true);
+    body.set(ip, 20);
+    block(6, body);
+  };
+  shb();
+  for (let i = 0; i < 1200; i++) idb();
+  epb(1199);
+  shb();
+  for (let i = 0; i < 800; i++) idb();
+  epb(799); // the file's interface 1999
+  const f = join(tmp, "many-interfaces.pcapng");
+  writeFileSync(f, Buffer.concat(blocks));
+  const c = readCapture(f);
+  assert.deepEqual(c.packets.map((p) => p.iface), [1199, 1999]);
+  const out = join(tmp, "many-interfaces.copy.pcapng");
+  copyThroughCore(f, out, 7);
+  assert.deepEqual(readCapture(out).packets.map((p) => p.iface), [1199, 1999]);
+});
+
 test("an empty file is refused with a one-line error", () => {
   expectCaptureError(new Uint8Array(0), /empty file/);
 });

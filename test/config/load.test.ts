@@ -179,6 +179,30 @@ describe("parseConfigText: validation errors name the file, line and path", () =
 });
 
 describe("parseConfigText: properties", () => {
+  test("input nested 200,000 deep (JSON or YAML) is a one-line error, not a stack overflow", () => {
+    const n = 200_000;
+    const json = '{"proxy":' + '{"a":'.repeat(n) + "1" + "}".repeat(n + 1);
+    assert.throws(() => parseConfigText(json, "deep.json"), (err: Error) => err instanceof ConfigError && /^deep\.json:1: nested deeper than 64 levels$/.test(err.message));
+    const yaml = "proxy: " + "[".repeat(n) + "]".repeat(n) + "\n";
+    assert.throws(() => parseConfigText(yaml, "deep.yaml"), (err: Error) => err instanceof ConfigError && /^deep\.yaml(:\d+)?: nested too deeply/.test(err.message));
+  });
+
+  test("control characters (C0, DEL, C1) and bidi overrides from a config are escaped in errors, never echoed raw", () => {
+    const raw = "\u001b[31m\u007f\u009b2J\u202e";
+    for (const [name, text] of [
+      ["c.yaml", `proxy:\n  address: "1.2.3.4${raw}"\n`],
+      ["c.json", `{"proxy": {"address": "1.2.3.4\\u001b${raw.slice(1)}"}}`],
+      ["c.yaml", `proxy:\n  x${raw}: 1\n`],
+    ]) {
+      assert.throws(() => parseConfigText(text, name), (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.doesNotMatch(err.message, /[\u0000-\u001f\u007f-\u009f\u202e]/, JSON.stringify(err.message));
+        assert.match(err.message, /\\u(001b|007f|009b|202e)/);
+        return true;
+      });
+    }
+  });
+
   test("JSON that JSON.parse accepts is never rejected as a syntax error", () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.constantFrom(undefined, 0, 2, "\t"), (value, indent) => {

@@ -75,6 +75,7 @@ describe("validateConfig: normalisation", () => {
         tunnelMtu: 1500,
         timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 },
         anycastPrefixes: [],
+        halfOpenPerSource: 512,
       },
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
@@ -123,6 +124,7 @@ describe("validateConfig: normalisation", () => {
         tunnelMtu: 1500,
         timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 },
         anycastPrefixes: [],
+        halfOpenPerSource: 512,
       },
       capacity: { flows: 1048576, groups: 65536, targets: 65536 },
       daemon: DEFAULT_DAEMON,
@@ -151,6 +153,7 @@ describe("validateConfig: normalisation", () => {
         tunnelMtu: 9000,
         timeouts: { tcpEstablished: 100, tcpTransitory: 10, udp: 20, icmp: 5 },
         anycastPrefixes: [],
+        halfOpenPerSource: 64,
       },
       capacity: { flows: 1000, groups: 10, targets: 20 },
       daemon: { io: "tun", tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" },
@@ -170,6 +173,7 @@ describe("validateConfig: normalisation", () => {
     assert.equal(config.proxy.verifyChecksums, true);
     assert.equal(config.proxy.tunnelMtu, 9000);
     assert.deepEqual(config.proxy.timeouts, { tcpEstablished: 100, tcpTransitory: 10, udp: 20, icmp: 5 });
+    assert.equal(config.proxy.halfOpenPerSource, 64);
     assert.deepEqual(config.capacity, { flows: 1000, groups: 10, targets: 20 });
     assert.deepEqual(config.daemon, { ...DEFAULT_DAEMON, tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" });
     const g = config.groups[0];
@@ -471,7 +475,7 @@ describe("validateConfig: one-line errors naming the path", () => {
     rejects("proxy", 'the configuration must be an object, got the string "proxy"');
     rejects({ groups: {} }, "groups: must be a list, got an object");
     rejects({ groups: null }, "groups: must be a list, got null");
-    rejects({ proxy: [] }, "proxy: must be an object with keys address, address6, natPorts, verifyChecksums, tunnelMtu, timeouts, anycastPrefixes, got a list");
+    rejects({ proxy: [] }, "proxy: must be an object with keys address, address6, natPorts, verifyChecksums, tunnelMtu, timeouts, anycastPrefixes, halfOpenPerSource, got a list");
     rejects(example((c) => (c.groups[0].targets = "192.0.2.11")), 'groups[0].targets: must be a list, got the string "192.0.2.11"');
     rejects(example((c) => (c.groups[0].targets[0] = "192.0.2.11:8080")), 'groups[0].targets[0]: must be an object with keys address, port, weight, aware, label, distance, got the string "192.0.2.11:8080"');
     rejects(example((c) => (c.groups[0].address = 3405803786)), "groups[0].address: must be an IPv4 or IPv6 address string, got 3405803786");

@@ -14,7 +14,7 @@ const join = (last: number, ta = GROUP): JoinMessage => ({ type: "join", ta, tar
 const keepalive = (last: number, ta = GROUP): KeepaliveMessage => ({ type: "keepalive", ta, target: targetAt(last) });
 const leave = (last: number, ta = GROUP): LeaveMessage => ({ type: "leave", ta, endpoint: targetAt(last).endpoint });
 
-function setup(opts: { load?: (ta: unknown, n: number) => number } = {}) {
+function setup(opts: { load?: (ta: unknown, n: number) => number; joinsPerSecond?: number; joinBurst?: number; deferInstall?: boolean } = {}) {
   const env = fakeEnv();
   const ps = proxies(5);
   const events: TargetEvent[] = [];
@@ -161,6 +161,55 @@ describe("JAP", () => {
     full.handleJoin(join(6), FROM);
     assert.deepEqual(small.env.take("join-ack").map((s) => s.msg.reason), ["none", "full"]);
     assert.equal(full.targetCount, 1);
+  });
+});
+
+describe("JAP admission and install", () => {
+  test("new targets are admitted at most joinsPerSecond over all sources: joins past it are dropped unanswered and counted", () => {
+    const { env, jap } = setup({ joinsPerSecond: 10, joinBurst: 4 });
+    for (let i = 0; i < 10; i++) jap.handleJoin(join(10 + i), ep(ip4(10, 1, i, 1), 40000 + i));
+    assert.equal(jap.targetCount, 4);
+    assert.equal(jap.counters.throttled, 6);
+    assert.equal(env.take("join-ack").length, 4, "a throttled join is not answered: the joiner retries with backoff");
+    jap.handleJoin(keepalive(10), FROM);
+    assert.equal(jap.counters.keepalives, 1, "keepalives of admitted targets are not throttled");
+    env.t += 100;
+    jap.handleJoin(join(30), FROM);
+    assert.equal(jap.targetCount, 5, "one admission back after 100 ms at 10/s");
+  });
+
+  test("with deferInstall a new target is acknowledged, counted and registered only once confirmed installed; a retry meanwhile is not answered twice", () => {
+    const { env, ps, jap, log } = setup({ deferInstall: true });
+    jap.handleJoin(join(5), FROM);
+    assert.deepEqual(log(), ["add 10.0.0.5:8080"], "the owner is told at once, to install it");
+    jap.handleJoin(join(5), FROM);
+    jap.flush();
+    assert.equal(env.take("join-ack").length, 0);
+    assert.equal(env.take("register").length, 0, "nothing registered before the install");
+    assert.equal(jap.targetCount, 0);
+    assert.equal(jap.pendingCount, 1);
+    assert.deepEqual(jap.targetsOf(GROUP), []);
+    jap.confirm(GROUP, targetAt(5).endpoint, "none");
+    jap.flush();
+    const acks = env.take("join-ack");
+    assert.deepEqual(acks.map((a) => [a.msg.accepted, a.msg.reason]), [[true, "none"]]);
+    assert.equal(env.take("register").length, ps.ring().raps(GROUP, 2).length);
+    assert.equal(jap.targetCount, 1);
+    assert.equal(jap.pendingCount, 0);
+  });
+
+  test("a refused install is a refused join: the joiner gets the reason, and the target is neither counted nor registered", () => {
+    const { env, jap } = setup({ deferInstall: true });
+    jap.handleJoin(join(5), FROM);
+    jap.confirm(GROUP, targetAt(5).endpoint, "dataplane-full");
+    jap.flush();
+    assert.deepEqual(env.take("join-ack").map((a) => [a.msg.accepted, a.msg.reason]), [[false, "dataplane-full"]]);
+    assert.equal(env.take("register").length, 0);
+    assert.equal(jap.targetCount, 0);
+    assert.equal(jap.groupCount, 0);
+    assert.equal(jap.counters.installRefused, 1);
+    jap.handleJoin(join(5), FROM);
+    assert.equal(jap.pendingCount, 1, "a later join is tried again");
   });
 });
 

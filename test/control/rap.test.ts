@@ -44,6 +44,27 @@ describe("RAP", () => {
     assert.deepEqual(env.take("lookup-reply")[0].msg.japs, []);
   });
 
+  test("a lookup flood for groups nobody registered creates no state per TA: the IAP is remembered once, and hears of a group when it appears", () => {
+    const { env, ps, rap, register, lookup } = setup();
+    for (let port = 1; port <= 5000; port++) lookup(ps.all[4], { ...GROUP, port });
+    for (let port = 1; port <= 5000; port++) lookup(ps.all[5], { ...GROUP, port });
+    assert.equal(rap.groupCount, 0, "no group per TA asked about");
+    assert.equal(rap.negativeWatcherCount, 2, "one entry per asking proxy");
+    assert.equal(rap.counters.negativeLookups, 10_000);
+    env.take();
+    register(ps.all[1], 1, { ...GROUP, port: 77 });
+    const pushes = env.take("push");
+    assert.deepEqual(pushes.map((p) => epKey(p.to)).sort(), [ps.all[4], ps.all[5]].map((p) => epKey(p.endpoint)).sort());
+    assert.deepEqual(pushes[0].msg.japs.map((j) => j.proxy.id), ["ap-1"]);
+    register(ps.all[2], 1, { ...GROUP, port: 77 });
+    assert.equal(env.take("push").length, 2, "and they watch the group from then on, like IAPs that asked about it");
+    register(ps.all[3], 1, { ...GROUP, port: 78 });
+    assert.equal(env.take("push").length, 2, "another group's appearance goes to them too");
+    env.t += 60_000;
+    rap.tick();
+    assert.equal(rap.negativeWatcherCount, 0, "negative watchers expire with the TTL");
+  });
+
   test("IAPs that asked get a PUSH when the set of JAPs changes (register, unregister), one per flush", () => {
     const { env, ps, rap, register, lookup } = setup();
     register(ps.all[1]);

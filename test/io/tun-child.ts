@@ -484,19 +484,26 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     const q1 = TunDevice.open({ name: "piasmq0", multiQueue: true, io: IO });
     const sockets = await Promise.all(Array.from({ length: 24 }, () => udpSocket()));
     for (const s of sockets) await send(s, "which queue?");
+    // the test's IPv4 datagrams only: the kernel may send its own IPv6 packets (router solicitations, MLD) into a new device
+    const udp = (tun: TunDevice): number => {
+      layout(32);
+      const n = tun.readBatch(mem, 0, STRIDE, 32);
+      let count = 0;
+      for (let i = 0; i < n; i++) {
+        const { off } = desc(i);
+        if (mem[off] >> 4 === 4 && mem[off + 9] === 17) count++;
+      }
+      return count;
+    };
     let n0 = 0;
     let n1 = 0;
     for (const deadline = Date.now() + 3000; n0 + n1 < 24 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
-      layout(32);
-      n0 += q0.readBatch(mem, 0, STRIDE, 32);
-      layout(32);
-      n1 += q1.readBatch(mem, 0, STRIDE, 32);
+      n0 += udp(q0);
+      n1 += udp(q1);
     }
     await new Promise((r) => setTimeout(r, 100)); // room for a datagram read twice, which should not come
-    layout(32);
-    n0 += q0.readBatch(mem, 0, STRIDE, 32);
-    layout(32);
-    n1 += q1.readBatch(mem, 0, STRIDE, 32);
+    n0 += udp(q0);
+    n1 += udp(q1);
     const result = { n0, n1, f0: q0.features(), f1: q1.features(), name1: q1.name };
     for (const s of sockets) s.close();
     q1.close();

@@ -265,7 +265,8 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     for (const [k, v] of Object.entries(r.counters.drops as Record<string, number>)) drops[k] = v - (before.counters.drops[k] ?? 0);
     assert.equal(Object.values(drops).reduce((a, b) => a + b, 0), received, "every frame received was dropped, with a reason");
     for (const [i, reason] of reasons.entries()) assert.ok(drops[reason] > 0, `"${cases[i].name}": no ${reason} drops (${JSON.stringify(drops)})`);
-    for (const reason of Object.keys(drops)) assert.ok(reasons.includes(reason), `unexpected reason ${reason}`);
+    // (reasons counted before the flood, by earlier tests, show here with 0)
+    for (const [reason, n] of Object.entries(drops)) if (n > 0) assert.ok(reasons.includes(reason), `unexpected reason ${reason}`);
     const f = r.frames;
     assert.equal(f.errors, 0, "no frame came back in a state it could not be in");
     assert.equal(f.core + f.held, 0, "nothing left in the core");

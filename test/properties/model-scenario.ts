@@ -89,7 +89,7 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),
   affinity: fc.constantFrom<"client" | "flow">("client", "flow"),
   targets: fc.uniqueArray(targetChoice, { minLength: 1, maxLength: 5, selector: (t) => `${t.addr}:${t.port}` }),
-  // 60-90 more: a rendezvous table (65..512 member slots); 1030-1040: a ring table
+  // 60-90 more: a rendezvous table (65..128 member slots); 1030-1040: a ring table
   filler: fc.oneof(
     { weight: 60, arbitrary: fc.constant(0) },
     { weight: 3, arbitrary: fc.integer({ min: 60, max: 90 }) },

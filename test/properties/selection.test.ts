@@ -13,12 +13,13 @@ import { ReferenceModel } from "../../src/reference/model.js";
 // each run pushes 10-30k packets through a data plane: long fuzzing gets at most 500 runs here
 const runs = Math.min(Number(process.env.PIAS_FUZZ_RUNS ?? 20), 500);
 
-// Up to 64 member slots affinity is rendezvous hashing itself; up to 512 a
+// Up to 64 member slots affinity is rendezvous hashing itself; up to 128 a
 // table of M = 101 x slots entries, each owned by that entry's rendezvous
-// winner and updated in place: both move exactly the removed target's clients.
-const rendezvousSizes = fc.oneof(fc.integer({ min: 2, max: 64 }), fc.integer({ min: 65, max: 300 }));
+// winner and updated in place; beyond, a ring read through such a table:
+// all move exactly the removed target's clients.
+const rendezvousSizes = fc.oneof(fc.integer({ min: 2, max: 64 }), fc.integer({ min: 65, max: 128 }), fc.integer({ min: 129, max: 300 }));
 
-test("affinity (groups up to 512 member slots): removing 1 of N targets moves exactly the clients it had and no others", () => {
+test("affinity (groups of any kind of table): removing 1 of N targets moves exactly the clients it had and no others", () => {
   fc.assert(
     fc.property(rendezvousSizes, fc.nat(), (n, pick) => {
       const { before, after, gone } = removal(n, pick, 5000);
@@ -64,10 +65,10 @@ test("affinity: removing 1 of N targets (N up to 64) moves at most 1.2/N of the 
   );
 });
 
-// A rendezvous table has about 101 entries per target, so a target owns 1/N
-// of it give or take 10% (one standard deviation): removing one moves its
-// share, at most 1.5/N (5 standard deviations, with the clients' own spread).
-test("affinity on rendezvous-table groups: removing 1 of N targets (N 65 to 300) moves at most 1.5/N of the clients", () => {
+// A rendezvous or ring table has about 101 entries per target, so a target
+// owns 1/N of it give or take 10% (one standard deviation): removing one moves
+// its share, at most 1.5/N (5 standard deviations, with the clients' own spread).
+test("affinity on table groups: removing 1 of N targets (N 65 to 300) moves at most 1.5/N of the clients", () => {
   fc.assert(
     fc.property(fc.integer({ min: 65, max: 300 }), fc.nat(), (n, pick) => {
       const { before, after } = removal(n, pick, 400 * n);
@@ -78,22 +79,24 @@ test("affinity on rendezvous-table groups: removing 1 of N targets (N 65 to 300)
   );
 });
 
-test("affinity on a rendezvous-table group: a target coming back up takes back exactly its clients", () => {
-  const targets = targetList(200);
-  const { dp, key } = plane("affinity", targets);
-  const before = assign(dp, 20000, 1000);
-  dp.setTargetUp(key, "192.0.2.17:5353", false);
-  const down = assign(dp, 20000, 1001, 1000 + 301);
-  dp.setTargetUp(key, "192.0.2.17:5353", true);
-  const up = assign(dp, 20000, 1002, 1000 + 602);
-  assert.deepEqual(up, before);
-  before.forEach((t, i) => assert.equal(down[i] !== t, t === "192.0.2.17", `client ${i}: ${t} -> ${down[i]}`));
+test("affinity on rendezvous-table and ring-table groups: a target coming back up takes back exactly its clients", () => {
+  for (const n of [100, 200]) {
+    const targets = targetList(n);
+    const { dp, key } = plane("affinity", targets);
+    const before = assign(dp, 20000, 1000);
+    dp.setTargetUp(key, "192.0.2.17:5353", false);
+    const down = assign(dp, 20000, 1001, 1000 + 301);
+    dp.setTargetUp(key, "192.0.2.17:5353", true);
+    const up = assign(dp, 20000, 1002, 1000 + 602);
+    assert.deepEqual(up, before);
+    before.forEach((t, i) => assert.equal(down[i] !== t, t === "192.0.2.17", `client ${i}: ${t} -> ${down[i]}`));
+  }
 });
 
-// Groups of more than 512 member slots read a consistent-hashing ring through
+// Groups of more than 128 member slots read a consistent-hashing ring through
 // the same kind of table (101 points per target): built in O(points log),
 // where a rendezvous table costs entries x targets, and as exact.
-test("affinity on ring-table groups (over 512 member slots): removing 1 of N targets moves exactly its clients, at most 1.5/N of them", () => {
+test("affinity on ring-table groups (over 128 member slots): removing 1 of N targets moves exactly its clients, at most 1.5/N of them", () => {
   for (const [n, pick] of [[600, 3], [1100, 742]]) {
     const { before, after, gone } = removal(n, pick, 100 * n);
     before.forEach((t, i) => {
@@ -103,6 +106,53 @@ test("affinity on ring-table groups (over 512 member slots): removing 1 of N tar
     const moved = before.filter((t, i) => t !== after[i]).length / before.length;
     assert.ok(moved <= 1.5 / n, `moved ${moved} with n=${n}`);
   }
+});
+
+// A ring table is updated in place: a join or a leave costs the entries it
+// moves, not a rebuild (ring.ts). The result must be exactly the table a
+// build from scratch gives for the same membership, whatever the history.
+test("affinity on ring-table groups: after any history of joins, leaves (batched or not), weight changes, downs and table growth, the table is exactly the one built at once from the final membership", () => {
+  const endpoint = (i: number): TargetSpec => ({ address: `192.0.${2 + (i >> 8)}.${i & 255}`, port: 5353 });
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant("batch" as const), remove: fc.array(fc.nat(), { maxLength: 8 }), add: fc.integer({ min: 0, max: 30 }) }),
+    fc.record({ kind: fc.constant("weight" as const), pick: fc.nat(), weight: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ kind: fc.constant("down" as const), pick: fc.nat() }),
+  );
+  fc.assert(
+    // from 470 targets, some histories cross 512 (the table doubles and is filled from the kept ring)
+    fc.property(fc.integer({ min: 470, max: 640 }), fc.array(op, { minLength: 1, maxLength: 12 }), (n, ops) => {
+      let next = 0;
+      const live = new Map<number, { weight: number; up: boolean }>();
+      const start = Array.from({ length: n }, () => next++);
+      for (const i of start) live.set(i, { weight: 1, up: true });
+      const { dp, key } = plane("affinity", start.map(endpoint));
+      const id = (i: number) => `${endpoint(i).address}:5353`;
+      for (const o of ops) {
+        const ids = [...live.keys()];
+        if (o.kind === "batch") {
+          const gone = [...new Set(o.remove.map((r) => ids[r % ids.length]))].slice(0, Math.max(0, live.size - 450));
+          const added = Array.from({ length: o.add }, () => next++);
+          assert.deepEqual(dp.updateTargets(key, gone.map(id), added.map(endpoint)), added.map(() => null));
+          for (const g of gone) live.delete(g);
+          for (const a of added) live.set(a, { weight: 1, up: true });
+        } else if (o.kind === "weight") {
+          const t = ids[o.pick % ids.length];
+          dp.setTargetWeight(key, id(t), o.weight);
+          live.get(t)!.weight = o.weight;
+        } else {
+          const t = ids[o.pick % ids.length];
+          const s = live.get(t)!;
+          s.up = !s.up;
+          dp.setTargetUp(key, id(t), s.up);
+        }
+      }
+      const usable = [...live].filter(([, s]) => s.up);
+      fc.pre(usable.length > 512); // the same table size (1024 member slots) in both
+      const fresh = plane("affinity", usable.map(([i, s]) => ({ ...endpoint(i), weight: s.weight })));
+      assert.equal(dp.tableDigest(key), fresh.dp.tableDigest(fresh.key));
+    }),
+    { numRuns: Math.max(runs, 30) },
+  );
 });
 
 test("affinity on the 5-tuple spreads one client's flows over the targets", () => {

@@ -3,6 +3,7 @@
 
 import { parseArgs } from "node:util";
 import { Daemon } from "../../daemon/daemon.js";
+import { releaseSighup } from "../early-signals.js";
 import { UsageError } from "../usage.js";
 
 export async function run(args: string[]): Promise<number> {
@@ -17,6 +18,8 @@ export async function run(args: string[]): Promise<number> {
   const daemon = await Daemon.start({ configPath: values.config });
   const code = await new Promise<number>((resolve) => {
     process.on("SIGHUP", () => daemon.reload());
+    // a SIGHUP during start-up was held (main.ts): the file may have changed after it was read
+    if (releaseSighup() > 0) daemon.reload();
     const stop = (signal: string): void => {
       daemon.log.info({ signal }, "stopping");
       daemon.stop().then(() => resolve(0), (err: Error) => {

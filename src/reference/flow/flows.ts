@@ -5,7 +5,8 @@
 // What it mirrors on purpose, because observable behaviour depends on it:
 // the record allocation order (free list LIFO, then the high-water mark),
 // eviction from the moving hand when the table is full, the per-batch sweep
-// of 64 records from the same hand, and NAT port probing.
+// of 64 records from the same hand, NAT port probing with early drop of
+// the oldest transitory holder, and the half-open counters per source.
 //
 // A tuple could only name flows in both Maps if a flow had the proxy's own
 // address as its TA, and new flows to that address are refused; lookup()
@@ -16,7 +17,7 @@ import { Reason } from "../../../assembly/shared/abi.js";
 import type { ModelCounters } from "../counters.js";
 import { ModelError } from "../errors.js";
 import type { GroupTable, RefGroup, RefTarget } from "../group/groups.js";
-import { finalize, mix, SEED_PORT } from "../hash.js";
+import { finalize, hashAddr, mix, SEED_PORT } from "../hash.js";
 import { hex, sameAddr, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../parse.js";
 import type { Settings } from "../settings.js";
 
@@ -37,6 +38,8 @@ export interface Flow {
   finFwd: boolean;
   finRev: boolean;
   closed: boolean;
+  /** Opened by a SYN and not yet established or reset: counted against its source. */
+  halfOpen: boolean;
   last: number;
   /** Hash of the client->TA tuple: NAT port start and IPv6 tunnel flow label. */
   hfwd: number;
@@ -51,6 +54,10 @@ const fwdKey = (family: number, proto: number, src: Uint8Array, sport: number, d
 const revKey = (family: number, proto: number, taddr: Uint8Array, tport: number, nport: number): string =>
   `${family}/${proto} ${hex(taddr)}:${tport} > proxy:${nport}`;
 
+/** Half-open counters, indexed by a hash of the client address (the core's SOURCE_COUNTERS, SEED_SOURCE). */
+const SOURCE_COUNTERS = 65536;
+const SEED_SOURCE = 0x73796e73;
+
 export class FlowTable {
   private readonly flows: Flow[] = [];
   private hwm = 0;
@@ -60,6 +67,7 @@ export class FlowTable {
   live = 0;
   private readonly fwd = new Map<string, number>();
   private readonly rev = new Map<string, number>();
+  private readonly halfOpen = new Uint16Array(SOURCE_COUNTERS);
 
   constructor(
     private readonly cap: number,
@@ -104,6 +112,7 @@ export class FlowTable {
   free(idx: number): void {
     const f = this.flows[idx];
     if (!f.used) return;
+    if (f.halfOpen) this.halfOpenEnded(f);
     this.fwd.delete(f.fwdKey);
     if (!f.aware) this.rev.delete(f.revKey);
     f.used = false;
@@ -113,11 +122,28 @@ export class FlowTable {
     this.counters.stat.flowsExpired++;
   }
 
+  private sourceCounter(addr: Uint8Array): number {
+    return hashAddr(SEED_SOURCE, addr) & (SOURCE_COUNTERS - 1);
+  }
+
+  private halfOpenEnded(f: Flow): void {
+    const c = this.sourceCounter(f.caddr);
+    if (this.halfOpen[c]) this.halfOpen[c]--;
+    f.halfOpen = false;
+  }
+
+  /** After trackTcp: a half-open flow that got established or reset stops counting against its source. */
+  handshakeDone(f: Flow): void {
+    if (f.halfOpen && (f.established || f.closed)) this.halfOpenEnded(f);
+  }
+
   /**
    * A NAT port toward target:tport no live binding holds, drawn from a hash of
    * the client's key (in order for a range of at most 64 ports, sampled for a
-   * larger one); -1 if none of 64 tries is free — 8 tries when a fixed-port
-   * target already has as many flows as there are ports.
+   * larger one) — 8 tries when a fixed-port target already has as many flows
+   * as there are ports. When every port tried is held, the oldest transitory
+   * TCP holder among them (the first seen of equal age) is freed and its port
+   * reused (early drop); -1 when none is transitory.
    */
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const { portMin, portMax } = this.settings;
@@ -125,16 +151,28 @@ export class FlowTable {
     const h = finalize(mix(SEED_PORT, keyHash), 4);
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
+    let victim = -1;
+    let victimPort = 0;
+    let victimAge = -1;
     for (let i = 0; i < tries; i++) {
       const port = (portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
       const holder = this.rev.get(revKey(family, proto, t.addr, tport, port));
       if (holder === undefined) return port;
-      if (this.stale(this.flows[holder], now)) {
+      const fl = this.flows[holder];
+      if (this.stale(fl, now)) {
         this.free(holder); // an idle holder is freed on the spot
         return port;
       }
+      const age = (now - fl.last) | 0;
+      if (fl.proto === PROTO_TCP && (!fl.established || fl.closed) && age > victimAge) {
+        victim = holder;
+        victimPort = port;
+        victimAge = age;
+      }
     }
-    return -1;
+    if (victim < 0) return -1;
+    this.free(victim);
+    return victimPort;
   }
 
   /** A record for a new flow: the free list (LIFO), fresh records, then an expired or transitory victim. */
@@ -155,10 +193,13 @@ export class FlowTable {
     return this.takeRecord(now);
   }
 
-  /** Create a flow pinned to t (with a NAT binding for a legacy target): its record index, or why not. */
+  /** Create a flow pinned to t (with a NAT binding for a legacy target): its record index, or why not. `syn`: counted half-open. */
   create(
     family: 4 | 6, proto: number, src: Uint8Array, sport: number, dport: number, g: RefGroup, t: RefTarget, hfwd: number, now: number,
+    syn: boolean,
   ): { idx: number } | { fail: Reason } {
+    const counter = this.sourceCounter(src);
+    if (syn && this.halfOpen[counter] >= this.settings.halfOpenPerSource) return { fail: Reason.HalfOpenLimit };
     const tport = t.port !== 0 ? t.port : dport;
     let nport = 0;
     if (!t.aware) {
@@ -169,10 +210,11 @@ export class FlowTable {
     if (idx < 0) return { fail: Reason.FlowTableFull };
     const f: Flow = {
       used: true, family, proto, caddr: src.slice(), cport: sport, gport: dport, group: g, target: t, nport,
-      aware: t.aware, established: false, finFwd: false, finRev: false, closed: false, last: now, hfwd,
+      aware: t.aware, established: false, finFwd: false, finRev: false, closed: false, halfOpen: syn, last: now, hfwd,
       fwdKey: fwdKey(family, proto, src, sport, g.addr, dport), revKey: "",
     };
     this.flows[idx] = f;
+    if (syn) this.halfOpen[counter]++;
     this.fwd.set(f.fwdKey, idx);
     if (!t.aware) {
       f.revKey = revKey(family, proto, t.addr, tport, nport);

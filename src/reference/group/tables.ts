@@ -10,7 +10,7 @@ import type { RefGroup, RefTarget } from "./groups.js";
 /** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
 export const HRW_MAX_SLOTS = 64;
 /** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, a ring table. */
-export const RENDEZVOUS_TABLE_MAX_SLOTS = 512;
+export const RENDEZVOUS_TABLE_MAX_SLOTS = 128;
 
 function isPrime(n: number): boolean {
   if (n < 2) return false;
@@ -75,7 +75,9 @@ const RING_MAX_POINTS = 1 << 22;
  * The ring table, by definition: each target's RING_POINTS x weight points
  * (fewer per unit when the group is heavier than RING_MAX_POINTS) at
  * rendezvousHash(k, identity hash), ordered by (position, identity hash) and
- * then list order; entry j belongs to the first point at or after j 2^32 / m.
+ * then endpoint (address bytes, then port: two targets that share an
+ * identity hash have coinciding points); entry j belongs to the first point
+ * at or after j 2^32 / m.
  */
 function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
   const total = usable.reduce((n, t) => n + RING_POINTS * t.weight, 0);
@@ -85,7 +87,7 @@ function ringTable(m: number, usable: RefTarget[]): RefTarget[] {
     const v = Math.max(1, Math.floor((RING_POINTS * t.weight) / scale));
     for (let k = 0; k < v; k++) points.push({ pos: rendezvousHash(k, t.hash), hash: t.hash, t });
   }
-  points.sort((a, b) => a.pos - b.pos || a.hash - b.hash); // stable: list order breaks ties
+  points.sort((a, b) => a.pos - b.pos || a.hash - b.hash || endpointOrder(a.t, b.t));
   const table: RefTarget[] = new Array(m);
   let p = 0;
   for (let j = 0; j < m; j++) {
@@ -109,3 +111,8 @@ function slotWinner(j: number, usable: RefTarget[]): RefTarget {
   return best;
 }
 
+/** Lexicographic by address bytes, then by port. */
+function endpointOrder(a: RefTarget, b: RefTarget): number {
+  for (let i = 0; i < a.addr.length; i++) if (a.addr[i] !== b.addr[i]) return a.addr[i] - b.addr[i];
+  return a.port - b.port;
+}

@@ -72,8 +72,9 @@ export function encapsulate(f: Frame, p: Parsed, src: Uint8Array, dst: Uint8Arra
     p.vnet = newOff;
   }
   f.off = newOff;
-  f.len += outerLen;
-  f.wirelen += outerLen;
+  // the frame ends where the inner IP packet does (or where the capture cut it)
+  f.len = p.linkLen + (p.ipEnd - p.l3) + outerLen;
+  f.wirelen = p.linkLen + p.ipTotal + outerLen;
 }
 
 /** Strip the outer header of a tunnel packet to us; the link header moves forward and names the inner family. */
