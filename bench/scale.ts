@@ -382,7 +382,7 @@ for (const n of !runs("targets") ? [] : QUICK ? [1, 300, 1_000] : [1, 10, 64, 30
   const t1 = performance.now();
   dp.setTargetUp("udp 203.0.113.10:53", n > 1 ? oneGroup(n).targets![1].address + ":53" : oneGroup(n).targets![0].address + ":53", false);
   const rebuildMs = performance.now() - t1;
-  const selection = n <= 64 ? "rendezvous" : n <= 128 ? "rendezvous table" : "ring table"; // group/tables.ts: HRW_MAX_SLOTS, RENDEZVOUS_TABLE_MAX_SLOTS
+  const selection = n <= 8 ? "rendezvous" : n <= 128 ? "rendezvous table" : "ring table"; // group/tables.ts: HRW_MAX_SLOTS, RENDEZVOUS_TABLE_MAX_SLOTS
   results.targets.push({ targets: n, flows, selection, setupS, rebuildMs, newNs, steadyNs, load: load() });
   print("targets in one group (affinity)", [{
     targets: fmt(n), flows: fmt(flows), selection, "setup s": setupS.toFixed(2), "rebuild ms": rebuildMs.toFixed(2),

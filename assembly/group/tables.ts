@@ -8,8 +8,8 @@
 // Affinity is consistent hashing whose result depends only on the set of
 // usable targets, their weights and the table size, so every proxy with the
 // same view picks the same target, and a target that leaves moves exactly
-// its own keys: rendezvous hashing itself for small groups, a table of M =
-// 101 entries per member slot for larger ones (filled by rendezvous up to 128
+// its own keys: rendezvous hashing itself for groups of up to 8 member slots,
+// a table of M = 101 entries per member slot for larger ones (filled by rendezvous up to 128
 // slots, from a consistent-hashing ring beyond), read with one load.
 
 import { ControlError } from "../shared/abi";
@@ -30,9 +30,12 @@ export const TABLE_FACTOR: u32 = 101;
  * owned by that slot's rendezvous winner — both move exactly the keys of a
  * target that leaves. Larger groups read a consistent-hashing ring through
  * the table (ring.ts): as exact, and built in O(points log points) where a
- * rendezvous table costs entries x targets.
+ * rendezvous table costs entries x targets. A table costs one load per new
+ * flow where rendezvous costs a hash per target (about 780 Wasm instructions
+ * more at 43 targets, 140 at 3); below 9 slots the table's memory (404 bytes
+ * a slot) and its rebuild when the member slots double are not worth it.
  */
-export const HRW_MAX_SLOTS: u32 = 64;
+export const HRW_MAX_SLOTS: u32 = 8;
 /** (Building one costs entries x targets: at 128 slots about a million hashes; beyond, a ring is cheaper to keep.) */
 export const RENDEZVOUS_TABLE_MAX_SLOTS: u32 = 128;
 

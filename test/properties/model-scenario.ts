@@ -67,7 +67,7 @@ export interface GroupChoice {
   policy: PolicyName;
   affinity: "client" | "flow";
   targets: TargetChoice[];
-  /** Extra legacy targets at addresses no packet uses: more than 64 member slots make a table group (a ring table past 512). */
+  /** Extra legacy targets at addresses no packet uses: more than 8 member slots make a rendezvous-table group (a ring table past 128). */
   filler: number;
   scopes: ScopeChoice[];
 }
@@ -89,9 +89,10 @@ const groupChoice: fc.Arbitrary<GroupChoice> = fc.record({
   policy: fc.constantFrom(...POLICY_NAMES),
   affinity: fc.constantFrom<"client" | "flow">("client", "flow"),
   targets: fc.uniqueArray(targetChoice, { minLength: 1, maxLength: 5, selector: (t) => `${t.addr}:${t.port}` }),
-  // 60-90 more: a rendezvous table (65..128 member slots); 1030-1040: a ring table
+  // 6-12 or 60-90 more: a rendezvous table (9..128 member slots); 1030-1040: a ring table
   filler: fc.oneof(
     { weight: 60, arbitrary: fc.constant(0) },
+    { weight: 3, arbitrary: fc.integer({ min: 6, max: 12 }) },
     { weight: 3, arbitrary: fc.integer({ min: 60, max: 90 }) },
     { weight: 1, arbitrary: fc.integer({ min: 1030, max: 1040 }) },
   ),

@@ -1,5 +1,5 @@
 // The reference model's per-group lookup tables (assembly/group/tables.ts).
-// A target list keeps its order; the lookup table (groups of more than 64
+// A target list keeps its order; the lookup table (groups of more than 8
 // member slots), the nearest list and the round-robin state are rebuilt by
 // commit() exactly as group_commit() does; the rendezvous and ring tables are
 // built by their definitions, where the core updates them in place.
@@ -8,7 +8,7 @@ import { rendezvousCost, rendezvousHash } from "../hash.js";
 import type { RefGroup, RefTarget } from "./groups.js";
 
 /** Groups with at most this many member slots use rendezvous hashing, no table (HRW_MAX_SLOTS). */
-export const HRW_MAX_SLOTS = 64;
+export const HRW_MAX_SLOTS = 8;
 /** Up to this many member slots, a rendezvous table (each slot owned by its rendezvous winner); beyond, a ring table. */
 export const RENDEZVOUS_TABLE_MAX_SLOTS = 128;
 
