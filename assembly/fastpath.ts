@@ -1,41 +1,50 @@
-// The established-flow fast path: a packet of a live NAT flow, in one of the
-// common shapes (parse.ts, commonShape: TCP, UDP, ICMP echo), goes through here instead of the
-// general pipeline (pipeline.ts, processOne): it is looked up, rewritten
-// and given its verdict without filling a Packet record or asking any of the
-// questions whose answer its shape already gives.
+// The fast path: a packet of a live NAT flow, or the first packet of a new
+// one toward a legacy target the batch prefetch already selected, in one of
+// the common shapes (parse.ts, commonShape: TCP, UDP, ICMP echo), goes
+// through here instead of the general pipeline (pipeline.ts, processOne): it
+// is looked up (created), rewritten and given its verdict without filling a
+// Packet record or asking any of the questions whose answer its shape
+// already gives.
 //
 // It does exactly what processOne does for such a packet — the same lookup,
-// the same flow bookkeeping, the same rewrite and counters — and declines
-// (returns false, having changed nothing) every packet that needs anything
-// else: a new flow, a stale flow, a down or PIAS-aware target, a control
-// message, an overlay packet, checksum verification. processOne then handles
-// it in full. The differential test against the reference model holds both
-// paths to the same bytes and counters (test/core/fastpath.test.ts: the
+// the same flow creation and bookkeeping, the same rewrite and counters — and
+// declines (returns false, having changed nothing) every packet that needs
+// anything else: a new flow without the prefetch's target (a policy that
+// changes state as it picks, no group), toward a PIAS-aware target, or
+// mid-connection TCP outside affinity; a stale flow, a down or PIAS-aware
+// target, a control message, an overlay packet, checksum verification.
+// processOne then handles it in full. The differential test against the
+// reference model holds both paths to the same bytes and counters
+// (test/properties/differential.test.ts; test/core/fastpath.test.ts: the
 // packets of live flows other stages claim first).
 
-import { AuxFlag, Desc, Stage, Stat } from "./shared/abi";
+import { AuxFlag, Desc, Policy, Reason, Stage, Stat } from "./shared/abi";
 import { bump } from "./counters";
 import { ld8, raw16 } from "./wire/bytes";
 import { PROTO_TCP, PROTO_UDP } from "./wire/ip";
-import { TCP_CSUM, TCP_FLAGS, UDP_CSUM, isEchoReply } from "./wire/l4";
+import { TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_RST, TCP_SYN, UDP_CSUM, isEchoReply, isEchoRequest } from "./wire/l4";
 import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
-import { prefetchedAbsent, prefetchedHash, prefetchedShape } from "./flow/prefetch";
+import { prefetchedAbsent, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
-  flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
-  DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE,
+  flowCreate, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
+  DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE, FF_ESTABLISHED,
 } from "./flow/flows";
-import { groupPtr, targetPtr, targetUsable, G_ADDR, T_ADDR, T_PACKETS } from "./group/groups";
+import { groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_FLAGS, T_PACKETS, TF_AWARE } from "./group/groups";
 import { controlPortRaw } from "./peers";
 import { overlayOn, overlayTakes } from "./overlay/overlay";
 import { proxyAddrPtr, verifyChecksums } from "./settings";
 import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
-import { accept } from "./verdict";
+import { accept, drop } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
-/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow; false: processOne must. */
+/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow or a new flow the prefetch selected for; false: processOne must. */
 export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums || prefetchedAbsent(i)) return false;
+  if (shape == 0 || verifyChecksums) return false;
+  // a new flow (its key was not in the index when the batch began): only toward the target the prefetch picked
+  // (in the bench build, stopped before the selection, it has none and stops here before its stage)
+  let absent = prefetchedAbsent(i);
+  if (absent && prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select)) return false;
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
@@ -51,8 +60,9 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);
-  let ref = flowLookupHashed(<u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
-  if (ref < 0) return false;
+  let h = <u32>prefetchedHash(i);
+  let ref = flowLookupHashed(h, family, proto, src, dst, sport, dport);
+  if (ref < 0) return absent && newFlow(d, i, now, family, proto, src, sport, dport, h, ip, l4, aux);
   let idx = <u32>ref >> 1;
   let rec = flowPtr(idx);
   if (flowStale(rec, now)) return false;
@@ -70,6 +80,53 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   }
   store<u32>(rec + F_LAST, now);
   if (proto == PROTO_TCP) trackTcp(rec, <u32>load<u8>(l4 + TCP_FLAGS), reverse);
+  natRewrite(d, rec, tid, reverse, family, proto, ip, l4, aux);
+  return true;
+}
+
+/**
+ * The first packet of a new flow toward target prefetchedTarget(i) (the
+ * lookup found no flow): create it, as processOne would, and NAT the packet.
+ * False (nothing changed) where processOne must decide: a PIAS-aware target
+ * (the tunnel), an ICMP echo reply, TCP mid-connection outside affinity.
+ */
+function newFlow(d: usize, i: u32, now: u32, family: u32, proto: u32, src: usize, sport: u32, dport: u32, h: u32, ip: usize, l4: usize, aux: u32): bool {
+  if (stopAfter(Stage.FlowLookup)) return true;
+  let gid = <u32>prefetchedGroup(i);
+  let tid = <u32>prefetchedTarget(i);
+  if ((<u32>load<u8>(targetPtr(tid) + T_FLAGS) & TF_AWARE) != 0) return false;
+  let tcpFlags: u32 = proto == PROTO_TCP ? <u32>load<u8>(l4 + TCP_FLAGS) : 0;
+  let syn = proto == PROTO_TCP && (tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  if (proto == PROTO_TCP && !syn && <u32>load<u8>(groupPtr(gid) + G_POLICY) != Policy.Affinity) return false;
+  if (proto != PROTO_TCP && proto != PROTO_UDP && !isEchoRequest(family, ld8(l4))) return false;
+  if (stopAfter(Stage.Select)) return true;
+
+  // from here on the packet is this path's
+  store<u8>(d + Desc.REASON, 0);
+  if (aux == 0) {
+    bump(Stat.Packets);
+    let len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
+    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
+  }
+  let created = flowCreate(family, proto, src, sport, dport, gid, tid, h, now, syn);
+  if (created < 0) {
+    store<u16>(d + Desc.AUX, <u16>aux);
+    drop(d, <Reason>(<i32>-created));
+    return true;
+  }
+  if (stopAfter(Stage.Create)) return true;
+  let rec = flowPtr(<u32>created);
+  if (proto == PROTO_TCP) {
+    // picked up mid-connection (affinity): it was established elsewhere
+    if ((tcpFlags & TCP_SYN) == 0) store<u8>(rec + F_FLAGS, <u8>(<u32>load<u8>(rec + F_FLAGS) | FF_ESTABLISHED));
+    trackTcp(rec, tcpFlags, false);
+  }
+  natRewrite(d, rec, tid, false, family, proto, ip, l4, aux);
+  return true;
+}
+
+/** NAT packet d of flow record rec (target tid) in its direction, count it and accept it. */
+@inline function natRewrite(d: usize, rec: usize, tid: u32, reverse: bool, family: u32, proto: u32, ip: usize, l4: usize, aux: u32): void {
   let dAddr: u64, newSport: u32, newDport: u32;
   if (reverse) {
     // target -> proxy reply of a NAT binding: restore A:g -> C:c
@@ -88,7 +145,6 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   if (proto == PROTO_TCP) rewritePorts(l4, proto, l4 + TCP_CSUM, false, dAddr, newSport, newDport);
   else if (proto == PROTO_UDP) rewritePorts(l4, proto, raw16(l4 + UDP_CSUM) != 0 ? l4 + UDP_CSUM : 0, false, dAddr, newSport, newDport);
   else rewriteEcho(family, l4, isEchoReply(family, ld8(l4)), dAddr, newSport, newDport);
-  if (stopAfter(Stage.Rewrite)) return true;
+  if (stopAfter(Stage.Rewrite)) return;
   accept(d, aux);
-  return true;
 }

@@ -383,7 +383,7 @@ function takeRecord(now: u32): i64 {
  * flow-table-full).
  */
 export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool): i64 {
-  let counter = halfOpenCounter(family, src);
+  let counter: usize = syn ? halfOpenCounter(family, src) : 0; // the source's hash only for a SYN
   if (syn && <u32>load<u16>(counter) >= halfOpenPerSource) return -<i64>Reason.HalfOpenLimit;
   let t = targetPtr(tid);
   let aware = (<u32>load<u8>(t + T_FLAGS) & TF_AWARE) != 0;
