@@ -1,10 +1,10 @@
-// The fast path: a packet of a live NAT flow, or the first packet of a new
-// one toward a legacy target the batch prefetch already selected, in one of
-// the common shapes (parse.ts, commonShape: TCP, UDP, ICMP echo), goes
-// through here instead of the general pipeline (pipeline.ts, processOne): it
-// is looked up (created), rewritten and given its verdict without filling a
-// Packet record or asking any of the questions whose answer its shape
-// already gives.
+// The fast paths: a packet of a live NAT flow (fastPath), or the first
+// packet of a new one toward a legacy target the batch prefetch already
+// selected (newFlowPath), in one of the common shapes (parse.ts,
+// commonShape: TCP, UDP, ICMP echo), goes through here instead of the
+// general pipeline (pipeline.ts, processOne): it is looked up (or its flow
+// created), rewritten and given its verdict without filling a Packet record
+// or asking any of the questions whose answer its shape already gives.
 //
 // It does exactly what processOne does for such a packet — the same lookup,
 // the same flow creation and bookkeeping, the same rewrite and counters — and
@@ -37,14 +37,10 @@ import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
 import { accept, drop } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
-/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow or a new flow the prefetch selected for; false: processOne must. */
+/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
 export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums) return false;
-  // a new flow (its key was not in the index when the batch began): only toward the target the prefetch picked
-  // (in the bench build, stopped before the selection, it has none and stops here before its stage)
-  let absent = prefetchedAbsent(i);
-  if (absent && prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select)) return false;
+  if (shape == 0 || verifyChecksums || prefetchedAbsent(i)) return false;
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
@@ -52,17 +48,14 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   let ports = shapePorts(shape, l4);
   let sport = ports & 0xffff;
   let dport = ports >>> 16;
-  // UDP to the control port may be a control message, and the overlay's packets are its own: processOne decides
-  if (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) return false;
-  if (overlayOn && family == 4 && overlayTakes(proto, dport, ip + 16)) return false;
+  if (othersTake(family, proto, dport, ip)) return false;
   let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
   if (stopAfter(Stage.Parse)) return true;
 
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);
-  let h = <u32>prefetchedHash(i);
-  let ref = flowLookupHashed(h, family, proto, src, dst, sport, dport);
-  if (ref < 0) return absent && newFlow(d, i, now, family, proto, src, sport, dport, h, ip, l4, aux);
+  let ref = flowLookupHashed(<u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
+  if (ref < 0) return false;
   let idx = <u32>ref >> 1;
   let rec = flowPtr(idx);
   if (flowStale(rec, now)) return false;
@@ -71,13 +64,7 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   if (!reverse && (!targetUsable(tid) || (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0)) return false;
   if (stopsBefore(Stage.Rewrite)) return true;
 
-  // from here on the packet is this path's
-  store<u8>(d + Desc.REASON, 0);
-  if (aux == 0) {
-    bump(Stat.Packets);
-    let len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
-    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
-  }
+  taken(d, aux); // from here on the packet is this path's
   store<u32>(rec + F_LAST, now);
   if (proto == PROTO_TCP) trackTcp(rec, <u32>load<u8>(l4 + TCP_FLAGS), reverse);
   natRewrite(d, rec, tid, reverse, family, proto, ip, l4, aux);
@@ -85,12 +72,33 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 }
 
 /**
- * The first packet of a new flow toward target prefetchedTarget(i) (the
- * lookup found no flow): create it, as processOne would, and NAT the packet.
- * False (nothing changed) where processOne must decide: a PIAS-aware target
- * (the tunnel), an ICMP echo reply, TCP mid-connection outside affinity.
+ * Handle packet `d`, the i-th of its batch, if it is the common-shape first
+ * packet of a new flow (its key was not in the index when the batch began,
+ * nor is it now) toward the legacy target the prefetch picked: create the
+ * flow, as processOne would, and NAT the packet. False (nothing changed)
+ * where processOne must decide: no target picked (a policy that changes
+ * state as it picks, no group), a PIAS-aware target (the tunnel), an ICMP
+ * echo reply, TCP mid-connection outside affinity, a flow created earlier in
+ * the batch. (In the bench build, stopped before the selection, the
+ * prefetch picks no target: the packet stops here before its stage.)
  */
-function newFlow(d: usize, i: u32, now: u32, family: u32, proto: u32, src: usize, sport: u32, dport: u32, h: u32, ip: usize, l4: usize, aux: u32): bool {
+export function newFlowPath(d: usize, i: u32, now: u32): bool {
+  let shape = prefetchedShape(i);
+  if (shape == 0 || verifyChecksums || !prefetchedAbsent(i) || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false;
+  let family = shapeFamily(shape);
+  let proto = shapeProto(shape);
+  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
+  let l4 = ip + shapeIpHeader(shape);
+  let ports = shapePorts(shape, l4);
+  let sport = ports & 0xffff;
+  let dport = ports >>> 16;
+  if (othersTake(family, proto, dport, ip)) return false;
+  let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
+  if (stopAfter(Stage.Parse)) return true;
+
+  let src = ip + (family == 4 ? 12 : 8);
+  let h = <u32>prefetchedHash(i);
+  if (flowLookupHashed(h, family, proto, src, ip + (family == 4 ? 16 : 24), sport, dport) >= 0) return false;
   if (stopAfter(Stage.FlowLookup)) return true;
   let gid = <u32>prefetchedGroup(i);
   let tid = <u32>prefetchedTarget(i);
@@ -101,13 +109,7 @@ function newFlow(d: usize, i: u32, now: u32, family: u32, proto: u32, src: usize
   if (proto != PROTO_TCP && proto != PROTO_UDP && !isEchoRequest(family, ld8(l4))) return false;
   if (stopAfter(Stage.Select)) return true;
 
-  // from here on the packet is this path's
-  store<u8>(d + Desc.REASON, 0);
-  if (aux == 0) {
-    bump(Stat.Packets);
-    let len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
-    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
-  }
+  taken(d, aux); // from here on the packet is this path's
   let created = flowCreate(family, proto, src, sport, dport, gid, tid, h, now, syn);
   if (created < 0) {
     store<u16>(d + Desc.AUX, <u16>aux);
@@ -123,6 +125,21 @@ function newFlow(d: usize, i: u32, now: u32, family: u32, proto: u32, src: usize
   }
   natRewrite(d, rec, tid, false, family, proto, ip, l4, aux);
   return true;
+}
+
+/** The packet is this path's: counted as processOne counts it on arrival. */
+@inline function taken(d: usize, aux: u32): void {
+  store<u8>(d + Desc.REASON, 0);
+  if (aux == 0) {
+    bump(Stat.Packets);
+    let len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
+    bump(Stat.Bytes, <u64>(wirelen > len ? wirelen : len));
+  }
+}
+
+/** UDP to the control port may be a control message, and the overlay's packets are its own: processOne decides. */
+@inline function othersTake(family: u32, proto: u32, dport: u32, ip: usize): bool {
+  return (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) || (overlayOn && family == 4 && overlayTakes(proto, dport, ip + 16));
 }
 
 /** NAT packet d of flow record rec (target tid) in its direction, count it and accept it. */

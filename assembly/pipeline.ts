@@ -11,8 +11,8 @@
 //
 // Before it, the batch prefetch (flow/prefetch.ts) classifies and hashes
 // every packet and touches what their lookups will read; a common-shape
-// packet of a live flow then takes the fast path (fastpath.ts) and never
-// reaches processOne.
+// packet of a live flow, or of a new flow whose target the prefetch picked,
+// then takes the fast path (fastpath.ts) and never reaches processOne.
 
 import { AuxFlag, Desc, HostWork, Layout, Policy, Reason, Stage, Stat, Verdict, Vnet, VnetFlag } from "./shared/abi";
 import { stopAfter, stopsBefore } from "./stages";
@@ -26,7 +26,7 @@ import { Packet, PACKET } from "./packet";
 import { parsePacket } from "./parse";
 import { bump, countDrop } from "./counters";
 import { accept, drop, toHost } from "./verdict";
-import { fastPath } from "./fastpath";
+import { fastPath, newFlowPath } from "./fastpath";
 import { foreignPort, isProxyAddr, proxyAddrPtr, verifyChecksums } from "./settings";
 import {
   flowCreate, flowStale, flowFree, flowLookup, flowLookupHashed, flowPtr, flowRepin, flowsSweep, targetPortRaw, trackTcp,
@@ -68,7 +68,7 @@ export function process_batch(desc: usize, n: u32): u32 {
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
     any = true;
-    if (!fastPath(d, i, now)) processOne(pkt, d, now, i);
+    if (!fastPath(d, i, now) && !newFlowPath(d, i, now)) processOne(pkt, d, now, i);
     let v = load<u8>(d + Desc.VERDICT);
     if (v == <u8>Verdict.ToHost) toHost++;
     else if (v == <u8>Verdict.Forward && gsoSpilling()) gsoMove(d); // after segments, in batch order (rewrite/gso.ts)
