@@ -149,13 +149,13 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     assert.equal(client(["many", ADDED, "7", "1"]), "0", "not served before the reload");
     writeFileSync(configPath, JSON.stringify(config({ added: true })));
     daemon!.kill("SIGHUP");
-    await waitLog(/"msg":"serving"/);
-    assert.match(log, new RegExp(`"prefixes":\\[[^\\]]*"${ADDED}/32"`));
+    await waitLog(/"msg":"config reloaded"/);
     assert.equal(client(["many", ADDED, "7", "20"]), "20", "served after the reload");
+    assert.match(log, new RegExp(`"prefixes":\\[[^\\]]*"${ADDED}/32"[^\\]]*\\],"msg":"serving"`));
     log = "";
     writeFileSync(configPath, JSON.stringify(config()));
     daemon!.kill("SIGHUP");
-    await waitLog(/"msg":"serving"/);
+    await waitLog(/"msg":"config reloaded"/);
     const before = metric(metrics(), "pias_packets_total");
     assert.equal(client(["many", ADDED, "7", "1"]), "0", "not served once removed");
     assert.equal(metric(metrics(), "pias_packets_total"), before, "pias did not even see its packets: the program passed them to the kernel");
