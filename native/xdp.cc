@@ -5,10 +5,11 @@
 //
 // One Xdp object owns: the XDP program (native/xdp_kern.c, attached through
 // a bpf_link per interface, so the kernel detaches it when the last fd
-// closes, also after SIGKILL), one AF_XDP socket per RX queue of each
-// interface (all sharing the one UMEM, each with its own fill and completion
-// ring), the frame pool, and the next-hop table (routes and neighbour MACs
-// pushed from JS, from the kernel's tables).
+// closes, also after SIGKILL; with workers, the XdpProgram below owns it),
+// one AF_XDP socket per RX queue of each interface (all sharing the one
+// UMEM, each with its own fill and completion ring), the frame pool, and the
+// next-hop table (routes and neighbour MACs pushed from JS, from the
+// kernel's tables).
 //
 // Per batch, one call each way: rx() reaps completions, tops up the fill
 // rings and moves received frames into descriptors (OFF points into the
@@ -31,8 +32,8 @@
 // single-producer single-consumer ring per ordered pair of workers; a full
 // ring is a counted drop, handoffFull) and writes the owner's eventfd; the
 // owner's rx() copies it into a free frame of its own UMEM and gives it to
-// its core as if its own socket had received it. One copy each way, only
-// for those frames (handoffOut / handoffIn).
+// its core as if its own socket had received it: two copies of the frame's
+// bytes, only for those frames (handoffOut / handoffIn).
 //
 // Never blocks, never allocates per packet, never touches memory outside the
 // Uint8Array it is given: descriptors and packet bounds are checked, the

@@ -1,6 +1,6 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
 // the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump — or,
-// with daemon.workers > 1 on TUN, starts one forwarding worker per core
+// with daemon.workers > 1 on TUN or AF_XDP, starts one forwarding worker per core
 // (workers.ts) and keeps the rest here — runs the health checks, serves
 // metrics, and handles reload (SIGHUP: what the backend serves follows the
 // config) and drain (SIGTERM). With
@@ -202,7 +202,7 @@ export class Daemon {
       targets: () => snap()?.targets ?? this.dp.targetStats(),
       workers: () => snap()?.workers ?? [],
       io: () => snap()?.io ?? { ...this.io.stats(), hostUnhandled: this.pump?.hostUnhandled ?? 0 },
-      ioLevels: () => this.io.levels?.() ?? {},
+      ioLevels: () => snap()?.levels ?? this.io.levels?.() ?? {},
       health: () => this.health.status(),
       cluster: () => this.cluster,
       overlay: () => this.overlay?.status() ?? null,

@@ -55,7 +55,7 @@ async function start(): Promise<void> {
           break;
         }
         case "stats":
-          post({ type: "stats", id: m.id, counters: dp.counters(), targets: dp.targetStats(), io: { ...io.stats(), hostUnhandled: pump.hostUnhandled } });
+          post({ type: "stats", id: m.id, counters: dp.counters(), targets: dp.targetStats(), io: { ...io.stats(), hostUnhandled: pump.hostUnhandled }, levels: io.levels?.() ?? {} });
           break;
         case "steer":
           post({ type: "steered", why: tun ? tun.attachSteering(m.cfg as SteeringConfig) : "AF_XDP steers in its XDP program" });

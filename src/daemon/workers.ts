@@ -27,8 +27,7 @@ import { DataPlane, type Counters, type TargetStats } from "../core/dataplane.js
 import type { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
 import type { TunFeatures } from "../io/tun.js";
-import type { SteeringConfig } from "../io/tun-backend.js";
-import { rerouteTun, routeIntoTun, TUN_MTU } from "../io/tun-backend.js";
+import { rerouteTun, routeIntoTun, TUN_MTU, type SteeringConfig } from "../io/tun-backend.js";
 import { handoffRings, XdpError, XdpProgram, xdpUnavailable, type XdpWorkerHandles } from "../io/xdp.js";
 import { packPrefixes, rxQueues, XDP_FRAME_SIZE } from "../io/xdp-backend.js";
 import { PiasError } from "../errors.js";
@@ -58,7 +57,7 @@ export type WorkerRequest =
 
 export type WorkerReply =
   | { type: "ready"; name: string; features?: TunFeatures; description: string; zerocopy?: boolean[] }
-  | { type: "stats"; id: number; counters: Counters; targets: TargetStats[]; io: Record<string, number> }
+  | { type: "stats"; id: number; counters: Counters; targets: TargetStats[]; io: Record<string, number>; levels: Record<string, number> }
   | { type: "steered"; why: string | null }
   | { type: "host"; frame: Uint8Array; work: number }
   | { type: "error"; message: string; fatal?: boolean; code?: string };
@@ -87,6 +86,8 @@ export interface PoolSnapshot {
   counters: Counters;
   targets: TargetStats[];
   io: Record<string, number>;
+  /** The backends' buffer levels (AF_XDP: UMEM frames by state), summed. */
+  levels: Record<string, number>;
   workers: Counters[];
 }
 
@@ -220,7 +221,8 @@ export class WorkerPool {
       return null;
     }
     const program = XdpProgram.open({ interfaces: d.xdpInterfaces, served: packPrefixes(served), steer: steerConfig(config, n) });
-    const rings = handoffRings(n);
+    // PIAS_XDP_HANDOFF_SLOTS: smaller rings (the test of a full ring's drops)
+    const rings = handoffRings(n, Number(process.env.PIAS_XDP_HANDOFF_SLOTS) || undefined);
     const { xsks, wake } = program.handles();
     const started: Worker[] = [];
     const zerocopy = d.xdpInterfaces.map(() => true);
@@ -253,7 +255,6 @@ export class WorkerPool {
     }, log);
   }
 
-
   /** Where the frames the workers' cores hand to the host go (the cluster, or a count). */
   setHostHandler(h: HostFrameHandler): void {
     this.onHost = h;
@@ -273,7 +274,7 @@ export class WorkerPool {
     });
     const workers = replies.map((r) => r.counters);
     const io = { ...sumRecords(replies.map((r) => r.io)), ...this.pio.stats?.() };
-    return { counters: sumCounters(workers), targets: sumTargets(replies.map((r) => r.targets)), io, workers };
+    return { counters: sumCounters(workers), targets: sumTargets(replies.map((r) => r.targets)), io, levels: sumRecords(replies.map((r) => r.levels)), workers };
   }
 
   private message(m: WorkerReply, i: number): void {

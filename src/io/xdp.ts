@@ -219,11 +219,10 @@ const HAND_SLOT = 2048;
 
 /**
  * The hand-off rings of `workers` workers, one per ordered pair, in one
- * SharedArrayBuffer: about 1024 slots (2 MiB) into each worker in all,
- * at least 16 from each other worker.
+ * SharedArrayBuffer: `slots` each (a power of two), by default about 1024
+ * slots (2 MiB) into each worker in all, at least 16 from each other worker.
  */
-export function handoffRings(workers: number): { handoff: Uint8Array; slots: number } {
-  let slots = 512;
+export function handoffRings(workers: number, slots = 512): { handoff: Uint8Array; slots: number } {
   while (slots > 16 && slots * (workers - 1) > 1024) slots >>= 1;
   // 64 bytes more: the addon starts the rings at a cache line
   return { handoff: new Uint8Array(new SharedArrayBuffer(64 + workers * workers * (HAND_HEAD + slots * HAND_SLOT))), slots };

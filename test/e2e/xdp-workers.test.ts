@@ -14,8 +14,9 @@
 // was handed to its owner (the program's marks, the hand-offs out and in
 // agree, none dropped) and no core ever saw a reply it does not own; a reload
 // that adds or removes a group address changes what the XDP program
-// redirects; an interface with fewer queues than workers gives one log line
-// and one worker. Offloads: the peers compute their checksums (tx off), as
+// redirects; a full hand-off ring (PIAS_XDP_HANDOFF_SLOTS=1) drops with its
+// own counter; an interface with fewer queues than workers gives one log
+// line and one worker. Offloads: the peers compute their checksums (tx off), as
 // AF_XDP needs (test/e2e/xdp.test.ts says why).
 
 import { after, before, describe, test } from "node:test";
@@ -54,6 +55,7 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     groups: [
       { protocol: "tcp", address: TA, port: 7, targets: [{ address: TARGET, port: 7 }] },
       { protocol: "udp", address: TA, port: 53, targets: [{ address: TARGET, port: 5353 }] },
+      { protocol: "tcp", address: TA, port: 9000, targets: [{ address: TARGET, port: 9000 }] },
       ...(o.added ? [{ protocol: "tcp", address: ADDED, port: 7, targets: [{ address: TARGET, port: 7 }] }] : []),
     ],
   });
@@ -77,9 +79,9 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     }
   };
 
-  async function startPias(): Promise<void> {
+  async function startPias(env: NodeJS.ProcessEnv = {}): Promise<void> {
     log = "";
-    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath]);
+    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath], { env: { ...process.env, ...env } });
     daemon.stdout!.on("data", (b: Buffer) => (log += b.toString()));
     daemon.stderr!.on("data", (b: Buffer) => (log += b.toString()));
     await waitForLine(daemon, /"msg":"ready"/, 30_000);
@@ -103,10 +105,13 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     [oneQueueIf] = topo.link("p", "10.20.2.1/24", "t2", "10.20.2.2/24");
     proxyIfs.push(pc, pt);
     topo.exec("c", ["ip", "route", "add", "default", "via", "10.10.0.1"]);
+    // a client socket keeps its TX queue (so its flow keeps its worker) across retransmission timeouts (README)
+    topo.sysctl("c", "net.core.txrehash", "0");
     topo.exec("t1", ["ip", "route", "add", "default", "via", "10.20.1.1"]);
     topo.exec("c", ["ethtool", "-K", clientIf, "tx", "off"]);
     topo.exec("t1", ["ethtool", "-K", targetIf, "tx", "off"]);
     await waitForLine(topo.start("t1", ["python3", SERVERS, "echo", TARGET, "7"]), /^ready/);
+    await waitForLine(topo.start("t1", ["python3", SERVERS, "hash", TARGET, "9000"]), /^ready/);
     topo.start("t1", ["socat", `UDP4-RECVFROM:5353,bind=${TARGET},fork`, "SYSTEM:cat"]);
     // both next hops' MACs in the proxy's neighbour table
     topo.exec("p", ["ping", "-c", "1", "-W", "2", "10.10.0.2"]);
@@ -143,6 +148,10 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     assert.equal(marked, out, "the program marked exactly the frames the workers handed off");
     for (const w of [0, 1]) assert.equal(metric(m1, `pias_worker_wrong_worker_packets_total{worker="${w}"}`), 0, `worker ${w}'s core saw a reply to another worker's port`);
     assert.equal(metric(m1, 'pias_dropped_packets_total{reason="not-for-proxy"}'), 0);
+    // each worker's UMEM: (2 sockets + 2) x 2048 frames, every one of them somewhere
+    const frames = ["free", "fill", "rx", "core", "held", "tx", "completion"].reduce((n, st) => n + metric(m1, `pias_io_frames{state="${st}"}`), 0);
+    assert.equal(frames, 2 * 4 * 2048, "the workers' frames by state add up to their UMEMs");
+    assert.equal(io(m1, "frameErrors"), 0);
   });
 
   test("a reload adding a group address makes the program redirect it (served); removing it gives it back to the kernel (not served)", async () => {
@@ -160,6 +169,20 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     assert.equal(client(["many", ADDED, "7", "1"]), "0", "not served once removed");
     assert.equal(metric(metrics(), "pias_packets_total"), before, "pias did not even see its packets: the program passed them to the kernel");
     assert.equal(client(["many", TA, "7", "5"]), "5", "the rest is still served");
+  });
+
+  test("a full hand-off ring drops the frame, counted as handoffFull; the program's marks add up to hand-offs and drops, and TCP recovers", async () => {
+    await stopPias();
+    await startPias({ PIAS_XDP_HANDOFF_SLOTS: "1" }); // one slot per ring: two replies for the other worker in one batch fill it
+    // uploads: the target's ACKs come back in bursts, on its own choice of queue (half the time the other worker's)
+    for (let i = 0; i < 12 && io(metrics(), "handoffFull") === 0; i++) {
+      const r = JSON.parse(client(["bulk", TA, "9000", "20"])) as { sent: string; bytes: number; reply: string };
+      assert.equal(r.reply, `${r.sent} ${r.bytes}`, "the target received every byte");
+    }
+    const m = metrics();
+    assert.ok(io(m, "handoffFull") > 0, `no ring overflowed: ${io(m, "handoffOut")} frames handed off`);
+    assert.equal(io(m, "programForeign"), io(m, "handoffOut") + io(m, "handoffFull"), "every marked frame was handed off or dropped as handoffFull");
+    assert.equal(io(m, "handoffIn"), io(m, "handoffOut"));
   });
 
   test("an interface with fewer RX queues than workers: one log line, one worker, still forwarding", async () => {
