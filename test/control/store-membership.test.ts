@@ -128,6 +128,24 @@ describe("store membership (leases)", () => {
     assert.equal(new Set(back.map((e) => e.ev.revision)).size, 1);
   });
 
+  test("keepalives unanswered for longer than the TTL while the store kept the lease (a leader election extends every lease): the proxy keeps its lease and stays in every view", async () => {
+    const f = fleet(3);
+    await f.start();
+    const p2 = f.members[1];
+    f.store.partition("p2", true);
+    await f.advance(TTL_S * 1000 - 500);
+    f.store.promote();
+    await f.advance(1600);
+    assert.equal(p2.membership.stale, true, "a TTL went by without an answer");
+    f.store.partition("p2", false);
+    await f.advance(1000);
+    assert.equal(p2.sync.counters.leaseGrants, 1, "the first lease, kept");
+    assert.equal(p2.sync.counters.leaseLost, 0);
+    assert.deepEqual(f.views(), Array(3).fill("p1,p2,p3"));
+    assert.equal(f.events.filter((e) => e.ev.kind === "down").length, 0, "no view ever dropped p2");
+    assert.equal(p2.membership.stale, false);
+  });
+
   test("a proxy that starts while the store does not answer joins, reads and watches once it answers", async () => {
     const f = fleet(3);
     const late = f.members[2];
