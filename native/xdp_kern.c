@@ -26,6 +26,7 @@
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "steer_config.h"
 
 // Keep in step with native/xdp.cc.
 #define MAX_QUEUES 64
@@ -73,18 +74,7 @@ struct {
   __type(value, __u8);
 } served6 SEC(".maps");
 
-// The workers and their NAT port slices; workers <= 1: no metadata.
-struct steer_config {
-  __u32 proxy4;     /* network order */
-  __u32 proxy6[4];  /* network order */
-  __u32 has4;
-  __u32 has6;
-  __u32 port_min;   /* the shared NAT range, host order */
-  __u32 port_max;
-  __u32 slice;      /* ports per worker (> 0) */
-  __u32 workers;
-};
-
+// The workers and their NAT port slices (steer_config.h); workers <= 1: no metadata.
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);

@@ -16,6 +16,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PiasError } from "../errors.js";
+import type { SteeringConfig } from "./tun-backend.js";
 
 export type XdpMode = "auto" | "native" | "generic";
 
@@ -53,16 +54,8 @@ export interface XdpWorkerHandles {
   wake: number[];
 }
 
-/** The workers' NAT port slices, as the program takes them (native/xdp_kern.c struct steer_config). */
-export interface XdpSteer {
-  proxy4: Uint8Array | null;
-  proxy6: Uint8Array | null;
-  portMin: number;
-  portMax: number;
-  /** Ports per worker (the last takes the remainder). */
-  slice: number;
-  workers: number;
-}
+/** The workers' NAT port slices, as the TUN steering program takes them too (native/steer_config.h). */
+export type XdpSteer = SteeringConfig;
 
 export interface XdpInterfaceInfo {
   name: string;
