@@ -4,8 +4,9 @@
 // daemon sets up afterwards grows the memory under it), registers the UMEM
 // and binds one AF_XDP socket per RX queue of each interface (src/io/xdp.ts
 // over native/xdp.cc) -- or, as one worker of several (src/daemon/workers.ts),
-// one per queue of its own, into the program the main thread holds. The XDP program redirects only what pias serves; the
-// kernel keeps everything else (ARP, ND, SSH, the host's own traffic).
+// one per queue of its own, into the program the main thread holds. The XDP
+// program redirects only what pias serves; the kernel keeps everything else
+// (ARP, ND, SSH, the host's own traffic).
 //
 // A frame forwarded by the core leaves on the interface the kernel's route
 // for its destination names, with that interface's MAC as source and the

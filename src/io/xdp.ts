@@ -81,6 +81,9 @@ export interface XdpInfo {
   frameSize: number;
   frames: number;
   open: boolean;
+  /** This socket set's worker and the pool's size (0 and 1 without workers). */
+  worker: number;
+  workers: number;
 }
 
 /** Where every UMEM frame is; the parts add up to `total`. */
