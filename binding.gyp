@@ -55,7 +55,7 @@
       "actions": [
         {
           "action_name": "steer_bpf",
-          "inputs": ["native/steer.bpf.c", "native/build-bpf.sh"],
+          "inputs": ["native/steer.bpf.c", "native/steer_config.h", "native/build-bpf.sh"],
           "outputs": ["<(PRODUCT_DIR)/pias_steer.bpf.o"],
           "action": ["sh", "native/build-bpf.sh", "<(PRODUCT_DIR)/pias_steer.bpf.o"]
         }
@@ -75,7 +75,7 @@
           "actions": [
             {
               "action_name": "xdp_kern",
-              "inputs": ["native/xdp_kern.c"],
+              "inputs": ["native/xdp_kern.c", "native/steer_config.h"],
               "outputs": ["<(PRODUCT_DIR)/pias_xdp_kern.o"],
               "action": ["clang", "-O2", "-g", "-Wall", "-target", "bpf", "-I", "<!(node native/xdp-probe.mjs multiarch)",
                          "-c", "native/xdp_kern.c", "-o", "<(PRODUCT_DIR)/pias_xdp_kern.o"]

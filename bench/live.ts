@@ -3,10 +3,14 @@
 //
 //   client 10.10.0.2 --- 10.10.0.1 proxy 10.20.1.1 --- 10.20.1.2 target
 //
+// (veth pairs with two RX and two TX queues at each end, for AF_XDP's second
+// worker: veth puts a packet on the peer's queue numbered like the sender's
+// TX queue, chosen per flow; the other peers do not see the queues).
+//
 // Peers (each set up in the proxy namespace, measured, torn down): pias on
 // TUN in the variants of `PIAS_VARIANTS` below (plain with readv or io_uring;
-// offloaded with 1 or 2 workers), pias on AF_XDP (bench/lib/xdp-peer.ts,
-// where the build has it), HAProxy in TCP mode (TCP only: it does not proxy
+// offloaded with 1 or 2 workers), pias on AF_XDP with 1 or 2 workers
+// (bench/lib/xdp-peer.ts, where the build has it), HAProxy in TCP mode (TCP only: it does not proxy
 // UDP), and the kernel's nftables DNAT/SNAT with conntrack.
 // Loads: iperf3 TCP bulk with -P 4 (Gbit/s); a flood of 64-byte UDP frames
 // (256 flows) from trafgen on one core, offered faster than any peer
@@ -70,12 +74,14 @@ class Bench {
     topo.addNamespace("c");
     topo.addNamespace("p");
     topo.addNamespace("t");
-    const [clientIf, proxyIn] = topo.link("c", "10.10.0.2/24", "p", "10.10.0.1/24");
-    const [proxyOut, targetIf] = topo.link("p", "10.20.1.1/24", "t", `${TARGET}/24`);
+    const [clientIf, proxyIn] = topo.link("c", "10.10.0.2/24", "p", "10.10.0.1/24", 1500, 2);
+    const [proxyOut, targetIf] = topo.link("p", "10.20.1.1/24", "t", `${TARGET}/24`, 1500, 2);
     this.xdp = { cli: CLI, dir: this.dir, ta: TA, target: TARGET, clientIf, proxyIn, proxyOut, targetIf, seconds: SECONDS, reps: REPS };
     topo.exec("c", ["ip", "route", "add", "default", "via", "10.10.0.1"]);
     topo.exec("t", ["ip", "route", "add", "default", "via", "10.20.1.1"]);
     topo.sysctl("p", "net.ipv4.ip_forward", "1");
+    // a TCP socket keeps its TX queue (veth: the proxy's RX queue, so the AF_XDP worker owning its flow) after a timeout
+    for (const ns of ["c", "t"]) topo.sysctl(ns, "net.core.txrehash", "0");
     await waitForLine(topo.start("t", ["iperf3", "-s", "-B", TARGET, "--forceflush"]), /Server listening/);
     topo.exec("c", ["ping", "-c", "1", "-W", "2", "10.10.0.1"]); // trafgen does no ARP
   }
@@ -87,8 +93,9 @@ class Bench {
       let r = this.topo.run("c", ["iperf3", "-c", TA, "-P", "4", "-t", String(SECONDS), "-J"], undefined, (SECONDS + 30) * 1000);
       // iperf3 now and then ends without its summary on a loaded machine: once more
       if (r.status !== 0) r = this.topo.run("c", ["iperf3", "-c", TA, "-P", "4", "-t", String(SECONDS), "-J"], undefined, (SECONDS + 30) * 1000);
-      if (r.status !== 0) throw new Error(`iperf3 (${label}): ${r.stdout.slice(-400)} ${r.stderr}`);
-      out.push(JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9);
+      const j = r.status === 0 ? JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second: number } }; error?: string } : null;
+      if (!j?.end?.sum_received) throw new Error(`iperf3 (${label}): ${j?.error ?? `${r.stdout.slice(-400)} ${r.stderr}`}`);
+      out.push(j.end.sum_received.bits_per_second / 1e9);
       process.stderr.write(`  ${label} TCP ${i + 1}: ${out.at(-1)!.toFixed(2)} Gbit/s\n`);
     }
     return out;
@@ -185,10 +192,14 @@ async function main(): Promise<void> {
     for (const [name, daemon] of Object.entries(PIAS_VARIANTS)) if (wanted(name)) results[name] = await bench.pias(name, daemon);
     const noXdp = xdpUnavailable();
     if (noXdp) process.stderr.write(`pias AF_XDP skipped: ${noXdp}\n`);
-    else if (wanted("pias AF_XDP")) {
-      const x = await measureXdp(bench.topo, bench.xdp, () => bench.tcp("pias AF_XDP"));
-      results["pias AF_XDP, 1 worker"] = { tcpGbps: x.iperf, flood: x.flood, syscallsPerPacket: null };
-      xdpMode = x.mode;
+    else {
+      for (const workers of [1, 2]) {
+        const name = `pias AF_XDP, ${workers} worker${workers > 1 ? "s" : ""}`;
+        if (!wanted(name)) continue;
+        const x = await measureXdp(bench.topo, bench.xdp, () => bench.tcp(name), workers);
+        results[name] = { tcpGbps: x.iperf, flood: x.flood, syscallsPerPacket: null };
+        xdpMode = x.mode;
+      }
     }
     if (wanted("haproxy")) results["HAProxy (TCP mode)"] = await bench.haproxy();
     if (wanted("nftables")) results[KERNEL] = bench.kernel();

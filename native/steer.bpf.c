@@ -19,17 +19,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-
-struct steer_config {
-  __u32 proxy4;     /* network order */
-  __u32 proxy6[4];  /* network order */
-  __u32 has4;
-  __u32 has6;
-  __u32 port_min;   /* the shared NAT range, host order */
-  __u32 port_max;
-  __u32 slice;      /* ports per worker (> 0) */
-  __u32 workers;
-};
+#include "steer_config.h"
 
 const volatile struct steer_config cfg = {};
 

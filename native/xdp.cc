@@ -5,10 +5,11 @@
 //
 // One Xdp object owns: the XDP program (native/xdp_kern.c, attached through
 // a bpf_link per interface, so the kernel detaches it when the last fd
-// closes, also after SIGKILL), one AF_XDP socket per RX queue of each
-// interface (all sharing the one UMEM, each with its own fill and completion
-// ring), the frame pool, and the next-hop table (routes and neighbour MACs
-// pushed from JS, from the kernel's tables).
+// closes, also after SIGKILL; with workers, the XdpProgram below owns it),
+// one AF_XDP socket per RX queue of each interface (all sharing the one
+// UMEM, each with its own fill and completion ring), the frame pool, and the
+// next-hop table (routes and neighbour MACs pushed from JS, from the
+// kernel's tables).
 //
 // Per batch, one call each way: rx() reaps completions, tops up the fill
 // rings and moves received frames into descriptors (OFF points into the
@@ -18,6 +19,21 @@
 // between). Every frame is in exactly one state (free, fill, core, held,
 // tx), checked on every transition; a frame the kernel hands back in a state
 // it cannot be in is counted (frameErrors), never used.
+//
+// Workers (daemon.workers > 1 on AF_XDP): the main thread holds the
+// program (an XdpProgram: loaded once, attached once per interface, with
+// the workers' NAT port slices in its `steer` map); each worker's Xdp binds
+// the sockets of its own queues (q % workers == its index), in a UMEM in
+// its own core's memory, and puts them into the program's socket map (a
+// file descriptor of this process: threads share them). The kernel only
+// redirects a frame into a socket of the queue it arrived on, so a frame
+// the program marks (XDP metadata) as another worker's is handed off: rx()
+// copies it into that worker's ring in a SharedArrayBuffer (one
+// single-producer single-consumer ring per ordered pair of workers; a full
+// ring is a counted drop, handoffFull) and writes the owner's eventfd; the
+// owner's rx() copies it into a free frame of its own UMEM and gives it to
+// its core as if its own socket had received it: two copies of the frame's
+// bytes, only for those frames (handoffOut / handoffIn).
 //
 // Never blocks, never allocates per packet, never touches memory outside the
 // Uint8Array it is given: descriptors and packet bounds are checked, the
@@ -38,6 +54,7 @@
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <dirent.h>
@@ -65,7 +82,14 @@ namespace {
 // Keep in step with native/xdp_kern.c.
 constexpr uint32_t kMaxQueues = 64;
 constexpr uint32_t kMaxIfaces = 16;
-enum { kStatRedirected, kStatPassed, kStatNoSocket, kStatCount };
+enum { kStatRedirected, kStatPassed, kStatNoSocket, kStatForeign, kStatNoMeta, kStatCount };
+const char* const kStatNames[kStatCount] = {"programRedirected", "programPassed", "programNoSocket", "programForeign", "programNoMeta"};
+constexpr uint32_t kMetaMagic = 0x616970f0;  // xdp_kern.c META_MAGIC, in front of the owner
+constexpr size_t kSteerBytes = 44;           // xdp_kern.c struct steer_config
+// Hand-off rings (SharedArrayBuffer): per ordered pair (from, to), a
+// 128-byte head (producer index at +0, consumer index at +64), then `slots`
+// slots of kHandSlot bytes: u32 length, u32 interface slot, the frame.
+constexpr size_t kHandHead = 128, kHandSlot = 2048, kHandData = 8;
 
 constexpr uint64_t kMaxU32 = 0xffffffffu;
 constexpr uint64_t kDescBytes = 29;  // up to VERDICT at +28
@@ -182,6 +206,7 @@ struct Socket {
   xsk_socket* xsk = nullptr;
   int fd = -1;
   uint32_t iface = 0, queue = 0;
+  uint32_t slot = 0;  // its place among this object's sockets of its interface
   xsk_ring_cons rx{};
   xsk_ring_prod tx{};
   xsk_ring_prod fq{};
@@ -202,6 +227,7 @@ struct Iface {
   uint8_t mac[6] = {0};
   uint32_t queues = 0;
   uint32_t firstSocket = 0;
+  uint32_t nsocks = 0;  // this object's sockets on it (all queues, or a worker's)
   int link = -1;
   const char* mode = "";
 };
@@ -213,8 +239,213 @@ struct InFlight {
 struct Counters {
   uint64_t rx = 0, tx = 0, coreDropped = 0, toHost = 0, hostSent = 0, txInvalid = 0, rxInvalid = 0,
            rxNoHeadroom = 0, txRingFull = 0, txNotIp = 0, noRoute = 0, neighborUnresolved = 0, noFreeFrame = 0,
-           frameErrors = 0, txWakeups = 0, txWakeupErrors = 0, fillWakeups = 0, completed = 0, txRetries = 0;
+           frameErrors = 0, txWakeups = 0, txWakeupErrors = 0, fillWakeups = 0, completed = 0, txRetries = 0,
+           handoffOut = 0, handoffIn = 0, handoffFull = 0, handoffWakeups = 0;
 };
+
+// The XDP program of native/xdp_kern.c and its maps: loaded once per
+// process, attached to every interface through a bpf_link.
+struct Program {
+  bpf_object* obj = nullptr;
+  int prog = -1, xsks = -1, slots = -1, served4 = -1, served6 = -1, stats = -1, steer = -1;
+
+  bool Load(Napi::Env env, const std::string& path, const std::vector<Iface>& ifaces) {
+    libbpf_set_print(LibbpfPrint);
+    g_libbpf_message[0] = 0;
+    obj = bpf_object__open_file(path.c_str(), nullptr);
+    if (obj == nullptr) {
+      int err = errno;
+      ThrowCode(env, "EXDPPROG", "cannot open the XDP program " + path + ": " + ErrText(err));
+      return false;
+    }
+    if (int rc = bpf_object__load(obj); rc != 0) {
+      int err = -rc;
+      if (err == EPERM || err == EACCES) {
+        ThrowCode(env, "EPERM", "loading the XDP program needs root (CAP_BPF, CAP_NET_ADMIN)");
+      } else {
+        ThrowCode(env, "EXDPPROG", "the kernel refused the XDP program: " + ErrText(err) +
+                                       (g_libbpf_message[0] ? std::string(": ") + g_libbpf_message : ""));
+      }
+      return false;
+    }
+    bpf_program* p = bpf_object__find_program_by_name(obj, "pias_xdp");
+    xsks = bpf_object__find_map_fd_by_name(obj, "xsks");
+    slots = bpf_object__find_map_fd_by_name(obj, "ifslots");
+    served4 = bpf_object__find_map_fd_by_name(obj, "served4");
+    served6 = bpf_object__find_map_fd_by_name(obj, "served6");
+    stats = bpf_object__find_map_fd_by_name(obj, "stats");
+    steer = bpf_object__find_map_fd_by_name(obj, "steer");
+    if (p == nullptr || xsks < 0 || slots < 0 || served4 < 0 || served6 < 0 || stats < 0 || steer < 0) {
+      ThrowCode(env, "EXDPPROG", path + " is not pias's XDP program (a program or map is missing)");
+      return false;
+    }
+    prog = bpf_program__fd(p);
+    for (uint32_t fi = 0; fi < ifaces.size(); fi++) {
+      if (bpf_map_update_elem(slots, &ifaces[fi].ifindex, &fi, BPF_ANY) != 0) {
+        ThrowCode(env, "EXDPPROG", "cannot fill the XDP program's interface map: " + ErrText(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The workers and their port slices (kSteerBytes, see xdp_kern.c struct steer_config)
+  bool Steer(Napi::Env env, Napi::Value v) {
+    uint8_t* p;
+    size_t len;
+    if (!GetBytes(v, env, "steer", &p, &len)) return false;
+    if (len != kSteerBytes) return ThrowRange(env, "steer must be " + std::to_string(kSteerBytes) + " bytes"), false;
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(steer, &zero, p, BPF_ANY) != 0) {
+      ThrowCode(env, "EXDPPROG", "cannot fill the XDP program's worker map: " + ErrText(errno));
+      return false;
+    }
+    return true;
+  }
+
+  bool Served(Napi::Env env, Napi::Value v) {
+    uint8_t* p;
+    size_t len;
+    if (!GetBytes(v, env, "served", &p, &len)) return false;
+    if (len % kAddrBytes) return ThrowRange(env, "served must hold 18-byte entries"), false;
+    for (size_t i = 0; i < len; i += kAddrBytes) {
+      unsigned family = p[i + 1], length = p[i];
+      if ((family != 4 && family != 6) || length > (family == 4 ? 32u : 128u)) {
+        return ThrowRange(env, "served entry " + std::to_string(i / kAddrBytes) + ": bad family or prefix length"), false;
+      }
+    }
+    ClearLpm(served4, 4);
+    ClearLpm(served6, 16);
+    for (size_t i = 0; i < len; i += kAddrBytes) {
+      uint8_t key[20] = {0};
+      uint32_t length = p[i];
+      memcpy(key, &length, 4);
+      bool v4 = p[i + 1] == 4;
+      memcpy(key + 4, p + i + 2, v4 ? 4 : 16);
+      uint8_t one = 1;
+      if (bpf_map_update_elem(v4 ? served4 : served6, key, &one, BPF_ANY) != 0) {
+        ThrowCode(env, "EXDPPROG", "cannot fill the XDP program's prefix map: " + ErrText(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  static void ClearLpm(int fd, size_t addrBytes) {
+    uint8_t key[20], next[20];
+    size_t keyBytes = 4 + addrBytes;
+    // deleting while walking restarts the walk: fetch the first key each time
+    while (bpf_map_get_next_key(fd, nullptr, next) == 0) {
+      memcpy(key, next, keyBytes);
+      if (bpf_map_delete_elem(fd, key) != 0) break;
+    }
+  }
+
+  bool Attach(Napi::Env env, std::vector<Iface>& ifaces, const std::string& mode) {
+    for (Iface& f : ifaces) {
+      const bool native = mode != "generic";
+      LIBBPF_OPTS(bpf_link_create_opts, opts);
+      opts.flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+      f.link = bpf_link_create(prog, int(f.ifindex), BPF_XDP, &opts);
+      f.mode = native ? "native" : "generic";
+      if (f.link < 0 && mode == "auto" && (errno == EOPNOTSUPP || errno == EINVAL)) {
+        opts.flags = XDP_FLAGS_SKB_MODE;
+        f.link = bpf_link_create(prog, int(f.ifindex), BPF_XDP, &opts);
+        f.mode = "generic";
+      }
+      if (f.link < 0) {
+        int err = errno;
+        f.link = -1;
+        if (err == EBUSY || err == EEXIST) {
+          ThrowCode(env, "EXDPBUSY", f.name + " already has an XDP program attached (see ip link show " + f.name +
+                                         "; remove it, e.g. ip link set dev " + f.name + " xdp off)");
+        } else if (err == EOPNOTSUPP && mode == "native") {
+          ThrowCode(env, "EXDPMODE", f.name + "'s driver has no native XDP: use daemon.xdpMode auto or generic");
+        } else if (err == EPERM || err == EACCES) {
+          ThrowCode(env, "EPERM", "attaching an XDP program needs root (CAP_NET_ADMIN)");
+        } else {
+          ThrowCode(env, "EXDPATTACH", "cannot attach the XDP program to " + f.name + " (" + f.mode + "): " + ErrText(err));
+        }
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The kernel stops redirecting as soon as a link's fd closes.
+  static void Detach(std::vector<Iface>& ifaces) {
+    for (Iface& f : ifaces) {
+      if (f.link >= 0) close(f.link);
+      f.link = -1;
+    }
+  }
+
+  void Close() {
+    if (obj != nullptr) bpf_object__close(obj);
+    obj = nullptr;
+    prog = xsks = slots = served4 = served6 = stats = steer = -1;
+  }
+
+  void Stats(Napi::Object o) const {
+    if (obj == nullptr) return;
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return;
+    std::vector<uint64_t> v(size_t(cpus), 0);
+    for (uint32_t k = 0; k < kStatCount; k++) {
+      uint64_t total = 0;
+      if (bpf_map_lookup_elem(stats, &k, v.data()) == 0) for (uint64_t x : v) total += x;
+      o.Set(kStatNames[k], double(total));
+    }
+  }
+
+  uint32_t Id() const {
+    bpf_prog_info pi = {};
+    uint32_t pl = sizeof pi;
+    return obj != nullptr && bpf_obj_get_info_by_fd(prog, &pi, &pl) == 0 ? pi.id : 0;
+  }
+};
+
+uint32_t LinkId(int link) {
+  bpf_link_info li = {};
+  uint32_t l = sizeof li;
+  return link >= 0 && bpf_obj_get_info_by_fd(link, &li, &l) == 0 ? li.id : 0;
+}
+
+// Interfaces from [{ name, mac? }] or [name]: index, RX queues.
+bool ReadIfaces(Napi::Env env, Napi::Value v, bool macs, std::vector<Iface>* out) {
+  if (!v.IsArray()) return ThrowType(env, "interfaces must be an array"), false;
+  Napi::Array list = v.As<Napi::Array>();
+  if (list.Length() == 0 || list.Length() > kMaxIfaces) {
+    return ThrowRange(env, "from 1 to " + std::to_string(kMaxIfaces) + " interfaces"), false;
+  }
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    const std::string at = "interfaces[" + std::to_string(i) + "]";
+    Iface f;
+    Napi::Value name = list.Get(i);
+    if (macs) {
+      if (!list.Get(i).IsObject()) return ThrowType(env, at + " must be an object"), false;
+      Napi::Object io = list.Get(i).As<Napi::Object>();
+      name = io.Get("name");
+      uint8_t* mac;
+      size_t macLen;
+      if (!GetBytes(io.Get("mac"), env, "mac", &mac, &macLen)) return false;
+      if (macLen != 6) return ThrowRange(env, "the MAC of " + at + " must be 6 bytes"), false;
+      memcpy(f.mac, mac, 6);
+    }
+    if (!name.IsString()) return ThrowType(env, at + (macs ? ".name" : "") + " must be a string"), false;
+    f.name = name.As<Napi::String>().Utf8Value();
+    if (f.name.empty() || f.name.size() >= IFNAMSIZ || (f.ifindex = if_nametoindex(f.name.c_str())) == 0) {
+      return ThrowCode(env, "EXDPIFACE", "no interface " + f.name), false;
+    }
+    f.queues = RxQueues(f.name);
+    if (f.queues > kMaxQueues) {
+      return ThrowCode(env, "EXDPIFACE", f.name + " has " + std::to_string(f.queues) + " RX queues; at most " +
+                                             std::to_string(kMaxQueues) + " are supported"), false;
+    }
+    out->push_back(f);
+  }
+  return true;
+}
 
 class Xdp : public Napi::ObjectWrap<Xdp> {
  public:
@@ -284,90 +515,87 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     if ((reinterpret_cast<uintptr_t>(mem) + off) % uint64_t(page) || bytes % uint64_t(page)) {
       return ThrowRange(env, "the UMEM must start and end on a page boundary (" + std::to_string(page) + " bytes)");
     }
-    if (!o.Get("program").IsString()) return ThrowType(env, "program must be the path of the XDP object file");
+    Napi::Value worker = o.Get("worker");
+    if (worker.IsUndefined() && !o.Get("program").IsString()) return ThrowType(env, "program must be the path of the XDP object file");
     std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "auto";
     if (mode != "auto" && mode != "native" && mode != "generic") return ThrowRange(env, "mode must be auto, native or generic");
-    if (!o.Get("interfaces").IsArray()) return ThrowType(env, "interfaces must be an array");
-    Napi::Array list = o.Get("interfaces").As<Napi::Array>();
-    if (list.Length() == 0 || list.Length() > kMaxIfaces) {
-      return ThrowRange(env, "from 1 to " + std::to_string(kMaxIfaces) + " interfaces");
-    }
     base_ = reinterpret_cast<uintptr_t>(mem);
     umemOffset_ = uint32_t(off);
     umemBytes_ = uint32_t(bytes);
     frameSize_ = uint32_t(frame);
     headroom_ = uint32_t(headroom);
     frames_ = uint32_t(bytes / frame);
-
-    for (uint32_t i = 0; i < list.Length(); i++) {
-      const std::string at = "interfaces[" + std::to_string(i) + "]";
-      if (!list.Get(i).IsObject()) return ThrowType(env, at + " must be an object");
-      Napi::Object io = list.Get(i).As<Napi::Object>();
-      Iface f;
-      if (!io.Get("name").IsString()) return ThrowType(env, at + ".name must be a string");
-      f.name = io.Get("name").As<Napi::String>().Utf8Value();
-      uint8_t* mac;
-      size_t macLen;
-      if (!GetBytes(io.Get("mac"), env, "mac", &mac, &macLen)) return;
-      if (macLen != 6) return ThrowRange(env, "the MAC of " + f.name + " must be 6 bytes");
-      memcpy(f.mac, mac, 6);
-      if (f.name.empty() || f.name.size() >= IFNAMSIZ || (f.ifindex = if_nametoindex(f.name.c_str())) == 0) {
-        return ThrowCode(env, "EXDPIFACE", "no interface " + f.name);
+    if (!ReadIfaces(env, o.Get("interfaces"), true, &ifaces_)) return;
+    if (!worker.IsUndefined() && !ReadWorker(env, worker)) return;
+    if (worker.IsUndefined()) {
+      if (!program_.Load(env, o.Get("program").As<Napi::String>().Utf8Value(), ifaces_) ||
+          (!o.Get("served").IsUndefined() && !program_.Served(env, o.Get("served")))) {
+        Release();
+        return;
       }
-      f.queues = RxQueues(f.name);
-      if (f.queues > kMaxQueues) {
-        return ThrowCode(env, "EXDPIFACE", f.name + " has " + std::to_string(f.queues) + " RX queues; at most " +
-                                               std::to_string(kMaxQueues) + " are supported");
-      }
-      ifaces_.push_back(f);
+      xsksMap_ = program_.xsks;
     }
-    if (!Open(env, o.Get("program").As<Napi::String>().Utf8Value(), mode, uint32_t(ring))) {
+    if (!Open(env, mode, uint32_t(ring))) {
       Release();
       return;
     }
-    if (!o.Get("served").IsUndefined() && !ApplyServed(env, o.Get("served"))) {
-      Release();
-      return;
-    }
-    if (!Attach(env, mode)) Release();
+    if (worker.IsUndefined() && !program_.Attach(env, ifaces_, mode)) Release();
   }
 
-  bool Open(Napi::Env env, const std::string& path, const std::string& mode, uint32_t ring) {
-    libbpf_set_print(LibbpfPrint);
-    g_libbpf_message[0] = 0;
-    obj_ = bpf_object__open_file(path.c_str(), nullptr);
-    if (obj_ == nullptr) {
-      int err = errno;
-      obj_ = nullptr;
-      ThrowCode(env, "EXDPPROG", "cannot open the XDP program " + path + ": " + ErrText(err));
+  // worker: { index, count, xsks (the program's socket map fd), handoff (Uint8Array over a
+  //           SharedArrayBuffer), slots (per ring), wake: [eventfd per worker] }
+  bool ReadWorker(Napi::Env env, Napi::Value v) {
+    if (!v.IsObject()) return ThrowType(env, "worker must be an object"), false;
+    Napi::Object w = v.As<Napi::Object>();
+    uint64_t index, count, xsks, slots;
+    if (!GetUint(w.Get("count"), env, "worker.count", kMaxQueues, &count) ||
+        !GetUint(w.Get("index"), env, "worker.index", count ? count - 1 : 0, &index) ||
+        !GetUint(w.Get("xsks"), env, "worker.xsks", 1 << 30, &xsks) ||
+        !GetUint(w.Get("slots"), env, "worker.slots", 1 << 16, &slots)) {
       return false;
     }
-    if (int rc = bpf_object__load(obj_); rc != 0) {
-      int err = -rc;
-      if (err == EPERM || err == EACCES) {
-        ThrowCode(env, "EPERM", "loading the XDP program needs root (CAP_BPF, CAP_NET_ADMIN)");
-      } else {
-        ThrowCode(env, "EXDPPROG", "the kernel refused the XDP program: " + ErrText(err) +
-                                       (g_libbpf_message[0] ? std::string(": ") + g_libbpf_message : ""));
+    if (count < 1 || slots < 1 || (slots & (slots - 1))) return ThrowRange(env, "worker.count >= 1, worker.slots a power of two"), false;
+    uint8_t* hand;
+    size_t handLen;
+    if (!GetBytes(w.Get("handoff"), env, "worker.handoff", &hand, &handLen)) return false;
+    // the rings start at the first 64-byte boundary (a cache line: heads and tails apart)
+    const size_t skip = (64 - reinterpret_cast<uintptr_t>(hand) % 64) % 64;
+    if (handLen < skip + count * count * (kHandHead + slots * kHandSlot)) {
+      return ThrowRange(env, "worker.handoff must hold count * count rings of `slots` slots, and 64 bytes more"), false;
+    }
+    hand += skip;
+    if (!w.Get("wake").IsArray() || w.Get("wake").As<Napi::Array>().Length() != count) {
+      return ThrowType(env, "worker.wake must be an array of one eventfd per worker"), false;
+    }
+    Napi::Array wake = w.Get("wake").As<Napi::Array>();
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t fd;
+      if (!GetUint(wake.Get(i), env, "worker.wake[]", 1 << 30, &fd)) return false;
+      wake_.push_back(int(fd));
+    }
+    for (const Iface& f : ifaces_) {
+      if (f.queues < count) {
+        return ThrowCode(env, "EXDPIFACE", f.name + " has " + std::to_string(f.queues) + " RX queues, fewer than " +
+                                               std::to_string(count) + " workers"), false;
       }
-      return false;
     }
-    bpf_program* prog = bpf_object__find_program_by_name(obj_, "pias_xdp");
-    xsks_ = bpf_object__find_map_fd_by_name(obj_, "xsks");
-    slots_ = bpf_object__find_map_fd_by_name(obj_, "ifslots");
-    served4_ = bpf_object__find_map_fd_by_name(obj_, "served4");
-    served6_ = bpf_object__find_map_fd_by_name(obj_, "served6");
-    stats_ = bpf_object__find_map_fd_by_name(obj_, "stats");
-    if (prog == nullptr || xsks_ < 0 || slots_ < 0 || served4_ < 0 || served6_ < 0 || stats_ < 0) {
-      ThrowCode(env, "EXDPPROG", path + " is not pias's XDP program (a program or map is missing)");
-      return false;
-    }
-    prog_ = bpf_program__fd(prog);
+    worker_ = uint32_t(index);
+    workers_ = uint32_t(count);
+    xsksMap_ = int(xsks);
+    hand_ = hand;
+    handSlots_ = uint32_t(slots);
+    handRef_ = Napi::Persistent(w.Get("handoff").As<Napi::Uint8Array>());
+    handPending_.assign(count, 0);
+    return true;
+  }
 
+  bool Open(Napi::Env env, const std::string& mode, uint32_t ring) {
     uint32_t sockets = 0;
     for (Iface& f : ifaces_) {
       f.firstSocket = sockets;
-      sockets += f.queues;
+      f.nsocks = 0;
+      for (uint32_t q = worker_; q < f.queues; q += workers_) f.nsocks++;
+      sockets += f.nsocks;
     }
     socks_.resize(sockets);
     state_.assign(frames_, kFree);
@@ -397,19 +625,17 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
 
     for (uint32_t fi = 0; fi < ifaces_.size(); fi++) {
       Iface& f = ifaces_[fi];
-      if (bpf_map_update_elem(slots_, &f.ifindex, &fi, BPF_ANY) != 0) {
-        ThrowCode(env, "EXDPPROG", "cannot fill the XDP program's interface map: " + ErrText(errno));
-        return false;
-      }
-      for (uint32_t q = 0; q < f.queues; q++) {
-        uint32_t si = f.firstSocket + q;
+      for (uint32_t k = 0; k < f.nsocks; k++) {
+        const uint32_t q = worker_ + k * workers_;
+        uint32_t si = f.firstSocket + k;
         Socket& s = socks_[si];
         s.iface = fi;
         s.queue = q;
+        s.slot = k;
         xsk_socket_config cfg = {};
         cfg.rx_size = ring;
         cfg.tx_size = ring;
-        cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // ours is attached through a link below
+        cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // ours is attached through a link
         cfg.bind_flags = XDP_USE_NEED_WAKEUP | (mode == "generic" ? XDP_COPY : 0);
         int rc = xsk_socket__create_shared(&s.xsk, f.name.c_str(), q, umem_, &s.rx, &s.tx, &s.fq, &s.cq, &cfg);
         if (rc != 0) {
@@ -431,7 +657,7 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
         socklen_t optlen = sizeof opts;
         if (getsockopt(s.fd, SOL_XDP, XDP_OPTIONS, &opts, &optlen) == 0) s.zerocopy = opts.flags & XDP_OPTIONS_ZEROCOPY;
         uint32_t key = fi * kMaxQueues + q;
-        if (bpf_map_update_elem(xsks_, &key, &s.fd, BPF_ANY) != 0) {
+        if (bpf_map_update_elem(xsksMap_, &key, &s.fd, BPF_ANY) != 0) {
           ThrowCode(env, "EXDPPROG", "cannot put the socket of " + f.name + " queue " + std::to_string(q) +
                                          " into the XDP program's map: " + ErrText(errno));
           return false;
@@ -455,75 +681,6 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     TopUp();
     FlushFill();
     return true;
-  }
-
-  bool Attach(Napi::Env env, const std::string& mode) {
-    for (Iface& f : ifaces_) {
-      const bool native = mode != "generic";
-      LIBBPF_OPTS(bpf_link_create_opts, opts);
-      opts.flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-      f.link = bpf_link_create(prog_, int(f.ifindex), BPF_XDP, &opts);
-      f.mode = native ? "native" : "generic";
-      if (f.link < 0 && mode == "auto" && (errno == EOPNOTSUPP || errno == EINVAL)) {
-        opts.flags = XDP_FLAGS_SKB_MODE;
-        f.link = bpf_link_create(prog_, int(f.ifindex), BPF_XDP, &opts);
-        f.mode = "generic";
-      }
-      if (f.link < 0) {
-        int err = errno;
-        f.link = -1;
-        if (err == EBUSY || err == EEXIST) {
-          ThrowCode(env, "EXDPBUSY", f.name + " already has an XDP program attached (see ip link show " + f.name +
-                                         "; remove it, e.g. ip link set dev " + f.name + " xdp off)");
-        } else if (err == EOPNOTSUPP && mode == "native") {
-          ThrowCode(env, "EXDPMODE", f.name + "'s driver has no native XDP: use daemon.xdpMode auto or generic");
-        } else if (err == EPERM || err == EACCES) {
-          ThrowCode(env, "EPERM", "attaching an XDP program needs root (CAP_NET_ADMIN)");
-        } else {
-          ThrowCode(env, "EXDPATTACH", "cannot attach the XDP program to " + f.name + " (" + f.mode + "): " + ErrText(err));
-        }
-        return false;
-      }
-    }
-    return true;
-  }
-
-  bool ApplyServed(Napi::Env env, Napi::Value v) {
-    uint8_t* p;
-    size_t len;
-    if (!GetBytes(v, env, "served", &p, &len)) return false;
-    if (len % kAddrBytes) return ThrowRange(env, "served must hold 18-byte entries"), false;
-    for (size_t i = 0; i < len; i += kAddrBytes) {
-      unsigned family = p[i + 1], length = p[i];
-      if ((family != 4 && family != 6) || length > (family == 4 ? 32u : 128u)) {
-        return ThrowRange(env, "served entry " + std::to_string(i / kAddrBytes) + ": bad family or prefix length"), false;
-      }
-    }
-    ClearLpm(served4_, 4);
-    ClearLpm(served6_, 16);
-    for (size_t i = 0; i < len; i += kAddrBytes) {
-      uint8_t key[20] = {0};
-      uint32_t length = p[i];
-      memcpy(key, &length, 4);
-      bool v4 = p[i + 1] == 4;
-      memcpy(key + 4, p + i + 2, v4 ? 4 : 16);
-      uint8_t one = 1;
-      if (bpf_map_update_elem(v4 ? served4_ : served6_, key, &one, BPF_ANY) != 0) {
-        ThrowCode(env, "EXDPPROG", "cannot fill the XDP program's prefix map: " + ErrText(errno));
-        return false;
-      }
-    }
-    return true;
-  }
-
-  void ClearLpm(int fd, size_t addrBytes) {
-    uint8_t key[20], next[20];
-    size_t keyBytes = 4 + addrBytes;
-    // deleting while walking restarts the walk: fetch the first key each time
-    while (bpf_map_get_next_key(fd, nullptr, next) == 0) {
-      memcpy(key, next, keyBytes);
-      if (bpf_map_delete_elem(fd, key) != 0) break;
-    }
   }
 
   // ------------------------------------------------------------ frames
@@ -729,7 +886,7 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     const Iface& o = ifaces_[cacheIface_];
     memcpy(p, cacheMac_.b, 6);
     memcpy(p + 6, o.mac, 6);
-    *out = o.firstSocket + (from >= 0 ? socks_[from].queue % o.queues : 0);
+    *out = o.firstSocket + (from >= 0 ? socks_[from].slot % o.nsocks : 0);
     return true;
   }
 
@@ -751,6 +908,100 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     state_[f] = kTx;
     owner_[f] = si;
     return true;
+  }
+
+  static void Describe(uint8_t* o, uint32_t off, uint32_t len, uint32_t iface) {
+    StoreU32(o + kOff, off);
+    StoreU32(o + kLen, len);
+    StoreU32(o + kWireLen, len);
+    o[kIface] = uint8_t(iface);
+    o[kIface + 1] = 0;
+  }
+
+  // ------------------------------------------------------------ hand-off
+
+  uint8_t* HandRing(uint32_t from, uint32_t to) const {
+    return hand_ + size_t(from * workers_ + to) * (kHandHead + size_t(handSlots_) * kHandSlot);
+  }
+  static uint32_t* HeadOf(uint8_t* r) { return reinterpret_cast<uint32_t*>(r); }
+  static uint32_t* TailOf(uint8_t* r) { return reinterpret_cast<uint32_t*>(r + 64); }
+
+  // The worker owning a received frame: the program's metadata in front of it, else this one.
+  uint32_t OwnerOf(const uint8_t* packet) const {
+    uint32_t magic, owner;
+    memcpy(&magic, packet - 8, 4);
+    memcpy(&owner, packet - 4, 4);
+    return magic == kMetaMagic && owner < workers_ ? owner : worker_;
+  }
+
+  // Copy a frame into the ring from this worker to `to` (published by PublishHandoffs); a full ring drops it, counted.
+  void HandOff(uint32_t to, const uint8_t* p, uint32_t len, uint32_t iface) {
+    uint8_t* r = HandRing(worker_, to);
+    uint32_t head = __atomic_load_n(HeadOf(r), __ATOMIC_RELAXED) + handPending_[to];
+    uint32_t tail = __atomic_load_n(TailOf(r), __ATOMIC_ACQUIRE);
+    if (head - tail >= handSlots_ || len > kHandSlot - kHandData) {
+      counters_.handoffFull++;
+      return;
+    }
+    uint8_t* slot = r + kHandHead + size_t(head & (handSlots_ - 1)) * kHandSlot;
+    StoreU32(slot, len);
+    StoreU32(slot + 4, iface);
+    memcpy(slot + kHandData, p, len);
+    handPending_[to]++;
+    counters_.handoffOut++;
+  }
+
+  // Make this batch's hand-offs visible to their owners and wake each owner once.
+  void PublishHandoffs() {
+    for (uint32_t to = 0; to < workers_; to++) {
+      if (handPending_[to] == 0) continue;
+      uint32_t* head = HeadOf(HandRing(worker_, to));
+      __atomic_store_n(head, __atomic_load_n(head, __ATOMIC_RELAXED) + handPending_[to], __ATOMIC_RELEASE);
+      handPending_[to] = 0;
+      Wake(to);
+    }
+  }
+
+  void Wake(uint32_t w) {
+    uint64_t one = 1;
+    if (write(wake_[w], &one, sizeof one) == sizeof one) counters_.handoffWakeups++;
+  }
+
+  // Frames other workers handed to this one, into descriptors [got, max): each
+  // copied into a free frame of this UMEM, as if this worker's socket on its
+  // interface had received it. Returns the new count.
+  uint32_t TakeHandoffs(uint8_t* mem, uint64_t desc, uint64_t stride, uint32_t got, uint32_t max) {
+    bool left = false;
+    for (uint32_t k = 1; k < workers_; k++) {
+      uint8_t* r = HandRing((worker_ + k) % workers_, worker_);
+      uint32_t tail = __atomic_load_n(TailOf(r), __ATOMIC_RELAXED);
+      const uint32_t head = __atomic_load_n(HeadOf(r), __ATOMIC_ACQUIRE);
+      uint32_t at = tail;
+      for (; at != head && got < max && !free_.empty(); at++) {
+        const uint8_t* slot = r + kHandHead + size_t(at & (handSlots_ - 1)) * kHandSlot;
+        uint32_t len = LoadU32(slot), iface = LoadU32(slot + 4);
+        if (len == 0 || len > frameSize_ - 256 || iface >= ifaces_.size() || ifaces_[iface].nsocks == 0) {
+          counters_.rxInvalid++;
+          continue;
+        }
+        uint32_t f = free_.back();
+        free_.pop_back();
+        uint64_t addr = uint64_t(f) * frameSize_ + 256;  // where the kernel would have put it
+        memcpy(mem + umemOffset_ + addr, slot + kHandData, len);
+        uint32_t si = ifaces_[iface].firstSocket;
+        state_[f] = kCore;
+        owner_[f] = si;
+        Describe(mem + desc + uint64_t(got) * stride, umemOffset_ + uint32_t(addr), len, iface);
+        inflight_.push_back({f, si});
+        got++;
+        counters_.handoffIn++;
+      }
+      if (at != tail) __atomic_store_n(TailOf(r), at, __ATOMIC_RELEASE);
+      left = left || at != head;
+    }
+    // no free frame for some: come back once this batch's frames are recycled
+    if (left && got < max) Wake(worker_);
+    return got;
   }
 
   // ------------------------------------------------------------ batch calls
@@ -779,7 +1030,8 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     held_.clear();
     Reap();
 
-    uint32_t got = 0;
+    // frames other workers handed here first (up to half the batch), then our queues, then more hand-offs
+    uint32_t got = TakeHandoffs(mem, desc, stride, 0, uint32_t(max / 2));
     const uint32_t n = uint32_t(socks_.size());
     for (uint32_t k = 0; k < n && got < max; k++) {
       uint32_t si = (rr_ + k) % n;
@@ -802,14 +1054,18 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
           Recycle(f, si);
           continue;
         }
+        if (workers_ > 1) {  // the program's metadata names the worker owning the frame
+          const uint8_t* packet = mem + umemOffset_ + d->addr;
+          uint32_t to = OwnerOf(packet);
+          if (to != worker_) {
+            HandOff(to, packet, d->len, s.iface);
+            Recycle(f, si);
+            continue;
+          }
+        }
         state_[f] = kCore;
         owner_[f] = si;
-        uint8_t* o = mem + desc + uint64_t(got) * stride;
-        StoreU32(o + kOff, umemOffset_ + uint32_t(d->addr));
-        StoreU32(o + kLen, d->len);
-        StoreU32(o + kWireLen, d->len);
-        o[kIface] = uint8_t(s.iface);
-        o[kIface + 1] = 0;
+        Describe(mem + desc + uint64_t(got) * stride, umemOffset_ + uint32_t(d->addr), d->len, s.iface);
         inflight_.push_back({f, si});
         got++;
       }
@@ -817,6 +1073,10 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       s.received += avail;
     }
     rr_ = (rr_ + 1) % n;
+    if (workers_ > 1) {
+      PublishHandoffs();
+      got = TakeHandoffs(mem, desc, stride, got, uint32_t(max));
+    }
     counters_.rx += got;
     // the frames now in the core were lent through the fill rings: lend as many again
     TopUp();
@@ -971,7 +1231,12 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
   // setServed(entries): the prefixes the XDP program redirects (length, family, address[16] each)
   Napi::Value SetServed(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (Alive(env)) ApplyServed(env, info[0]);
+    if (!Alive(env)) return env.Undefined();
+    if (program_.obj == nullptr) {
+      ThrowCode(env, "EXDPWORKER", "a worker's sockets have no program of their own: set what is served on the XdpProgram");
+      return env.Undefined();
+    }
+    program_.Served(env, info[0]);
     return env.Undefined();
   }
 
@@ -1033,6 +1298,19 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       }
       uv_poll_start(s.poll, UV_READABLE, OnPoll);
     }
+    if (workers_ > 1) {  // hand-offs from the other workers
+      if (wakePoll_ == nullptr) {
+        wakePoll_ = new uv_poll_t;
+        if (int rc = uv_poll_init(loop, wakePoll_, wake_[worker_]); rc != 0) {
+          delete wakePoll_;
+          wakePoll_ = nullptr;
+          ThrowCode(env, "EXDPSOCKET", std::string("cannot watch the hand-off eventfd: ") + uv_strerror(rc));
+          return env.Undefined();
+        }
+        wakePoll_->data = this;
+      }
+      uv_poll_start(wakePoll_, UV_READABLE, OnWake);
+    }
     napi_async_init(env, Value(), Napi::String::New(env, "PiasXdpReadable"), &async_);
     Ref();
     watching_ = true;
@@ -1051,9 +1329,18 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     }
   }
 
+  static void OnWake(uv_poll_t* handle, int status, int events) {
+    Xdp* self = static_cast<Xdp*>(handle->data);
+    if (self == nullptr) return;
+    uint64_t n;
+    if (read(self->wake_[self->worker_], &n, sizeof n) < 0) {}  // reset the eventfd; EAGAIN: already read
+    OnPoll(handle, status, events);
+  }
+
   void StopWatching() {
     if (!watching_) return;
     for (Socket& s : socks_) if (s.poll) uv_poll_stop(s.poll);
+    if (wakePoll_) uv_poll_stop(wakePoll_);
     watching_ = false;
     callback_.Reset();
     if (async_ != nullptr) {
@@ -1077,9 +1364,11 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
   // sockets, the UMEM (its pages are unpinned) and the program.
   void Release() {
     StopWatching();
-    for (Iface& f : ifaces_) {
-      if (f.link >= 0) close(f.link);
-      f.link = -1;
+    Program::Detach(ifaces_);
+    if (wakePoll_ != nullptr) {
+      wakePoll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(wakePoll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      wakePoll_ = nullptr;
     }
     for (Socket& s : socks_) {
       if (s.poll != nullptr) {
@@ -1101,8 +1390,9 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       xsk_umem__delete(umem_);
       umem_ = nullptr;
     }
-    if (obj_ != nullptr) bpf_object__close(obj_);
-    obj_ = nullptr;
+    program_.Close();
+    hand_ = nullptr;
+    handRef_.Reset();
   }
 
   // ------------------------------------------------------------ reports
@@ -1148,18 +1438,11 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
     o.Set("kernelTxInvalid", double(sum.tx_invalid_descs));
     o.Set("kernelRxRingFull", double(sum.rx_ring_full));
     o.Set("kernelFillEmpty", double(sum.rx_fill_ring_empty_descs));
-    if (obj_ != nullptr) {
-      int cpus = libbpf_num_possible_cpus();
-      if (cpus > 0) {
-        std::vector<uint64_t> v(size_t(cpus), 0);
-        const char* names[kStatCount] = {"programRedirected", "programPassed", "programNoSocket"};
-        for (uint32_t k = 0; k < kStatCount; k++) {
-          uint64_t total = 0;
-          if (bpf_map_lookup_elem(stats_, &k, v.data()) == 0) for (uint64_t x : v) total += x;
-          o.Set(names[k], double(total));
-        }
-      }
-    }
+    o.Set("handoffOut", double(c.handoffOut));
+    o.Set("handoffIn", double(c.handoffIn));
+    o.Set("handoffFull", double(c.handoffFull));
+    o.Set("handoffWakeups", double(c.handoffWakeups));
+    program_.Stats(o);
     return o;
   }
 
@@ -1199,11 +1482,9 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       x.Set("queues", double(f.queues));
       x.Set("mode", f.mode);
       bool zc = f.queues > 0;
-      for (uint32_t q = 0; q < f.queues && f.firstSocket + q < socks_.size(); q++) zc = zc && socks_[f.firstSocket + q].zerocopy;
+      for (uint32_t k = 0; k < f.nsocks && f.firstSocket + k < socks_.size(); k++) zc = zc && socks_[f.firstSocket + k].zerocopy;
       x.Set("zerocopy", zc);
-      bpf_link_info li = {};
-      uint32_t l = sizeof li;
-      x.Set("linkId", f.link >= 0 && bpf_obj_get_info_by_fd(f.link, &li, &l) == 0 ? double(li.id) : 0.0);
+      x.Set("linkId", double(LinkId(f.link)));
       list[i] = x;
     }
     o.Set("interfaces", list);
@@ -1218,9 +1499,9 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
       sockets[i] = x;
     }
     o.Set("sockets", sockets);
-    bpf_prog_info pi = {};
-    uint32_t pl = sizeof pi;
-    o.Set("programId", obj_ != nullptr && bpf_obj_get_info_by_fd(prog_, &pi, &pl) == 0 ? double(pi.id) : 0.0);
+    o.Set("programId", double(program_.Id()));
+    o.Set("worker", double(worker_));
+    o.Set("workers", double(workers_));
     o.Set("umemAddress", double(base_ + umemOffset_));
     o.Set("umemOffset", double(umemOffset_));
     o.Set("umemBytes", double(umemBytes_));
@@ -1232,8 +1513,15 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
 
   uintptr_t base_ = 0;
   uint32_t umemOffset_ = 0, umemBytes_ = 0, frameSize_ = 2048, headroom_ = 128, frames_ = 0;
-  bpf_object* obj_ = nullptr;
-  int prog_ = -1, xsks_ = -1, slots_ = -1, served4_ = -1, served6_ = -1, stats_ = -1;
+  Program program_;  // loaded here with one worker; the pool's XdpProgram holds it with several
+  int xsksMap_ = -1;
+  uint32_t worker_ = 0, workers_ = 1;
+  uint8_t* hand_ = nullptr;  // the hand-off rings (worker_ > 0 or workers_ > 1)
+  uint32_t handSlots_ = 0;
+  std::vector<uint32_t> handPending_;  // frames put in ring (worker_, to) this batch, not published yet
+  std::vector<int> wake_;
+  Napi::Reference<Napi::Uint8Array> handRef_;
+  uv_poll_t* wakePoll_ = nullptr;
   xsk_umem* umem_ = nullptr;
   std::vector<Iface> ifaces_;
   std::vector<Socket> socks_;
@@ -1260,10 +1548,135 @@ class Xdp : public Napi::ObjectWrap<Xdp> {
   std::string closedWhy_;
 };
 
+// The XDP program for a pool of workers (the main thread's): loaded once,
+// its interface map, served prefixes and workers' port slices filled, then
+// attached to every interface once the workers' sockets are in its socket
+// map. Owns one eventfd per worker (the hand-off wake-ups), closed only
+// after every worker is gone.
+class XdpProgram : public Napi::ObjectWrap<XdpProgram> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "XdpProgram",
+                       {
+                           InstanceMethod<&XdpProgram::Attach>("attach"),
+                           InstanceMethod<&XdpProgram::SetServed>("setServed"),
+                           InstanceMethod<&XdpProgram::Handles>("handles"),
+                           InstanceMethod<&XdpProgram::Stats>("stats"),
+                           InstanceMethod<&XdpProgram::Info>("info"),
+                           InstanceMethod<&XdpProgram::Close>("close"),
+                       });
+  }
+
+  // new XdpProgram({ program, interfaces: [name], served, steer, workers })
+  explicit XdpProgram(const Napi::CallbackInfo& info) : Napi::ObjectWrap<XdpProgram>(info) { Construct(info); }
+
+  ~XdpProgram() override { Release(); }
+
+ private:
+  void Construct(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) return ThrowType(env, "new XdpProgram needs an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    uint64_t workers;
+    if (!o.Get("program").IsString()) return ThrowType(env, "program must be the path of the XDP object file");
+    if (!GetUint(o.Get("workers"), env, "workers", kMaxQueues, &workers)) return;
+    if (workers < 1) return ThrowRange(env, "workers must be at least 1");
+    if (!ReadIfaces(env, o.Get("interfaces"), false, &ifaces_)) return;
+    if (!program_.Load(env, o.Get("program").As<Napi::String>().Utf8Value(), ifaces_) ||
+        !program_.Served(env, o.Get("served")) || !program_.Steer(env, o.Get("steer"))) {
+      return Release();
+    }
+    for (uint64_t i = 0; i < workers; i++) {
+      int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (fd < 0) {
+        ThrowCode(env, "EXDPPROG", "cannot create an eventfd for the workers' hand-offs: " + ErrText(errno));
+        return Release();
+      }
+      wake_.push_back(fd);
+    }
+  }
+
+  // attach(mode): attach to every interface (the workers' sockets are in the map by now)
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return env.Undefined();
+    std::string mode = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "auto";
+    if (mode != "auto" && mode != "native" && mode != "generic") return ThrowRange(env, "mode must be auto, native or generic"), env.Undefined();
+    if (!program_.Attach(env, ifaces_, mode)) Program::Detach(ifaces_);
+    return env.Undefined();
+  }
+
+  Napi::Value SetServed(const Napi::CallbackInfo& info) {
+    if (Alive(info.Env())) program_.Served(info.Env(), info[0]);
+    return info.Env().Undefined();
+  }
+
+  // handles() -> { xsks: the socket map's fd, wake: [eventfd per worker] } (fds of this process, for the workers)
+  Napi::Value Handles(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Alive(env)) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("xsks", double(program_.xsks));
+    Napi::Array wake = Napi::Array::New(env, wake_.size());
+    for (uint32_t i = 0; i < wake_.size(); i++) wake[i] = double(wake_[i]);
+    o.Set("wake", wake);
+    return o;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    program_.Stats(o);
+    return o;
+  }
+
+  // info() -> { programId, interfaces: [{ name, ifindex, queues, mode, linkId }] }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("programId", double(program_.Id()));
+    Napi::Array list = Napi::Array::New(env, ifaces_.size());
+    for (uint32_t i = 0; i < ifaces_.size(); i++) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("name", ifaces_[i].name);
+      x.Set("ifindex", double(ifaces_[i].ifindex));
+      x.Set("queues", double(ifaces_[i].queues));
+      x.Set("mode", ifaces_[i].mode);
+      x.Set("linkId", double(LinkId(ifaces_[i].link)));
+      list[i] = x;
+    }
+    o.Set("interfaces", list);
+    return o;
+  }
+
+  // close(): detach from every interface, unload; then the eventfds (the workers are gone)
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  bool Alive(Napi::Env env) {
+    if (program_.obj != nullptr) return true;
+    ThrowCode(env, "EXDPCLOSED", "the XDP program is closed");
+    return false;
+  }
+
+  void Release() {
+    Program::Detach(ifaces_);
+    program_.Close();
+    for (int fd : wake_) close(fd);
+    wake_.clear();
+  }
+
+  Program program_;
+  std::vector<Iface> ifaces_;
+  std::vector<int> wake_;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("available", Napi::Boolean::New(env, true));
   exports.Set("reason", Napi::String::New(env, ""));
   exports.Set("Xdp", Xdp::Define(env));
+  exports.Set("XdpProgram", XdpProgram::Define(env));
   return exports;
 }
 

@@ -118,8 +118,8 @@ export function flood(topo: Topology, s: XdpSetup, label: string, piasPid?: numb
   return { offeredMpps: median(offered), receivedMpps: median(received), cpuUsPerPacket: cpu.length ? median(cpu) : null, userUsPerPacket: user.length ? median(user) : null };
 }
 
-/** pias run on AF_XDP in the topology: iperf3 through `measure`, then the flood. */
-export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label: string, pid: number) => F): Promise<XdpFigures<F>> {
+/** pias run on AF_XDP in the topology with `workers` workers (one per RX queue): iperf3 through `measure`, then the flood. */
+export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label: string, pid: number) => F, workers = 1): Promise<XdpFigures<F>> {
   const offloads = (on: "on" | "off"): void => {
     topo.exec("c", ["ethtool", "-K", s.clientIf, "tx", on]);
     topo.exec("t", ["ethtool", "-K", s.targetIf, "tx", on]);
@@ -128,7 +128,7 @@ export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label
   writeFileSync(config, JSON.stringify({
     proxy: { address: "10.255.0.1", anycastPrefixes: ["198.51.100.0/24"] },
     capacity: { flows: 65536, groups: 4, targets: 4 },
-    daemon: { io: "xdp", xdpInterfaces: [s.proxyIn, s.proxyOut], logLevel: "info", batch: 256 },
+    daemon: { io: "xdp", xdpInterfaces: [s.proxyIn, s.proxyOut], logLevel: "info", batch: 256, workers },
     groups: [
       { protocol: "tcp", address: s.ta, port: 5201, targets: [{ address: s.target, port: 5201 }] },
       { protocol: "udp", address: s.ta, port: 5201, targets: [{ address: s.target, port: 5201 }] },
@@ -152,15 +152,16 @@ export async function measureXdp<F>(topo: Topology, s: XdpSetup, measure: (label
     });
     const mode = (JSON.parse(log) as { io: string }).io;
     process.stderr.write(`pias run (${mode}), ${s.reps} x ${s.seconds} s each\n`);
+    const label = `pias xdp ${workers}w`;
     let iperf: F;
     try {
-      iperf = measure("pias xdp", pias.pid!);
+      iperf = measure(label, pias.pid!);
     } catch (err) {
       // iperf3 now and then ends without its summary on a loaded machine: once more
-      process.stderr.write(`  pias xdp: iperf3 failed (${(err as Error).message}); again\n`);
-      iperf = measure("pias xdp", pias.pid!);
+      process.stderr.write(`  ${label}: iperf3 failed (${(err as Error).message}); again\n`);
+      iperf = measure(label, pias.pid!);
     }
-    const f = flood(topo, s, "pias xdp", pias.pid!);
+    const f = flood(topo, s, label, pias.pid!);
     return { iperf, flood: f, mode };
   } finally {
     if (pias && pias.exitCode === null) {

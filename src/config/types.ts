@@ -134,7 +134,7 @@ export interface DaemonConfig {
   readonly tunIo: "auto" | "readv" | "uring";
   /** TUN with the virtio-net header and offloads (checksum, TSO, USO) where the kernel accepts them: super-packets through the core. */
   readonly tunOffload: boolean;
-  /** Forwarding workers on TUN, each with its own core, TUN queue and NAT port slice (1: forward in the main thread). Default: one per CPU. */
+  /** Forwarding workers (TUN, AF_XDP), each with its own core, NAT port slice and TUN queue or AF_XDP queues (1: forward in the main thread). Default: one per CPU. */
   readonly workers: number;
   /** Route the anycast prefixes and the proxy's addresses into the TUN device. */
   readonly routes: boolean;

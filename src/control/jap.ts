@@ -414,6 +414,11 @@ export class Jap {
     }
   }
 
+  /** A proxy came up (or back after a restart, with nothing registered): register there every group it is a RAP of. */
+  registerAt(rap: string): void {
+    for (const g of this.groups.values()) if (g.size > 0 && g.raps.includes(rap)) this.queue(rap, g.key, { kind: "register", group: g });
+  }
+
   /** Refresh every group at its RAPs at the next tick (they dropped this proxy and took it back). */
   refreshSoon(): void {
     this.nextRound = this.opts.now();

@@ -47,6 +47,8 @@ export class StoreMembership implements ProxyMembership {
   /** Heartbeats are not how this membership works: counted and ignored. */
   ignoredHeartbeats = 0;
   private readonly others = new Map<string, ProxyRef>();
+  /** The revision each known proxy last put its key at. */
+  private readonly putAt = new Map<string, number>();
   private readonly departed = new Map<string, { proxy: ProxyRef; at: number }>();
   private readonly listeners: ((ev: MembershipEvent) => void)[] = [];
   private readonly staleListeners: ((ev: StalenessEvent) => void)[] = [];
@@ -99,13 +101,21 @@ export class StoreMembership implements ProxyMembership {
     return this.opts.now() - this.confirmedAt;
   }
 
-  /** A proxy's key was put at `revision` (it joined, or changed its endpoint). */
+  /**
+   * A proxy's key was put at `revision`: it joined, or it put the key again —
+   * with a new lease, which a proxy takes when it starts: a restart within
+   * the old lease's TTL, or at a new address. A proxy put again leaves and
+   * joins (down, then up): what the others held for its earlier run (its
+   * registrations, cached answers naming it) went with that run.
+   */
   put(revision: number, proxy: ProxyRef): void {
     this.revision = Math.max(this.revision, revision);
     if (proxy.id === this.self.id) return;
     const known = this.others.get(proxy.id);
-    if (known && sameEndpoint(known.endpoint, proxy.endpoint)) return;
-    if (known) this.emit("down", known, revision); // a restarted proxy at a new address: leave, then join
+    const at = this.putAt.get(proxy.id) ?? 0;
+    if (known && sameEndpoint(known.endpoint, proxy.endpoint) && revision <= at) return; // a read of what the view has
+    this.putAt.set(proxy.id, Math.max(at, revision));
+    if (known) this.emit("down", known, revision);
     this.others.set(proxy.id, proxy);
     this.departed.delete(proxy.id);
     this.emit("up", proxy, revision);
@@ -117,16 +127,9 @@ export class StoreMembership implements ProxyMembership {
     const known = this.others.get(id);
     if (known === undefined) return;
     this.others.delete(id);
+    this.putAt.delete(id);
     this.departed.set(id, { proxy: known, at: this.opts.now() });
     this.emit("down", known, revision);
-  }
-
-  /** The whole set of proxies at `revision`, from a read: applied as the changes from the current view. */
-  reset(revision: number, proxies: readonly ProxyRef[]): void {
-    const ids = new Set(proxies.map((p) => p.id));
-    for (const id of [...this.others.keys()]) if (!ids.has(id)) this.remove(revision, id);
-    for (const p of proxies) this.put(revision, p);
-    this.revision = Math.max(this.revision, revision);
   }
 
   /** A read started at `at` found the store as the view has it. */

@@ -146,6 +146,9 @@ export class Membership implements ProxyMembership {
       p = { proxy: from, incarnation: msg.incarnation, lastHeard: now, learnedAt: now, live: false };
       this.peers.set(from.id, p);
     }
+    // A live proxy with a higher incarnation restarted: its earlier run (and
+    // what the others held for it: registrations, cached answers) is gone.
+    if (p.live && msg.incarnation > p.incarnation) this.change(p, false);
     if (!sameEndpoint(p.proxy.endpoint, from.endpoint)) p.proxy = from;
     p.incarnation = msg.incarnation;
     p.lastHeard = now;

@@ -119,6 +119,12 @@ export class MemoryStore {
     }
   }
 
+  /** A member became leader: every lease gets its whole TTL again from now, as etcd's lessor does (an election never expires a lease). */
+  promote(): void {
+    const now = this.now();
+    for (const l of this.leases.values()) l.expires = now + l.ttlMs;
+  }
+
   /** The value of a key, or undefined (for tests). */
   get(key: string): string | undefined {
     return this.kv.get(key)?.value;

@@ -206,6 +206,8 @@ export class ControlNode {
       } else if (ev.kind === "down") {
         this.rap.proxyDown(ev.proxy.id);
         this.iap.proxyDown(ev.proxy.id);
+      } else {
+        this.jap.registerAt(ev.proxy.id); // a restarted RAP knows no JAP until told
       }
       opts.onMembership?.(ev);
     });

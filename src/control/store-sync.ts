@@ -79,6 +79,8 @@ export class StoreSync {
   private lease: string | undefined;
   private joined = false;
   private leaseOkAt = -Infinity;
+  /** The lease went a TTL without renewal (said once); the next answered keepalive says whether it lived. */
+  private overdue = false;
   private nextRenew = Infinity;
   private nextConfirm = Infinity;
   private renewing = false;
@@ -165,6 +167,7 @@ export class StoreSync {
       if (this.lease === undefined) return await this.grant(this.counters.leaseGrants > 0);
       const ttl = await this.opts.store.keepAlive(this.lease);
       this.answered();
+      this.overdue = false;
       if (ttl > 0) {
         this.leaseOkAt = this.opts.now();
         return;
@@ -177,9 +180,12 @@ export class StoreSync {
       this.counters.keepaliveFailures++;
       this.unanswered(err);
       const since = this.opts.now() - this.leaseOkAt;
-      if (this.lease !== undefined && since > this.opts.leaseTtlS * 1000) {
-        this.log("warn", "lease not renewed within its TTL: the other proxies have dropped this one from their views", { lease: this.lease, sinceMs: since });
-        this.lease = undefined; // granted anew once the store answers
+      if (this.lease !== undefined && since > this.opts.leaseTtlS * 1000 && !this.overdue) {
+        // The lease may still live: etcd extends every lease when a new leader
+        // takes over. The next keepalive the store answers tells: alive, it is
+        // kept; expired (TTL 0), this proxy rejoins with a new one.
+        this.overdue = true;
+        this.log("warn", "lease not renewed within its TTL: the other proxies may have dropped this one from their views", { lease: this.lease, sinceMs: since });
       }
     }
   }

@@ -1,8 +1,9 @@
 // `pias run`: one proxy serving its configured groups on live traffic. Wires
 // the data plane to an I/O backend (TUN, pcap, AF_XDP) through the pump — or,
-// with daemon.workers > 1 on TUN, starts one forwarding worker per core
+// with daemon.workers > 1 on TUN or AF_XDP, starts one forwarding worker per core
 // (workers.ts) and keeps the rest here — runs the health checks, serves
-// metrics, and handles reload (SIGHUP) and drain (SIGTERM). With
+// metrics, and handles reload (SIGHUP: what the backend serves follows the
+// config) and drain (SIGTERM). With
 // cluster.store, membership and the fleet configuration come from etcd
 // (fleet.ts), and a change there is applied like a reload. Embedders can
 // start a Daemon from a config file too.
@@ -137,10 +138,11 @@ export class Daemon {
       if (!options.logger) log.level = config.daemon.logLevel;
       bgp = config.bgp ? DaemonBgp.prepare(config.bgp, log) : null;
       const d = config.daemon;
-      // workers: on TUN, unless the embedder brings its own backend or host handler, or an overlay node runs here
-      pool = d.workers > 1 && d.io === "tun" && !options.io && !options.onHost && !config.overlay
-        ? await WorkerPool.start(config, d.workers, d.routes ? tunRoutes(config) : [], log, refusedByEnv())
-        : null;
+      // workers: on TUN or AF_XDP, unless the embedder brings its own backend or host handler, or an overlay node runs here
+      const workers = d.workers > 1 && d.io !== "pcap" && !options.io && !options.onHost && !config.overlay;
+      pool = !workers ? null : d.io === "xdp"
+        ? await WorkerPool.startXdp(config, d.workers, tunRoutes(config), log)
+        : await WorkerPool.start(config, d.workers, d.routes ? tunRoutes(config) : [], log, refusedByEnv());
       dp = pool ? pool.dp : DataPlane.fromConfig(config, overlayDataPlane(config));
       io = pool ? pool.io : await (options.io ?? defaultIo)(config, dp);
     } catch (err) {
@@ -200,7 +202,7 @@ export class Daemon {
       targets: () => snap()?.targets ?? this.dp.targetStats(),
       workers: () => snap()?.workers ?? [],
       io: () => snap()?.io ?? { ...this.io.stats(), hostUnhandled: this.pump?.hostUnhandled ?? 0 },
-      ioLevels: () => this.io.levels?.() ?? {},
+      ioLevels: () => snap()?.levels ?? this.io.levels?.() ?? {},
       health: () => this.health.status(),
       cluster: () => this.cluster,
       overlay: () => this.overlay?.status() ?? null,
@@ -261,6 +263,8 @@ export class Daemon {
       // the overlay group stays joinable (overlay settings need a restart)
       if (next.cluster) this.cluster?.update(overlayCluster(next.cluster, this.config.overlay).cluster);
       this.health.configure(next.groups);
+      const served = tunRoutes(next);
+      if ([...served].sort().join() !== tunRoutes(this.config).sort().join()) this.serve(served);
       // a target replaced by the reload starts up: the checker's verdict stands
       for (const h of this.health.status()) if (!h.up) this.dp.setTargetUp(h.group, h.target, false);
       this.config = next;
@@ -272,6 +276,17 @@ export class Daemon {
       this.reloads.rejected++;
       this.log.error({ source, err: (err as Error).message }, "config reload rejected; the running config stays");
       return false;
+    }
+  }
+
+  /** The backend serves `prefixes` from now on; a backend refusing it keeps what it served (one log line). */
+  private serve(prefixes: readonly string[]): void {
+    if (!this.io.serve) return;
+    try {
+      this.io.serve(prefixes);
+      this.log.info({ prefixes }, "serving");
+    } catch (err) {
+      this.log.error({ prefixes, err: (err as Error).message }, "cannot change what the backend serves");
     }
   }
 

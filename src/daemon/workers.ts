@@ -1,16 +1,24 @@
-// One forwarding worker per core for `pias run` (daemon.workers > 1 on TUN):
-// the main thread starts the workers (src/daemon/worker.ts), each with its
-// own core, its own queue of one multi-queue TUN device and its own slice of
-// the NAT port range, and has the kernel steer every packet to the worker
-// that owns its flow (the steering program, native/steer.bpf.c). The main
+// One forwarding worker per core for `pias run` (daemon.workers > 1): the
+// main thread starts the workers (src/daemon/worker.ts), each with its own
+// core and its own slice of the NAT port range.
+//
+// On TUN each worker has its own queue of one multi-queue TUN device, and
+// the kernel steers every packet to the worker that owns its flow (the
+// steering program, native/steer.bpf.c). On AF_XDP each worker has the
+// sockets of its own RX queues (q % workers == its index) in a UMEM in its
+// own core's memory; the main thread holds the XDP program, which marks a
+// NAT reply with the worker owning its port, and a worker hands a frame it
+// does not own to its owner through a ring in shared memory (native/xdp.cc:
+// the kernel cannot redirect across queues). The main
 // thread keeps health checks, metrics (summed over the workers), reload and
 // the control plane: every control call goes to a control copy of the data
 // plane here (which checks it and answers) and then to every worker.
 //
 // Where the kernel refuses a multi-queue device or the steering program, or
-// the build lacks it, start() says so in one log line and returns null: the
-// daemon then runs one worker, in this thread, as before. Never passes a
-// packet between workers; never does per-packet work on the main thread.
+// the build lacks it, or an XDP interface has fewer RX queues than workers,
+// start() says so in one log line and returns null: the daemon then runs
+// one worker, in this thread, as before. Never touches a packet on the main
+// thread.
 
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
@@ -19,7 +27,9 @@ import { DataPlane, type Counters, type TargetStats } from "../core/dataplane.js
 import type { PacketRing } from "../core/ring.js";
 import type { PacketIO } from "../io/backend.js";
 import type { TunFeatures } from "../io/tun.js";
-import { routeIntoTun, TUN_MTU } from "../io/tun-backend.js";
+import { rerouteTun, routeIntoTun, TUN_MTU, type SteeringConfig } from "../io/tun-backend.js";
+import { handoffRings, XdpError, XdpProgram, xdpUnavailable, type XdpWorkerHandles } from "../io/xdp.js";
+import { packPrefixes, rxQueues, XDP_FRAME_SIZE } from "../io/xdp-backend.js";
 import { PiasError } from "../errors.js";
 
 /** What a worker starts with (its workerData). */
@@ -33,6 +43,8 @@ export interface WorkerInit {
   io: "auto" | "readv" | "uring";
   offload: boolean;
   refuse: number;
+  /** On AF_XDP (then the TUN fields are unused): this worker's part of the pool's program and hand-off rings. */
+  xdp?: XdpWorkerHandles;
 }
 
 export type WorkerRequest =
@@ -44,8 +56,8 @@ export type WorkerRequest =
   | { type: "stop" };
 
 export type WorkerReply =
-  | { type: "ready"; name: string; features: TunFeatures; description: string }
-  | { type: "stats"; id: number; counters: Counters; targets: TargetStats[]; io: Record<string, number> }
+  | { type: "ready"; name: string; features?: TunFeatures; description: string; zerocopy?: boolean[] }
+  | { type: "stats"; id: number; counters: Counters; targets: TargetStats[]; io: Record<string, number>; levels: Record<string, number> }
   | { type: "steered"; why: string | null }
   | { type: "host"; frame: Uint8Array; work: number }
   | { type: "error"; message: string; fatal?: boolean; code?: string };
@@ -74,10 +86,24 @@ export interface PoolSnapshot {
   counters: Counters;
   targets: TargetStats[];
   io: Record<string, number>;
+  /** The backends' buffer levels (AF_XDP: UMEM frames by state), summed. */
+  levels: Record<string, number>;
   workers: Counters[];
 }
 
 export type HostFrameHandler = (frame: Uint8Array, work: number, worker: number) => void;
+
+/** What the pool's main-thread PacketIO is beyond its workers. */
+interface PoolIo {
+  description: string;
+  linkType: number;
+  capacity: number;
+  serve?: (prefixes: readonly string[]) => void;
+  /** Counters of the main thread's own part (the XDP program's). */
+  stats?: () => Record<string, number>;
+  /** After the workers are gone. */
+  close?: () => void;
+}
 
 export class WorkerPool {
   /** The data plane the daemon, health checks and cluster call: the control copy, fanned out to the workers. */
@@ -91,8 +117,7 @@ export class WorkerPool {
   private constructor(
     private readonly workers: Worker[],
     control: DataPlane,
-    readonly description: string,
-    linkType: number,
+    private readonly pio: PoolIo,
     private readonly log: Logger,
   ) {
     const post = (m: WorkerRequest): void => {
@@ -114,9 +139,10 @@ export class WorkerPool {
     });
     const first = this.workers[0];
     this.io = {
-      description,
-      linkType,
-      capacity: TUN_MTU,
+      description: pio.description,
+      linkType: pio.linkType,
+      capacity: pio.capacity,
+      ...(pio.serve ? { serve: pio.serve } : {}),
       read: () => 0,
       send: (_ring: PacketRing, _n: number) => {},
       sendOne: (frame: Uint8Array) => {
@@ -125,7 +151,7 @@ export class WorkerPool {
       },
       onReadable: () => {},
       close: () => {},
-      stats: () => ({}),
+      stats: () => pio.stats?.() ?? {},
     };
     this.workers.forEach((w, i) => w.on("message", (m: WorkerReply) => this.message(m, i)));
   }
@@ -148,25 +174,21 @@ export class WorkerPool {
         const w = new Worker(workerUrl(), { workerData: init });
         started.push(w);
         const ready = await reply(w, "ready");
-        if (i === 0) for (const note of ready.features.notes) log.warn(note); // the others' are the same
-        if (!ready.features.multiQueue) {
+        const features = ready.features!;
+        if (i === 0) for (const note of features.notes) log.warn(note); // the others' are the same
+        if (!features.multiQueue) {
           log.warn({ workers: n }, "one worker: the TUN device is not multi-queue");
           await stopAll();
           return null;
         }
         if (i === 0) {
           name = ready.name;
-          linkType = ready.features.vnetHdr ? 65000 : 101;
+          linkType = features.vnetHdr ? 65000 : 101;
           description = `${ready.description}, ${n} workers`;
           routeIntoTun(name, routes);
         }
       }
-      const a = config.proxy;
-      const slice = portSlice(a.natPorts, 0, n);
-      started[0].postMessage({
-        type: "steer",
-        cfg: { proxy4: a.addressBytes, proxy6: a.address6Bytes, portMin: a.natPorts[0], portMax: a.natPorts[1], slice: slice[1] - slice[0] + 1, workers: n },
-      } satisfies WorkerRequest);
+      started[0].postMessage({ type: "steer", cfg: steerConfig(config, n) } satisfies WorkerRequest);
       const steered = await reply(started[0], "steered");
       if (steered.why !== null) {
         log.warn({ workers: n }, `one worker: no TUN steering program: ${steered.why}`);
@@ -178,7 +200,59 @@ export class WorkerPool {
       throw err;
     }
     const control = DataPlane.fromConfig(controlConfig(config));
-    return new WorkerPool(started, control, description, linkType, log);
+    let routed = routes;
+    const serve = routes.length ? (next: readonly string[]) => void (rerouteTun(name, routed, next), (routed = next)) : undefined;
+    return new WorkerPool(started, control, { description, linkType, capacity: TUN_MTU, serve }, log);
+  }
+
+  /**
+   * Start `n` workers on AF_XDP: load the program here (with `served` and the
+   * workers' port slices), start the workers (each binds its queues' sockets
+   * into the program's map), then attach the program. Null (after one log
+   * line) when an interface has fewer RX queues than workers.
+   */
+  static async startXdp(config: PiasConfig, n: number, served: readonly string[], log: Logger): Promise<WorkerPool | null> {
+    const d = config.daemon;
+    const why = xdpUnavailable();
+    if (why) throw new XdpError(`the AF_XDP backend is unavailable: ${why}`);
+    const short = d.xdpInterfaces.find((i) => rxQueues(i) < n);
+    if (short) {
+      log.warn({ workers: n }, `one worker: ${short} has ${rxQueues(short)} RX queue${rxQueues(short) > 1 ? "s" : ""}, fewer than the ${n} workers (one per queue)`);
+      return null;
+    }
+    const program = XdpProgram.open({ interfaces: d.xdpInterfaces, served: packPrefixes(served), steer: steerConfig(config, n) });
+    // PIAS_XDP_HANDOFF_SLOTS: smaller rings (the test of a full ring's drops)
+    const rings = handoffRings(n, Number(process.env.PIAS_XDP_HANDOFF_SLOTS) || undefined);
+    const { xsks, wake } = program.handles();
+    const started: Worker[] = [];
+    const zerocopy = d.xdpInterfaces.map(() => true);
+    try {
+      for (let i = 0; i < n; i++) {
+        const init: WorkerInit = {
+          index: i, config, slice: portSlice(config.proxy.natPorts, i, n), tunName: "", io: d.tunIo, offload: false, refuse: 0,
+          xdp: { index: i, count: n, xsks, wake, ...rings },
+        };
+        const w = new Worker(workerUrl(), { workerData: init });
+        started.push(w);
+        const ready = await reply(w, "ready");
+        ready.zerocopy?.forEach((z, k) => (zerocopy[k] &&= z));
+      }
+      program.attach(d.xdpMode);
+    } catch (err) {
+      await stopWorkers(started);
+      program.close();
+      throw err;
+    }
+    const ifs = program.info().interfaces.map((f, k) => `${f.name} (${f.mode}, ${zerocopy[k] ? "zero-copy" : "copy"}, ${f.queues} queues)`);
+    const control = DataPlane.fromConfig(controlConfig(config));
+    return new WorkerPool(started, control, {
+      description: `xdp ${ifs.join(", ")}, ${n} workers`,
+      linkType: 1,
+      capacity: XDP_FRAME_SIZE - 256,
+      serve: (prefixes) => program.setServed(packPrefixes(prefixes)),
+      stats: () => program.stats(),
+      close: () => program.close(),
+    }, log);
   }
 
   /** Where the frames the workers' cores hand to the host go (the cluster, or a count). */
@@ -199,7 +273,8 @@ export class WorkerPool {
       for (const w of this.workers) w.postMessage({ type: "stats", id } satisfies WorkerRequest);
     });
     const workers = replies.map((r) => r.counters);
-    return { counters: sumCounters(workers), targets: sumTargets(replies.map((r) => r.targets)), io: sumRecords(replies.map((r) => r.io)), workers };
+    const io = { ...sumRecords(replies.map((r) => r.io)), ...this.pio.stats?.() };
+    return { counters: sumCounters(workers), targets: sumTargets(replies.map((r) => r.targets)), io, levels: sumRecords(replies.map((r) => r.levels)), workers };
   }
 
   private message(m: WorkerReply, i: number): void {
@@ -215,13 +290,22 @@ export class WorkerPool {
       }
     } else if (m.type === "error") {
       this.log.error({ worker: i }, m.message);
+      if (m.fatal) process.exit(1); // a worker's backend stopped (its core's memory moved under AF_XDP)
     }
   }
 
-  /** Stop every worker: each closes its queue; the device goes with the last. */
-  close(): Promise<void> {
-    return stopWorkers(this.workers);
+  /** Stop every worker: each closes its queue (the TUN device goes with the last); then the XDP program. */
+  async close(): Promise<void> {
+    await stopWorkers(this.workers);
+    this.pio.close?.();
   }
+}
+
+/** What a steering program needs to find the worker owning a NAT port: the proxy's addresses, the range, the slices. */
+function steerConfig(config: PiasConfig, n: number): SteeringConfig {
+  const a = config.proxy;
+  const slice = portSlice(a.natPorts, 0, n);
+  return { proxy4: a.addressBytes, proxy6: a.address6Bytes, portMin: a.natPorts[0], portMax: a.natPorts[1], slice: slice[1] - slice[0] + 1, workers: n };
 }
 
 /** Ask each worker to close its queue and end; one that has not within 2 s is terminated. */

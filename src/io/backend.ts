@@ -31,6 +31,12 @@ export interface PacketIO {
   stats(): Record<string, number>;
   /** What the backend could not set up as asked and what it does instead: one log line each. */
   readonly notes?: readonly string[];
+  /**
+   * Serve these prefixes from now on (tunRoutes of a reloaded config): TUN
+   * routes them into its device (when it manages routes), AF_XDP redirects
+   * them. Absent: what the backend takes is fixed at open (pcap's filter).
+   */
+  serve?(prefixes: readonly string[]): void;
   /** Levels of the backend's buffers, where it has any (AF_XDP: UMEM frames by state). */
   levels?(): Record<string, number>;
 }

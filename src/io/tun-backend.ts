@@ -70,6 +70,9 @@ export class TunBackend implements PacketIO {
   readonly features: TunFeatures;
   readonly notes: readonly string[];
 
+  /** The prefixes routed into the device, or null when the operator routes (opened without routes). */
+  private routes: readonly string[] | null = null;
+
   private constructor(private readonly tun: TunPort) {
     this.features = tun.features?.() ?? PLAIN;
     this.notes = this.features.notes;
@@ -96,7 +99,9 @@ export class TunBackend implements PacketIO {
       tun.close();
       throw err;
     }
-    return new TunBackend(tun);
+    const backend = new TunBackend(tun);
+    if (options.routes.length) backend.routes = options.routes;
+    return backend;
   }
 
   /** The interface name the kernel gave. */
@@ -125,6 +130,13 @@ export class TunBackend implements PacketIO {
     this.tun.onReadable(cb);
   }
 
+  /** Route `prefixes` into the device instead of the current ones (nothing when the operator routes). */
+  serve(prefixes: readonly string[]): void {
+    if (this.routes === null) return;
+    rerouteTun(this.tun.name, this.routes, prefixes);
+    this.routes = prefixes;
+  }
+
   close(): void {
     this.tun.close(); // the device goes, and its routes with it
   }
@@ -140,6 +152,12 @@ export function routeIntoTun(name: string, routes: readonly string[]): void {
   ip(["link", "set", "dev", name, "mtu", String(TUN_MTU), "txqueuelen", String(TUN_QUEUE), "up"]);
   for (const prefix of routes) ip([prefix.includes(":") ? "-6" : "-4", "route", "replace", prefix, "dev", name]);
   enableForwarding(routes.some((p) => p.includes(":")));
+}
+
+/** Route `next` into the device where `current` was: the routes no longer served go, the new ones come. */
+export function rerouteTun(name: string, current: readonly string[], next: readonly string[]): void {
+  routeIntoTun(name, next.filter((p) => !current.includes(p)));
+  for (const prefix of current) if (!next.includes(prefix)) ip([prefix.includes(":") ? "-6" : "-4", "route", "del", prefix, "dev", name]);
 }
 
 /** Packets pias writes into the TUN device are routed on by the kernel: it must forward. */

@@ -3,8 +3,10 @@
 // the UMEM (the last thing allocated in the core's memory, so nothing the
 // daemon sets up afterwards grows the memory under it), registers the UMEM
 // and binds one AF_XDP socket per RX queue of each interface (src/io/xdp.ts
-// over native/xdp.cc). The XDP program redirects only what pias serves; the
-// kernel keeps everything else (ARP, ND, SSH, the host's own traffic).
+// over native/xdp.cc) -- or, as one worker of several (src/daemon/workers.ts),
+// one per queue of its own, into the program the main thread holds. The XDP
+// program redirects only what pias serves; the kernel keeps everything else
+// (ARP, ND, SSH, the host's own traffic).
 //
 // A frame forwarded by the core leaves on the interface the kernel's route
 // for its destination names, with that interface's MAC as source and the
@@ -23,7 +25,7 @@ import { formatAddress, parseAddress, parsePrefix } from "../net/addr.js";
 import { PiasError } from "../errors.js";
 import type { PacketIO } from "./backend.js";
 import { kernelNeighbors, macBytes, readNextHops, type NextHops } from "./neighbors.js";
-import { packServed, xdpUnavailable, XdpError, XdpSockets, type XdpMode } from "./xdp.js";
+import { packServed, xdpUnavailable, XdpError, XdpSockets, type XdpMode, type XdpWorkerHandles } from "./xdp.js";
 
 const LINKTYPE_ETHERNET = 1;
 /** Bytes per UMEM frame; the kernel puts a packet 256 bytes in, leaving 1792 for it (an MTU of 1500 needs 1514). */
@@ -40,6 +42,8 @@ export interface XdpBackendOptions {
   mode: XdpMode;
   /** Prefixes the XDP program redirects to pias ("203.0.113.0/24", "10.255.0.1/32"); everything else goes to the kernel. */
   served: readonly string[];
+  /** As one worker of several: its index, the pool's program and hand-off rings (then `served` is the program's business). */
+  worker?: XdpWorkerHandles;
   /** The data plane whose memory holds the UMEM. */
   dp: DataPlane;
   /** Packets per batch (descriptors of the ring). */
@@ -48,8 +52,13 @@ export interface XdpBackendOptions {
   onFatal?: (err: PiasError) => void;
 }
 
+/** The served prefixes as the XDP program's map takes them. */
+export function packPrefixes(served: readonly string[]): Uint8Array {
+  return packServed(served.map((p) => parsePrefix(p.includes("/") ? p : `${p}/${p.includes(":") ? 128 : 32}`)));
+}
+
 /** RX queues of an interface (its /sys/class/net/NAME/queues/rx-N entries). */
-function rxQueues(iface: string): number {
+export function rxQueues(iface: string): number {
   try {
     return Math.max(1, readdirSync(`/sys/class/net/${iface}/queues`).filter((q) => q.startsWith("rx-")).length);
   } catch {
@@ -112,7 +121,9 @@ export class XdpBackend implements PacketIO {
     const why = xdpUnavailable();
     if (why) throw new XdpError(`the AF_XDP backend is unavailable: ${why}`);
     const macs = o.interfaces.map((name) => ({ name, mac: macBytes(kernelNeighbors(name).mac()) }));
-    const sockets = o.interfaces.reduce((n, i) => n + rxQueues(i), 0);
+    // a worker binds the queues q with q % count == index
+    const w = o.worker ?? { index: 0, count: 1 };
+    const sockets = o.interfaces.reduce((n, i) => n + Math.ceil((rxQueues(i) - w.index) / w.count), 0);
     // Reserve first: the ring, then the UMEM (every fill ring full, and as
     // many frames again for TX), the last allocation in the core's memory.
     const ring = o.dp.createRing(o.batch, 64); // descriptors only: OFF points into the UMEM
@@ -124,10 +135,9 @@ export class XdpBackend implements PacketIO {
     } catch {
       throw new PiasError("EXDP", `the core's memory cannot grow by ${umemBytes >> 20} MiB for the UMEM (${frames} frames of ${XDP_FRAME_SIZE} bytes)`);
     }
-    const served = packServed(o.served.map((p) => parsePrefix(p.includes("/") ? p : `${p}/${p.includes(":") ? 128 : 32}`)));
     const xsk = XdpSockets.open({
       memory: o.dp.memory(), umemOffset, umemBytes, frameSize: XDP_FRAME_SIZE, headroom: Layout.HEADROOM, ringSize: RING_SIZE,
-      interfaces: macs, mode: o.mode, served,
+      interfaces: macs, mode: o.mode, ...(o.worker ? { worker: o.worker } : { served: packPrefixes(o.served) }),
     });
     const backend = new XdpBackend(ring, xsk, o);
     await backend.refresh();
@@ -191,6 +201,11 @@ export class XdpBackend implements PacketIO {
 
   onReadable(cb: () => void): void {
     this.sockets.onReadable(cb);
+  }
+
+  /** Redirect these prefixes from now on (a reload changed what pias serves). */
+  serve(prefixes: readonly string[]): void {
+    this.sockets.setServed(packPrefixes(prefixes));
   }
 
   close(): void {

@@ -4,6 +4,10 @@
 // build/Release/pias_xdp_kern.o). Where the install had no clang or libxdp
 // the addon is a stub, and xdpUnavailable() says why.
 //
+// With several workers the main thread holds the program (XdpProgram) and
+// each worker opens XdpSockets on its own queues, given the program's socket
+// map, the hand-off rings (handoffRings) and the workers' eventfds.
+//
 // Loaded lazily on the first open, so importing this module never needs the
 // addon. No per-packet work here: each call is one call into the addon.
 
@@ -12,6 +16,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PiasError } from "../errors.js";
+import type { SteeringConfig } from "./tun-backend.js";
 
 export type XdpMode = "auto" | "native" | "generic";
 
@@ -29,9 +34,28 @@ export interface XdpOpenOptions {
   ringSize: number;
   interfaces: { name: string; mac: Uint8Array }[];
   mode: XdpMode;
-  /** Prefixes the XDP program redirects, packed by packServed(). */
-  served: Uint8Array;
+  /** Prefixes the XDP program redirects, packed by packServed() (not with `worker`: the pool's program has them). */
+  served?: Uint8Array;
+  /** One worker of several: bind only the queues q with q % count == index, into the pool's program. */
+  worker?: XdpWorkerHandles;
 }
+
+/** What a worker's sockets need from the pool (XdpProgram.handles() and handoffRings()). */
+export interface XdpWorkerHandles {
+  index: number;
+  count: number;
+  /** The program's socket map (a file descriptor of this process). */
+  xsks: number;
+  /** The hand-off rings, over a SharedArrayBuffer every worker has. */
+  handoff: Uint8Array;
+  /** Slots per ring. */
+  slots: number;
+  /** One eventfd per worker: written when frames were handed to it. */
+  wake: number[];
+}
+
+/** The workers' NAT port slices, as the TUN steering program takes them too (native/steer_config.h). */
+export type XdpSteer = SteeringConfig;
 
 export interface XdpInterfaceInfo {
   name: string;
@@ -57,6 +81,9 @@ export interface XdpInfo {
   frameSize: number;
   frames: number;
   open: boolean;
+  /** This socket set's worker and the pool's size (0 and 1 without workers). */
+  worker: number;
+  workers: number;
 }
 
 /** Where every UMEM frame is; the parts add up to `total`. */
@@ -96,10 +123,20 @@ interface NativeXdp {
   setRefill(on: boolean): void;
 }
 
+interface NativeProgram {
+  attach(mode: XdpMode): void;
+  setServed(served: Uint8Array): void;
+  handles(): { xsks: number; wake: number[] };
+  stats(): Record<string, number>;
+  info(): { programId: number; interfaces: { name: string; ifindex: number; queues: number; mode: string; linkId: number }[] };
+  close(): void;
+}
+
 interface Addon {
   available: boolean;
   reason: string;
   Xdp?: { new (o: XdpOpenOptions): NativeXdp; memoryAddress(view: Uint8Array): number };
+  XdpProgram?: new (o: { program: string; interfaces: readonly string[]; served: Uint8Array; steer: Uint8Array; workers: number }) => NativeProgram;
 }
 
 /** Opening AF_XDP failed. `sysCode`: "EPERM", "EXDPBUSY", "EXDPUMEM", ... */
@@ -162,6 +199,81 @@ export function packServed(prefixes: readonly { family: 4 | 6; length: number; b
   return out;
 }
 
+/** The program's steer map entry: proxy4, proxy6[4] (network order), has4, has6, portMin, portMax, slice, workers (u32 each). */
+export function packSteer(s: XdpSteer): Uint8Array {
+  const out = new Uint8Array(44);
+  const v = new DataView(out.buffer);
+  if (s.proxy4) out.set(s.proxy4, 0);
+  if (s.proxy6) out.set(s.proxy6, 4);
+  [s.proxy4 ? 1 : 0, s.proxy6 ? 1 : 0, s.portMin, s.portMax, s.slice, s.workers].forEach((x, i) => v.setUint32(20 + 4 * i, x, true));
+  return out;
+}
+
+/** Bytes of a ring's head and of a slot (native/xdp.cc kHandHead, kHandSlot). */
+const HAND_HEAD = 128;
+const HAND_SLOT = 2048;
+
+/**
+ * The hand-off rings of `workers` workers, one per ordered pair, in one
+ * SharedArrayBuffer: `slots` each (a power of two), by default about 1024
+ * slots (2 MiB) into each worker in all, at least 16 from each other worker.
+ */
+export function handoffRings(workers: number, slots = 512): { handoff: Uint8Array; slots: number } {
+  while (slots > 16 && slots * (workers - 1) > 1024) slots >>= 1;
+  // 64 bytes more: the addon starts the rings at a cache line
+  return { handoff: new Uint8Array(new SharedArrayBuffer(64 + workers * workers * (HAND_HEAD + slots * HAND_SLOT))), slots };
+}
+
+/** The XDP program of a pool of workers: loaded by the main thread, attached once every worker's sockets are in its map. */
+export class XdpProgram {
+  private constructor(private readonly native: NativeProgram) {}
+
+  static open(o: { interfaces: readonly string[]; served: Uint8Array; steer: XdpSteer }): XdpProgram {
+    const a = load();
+    if (!a.available || !a.XdpProgram) throw new XdpError(`the AF_XDP backend is unavailable: ${a.reason}`);
+    try {
+      return new XdpProgram(new a.XdpProgram({ program: programPath, interfaces: o.interfaces, served: o.served, steer: packSteer(o.steer), workers: o.steer.workers }));
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof RangeError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new XdpError((err as Error).message, typeof code === "string" ? code : undefined);
+    }
+  }
+
+  /** Attach to every interface. Throws an XdpError saying why not. */
+  attach(mode: XdpMode): void {
+    try {
+      this.native.attach(mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new XdpError((err as Error).message, typeof code === "string" ? code : undefined);
+    }
+  }
+
+  setServed(served: Uint8Array): void {
+    this.native.setServed(served);
+  }
+
+  /** The socket map's fd and the workers' eventfds. */
+  handles(): { xsks: number; wake: number[] } {
+    return this.native.handles();
+  }
+
+  /** The program's counters (programRedirected, programForeign, ...). */
+  stats(): Record<string, number> {
+    return this.native.stats();
+  }
+
+  info(): ReturnType<NativeProgram["info"]> {
+    return this.native.info();
+  }
+
+  /** Detach, unload, close the eventfds: after the workers are gone. */
+  close(): void {
+    this.native.close();
+  }
+}
+
 /** The addon's socket set: one AF_XDP socket per RX queue of each interface, sharing one UMEM in the core's memory. */
 export class XdpSockets {
   private constructor(private readonly native: NativeXdp) {}
@@ -199,7 +311,7 @@ export class XdpSockets {
     this.native.setRoutes(routes, neighbors);
   }
 
-  /** Replace the prefixes the XDP program redirects (packServed). */
+  /** Replace the prefixes the XDP program redirects (packServed); the one-worker set only (a pool's program is an XdpProgram). */
   setServed(served: Uint8Array): void {
     this.native.setServed(served);
   }

@@ -26,24 +26,23 @@ export function cluster(n: number, opts: ClusterOptions) {
   const groupKey = (ta: TransportAddress) => opts.groups.find((g) => sameTa(g.ta, ta))?.key;
   const released: { node: number; release: Release }[] = [];
   const targetEvents: { node: number; ev: TargetEvent }[] = [];
-  const nodes = endpoints.map(
-    (endpoint, i) =>
-      new ControlNode({
-        id: `ap-${i}`,
-        endpoint,
-        clusterKey: CLUSTER,
-        groupKey,
-        seeds: endpoints,
-        now: net.now,
-        send: net.sender(endpoint),
-        incarnation: 1,
-        onRelease: (release) => released.push({ node: i, release }),
-        onTarget: (ev) => targetEvents.push({ node: i, ev }),
-        random: () => 0.5,
-        ...opts.node,
-      }),
-  );
-  nodes.forEach((node, i) => net.attach(endpoints[i], (from, bytes) => node.receive(from, bytes)));
+  const make = (i: number, incarnation: number): ControlNode =>
+    new ControlNode({
+      id: `ap-${i}`,
+      endpoint: endpoints[i],
+      clusterKey: CLUSTER,
+      groupKey,
+      seeds: endpoints,
+      now: net.now,
+      send: net.sender(endpoints[i]),
+      incarnation,
+      onRelease: (release) => released.push({ node: i, release }),
+      onTarget: (ev) => targetEvents.push({ node: i, ev }),
+      random: () => 0.5,
+      ...opts.node,
+    });
+  const nodes = endpoints.map((_, i) => make(i, 1));
+  nodes.forEach((_, i) => net.attach(endpoints[i], (from, bytes) => nodes[i].receive(from, bytes)));
   const route = (from: Endpoint): Endpoint | undefined => {
     const h = home.get(epKey(from)) ?? 0;
     for (let k = 0; k < n; k++) {
@@ -105,6 +104,11 @@ export function cluster(n: number, opts: ClusterOptions) {
     kill(i: number): void {
       alive[i] = false;
       net.detach(endpoints[i]);
+    },
+    /** Node i restarts at once with nothing (a new process: the next incarnation), before anyone declares it dead. */
+    restart(i: number): void {
+      nodes[i] = make(i, 2);
+      alive[i] = true;
     },
     /** Index of a node by id. */
     index(id: string): number {

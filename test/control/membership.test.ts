@@ -65,6 +65,15 @@ describe("proxy membership", () => {
     assert.deepEqual(events.map((e) => `${e.kind} ${e.proxy.id}`), ["up ap-b", "down ap-b", "up ap-b"]);
   });
 
+  test("a live proxy heard with a higher incarnation restarted: it goes down and comes up again, in that order", () => {
+    const { m, events } = setup();
+    m.onHeartbeat(hb(B, 5));
+    m.onHeartbeat(hb(B, 5));
+    m.onHeartbeat(hb(B, 6));
+    assert.equal(m.isLive("ap-b"), true);
+    assert.deepEqual(events.map((e) => `${e.kind} ${e.proxy.id}`), ["up ap-b", "down ap-b", "up ap-b"]);
+  });
+
   test("proxies learned from gossip are heartbeated but not live until heard directly", () => {
     const { env, m } = setup();
     m.onHeartbeat(hb(B, 1, [C]));

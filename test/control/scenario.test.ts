@@ -127,6 +127,22 @@ describe("five proxies, end to end", () => {
     assert.deepEqual(resolveAt(c, others[1], GROUP), want);
   });
 
+  test("a RAP that restarts before anyone declares it dead (a higher incarnation) is sent every registration within a heartbeat, not at the next refresh, and answers lookups", () => {
+    const c = fiveProxies();
+    const [primary] = c.nodes[0].membership.ring().raps(GROUP, 2).map((id) => c.index(id));
+    const jap = [0, 1, 2, 3, 4].find((i) => !c.nodes[0].membership.ring().raps(GROUP, 2).includes(`ap-${i}`))!;
+    c.addJoiner(GROUP, KEY, 1, jap);
+    c.joiners[0].start();
+    c.advance(1000);
+    assert.deepEqual(ids(c.nodes[primary].rap.japsOf(GROUP)), [`ap-${jap}`]);
+    c.restart(primary);
+    assert.deepEqual(ids(c.nodes[primary].rap.japsOf(GROUP)), [], "the new process knows nothing");
+    c.advance(2000);
+    assert.deepEqual(ids(c.nodes[primary].rap.japsOf(GROUP)), [`ap-${jap}`], "registered again (the refresh round is 30 s)");
+    const iap = [0, 1, 2, 3, 4].find((i) => i !== primary && i !== jap)!;
+    assert.deepEqual(resolveAt(c, iap, GROUP), [`ap-${jap}`]);
+  });
+
   test("a target that leaves is gone from its JAP at once, and a JAP left without targets unregisters", () => {
     const c = fiveProxies();
     c.addJoiner(GROUP, KEY, 1, 1);

@@ -94,6 +94,26 @@ describe("store membership (leases)", () => {
     assert.deepEqual(f.views(), Array(3).fill("p1,p2,p4"));
   });
 
+  test("a proxy that restarts within its lease's TTL puts its key again with a new lease: every other view sees it leave and join, once, at that put's revision", async () => {
+    const f = fleet(3);
+    await f.start();
+    const old = f.members[1];
+    old.alive = false; // the old process is gone: no renewal, no revoke
+    const before = f.events.length;
+    const now = () => f.clock.t;
+    const membership = new StoreMembership({ self: old.membership.self, now, staleAfterMs: TTL_S * 1000 });
+    const sync = new StoreSync({ store: f.store.client("p2"), prefix: PREFIX, membership, leaseTtlS: TTL_S, now });
+    await sync.start();
+    await sync.join();
+    const putAt = f.store.revision;
+    f.members[1] = { ...old, membership, sync, alive: true };
+    await f.advance(TTL_S * 1000 + 500); // the old lease expires meanwhile; the key is the new lease's now
+    const seen = f.events.slice(before).filter((e) => e.at !== "p2" && e.ev.proxy.id === "p2");
+    assert.deepEqual(seen.map((e) => `${e.at} ${e.ev.kind}`).sort(), ["p1 down", "p1 up", "p3 down", "p3 up"]);
+    assert.deepEqual([...new Set(seen.map((e) => e.ev.revision))], [putAt]);
+    assert.deepEqual(f.views(), Array(3).fill("p1,p2,p3"));
+  });
+
   test("a proxy that stops cleanly (revokes its lease) leaves every view at once", async () => {
     const f = fleet(3);
     await f.start();
@@ -126,6 +146,24 @@ describe("store membership (leases)", () => {
     const back = f.events.filter((e) => e.ev.kind === "up" && e.ev.proxy.id === "p2" && e.ev.revision! > downs[0].ev.revision!);
     assert.deepEqual(back.map((e) => e.at).sort(), ["p1", "p2", "p3", "p4"], "the others took it back, and p2 heard it rejoined (its JAP registers again)");
     assert.equal(new Set(back.map((e) => e.ev.revision)).size, 1);
+  });
+
+  test("keepalives unanswered for longer than the TTL while the store kept the lease (a leader election extends every lease): the proxy keeps its lease and stays in every view", async () => {
+    const f = fleet(3);
+    await f.start();
+    const p2 = f.members[1];
+    f.store.partition("p2", true);
+    await f.advance(TTL_S * 1000 - 500);
+    f.store.promote();
+    await f.advance(1600);
+    assert.equal(p2.membership.stale, true, "a TTL went by without an answer");
+    f.store.partition("p2", false);
+    await f.advance(1000);
+    assert.equal(p2.sync.counters.leaseGrants, 1, "the first lease, kept");
+    assert.equal(p2.sync.counters.leaseLost, 0);
+    assert.deepEqual(f.views(), Array(3).fill("p1,p2,p3"));
+    assert.equal(f.events.filter((e) => e.ev.kind === "down").length, 0, "no view ever dropped p2");
+    assert.equal(p2.membership.stale, false);
   });
 
   test("a proxy that starts while the store does not answer joins, reads and watches once it answers", async () => {

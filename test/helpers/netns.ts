@@ -48,11 +48,12 @@ export class Topology {
     this.exec(name, ["sysctl", "-qw", `${key}=${value}`]);
   }
 
-  /** A veth pair between namespaces a and b with the given addresses (CIDR); returns the interface names. */
-  link(a: string, aAddr: string, b: string, bAddr: string, mtu = 1500): [string, string] {
+  /** A veth pair between namespaces a and b with the given addresses (CIDR), each end with `queues` RX and TX queues; returns the interface names. */
+  link(a: string, aAddr: string, b: string, bAddr: string, mtu = 1500, queues = 1): [string, string] {
     const ia = `v${this.id}${a}${b}`.slice(0, 15);
     const ib = `v${this.id}${b}${a}`.slice(0, 15);
-    this.must(["ip", "link", "add", ia, "netns", this.ns(a), "mtu", String(mtu), "type", "veth", "peer", "name", ib, "netns", this.ns(b), "mtu", String(mtu)]);
+    const q = queues > 1 ? ["numtxqueues", String(queues), "numrxqueues", String(queues)] : [];
+    this.must(["ip", "link", "add", ia, "netns", this.ns(a), "mtu", String(mtu), ...q, "type", "veth", "peer", "name", ib, "netns", this.ns(b), "mtu", String(mtu), ...q]);
     this.exec(a, ["ip", "addr", "add", aAddr, "dev", ia]);
     this.exec(b, ["ip", "addr", "add", bAddr, "dev", ib]);
     this.exec(a, ["ip", "link", "set", ia, "up"]);
