@@ -1,11 +1,11 @@
-// The established-flow fast path (assembly/fastpath.ts) takes only what the
-// general pipeline would give the same answer for: the cases where another
-// stage claims a packet of a live flow first.
+// The fast paths (assembly/fastpath.ts) take only what the general pipeline
+// would give the same answer for: the cases where another stage claims a
+// packet of a live flow first, and the first packets of new flows.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { HostWork, Verdict } from "../../assembly/shared/abi.js";
-import { DataPlane, reasonName } from "../../src/core/dataplane.js";
+import { DataPlane, reasonName, type GroupSpec } from "../../src/core/dataplane.js";
 import { run } from "../helpers/dataplane.js";
 import { buildPacket } from "../helpers/packets.js";
 import { OverlayNet, PORT, ip4 } from "../helpers/overlay.js";
@@ -40,4 +40,37 @@ test("a reply to a NAT binding whose port is the control port goes to the host a
     assert.equal(reply.verdict, Verdict.ToHost, "reverse-NATed instead of going to the host");
     assert.equal(reply.reason, HostWork.Control);
   }
+});
+
+test("the first packets of new flows (TCP with and without SYN, UDP, ICMP echo; affinity and proximity; legacy and aware targets; NAT ports running out) get the same verdicts, reasons, bytes, counters and target statistics through the new-flow fast path as through the general pipeline", () => {
+  const groups: GroupSpec[] = [
+    { protocol: "tcp", address: "198.51.100.10", port: 80, policy: "affinity", targets: [{ address: "192.0.2.11", port: 8080 }, { address: "192.0.2.12", port: 8080 }] },
+    { protocol: "tcp", address: "198.51.100.11", port: 80, policy: "proximity", targets: [{ address: "192.0.2.13", port: 8080 }] },
+    { protocol: "udp", address: "198.51.100.12", port: 53, policy: "affinity", targets: [{ address: "192.0.2.14", port: 53 }, { address: "192.0.2.15", port: 53, aware: true }] },
+    { protocol: "icmp", address: "198.51.100.13", policy: "affinity", targets: [{ address: "192.0.2.16" }] },
+  ];
+  const client = (i: number): number[] => [10, 1, i >> 8, i & 255];
+  const packets: Uint8Array[] = [];
+  for (let i = 0; i < 60; i++) {
+    const src = client(i);
+    packets.push(buildPacket({ family: 4, proto: "tcp", src, dst: ip4("198.51.100.10"), sport: 1000 + i, dport: 80, tcpFlags: i % 3 === 0 ? 0x10 : 0x02, payload: new Uint8Array(0) }));
+    packets.push(buildPacket({ family: 4, proto: "tcp", src, dst: ip4("198.51.100.11"), sport: 1000 + i, dport: 80, tcpFlags: i % 3 === 0 ? 0x18 : 0x02, payload: new Uint8Array(4) }));
+    packets.push(buildPacket({ family: 4, proto: "udp", src, dst: ip4("198.51.100.12"), sport: 2000 + i, dport: 53, payload: new Uint8Array(12) }));
+    packets.push(buildPacket({ family: 4, proto: "icmp", src, dst: ip4("198.51.100.13"), sport: 3000 + i, dport: 0, payload: new Uint8Array(8) }));
+  }
+  // verifyChecksums sends every packet through the general pipeline (the fast paths decline it); the packets' checksums are right
+  const outcome = (verifyChecksums: boolean) => {
+    const dp = DataPlane.create({ address: "10.255.0.1", natPorts: [40000, 40019], verifyChecksums, capacity: { flows: 4096, groups: 8, targets: 16 } }, groups);
+    const batch = dp.createBatch(256, 256 * 2048);
+    const results = run(dp, batch, packets);
+    return { results, counters: dp.counters(), targets: dp.targetStats() };
+  };
+  const general = outcome(true);
+  const fast = outcome(false);
+  assert.ok(general.counters.drops["nat-ports-exhausted"] > 0, "some flows find no NAT port");
+  assert.ok(general.counters.drops["no-flow"] > 0, "TCP mid-connection outside affinity is refused");
+  assert.ok(general.counters.encapsulated > 0, "some flows go to the aware target");
+  assert.deepEqual(fast.results, general.results);
+  assert.deepEqual(fast.counters, general.counters);
+  assert.deepEqual(fast.targets, general.targets);
 });
