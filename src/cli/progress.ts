@@ -27,8 +27,8 @@ export class ProgressBar {
     this.start = now();
   }
 
-  /** `done` of `total` units of work; `text` follows the percentage (default "done/total"). */
-  update(done: number, total: number, text = `${done}/${total}`): void {
+  /** `done` of `total` units of work; `text` (made only when drawn) follows the percentage (default "done/total"). */
+  update(done: number, total: number, text: string | (() => string) = `${done}/${total}`): void {
     if (!this.stream.isTTY) return;
     const now = this.now();
     if (now - this.start < this.afterMs || (now - this.drawnAt < REDRAW_MS && done < total)) return;
@@ -36,7 +36,7 @@ export class ProgressBar {
     this.shown = true;
     const f = total > 0 ? Math.min(1, done / total) : 1;
     const full = Math.round(f * WIDTH);
-    this.stream.write(`\r[${"#".repeat(full)}${".".repeat(WIDTH - full)}] ${(f * 100).toFixed(0).padStart(3)}% ${text}`);
+    this.stream.write(`\r[${"#".repeat(full)}${".".repeat(WIDTH - full)}] ${(f * 100).toFixed(0).padStart(3)}% ${typeof text === "string" ? text : text()}`);
   }
 
   /** End the bar's line, if it was drawn. */

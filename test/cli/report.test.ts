@@ -2,7 +2,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatReport } from "../../src/cli/report.js";
+import { formatReport, num } from "../../src/cli/report.js";
 import { ProgressBar } from "../../src/cli/progress.js";
 import type { ReplayReport } from "../../src/replay/replay.js";
 
@@ -63,4 +63,19 @@ test("the progress bar draws nothing when stderr is not a terminal or the work e
   const quick = bar(1000);
   quick.at(900); quick.bar.update(2, 2); quick.bar.finish();
   assert.deepEqual(quick.out, []);
+});
+
+test("counts are grouped by thousands as en-US does, without loading ICU", () => {
+  for (const n of [0, 7, 999, 1000, 65536, 1234567, -1234, 12345678901]) assert.equal(num(n), n.toLocaleString("en-US"));
+});
+
+test("the progress bar's text is made only when the bar is drawn", () => {
+  const { bar: b, out, at } = bar(1000);
+  let made = 0;
+  const text = () => `${++made} made`;
+  at(500); b.update(1, 4, text);
+  at(1500); b.update(2, 4, text);
+  at(1550); b.update(3, 4, text);
+  assert.equal(made, 1, "once: the other updates drew nothing");
+  assert.match(out[0], /1 made$/);
 });

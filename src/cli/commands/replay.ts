@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { DataPlane } from "../../core/dataplane.js";
 import { loadConfig } from "../../config/load.js";
 import { replay, replayCapacity } from "../../replay/replay.js";
-import { formatReport } from "../report.js";
+import { formatReport, num } from "../report.js";
 import { UsageError } from "../usage.js";
 import { ProgressBar } from "../progress.js";
 
@@ -31,7 +31,7 @@ export function run(args: string[]): void {
   const mb = (n: number): string => (n / 1e6).toFixed(1);
   const report = replay(dp, {
     input: positionals[0], output: values.out, reflect: values.reflect, batch,
-    onProgress: (read, size, packets) => progress.update(read, size, `${mb(read)}/${mb(size)} MB, ${packets.toLocaleString("en-US")} packets`),
+    onProgress: (read, size, packets) => progress.update(read, size, () => `${mb(read)}/${mb(size)} MB, ${num(packets)} packets`),
   });
   progress.finish();
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
