@@ -49,7 +49,7 @@ test("the first packets of new flows (TCP with and without SYN, UDP, ICMP echo; 
     { protocol: "udp", address: "198.51.100.12", port: 53, policy: "affinity", targets: [{ address: "192.0.2.14", port: 53 }, { address: "192.0.2.15", port: 53, aware: true }] },
     { protocol: "icmp", address: "198.51.100.13", policy: "affinity", targets: [{ address: "192.0.2.16" }] },
   ];
-  const client = (i: number): number[] => [10, 1, i >> 8, i & 255];
+  const client = (i: number): Uint8Array => Uint8Array.of(10, 1, i >> 8, i & 255);
   const packets: Uint8Array[] = [];
   for (let i = 0; i < 60; i++) {
     const src = client(i);
