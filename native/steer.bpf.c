@@ -23,13 +23,6 @@
 
 const volatile struct steer_config cfg = {};
 
-#define PROTO_ICMP 1
-#define PROTO_IPIP 4
-#define PROTO_TCP 6
-#define PROTO_UDP 17
-#define PROTO_IPV6 41
-#define PROTO_ICMPV6 58
-
 static __always_inline __u32 mix(__u32 h) {
   h ^= h >> 16;
   h *= 0x85ebca6b;
@@ -41,9 +34,7 @@ static __always_inline __u32 mix(__u32 h) {
 
 /* The worker owning NAT port `port` (host order), or -1 outside the range. */
 static __always_inline int owner(__u32 port) {
-  if (port < cfg.port_min || port > cfg.port_max || cfg.slice == 0) return -1;
-  __u32 q = (port - cfg.port_min) / cfg.slice;
-  return q < cfg.workers ? (int)q : (int)cfg.workers - 1;
+  return port_owner(&cfg, port);
 }
 
 /* Source port (or echo identifier) of the packet an ICMP error at `icmp` quotes: the proxy's P:x. */

@@ -122,20 +122,6 @@ static __always_inline int served(void *data, void *end, __u32 off, __u16 proto)
   return 0;
 }
 
-#define PROTO_ICMP 1
-#define PROTO_IPIP 4
-#define PROTO_TCP 6
-#define PROTO_UDP 17
-#define PROTO_IPV6 41
-#define PROTO_ICMPV6 58
-
-/* The worker owning NAT port `port` (host order), or -1 outside the range. */
-static __always_inline int port_owner(const struct steer_config *c, __u32 port) {
-  if (port < c->port_min || port > c->port_max || c->slice == 0) return -1;
-  __u32 w = (port - c->port_min) / c->slice;
-  return w < c->workers ? (int)w : (int)c->workers - 1;
-}
-
 static __always_inline __u32 be16at(const __u8 *p) { return ((__u32)p[0] << 8) | p[1]; }
 
 /*
