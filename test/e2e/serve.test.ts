@@ -17,13 +17,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { xdpUnavailable } from "../../src/io/xdp.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
+import { PiasRun } from "../helpers/pias-run.js";
 
 const skip = netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
 const CLIENTS = join(REPO_ROOT, "test", "e2e", "clients.py");
 const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
@@ -35,7 +34,7 @@ describe("a reload changes what pias serves", { skip, timeout: 300_000 }, () => 
   const dir = mkdtempSync(join(tmpdir(), "pias-serve-"));
   const configPath = join(dir, "pias.json");
   const proxyIfs: string[] = [];
-  let log = "";
+  const pias = new PiasRun(topo, "p", configPath);
 
   const metric = (name: string): number => {
     const line = topo.exec("p", ["curl", "-s", "http://127.0.0.1:9464/metrics"]).split("\n").find((l) => l.startsWith(`${name} `));
@@ -45,13 +44,6 @@ describe("a reload changes what pias serves", { skip, timeout: 300_000 }, () => 
     const r = topo.run("c", ["python3", CLIENTS, "many", address, "7", String(n)], undefined, 120_000);
     assert.equal(r.status, 0, r.stderr);
     return Number(r.stdout.trim());
-  };
-  const waitLog = async (re: RegExp, timeoutMs = 10_000): Promise<void> => {
-    const t0 = Date.now();
-    while (!re.test(log)) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`no log line ${re}; log:\n${log.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   };
 
   before(async () => {
@@ -89,35 +81,29 @@ describe("a reload changes what pias serves", { skip, timeout: 300_000 }, () => 
       ],
     });
     writeFileSync(configPath, config(false));
-    log = "";
-    const daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath]);
-    daemon.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-    daemon.stderr!.on("data", (b: Buffer) => (log += b.toString()));
     try {
-      assert.match(await waitForLine(daemon, /"msg":"ready"/, 30_000), io);
+      assert.match(await pias.start(), io);
       assert.equal(connections(TA, 5), 5);
       assert.doesNotMatch(served(), new RegExp(ADDED));
       assert.equal(connections(ADDED, 1), 0, "not served before the reload");
 
       writeFileSync(configPath, config(true));
-      daemon.kill("SIGHUP");
-      await waitLog(/"msg":"config reloaded"/);
-      assert.equal(connections(ADDED, 20), 20, `served after the reload\n${log.slice(-2000)}`);
+      pias.proc!.kill("SIGHUP");
+      await pias.waitLog(/"msg":"config reloaded"/);
+      assert.equal(connections(ADDED, 20), 20, `served after the reload\n${pias.log.slice(-2000)}`);
       if (served() !== "") assert.match(served(), new RegExp(ADDED));
 
-      log = "";
+      pias.log = "";
       writeFileSync(configPath, config(false));
-      daemon.kill("SIGHUP");
-      await waitLog(/"msg":"config reloaded"/);
+      pias.proc!.kill("SIGHUP");
+      await pias.waitLog(/"msg":"config reloaded"/);
       assert.doesNotMatch(served(), new RegExp(ADDED));
       const seen = metric("pias_packets_total");
       assert.equal(connections(ADDED, 1), 0, "not served once removed");
       assert.equal(metric("pias_packets_total"), seen, "pias did not even see its packets");
       assert.equal(connections(TA, 5), 5, "the rest is still served");
     } finally {
-      const exited = new Promise((r) => daemon.once("exit", r));
-      daemon.kill("SIGTERM");
-      await exited;
+      await pias.stop();
     }
   }
 

@@ -19,12 +19,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
+import { PiasRun } from "../helpers/pias-run.js";
 
 const skip = netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
 const CLIENTS = join(REPO_ROOT, "test", "e2e", "clients.py");
 const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
@@ -48,8 +47,7 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
   const topo = new Topology();
   const dir = mkdtempSync(join(tmpdir(), "pias-workers-"));
   const configPath = join(dir, "pias.json");
-  let daemon: ChildProcess | null = null;
-  let log = "";
+  const pias = new PiasRun(topo, "p", configPath);
 
   const metrics = (): string => topo.exec("p", ["curl", "-s", "http://127.0.0.1:9464/metrics"]);
   const metric = (text: string, name: string): number => {
@@ -58,26 +56,10 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
   };
   const client = (args: string[], timeoutMs = 120_000): string => {
     const r = topo.run("c", ["python3", CLIENTS, ...args], undefined, timeoutMs);
-    assert.equal(r.status, 0, `clients.py ${args.join(" ")}: ${r.stderr}\n${log.slice(-2000)}`);
+    assert.equal(r.status, 0, `clients.py ${args.join(" ")}: ${r.stderr}\n${pias.log.slice(-2000)}`);
     return r.stdout.trim();
   };
 
-  /** (Re)start pias with the given environment; resolves on its "ready" line. */
-  async function startPias(env: NodeJS.ProcessEnv = {}): Promise<void> {
-    log = "";
-    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath], { env: { ...process.env, ...env } });
-    daemon.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-    daemon.stderr!.on("data", (b: Buffer) => (log += b.toString()));
-    await waitForLine(daemon, /"msg":"ready"/, 30_000);
-  }
-
-  async function stopPias(): Promise<void> {
-    if (!daemon || daemon.exitCode !== null || daemon.signalCode !== null) return;
-    const exited = new Promise((r) => daemon!.once("exit", r));
-    daemon.kill("SIGTERM");
-    await exited;
-    daemon = null;
-  }
 
   before(async () => {
     topo.addNamespace("c");
@@ -97,7 +79,7 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
     topo.start("t1", ["socat", `UDP4-RECVFROM:5353,bind=${LEGACY},fork`, "SYSTEM:cat"]);
     await waitForLine(topo.start("t2", [process.execPath, "--import", "tsx", join(REPO_ROOT, "test", "e2e", "aware-endpoint.ts"), AWARE], { cwd: REPO_ROOT }), /^ready/);
     writeFileSync(configPath, JSON.stringify(config));
-    await startPias();
+    await pias.start();
   });
 
   after(async () => {
@@ -106,7 +88,7 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
   });
 
   test("it runs two workers on an offloaded TUN", () => {
-    assert.match(log, /"io":"tun piasw \(\w+, offload CSUM\|TSO4\|TSO6[^"]*\), 2 workers"/);
+    assert.match(pias.log, /"io":"tun piasw \(\w+, offload CSUM\|TSO4\|TSO6[^"]*\), 2 workers"/);
   });
 
   test("200 MiB to a legacy target arrive intact (sha256 equal at both ends), NATed as TSO super-packets", () => {
@@ -140,29 +122,29 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
   });
 
   test("the kernel refusing the steering program: one log line, one worker, still forwarding", async () => {
-    await stopPias();
-    await startPias({ PIAS_TUN_REFUSE: "steering" });
-    assert.equal(log.split("\n").filter((l) => /one worker: no TUN steering program: refused \(test\)/.test(l)).length, 1);
-    assert.doesNotMatch(log, /2 workers/);
+    await pias.stop();
+    await pias.start({ PIAS_TUN_REFUSE: "steering" });
+    assert.equal(pias.log.split("\n").filter((l) => /one worker: no TUN steering program: refused \(test\)/.test(l)).length, 1);
+    assert.doesNotMatch(pias.log, /2 workers/);
     assert.equal(client(["many", TA, "7", "20"]), "20");
   });
 
   test("the kernel refusing multi-queue: one log line, one worker, still forwarding", async () => {
-    await stopPias();
-    await startPias({ PIAS_TUN_REFUSE: "multi-queue" });
-    assert.equal(log.split("\n").filter((l) => /the kernel refused a multi-queue TUN device/.test(l)).length, 1);
-    assert.match(log, /one worker: the TUN device is not multi-queue/);
+    await pias.stop();
+    await pias.start({ PIAS_TUN_REFUSE: "multi-queue" });
+    assert.equal(pias.log.split("\n").filter((l) => /the kernel refused a multi-queue TUN device/.test(l)).length, 1);
+    assert.match(pias.log, /one worker: the TUN device is not multi-queue/);
     assert.equal(client(["many", TA, "7", "20"]), "20");
   });
 
   test("the kernel refusing every offload: its lines, the plain path (no virtio-net header), still forwarding intact", async () => {
-    await stopPias();
-    await startPias({ PIAS_TUN_REFUSE: "offload" });
-    assert.match(log, /no TUN offload accepted: plain path \(no virtio-net header\)/);
-    assert.match(log, /"io":"tun piasw \(\w+, no offload\), 2 workers"/);
+    await pias.stop();
+    await pias.start({ PIAS_TUN_REFUSE: "offload" });
+    assert.match(pias.log, /no TUN offload accepted: plain path \(no virtio-net header\)/);
+    assert.match(pias.log, /"io":"tun piasw \(\w+, no offload\), 2 workers"/);
     const r = JSON.parse(client(["bulk", TA, "9000", "20"]));
     assert.equal(r.reply, `${r.sent} ${r.bytes}`);
     assert.equal(metric(metrics(), "pias_super_packets_total"), 0);
-    await stopPias();
+    await pias.stop();
   });
 });

@@ -24,14 +24,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { xdpUnavailable } from "../../src/io/xdp.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
+import { PiasRun } from "../helpers/pias-run.js";
 
 const why = xdpUnavailable();
 const skip = why ? `AF_XDP: ${why}` : netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
 const CLIENTS = join(REPO_ROOT, "test", "e2e", "clients.py");
 const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
@@ -42,10 +41,9 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   const topo = new Topology();
   const dir = mkdtempSync(join(tmpdir(), "pias-xdp-workers-"));
   const configPath = join(dir, "pias.json");
+  const pias = new PiasRun(topo, "p", configPath);
   const proxyIfs: string[] = [];
   let oneQueueIf = "";
-  let daemon: ChildProcess | null = null;
-  let log = "";
 
   /** No anycast prefixes: pias serves its group addresses, so a group added by a reload adds what the program redirects. */
   const config = (o: { added?: boolean; interfaces?: string[] } = {}): unknown => ({
@@ -68,32 +66,10 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   const io = (m: string, event: string): number => metric(m, `pias_io_packets_total{event="${event}"}`);
   const client = (args: string[], timeoutMs = 120_000): string => {
     const r = topo.run("c", ["python3", CLIENTS, ...args], undefined, timeoutMs);
-    assert.equal(r.status, 0, `clients.py ${args.join(" ")}: ${r.stderr}\n${log.slice(-2000)}`);
+    assert.equal(r.status, 0, `clients.py ${args.join(" ")}: ${r.stderr}\n${pias.log.slice(-2000)}`);
     return r.stdout.trim();
   };
-  const waitLog = async (re: RegExp, timeoutMs = 10_000): Promise<void> => {
-    const t0 = Date.now();
-    while (!re.test(log)) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`no log line ${re}; log:\n${log.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
 
-  async function startPias(env: NodeJS.ProcessEnv = {}): Promise<void> {
-    log = "";
-    daemon = topo.start("p", [process.execPath, CLI, "run", "--config", configPath], { env: { ...process.env, ...env } });
-    daemon.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-    daemon.stderr!.on("data", (b: Buffer) => (log += b.toString()));
-    await waitForLine(daemon, /"msg":"ready"/, 30_000);
-  }
-
-  async function stopPias(): Promise<void> {
-    if (!daemon || daemon.exitCode !== null || daemon.signalCode !== null) return;
-    const exited = new Promise((r) => daemon!.once("exit", r));
-    daemon.kill("SIGTERM");
-    await exited;
-    daemon = null;
-  }
 
   before(async () => {
     topo.addNamespace("c");
@@ -117,7 +93,7 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     topo.exec("p", ["ping", "-c", "1", "-W", "2", "10.10.0.2"]);
     topo.exec("p", ["ping", "-c", "1", "-W", "2", TARGET]);
     writeFileSync(configPath, JSON.stringify(config()));
-    await startPias();
+    await pias.start();
   });
 
   after(async () => {
@@ -126,7 +102,7 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   });
 
   test("it runs two workers, each with the sockets of one queue of each interface", () => {
-    assert.match(log, /"io":"xdp [^"]*\(native, copy, 2 queues\)[^"]*\(native, copy, 2 queues\), 2 workers"/);
+    assert.match(pias.log, /"io":"xdp [^"]*\(native, copy, 2 queues\)[^"]*\(native, copy, 2 queues\), 2 workers"/);
   });
 
   test("1000 short TCP connections and 200 UDP flows complete; replies on the other worker's queue are handed to their owner, and no core sees a reply it does not own", (t) => {
@@ -157,14 +133,14 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   test("a reload adding a group address makes the program redirect it (served); removing it gives it back to the kernel (not served)", async () => {
     assert.equal(client(["many", ADDED, "7", "1"]), "0", "not served before the reload");
     writeFileSync(configPath, JSON.stringify(config({ added: true })));
-    daemon!.kill("SIGHUP");
-    await waitLog(/"msg":"config reloaded"/);
+    pias.proc!.kill("SIGHUP");
+    await pias.waitLog(/"msg":"config reloaded"/);
     assert.equal(client(["many", ADDED, "7", "20"]), "20", "served after the reload");
-    assert.match(log, new RegExp(`"prefixes":\\[[^\\]]*"${ADDED}/32"[^\\]]*\\],"msg":"serving"`));
-    log = "";
+    assert.match(pias.log, new RegExp(`"prefixes":\\[[^\\]]*"${ADDED}/32"[^\\]]*\\],"msg":"serving"`));
+    pias.log = "";
     writeFileSync(configPath, JSON.stringify(config()));
-    daemon!.kill("SIGHUP");
-    await waitLog(/"msg":"config reloaded"/);
+    pias.proc!.kill("SIGHUP");
+    await pias.waitLog(/"msg":"config reloaded"/);
     const before = metric(metrics(), "pias_packets_total");
     assert.equal(client(["many", ADDED, "7", "1"]), "0", "not served once removed");
     assert.equal(metric(metrics(), "pias_packets_total"), before, "pias did not even see its packets: the program passed them to the kernel");
@@ -172,8 +148,8 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   });
 
   test("a full hand-off ring drops the frame, counted as handoffFull; the program's marks add up to hand-offs and drops, and TCP recovers", async () => {
-    await stopPias();
-    await startPias({ PIAS_XDP_HANDOFF_SLOTS: "1" }); // one slot per ring: two replies for the other worker in one batch fill it
+    await pias.stop();
+    await pias.start({ PIAS_XDP_HANDOFF_SLOTS: "1" }); // one slot per ring: two replies for the other worker in one batch fill it
     // uploads: the target's ACKs come back in bursts, on its own choice of queue (half the time the other worker's)
     for (let i = 0; i < 12 && io(metrics(), "handoffFull") === 0; i++) {
       const r = JSON.parse(client(["bulk", TA, "9000", "20"])) as { sent: string; bytes: number; reply: string };
@@ -186,12 +162,12 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
   });
 
   test("an interface with fewer RX queues than workers: one log line, one worker, still forwarding", async () => {
-    await stopPias();
+    await pias.stop();
     writeFileSync(configPath, JSON.stringify(config({ interfaces: [...proxyIfs, oneQueueIf] })));
-    await startPias();
-    assert.equal(log.split("\n").filter((l) => new RegExp(`one worker: ${oneQueueIf} has 1 RX queue, fewer than the 2 workers`).test(l)).length, 1);
-    assert.doesNotMatch(log, /2 workers"/);
+    await pias.start();
+    assert.equal(pias.log.split("\n").filter((l) => new RegExp(`one worker: ${oneQueueIf} has 1 RX queue, fewer than the 2 workers`).test(l)).length, 1);
+    assert.doesNotMatch(pias.log, /2 workers"/);
     assert.equal(client(["many", TA, "7", "20"]), "20");
-    await stopPias();
+    await pias.stop();
   });
 });
