@@ -313,35 +313,73 @@ class JsonScanner {
 }
 
 function parseJson(text: string, name: string): Parsed {
-  const scanner = new JsonScanner(text);
+  let scanner: JsonScanner | undefined;
+  /** The scanner's places, scanning once; a problem it finds becomes a ConfigError with the line. */
+  const places = (): Map<string, number> => {
+    if (!scanner) {
+      scanner = new JsonScanner(text);
+      try {
+        scanner.scan();
+      } catch (err) {
+        if (!(err instanceof JsonSyntaxError)) throw err;
+        throw new ConfigError(`${name}:${lineOf(text, err.offset)}: ${err.message}`);
+      }
+    }
+    return scanner.places;
+  };
   let value: unknown;
-  let jsonError: Error | undefined;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    jsonError = err as Error;
-  }
-  try {
-    scanner.scan();
-  } catch (err) {
-    if (!(err instanceof JsonSyntaxError)) throw err;
-    throw new ConfigError(`${name}:${lineOf(text, err.offset)}: ${err.message}`);
-  }
-  if (jsonError) {
-    // The scanner found nothing wrong but JSON.parse did: report JSON.parse's words.
-    const m = / at position (\d+)/.exec(jsonError.message);
+    // The scanner's words (with a line) when it finds the problem, else JSON.parse's.
+    places();
+    const m = / at position (\d+)/.exec((err as Error).message);
     const where = m ? `${name}:${lineOf(text, Number(m[1]))}` : name;
-    throw new ConfigError(`${where}: ${firstLine(jsonError.message).replace(/ in JSON at position \d+.*$/, "")}`);
+    throw new ConfigError(`${where}: ${firstLine((err as Error).message).replace(/ in JSON at position \d+.*$/, "")}`);
   }
-  const places = scanner.places;
+  // JSON.parse accepted it, but keeps the last of duplicate keys and nests
+  // without limit. The scanner is slow (as slow as validating a few hundred
+  // groups), so it runs only when the text nests too deep (checked first:
+  // JSON.stringify would overflow the stack), has more keys than the value
+  // (a key written twice), or to place a validation error. The counting is
+  // done by native string functions, cheap even in a process just started.
+  const structure = withoutStrings(text);
+  if (nesting(structure) >= MAX_DEPTH || keys(structure) !== keys(withoutStrings(JSON.stringify(value)))) places();
   return {
     value,
     locate(path) {
+      const at = places();
       for (let n = path.length; n >= 0; n--) {
-        const at = places.get(JSON.stringify(path.slice(0, n)));
-        if (at !== undefined) return at;
+        const offset = at.get(JSON.stringify(path.slice(0, n)));
+        if (offset !== undefined) return offset;
       }
       return undefined;
     },
   };
+}
+
+/** A JSON string token (in valid JSON every quote outside a string starts one). */
+const JSON_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"/g;
+
+/** Valid JSON text without its strings: what is left says where keys and nesting are. */
+function withoutStrings(json: string): string {
+  return json.replace(JSON_STRING, "");
+}
+
+/** Object keys in valid JSON text without its strings: its colons. */
+function keys(structure: string): number {
+  return structure.split(":").length - 1;
+}
+
+/** How deep the lists and objects of valid JSON text without its strings nest. */
+function nesting(structure: string): number {
+  const brackets = structure.replace(/[^[\]{}]+/g, "");
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < brackets.length; i++) {
+    const c = brackets.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else depth--;
+  }
+  return max;
 }

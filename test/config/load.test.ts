@@ -218,6 +218,33 @@ describe("parseConfigText: properties", () => {
     );
   });
 
+  test("a valid JSON config with one entry of any of its objects written twice is refused for a duplicate key, and without it loads", () => {
+    // colons, quotes and backslashes inside strings, where a key counter could trip
+    const config = {
+      proxy: { address: "198.51.100.1", address6: "2001:db8:ff::1", timeouts: { udp: 60 } },
+      groups: [
+        { name: 'web: "a\\b"', protocol: "tcp", address: "203.0.113.10", port: 80, targets: [{ address: "192.0.2.11", port: 8080, label: 'x:"y"' }, { address: "192.0.2.12", port: 8080, aware: true }] },
+        { protocol: "udp", address: "2001:db8::53", port: 53, targets: [{ address: "2001:db8:b::1", label: "::1\\" }] },
+      ],
+    };
+    /** JSON text of `v` in which entry `entry` (modulo its count) of the `object`-th object met is written twice (object -1: none). */
+    const write = (v: unknown, object: number, entry: number, seen = { objects: 0 }): string => {
+      if (Array.isArray(v)) return `[${v.map((x) => write(x, object, entry, seen)).join(", ")}]`;
+      if (v === null || typeof v !== "object") return JSON.stringify(v);
+      const mine = seen.objects++ === object;
+      const entries = Object.entries(v).map(([k, x]) => `\n${JSON.stringify(k)}: ${write(x, object, entry, seen)}`);
+      if (mine) entries.push(entries[entry % entries.length]);
+      return `{${entries.join(",")}}`;
+    };
+    assert.deepEqual(parseConfigText(write(config, -1, 0), "k.json"), validateConfig(config));
+    fc.assert(
+      fc.property(fc.nat({ max: 7 }), fc.nat(), (object, entry) => {
+        assert.throws(() => parseConfigText(write(config, object, entry), "k.json"), (err: Error) => err instanceof ConfigError && /^k\.json:\d+: duplicate key "/.test(err.message));
+      }),
+      { numRuns: Math.min(RUNS, 200) },
+    );
+  });
+
   test("any text, mangled or not, gives a config or a one-line ConfigError", () => {
     const mangle = fc
       .tuple(fc.constantFrom(ISSUE_JSON, ISSUE_YAML, JSON.stringify(JSON.parse(ISSUE_JSON), null, 2)), fc.array(fc.tuple(fc.nat(), fc.string({ maxLength: 3 }), fc.nat({ max: 3 })), { maxLength: 3 }))
