@@ -344,7 +344,7 @@ function parseJson(text: string, name: string): Parsed {
   // (a key written twice), or to place a validation error. The counting is
   // done by native string functions, cheap even in a process just started.
   const structure = withoutStrings(text);
-  if (nesting(structure) >= MAX_DEPTH || keys(structure) !== keys(withoutStrings(JSON.stringify(value)))) places();
+  if (nestsDeep(structure, MAX_DEPTH) || keys(structure) !== keys(withoutStrings(JSON.stringify(value)))) places();
   return {
     value,
     locate(path) {
@@ -371,15 +371,10 @@ function keys(structure: string): number {
   return structure.split(":").length - 1;
 }
 
-/** How deep the lists and objects of valid JSON text without its strings nest. */
-function nesting(structure: string): number {
-  const brackets = structure.replace(/[^[\]{}]+/g, "");
-  let depth = 0;
-  let max = 0;
-  for (let i = 0; i < brackets.length; i++) {
-    const c = brackets.charCodeAt(i);
-    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
-    else depth--;
-  }
-  return max;
+/** Whether the lists and objects of valid JSON text without its strings nest `depth` deep or more. */
+function nestsDeep(structure: string, depth: number): boolean {
+  // each pass removes the innermost (empty) brackets: `depth` passes empty anything shallower
+  let brackets = structure.replace(/[^[\]{}]+/g, "");
+  for (let i = 0; i < depth && brackets !== ""; i++) brackets = brackets.replace(/\[\]|\{\}/g, "");
+  return brackets !== "";
 }

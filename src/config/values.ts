@@ -184,8 +184,19 @@ function notUnicast(a: Address): string | undefined {
   return undefined;
 }
 
+/**
+ * Addresses already accepted, by their text: a configuration names the same
+ * targets in group after group (and a daemon reloads the same ones), so most
+ * are checked once. Bounded: cleared when full.
+ */
+const accepted = new Map<string, Address>();
+const ACCEPTED_MAX = 4096;
+
 export function address(v: unknown, path: ConfigPath): Address {
   if (typeof v !== "string") fail(path, `must be an IPv4 or IPv6 address string, got ${describeValue(v)}`);
+  const known = accepted.get(v);
+  // a copy of the bytes: each configuration owns its own
+  if (known) return { family: known.family, bytes: known.bytes.slice(), text: known.text };
   let parsed;
   try {
     parsed = parseAddress(v);
@@ -196,6 +207,8 @@ export function address(v: unknown, path: ConfigPath): Address {
   const a: Address = { family: parsed.family, bytes: parsed.bytes, text: formatAddress(parsed.bytes) };
   const problem = notUnicast(a);
   if (problem !== undefined) fail(path, `${problem}, not a unicast address`);
+  if (accepted.size >= ACCEPTED_MAX) accepted.clear();
+  accepted.set(v, { ...a, bytes: a.bytes.slice() });
   return a;
 }
 

@@ -144,6 +144,24 @@ describe("validateConfig: normalisation", () => {
     assert.equal(validateConfig({}).proxy.timeouts.udp, 300);
   });
 
+  test("every configuration owns its address bytes, however often an address is named", () => {
+    // addresses no other test names: the first validation parses them
+    const group = { protocol: "tcp", address: "203.0.113.77", port: 80, targets: [{ address: "192.0.2.77" }] };
+    const config = { proxy: { address: "198.51.100.77" }, groups: [group, { ...group, port: 81 }] };
+    const first = validateConfig(config);
+    for (const g of first.groups) {
+      g.targets[0].addressBytes.fill(7);
+      g.addressBytes.fill(7);
+    }
+    first.proxy.addressBytes!.fill(7);
+    const second = validateConfig(config);
+    for (const g of second.groups) {
+      assert.deepEqual(g.targets[0].addressBytes, b("192.0.2.77"));
+      assert.deepEqual(g.addressBytes, b("203.0.113.77"));
+    }
+    assert.deepEqual(second.proxy.addressBytes, b("198.51.100.77"));
+  });
+
   test("every setting given explicitly is kept", () => {
     const config = validateConfig({
       proxy: {
