@@ -9,7 +9,7 @@ import { instantiate, type CoreBuild } from "./wasm.js";
 import { adviseHugePages } from "./hugepages.js";
 import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
-import { parseAddress, parsePrefix, endpointKey, type Family } from "../net/addr.js";
+import { parseAddress, parsePrefix, endpointKey, type Family, type ParsedAddress } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
 import { PacketBatch } from "./batch.js";
 import { PacketRing } from "./ring.js";
@@ -313,7 +313,7 @@ export class DataPlane {
   setPeers(addresses: readonly string[]): void {
     this.core.peers_clear();
     for (const a of addresses) {
-      const family = this.writeScratch(a);
+      const { family } = this.writeScratch(a);
       if (this.core.peer_add(family) < 0) throw new DataPlaneError(`too many peers (at most 4096)`);
     }
   }
@@ -377,13 +377,14 @@ export class DataPlane {
     return new Uint8Array(this.core.memory.buffer);
   }
 
-  private writeScratch(address: string, expect?: Family): Family {
+  /** Parse `address` into the core's scratch area (for the control call that follows); returns its bytes and family. */
+  private writeScratch(address: string, expect?: Family): ParsedAddress {
     const a = parseAddress(address);
     if (expect !== undefined && a.family !== expect) {
       throw new DataPlaneError(`${address}: expected an IPv${expect} address`);
     }
     this.bytes().set(a.bytes, this.core.scratch_ptr());
-    return a.family;
+    return a;
   }
 
   private setProxyAddress(address: string, family: Family): void {
@@ -404,8 +405,8 @@ export class DataPlane {
 
   /** Install a group and its targets. Returns the group key ("tcp 203.0.113.10:80"). */
   addGroup(spec: GroupSpec): string {
-    const key = groupKey(spec.protocol, spec.address, spec.port ?? 0);
-    const family = this.writeScratch(spec.address);
+    const { bytes, family } = this.writeScratch(spec.address);
+    const key = transportAddressKey(spec.protocol, bytes, spec.port ?? 0);
     const port = spec.protocol === "icmp" ? 0 : (spec.port ?? 0);
     const policy = POLICIES[spec.policy ?? "affinity"];
     if (policy === undefined) throw new DataPlaneError(`${key}: unknown policy ${spec.policy}`);
@@ -631,9 +632,8 @@ export class DataPlane {
     if (g.protocol === "icmp" && spec.port) {
       throw new DataPlaneError(`target ${spec.address} of ${g.key}: an ICMP target has no port`);
     }
-    const family = this.writeScratch(spec.address, g.family);
-    const a = parseAddress(spec.address);
-    const key = endpointKey(a.bytes, spec.port ?? 0);
+    const { bytes, family } = this.writeScratch(spec.address, g.family);
+    const key = endpointKey(bytes, spec.port ?? 0);
     const tid = this.core.target_add(g.gid, spec.port ?? 0, spec.weight ?? 1, spec.aware ? 1 : 0,
       this.labelId(spec.label), spec.distance ?? 0);
     if (tid < 0) throw controlError(tid, `target ${key} of ${g.key} (IPv${family})`);
