@@ -4,11 +4,10 @@
 // stderr and a non-zero exit status, never a stack trace.
 
 import { PiasError, printable } from "../errors.js";
-import { holdSighup } from "./early-signals.js";
 import { UsageError } from "./usage.js";
 
-// before any slow import: a SIGHUP to a starting daemon must not kill it
-if (process.argv[2] === "run") holdSighup();
+// before any slow import: a SIGHUP to a starting daemon must not kill it (the other commands do not load this)
+if (process.argv[2] === "run") (await import("./early-signals.js")).holdSighup();
 
 const USAGE = `usage: pias <command> [options]
 
