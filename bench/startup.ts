@@ -15,6 +15,12 @@
 // figure is the ratio of the minima of `pias replay` and `node -e 0` (the
 // minimum is the best guess of the unloaded time); medians beside them.
 //
+// Where the environment sets NODE_EXTRA_CA_CERTS (this development machine
+// does), every Node process reads and parses that certificate file before
+// running any code: 40 ms here, most of `node -e 0`. `node -e 0` and
+// `pias replay` are then measured a second time without it (the "clean"
+// rows, as on a fresh Debian machine), and both ratios reported.
+//
 // The capture's config serves every destination it talks to
 // (bench/lib/capture-config.ts, as `npm run bench` makes for captures). This
 // is its own script rather than part of `npm run bench` because it takes
@@ -46,15 +52,17 @@ const CAPTURE = resolve(process.env.BENCH_STARTUP_CAPTURE ?? join(ROOT, "..", "s
 const OUT_DIR = resolve(process.env.BENCH_OUT ?? join(ROOT, "bench", "results"));
 
 interface Series {
-  key: "node" | "help" | "imports" | "replay";
+  key: "node" | "help" | "imports" | "replay" | "nodeClean" | "replayClean";
   label: string;
   args: string[];
+  /** The environment, when not this process's. */
+  env?: NodeJS.ProcessEnv;
   ms: number[];
 }
 
-function timeChild(args: readonly string[]): { ms: number; stdout: string } {
+function timeChild(args: readonly string[], env?: NodeJS.ProcessEnv): { ms: number; stdout: string } {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`node ${args.join(" ")} exited with ${r.status ?? r.signal}: ${r.stderr.trim()}`);
   return { ms, stdout: r.stdout };
@@ -75,13 +83,20 @@ function main(): void {
       { key: "imports", label: "import the replay command", args: ["--input-type=module", "-e", `await import(${JSON.stringify(pathToFileURL(REPLAY_COMMAND).href)})`], ms: [] },
       { key: "replay", label: `pias replay ${basename(CAPTURE)}`, args: [CLI, "replay", CAPTURE, "--config", conf, "--out", out, "--json"], ms: [] },
     ];
+    const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+    if (extraCa) {
+      const env = { ...process.env };
+      delete env.NODE_EXTRA_CA_CERTS;
+      const [node, , , replay] = series;
+      series.push({ ...node, key: "nodeClean", label: `${node.label}, clean`, env, ms: [] }, { ...replay, key: "replayClean", label: `${replay.label}, clean`, env, ms: [] });
+    }
     const pipeline: number[] = [];
     let report: Record<string, unknown> = {};
     const loadBefore = load();
     process.stderr.write(`bench:startup: ${RUNS} rounds of ${series.map((s) => s.label).join(", ")}; load ${loadBefore.join(" ")}\n`);
     for (let round = -1; round < RUNS; round++) {
       for (const s of series) {
-        const { ms, stdout } = timeChild(s.args);
+        const { ms, stdout } = timeChild(s.args, s.env);
         if (round < 0) continue; // warm-up: page cache, nothing recorded
         s.ms.push(ms);
         if (s.key === "replay") {
@@ -93,16 +108,19 @@ function main(): void {
     const loadAfter = load();
     const stats = Object.fromEntries(series.map((s) => [s.key, summarize(s.ms)])) as Record<Series["key"], Summary>;
     const pipelineMs = summarize(pipeline);
-    const node = stats.node;
-    const ratio = { min: stats.replay.min / node.min, median: stats.replay.median / node.median };
+    const ratioOf = (replay: Summary, node: Summary): { min: number; median: number } => ({ min: replay.min / node.min, median: replay.median / node.median });
+    const ratio = ratioOf(stats.replay, stats.node);
+    const ratioClean = extraCa ? ratioOf(stats.replayClean, stats.nodeClean) : null;
 
     const rows = series.map((s) => {
       const x = stats[s.key];
+      const node = s.env ? stats.nodeClean : stats.node;
       return [s.label, num(x.min), num(x.median), num(x.min - node.min), num(x.min / node.min)];
     });
-    rows.push(["  of which the replay pipeline (--json seconds)", num(pipelineMs.min), num(pipelineMs.median), "", ""]);
+    rows.splice(4, 0, ["  of which the replay pipeline (--json seconds)", num(pipelineMs.min), num(pipelineMs.median), "", ""]);
     console.log(markdownTable(["process", "min ms", "median ms", "min - node ms", "min / node"], rows, ["l", "r", "r", "r", "r"]));
-    console.log(`\n${basename(CAPTURE)}: ${report.packets} packets; pias replay / node -e 0: ${ratio.min.toFixed(2)}x (min), ${ratio.median.toFixed(2)}x (median); load ${loadBefore.join(" ")} -> ${loadAfter.join(" ")}`);
+    const x = (r: { min: number; median: number }): string => `${r.min.toFixed(2)}x (min), ${r.median.toFixed(2)}x (median)`;
+    console.log(`\n${basename(CAPTURE)}: ${report.packets} packets; pias replay / node -e 0: ${x(ratio)}${ratioClean ? `; clean (no NODE_EXTRA_CA_CERTS): ${x(ratioClean)}` : ""}; load ${loadBefore.join(" ")} -> ${loadAfter.join(" ")}`);
 
     mkdirSync(OUT_DIR, { recursive: true });
     const file = join(OUT_DIR, "startup.json");
@@ -115,8 +133,10 @@ function main(): void {
       capture: CAPTURE,
       packets: report.packets,
       runs: RUNS,
+      nodeExtraCaCerts: extraCa ?? null,
       ratio,
-      series: series.map((s) => ({ key: s.key, label: s.label, command: `node ${s.args.join(" ")}`, ms: stats[s.key] })),
+      ratioClean,
+      series: series.map((s) => ({ key: s.key, label: s.label, command: `${s.env ? "env -u NODE_EXTRA_CA_CERTS " : ""}node ${s.args.join(" ")}`, ms: stats[s.key] })),
       pipelineMs,
     };
     writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
