@@ -29,6 +29,8 @@
 // Environment (defaults in brackets):
 //   BENCH_STARTUP_RUNS     rounds  [21]
 //   BENCH_STARTUP_CAPTURE  the capture  [../shared/captures/ppp__example2.pcap beside the repository]
+//   BENCH_STARTUP_BASE     another built checkout (main, say): its `pias replay` joins the rounds,
+//                          for a before/after on the same machine at the same moment  [none]
 //   BENCH_OUT              where startup.json goes  [bench/results]
 
 import { spawnSync } from "node:child_process";
@@ -50,9 +52,10 @@ const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 21);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`BENCH_STARTUP_RUNS must be an integer >= 1, not ${process.env.BENCH_STARTUP_RUNS}`);
 const CAPTURE = resolve(process.env.BENCH_STARTUP_CAPTURE ?? join(ROOT, "..", "shared", "captures", "ppp__example2.pcap"));
 const OUT_DIR = resolve(process.env.BENCH_OUT ?? join(ROOT, "bench", "results"));
+const BASE = process.env.BENCH_STARTUP_BASE ? resolve(process.env.BENCH_STARTUP_BASE) : null;
 
 interface Series {
-  key: "node" | "help" | "imports" | "replay" | "nodeClean" | "replayClean";
+  key: "node" | "help" | "imports" | "replay" | "base" | "nodeClean" | "replayClean" | "baseClean";
   label: string;
   args: string[];
   /** The environment, when not this process's. */
@@ -83,12 +86,20 @@ function main(): void {
       { key: "imports", label: "import the replay command", args: ["--input-type=module", "-e", `await import(${JSON.stringify(pathToFileURL(REPLAY_COMMAND).href)})`], ms: [] },
       { key: "replay", label: `pias replay ${basename(CAPTURE)}`, args: [CLI, "replay", CAPTURE, "--config", conf, "--out", out, "--json"], ms: [] },
     ];
+    const [node, , , replay] = series;
+    let base: Series | undefined;
+    if (BASE) {
+      const cli = join(BASE, "dist", "src", "cli", "main.js");
+      if (!existsSync(cli)) throw new Error(`${cli} not found (BENCH_STARTUP_BASE): build that checkout first`);
+      base = { key: "base", label: `${replay.label}, ${BASE}`, args: [cli, ...replay.args.slice(1)], ms: [] };
+      series.push(base);
+    }
     const extraCa = process.env.NODE_EXTRA_CA_CERTS;
     if (extraCa) {
       const env = { ...process.env };
       delete env.NODE_EXTRA_CA_CERTS;
-      const [node, , , replay] = series;
       series.push({ ...node, key: "nodeClean", label: `${node.label}, clean`, env, ms: [] }, { ...replay, key: "replayClean", label: `${replay.label}, clean`, env, ms: [] });
+      if (base) series.push({ ...base, key: "baseClean", label: `${base.label}, clean`, env, ms: [] });
     }
     const pipeline: number[] = [];
     let report: Record<string, unknown> = {};
@@ -111,16 +122,18 @@ function main(): void {
     const ratioOf = (replay: Summary, node: Summary): { min: number; median: number } => ({ min: replay.min / node.min, median: replay.median / node.median });
     const ratio = ratioOf(stats.replay, stats.node);
     const ratioClean = extraCa ? ratioOf(stats.replayClean, stats.nodeClean) : null;
+    const ratioBase = base ? { ...ratioOf(stats.base, stats.node), clean: extraCa ? ratioOf(stats.baseClean, stats.nodeClean) : null } : null;
 
     const rows = series.map((s) => {
       const x = stats[s.key];
-      const node = s.env ? stats.nodeClean : stats.node;
-      return [s.label, num(x.min), num(x.median), num(x.min - node.min), num(x.min / node.min)];
+      const floor = s.env ? stats.nodeClean : stats.node;
+      return [s.label, num(x.min), num(x.median), num(x.min - floor.min), num(x.min / floor.min)];
     });
     rows.splice(4, 0, ["  of which the replay pipeline (--json seconds)", num(pipelineMs.min), num(pipelineMs.median), "", ""]);
     console.log(markdownTable(["process", "min ms", "median ms", "min - node ms", "min / node"], rows, ["l", "r", "r", "r", "r"]));
     const x = (r: { min: number; median: number }): string => `${r.min.toFixed(2)}x (min), ${r.median.toFixed(2)}x (median)`;
     console.log(`\n${basename(CAPTURE)}: ${report.packets} packets; pias replay / node -e 0: ${x(ratio)}${ratioClean ? `; clean (no NODE_EXTRA_CA_CERTS): ${x(ratioClean)}` : ""}; load ${loadBefore.join(" ")} -> ${loadAfter.join(" ")}`);
+    if (ratioBase) console.log(`${BASE}: ${x(ratioBase)}${ratioBase.clean ? `; clean: ${x(ratioBase.clean)}` : ""}`);
 
     mkdirSync(OUT_DIR, { recursive: true });
     const file = join(OUT_DIR, "startup.json");
@@ -136,6 +149,8 @@ function main(): void {
       nodeExtraCaCerts: extraCa ?? null,
       ratio,
       ratioClean,
+      base: BASE,
+      ratioBase,
       series: series.map((s) => ({ key: s.key, label: s.label, command: `${s.env ? "env -u NODE_EXTRA_CA_CERTS " : ""}node ${s.args.join(" ")}`, ms: stats[s.key] })),
       pipelineMs,
     };
