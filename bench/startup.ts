@@ -139,7 +139,7 @@ function main(): void {
     const file = join(OUT_DIR, "startup.json");
     const json = {
       generated: new Date().toISOString(),
-      command: "npm run bench:startup",
+      command: `${BASE ? `BENCH_STARTUP_BASE=${BASE} ` : ""}npm run bench:startup`,
       machine: info,
       loadBefore,
       loadAfter,
