@@ -36,7 +36,7 @@ import {
 import {
   fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
 } from "./flow/fragments";
-import { prefetchBatch, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
+import { prefetchBatch, prefetchedAbsent, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
   groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, G_FLAGS, G_USABLE, GF_PENDING, T_ADDR, T_PACKETS,
 } from "./group/groups";
@@ -68,7 +68,8 @@ export function process_batch(desc: usize, n: u32): u32 {
     if (load<u32>(d + Desc.OFF) == 0) continue;
     now = load<u32>(d + Desc.TIME);
     any = true;
-    if (!fastPath(d, i, now) && !newFlowPath(d, i, now)) processOne(pkt, d, now, i);
+    // a key absent when the batch began can only be a new flow (or one created earlier in this batch: processOne)
+    if (!(prefetchedAbsent(i) ? newFlowPath(d, i, now) : fastPath(d, i, now))) processOne(pkt, d, now, i);
     let v = load<u8>(d + Desc.VERDICT);
     if (v == <u8>Verdict.ToHost) toHost++;
     else if (v == <u8>Verdict.Forward && gsoSpilling()) gsoMove(d); // after segments, in batch order (rewrite/gso.ts)

@@ -32,27 +32,26 @@ import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
-import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix, F_LAST } from "./flows";
+import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix, F_LAST, NO_PORT_HINTS, PORT_HINTS, PH_HASH, PH_PORT } from "./flows";
 import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
 import { selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
 
 const MAX_BATCH: u32 = 4096;
-/** NAT port candidates whose reverse buckets a new flow touches ahead (at half the ports bound, 3 in 4 flows need no more). */
-const PORT_AHEAD: u32 = 2;
 /**
  * Per packet: [0] bucket address (0: not recognised), [4] hash, [8] group + 1,
  * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
- * certainly not in the index, [28] PORT_AHEAD reverse buckets (0: none).
+ * certainly not in the index, [28] its first NAT port candidates (a
+ * PortHints block, see flows.ts: their count, reverse-key hashes and ports).
  */
-const ENTRY: usize = 28 + (<usize>PORT_AHEAD << 2);
+const ENTRY: usize = 48;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
 const E_TARGET: usize = 12;
 const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
-const E_REVERSE: usize = 28;
+const E_PORTS: usize = 28;
 const hints = memory.data(<i32>(<usize>MAX_BATCH * ENTRY), 16);
 /** Loaded values are summed here so the loads are not optimised away. */
 let sink: u64 = 0;
@@ -90,6 +89,11 @@ let sink: u64 = 0;
 /** The target selectTarget picks for packet i's new flow, or -1 when the prefetch did not (or could not) pick it. */
 @inline export function prefetchedTarget(i: u32): i64 {
   return i >= MAX_BATCH ? -1 : <i64>load<u32>(entryAt(i) + E_TARGET) - 1;
+}
+
+/** The PortHints block (flows.ts) of packet i's new flow: its first NAT port candidates, or none (count 0). */
+@inline export function prefetchedPorts(i: u32): usize {
+  return i >= MAX_BATCH ? NO_PORT_HINTS : entryAt(i) + E_PORTS;
 }
 
 export function prefetchBatch(desc: usize, n: u32): void {
@@ -146,12 +150,8 @@ export function prefetchBatch(desc: usize, n: u32): void {
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
   // 4. touch the reverse buckets of the new flows' first NAT ports
   for (let i: u32 = 0; i < n; i++) {
-    let r = entryAt(i) + E_REVERSE;
-    for (let k: u32 = 0; k < PORT_AHEAD; k++) {
-      let b = <usize>load<u32>(r + (<usize>k << 2));
-      if (b == 0) break;
-      acc += load<u64>(b);
-    }
+    let ph = entryAt(i) + E_PORTS;
+    for (let k = load<u32>(ph); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (<usize>k << 2)), nb)));
   }
   sink += acc;
 }
@@ -190,14 +190,14 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
   let seed = natPortSeed(h);
-  let nb = flowIndexBuckets();
-  let base = flowIndexBase();
   let prefix = reversePrefix(family, <u32>tid);
-  for (let k: u32 = 0; k < PORT_AHEAD && k < range; k++) {
-    let nraw = <u32>bswap<u16>(<u16>natPortCandidate(seed, k, range));
-    let hr = reverseHash(prefix, family, proto, tport, nraw);
-    store<u32>(e + E_REVERSE + (<usize>k << 2), <u32>bucketAt(base, homeBucket(hr, nb)));
+  let ph = e + E_PORTS;
+  let k: u32 = 0;
+  for (; k < PORT_HINTS && k < range; k++) {
+    let port = natPortCandidate(seed, k, range);
+    store<u32>(ph + PH_HASH + (<usize>k << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));
+    store<u16>(ph + PH_PORT + (<usize>k << 1), <u16>port);
   }
-  if (PORT_AHEAD > range) store<u32>(e + E_REVERSE + (<usize>range << 2), 0);
+  store<u32>(ph, k);
   return <u64>flags;
 }
