@@ -37,10 +37,10 @@ import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
 import { accept, drop } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
-/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
+/** Handle packet `d`, the i-th of its chunk, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
 export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when the batch began to newFlowPath)
+  if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
@@ -72,8 +72,8 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 }
 
 /**
- * Handle packet `d`, the i-th of its batch, if it is the common-shape first
- * packet of a new flow (its key was not in the index when the batch began,
+ * Handle packet `d`, the i-th of its chunk, if it is the common-shape first
+ * packet of a new flow (its key was not in the index when its chunk was prefetched,
  * nor is it now) toward the legacy target the prefetch picked: create the
  * flow, as processOne would, and NAT the packet. False (nothing changed)
  * where processOne must decide: no target picked (a policy that changes
@@ -84,7 +84,7 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
  */
 export function newFlowPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false; // (the caller brings only keys absent when the batch began)
+  if (shape == 0 || verifyChecksums || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false; // (the caller brings only keys absent when its chunk was prefetched)
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
