@@ -24,7 +24,7 @@ import { ld8, raw16 } from "./wire/bytes";
 import { PROTO_TCP, PROTO_UDP } from "./wire/ip";
 import { TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_RST, TCP_SYN, UDP_CSUM, isEchoReply, isEchoRequest } from "./wire/l4";
 import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
-import { prefetchedAbsent, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
+import { prefetchedGroup, prefetchedHash, prefetchedPorts, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
   flowCreate, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE, FF_ESTABLISHED,
@@ -37,10 +37,10 @@ import { rewriteEcho, rewriteIp, rewritePorts } from "./rewrite/nat";
 import { accept, drop } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
-/** Handle packet `d`, the i-th of its batch, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
+/** Handle packet `d`, the i-th of its chunk, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
 export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums || prefetchedAbsent(i)) return false;
+  if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
@@ -72,8 +72,8 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 }
 
 /**
- * Handle packet `d`, the i-th of its batch, if it is the common-shape first
- * packet of a new flow (its key was not in the index when the batch began,
+ * Handle packet `d`, the i-th of its chunk, if it is the common-shape first
+ * packet of a new flow (its key was not in the index when its chunk was prefetched,
  * nor is it now) toward the legacy target the prefetch picked: create the
  * flow, as processOne would, and NAT the packet. False (nothing changed)
  * where processOne must decide: no target picked (a policy that changes
@@ -84,7 +84,7 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
  */
 export function newFlowPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums || !prefetchedAbsent(i) || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false;
+  if (shape == 0 || verifyChecksums || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false; // (the caller brings only keys absent when its chunk was prefetched)
   let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
@@ -110,7 +110,7 @@ export function newFlowPath(d: usize, i: u32, now: u32): bool {
   if (stopAfter(Stage.Select)) return true;
 
   taken(d, aux); // from here on the packet is this path's
-  let created = flowCreate(family, proto, src, sport, dport, gid, tid, h, now, syn);
+  let created = flowCreate(family, proto, src, sport, dport, gid, tid, h, now, syn, prefetchedPorts(i));
   if (created < 0) {
     store<u16>(d + Desc.AUX, <u16>aux);
     drop(d, <Reason>(<i32>-created));

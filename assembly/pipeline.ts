@@ -36,7 +36,7 @@ import {
 import {
   fragmentFind, fragmentFlow, fragmentFlowCheck, fragmentOwe, fragmentOwedAt, fragmentOwedDelta, fragmentRemember,
 } from "./flow/fragments";
-import { prefetchBatch, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
+import { prefetchChunk, prefetchedAbsent, CHUNK, prefetchedGroup, prefetchedHash, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
   groupLookup, groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, G_FLAGS, G_USABLE, GF_PENDING, T_ADDR, T_PACKETS,
 } from "./group/groups";
@@ -54,30 +54,35 @@ import { overlayOn, overlayPacket } from "./overlay/overlay";
  * an empty slot and is skipped. Descriptors arriving with AUX = Reflected are
  * replies synthesised by reflect_batch() and are counted apart. Returns how
  * many packets of the batch got a ToHost verdict (the host looks for them
- * only when there are some).
+ * only when there are some). The batch runs in chunks of CHUNK packets: the
+ * prefetch pass over a chunk (flow/prefetch.ts), then its packets in order.
  */
 export function process_batch(desc: usize, n: u32): u32 {
-  prefetchBatch(desc, n);
   gsoBatchStart();
   let now: u32 = 0;
   let any = false;
   let toHost: u32 = 0;
   let pkt = PACKET;
-  for (let i: u32 = 0; i < n; i++) {
-    let d = desc + (<usize>i * Layout.DESC_SIZE);
-    if (load<u32>(d + Desc.OFF) == 0) continue;
-    now = load<u32>(d + Desc.TIME);
-    any = true;
-    if (!fastPath(d, i, now) && !newFlowPath(d, i, now)) processOne(pkt, d, now, i);
-    let v = load<u8>(d + Desc.VERDICT);
-    if (v == <u8>Verdict.ToHost) toHost++;
-    else if (v == <u8>Verdict.Forward && gsoSpilling()) gsoMove(d); // after segments, in batch order (rewrite/gso.ts)
+  for (let start: u32 = 0; start < n; start += CHUNK) {
+    let m = n - start < CHUNK ? n - start : CHUNK;
+    let dc = desc + <usize>start * Layout.DESC_SIZE;
+    prefetchChunk(dc, m);
+    for (let i: u32 = 0; i < m; i++) {
+      let d = dc + (<usize>i * Layout.DESC_SIZE);
+      if (load<u32>(d + Desc.OFF) == 0) continue;
+      now = load<u32>(d + Desc.TIME);
+      any = true;
+      if (!(prefetchedAbsent(i) ? newFlowPath(d, i, now) : fastPath(d, i, now))) processOne(pkt, d, now, i);
+      let v = load<u8>(d + Desc.VERDICT);
+      if (v == <u8>Verdict.ToHost) toHost++;
+      else if (v == <u8>Verdict.Forward && gsoSpilling()) gsoMove(d); // after segments, in batch order (rewrite/gso.ts)
+    }
   }
   if (any && !stopsBefore(Stage.Verdict)) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
   return toHost;
 }
 
-/** Packet `d`, the i-th of its batch (for the prefetch's hints). */
+/** Packet `d`, the i-th of its chunk (for the prefetch's hints). */
 function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
   let off = <usize>load<u32>(d + Desc.OFF);
   let len = load<u32>(d + Desc.LEN);

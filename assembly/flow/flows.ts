@@ -295,6 +295,18 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
   return <u32>load<u8>(rec + F_PROTO) == PROTO_TCP && ((f & FF_ESTABLISHED) == 0 || (f & FF_CLOSED) != 0);
 }
 
+/**
+ * A new flow's first NAT port candidates, computed ahead by the batch
+ * prefetch (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how
+ * many, [PH_HASH] their reverse-key hashes (u32), [PH_PORT] the ports (u16,
+ * host order). allocNatPort takes them instead of computing them again.
+ */
+export const PORT_HINTS: u32 = 2; // at half the ports bound, 3 flows in 4 need no more
+export const PH_HASH: usize = 4;
+export const PH_PORT: usize = PH_HASH + (<usize>PORT_HINTS << 2);
+/** A PortHints block with no candidates. */
+export const NO_PORT_HINTS: usize = memory.data(<i32>(PH_PORT + (<usize>PORT_HINTS << 1)), 4);
+
 /** allocNatPort found no free port. */
 export const NO_PORT: u64 = u64.MAX_VALUE;
 
@@ -320,20 +332,31 @@ export const NO_PORT: u64 = u64.MAX_VALUE;
  * only a few tries (they may still find a holder that expired or is
  * transitory).
  */
-export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32): u64 {
+export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32, hints: usize): u64 {
   let range = portMax - portMin + 1;
   let t = targetPtr(tid);
-  let seed = natPortSeed(keyHash);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
-  let prefix = reversePrefix(family, tid);
+  let hinted = load<u32>(hints);
+  let seed: u32 = 0;
+  let prefix: u32 = 0;
   let victim: i64 = -1; // the oldest transitory holder seen (only TCP holds TCP ports)
   let victimNat: u64 = 0;
   let victimAge: i32 = -1;
   for (let i: u32 = 0; i < tries; i++) {
-    let port = natPortCandidate(seed, i, range);
+    let port: u32, h: u32;
+    if (i < hinted) {
+      port = <u32>load<u16>(hints + PH_PORT + (<usize>i << 1));
+      h = load<u32>(hints + PH_HASH + (<usize>i << 2));
+    } else {
+      if (i == hinted) {
+        seed = natPortSeed(keyHash);
+        prefix = reversePrefix(family, tid);
+      }
+      port = natPortCandidate(seed, i, range);
+      h = reverseHash(prefix, family, proto, tportRaw, <u32>bswap<u16>(<u16>port));
+    }
     let nraw = <u32>bswap<u16>(<u16>port);
-    let h = reverseHash(prefix, family, proto, tportRaw, nraw);
     let holder = bindingHolder(family, proto, tid, tportRaw, nraw, h, now);
     if (holder < 0) return (<u64>h << 32) | <u64>port;
     let rec = flowPtr(<u32>holder);
@@ -382,7 +405,7 @@ function takeRecord(now: u32): i64 {
  * Reason it could not be created for (half-open-limit, nat-ports-exhausted,
  * flow-table-full).
  */
-export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool): i64 {
+export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool, portHints: usize = NO_PORT_HINTS): i64 {
   let counter: usize = syn ? halfOpenCounter(family, src) : 0; // the source's hash only for a SYN
   if (syn && <u32>load<u16>(counter) >= halfOpenPerSource) return -<i64>Reason.HalfOpenLimit;
   let t = targetPtr(tid);
@@ -391,7 +414,7 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   if (tport == 0) tport = dport;
   let nat: u64 = 0;
   if (!aware) {
-    nat = allocNatPort(family, proto, tid, tport, hfwd, now);
+    nat = allocNatPort(family, proto, tid, tport, hfwd, now, portHints);
     if (nat == NO_PORT) return -<i64>Reason.NatPortsExhausted;
   }
   let r = takeRecord(now);
@@ -448,7 +471,7 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
   if (tport == 0) tport = raw16(rec + F_GPORT);
   let nat: u64 = 0;
   if (!aware) {
-    nat = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now);
+    nat = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now, NO_PORT_HINTS);
     if (nat == NO_PORT) return false;
   }
   let f = <u32>load<u8>(rec + F_FLAGS);
