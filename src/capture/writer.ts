@@ -37,7 +37,11 @@ export class CaptureWriter {
     if (n === 0) return;
     const mem = new Uint8Array(this.core.memory.buffer);
     let done = 0;
-    while (done < n) done += writeSync(this.fd, mem, this.out + done, n - done);
+    try {
+      while (done < n) done += writeSync(this.fd, mem, this.out + done, n - done);
+    } catch (e) {
+      throw new CaptureFileError(`cannot write ${this.path}: ${(e as Error).message.split("\n")[0]}`);
+    }
     this.bytesWritten += n;
   }
 

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { readCapture } from "../../src/capture/file.js";
@@ -103,6 +103,13 @@ test("a missing input file is a one-line error with exit status 1", () => {
   assert.equal(r.status, 1);
   oneLine(r.stderr);
   assert.match(r.stderr, /cannot open/);
+});
+
+test("an output that cannot be written (a full device) is a one-line error naming it, with exit status 1", { skip: !existsSync("/dev/full") && "no /dev/full" }, () => {
+  const r = pias("replay", trace, "--config", config, "--out", "/dev/full");
+  assert.equal(r.status, 1);
+  oneLine(r.stderr);
+  assert.match(r.stderr, /^pias: cannot write \/dev\/full: ENOSPC/);
 });
 
 test("a file that is not a capture, and a truncated capture, are one-line errors", () => {
