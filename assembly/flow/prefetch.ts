@@ -64,6 +64,8 @@ const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
+/** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
+const hinted = memory.data(<i32>CHUNK, 4);
 /** Loaded values are summed here so the loads are not optimised away. */
 let sink: u64 = 0;
 
@@ -143,6 +145,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
   }
   // 3. touch the records the buckets name; a new flow's group, target and reverse buckets
   let range = portMax - portMin + 1;
+  let news: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     let e = entryAt(i);
     let b = <usize>load<u32>(e + E_BUCKET);
@@ -155,18 +158,20 @@ export function prefetchChunk(desc: usize, n: u32): void {
       acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
-      if (!stopsBefore(Stage.Select)) acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
+      if (stopsBefore(Stage.Select)) continue;
+      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
+      if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
     }
   }
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
   // 4. touch the reverse buckets of the new flows' first NAT ports
-  for (let i: u32 = 0; i < n; i++) {
-    let ph = entryAt(i) + E_PORTS;
+  for (let j: u32 = 0; j < news; j++) {
+    let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let k = load<u32>(ph); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (<usize>k << 2)), nb)));
   }
   // 5. and the records those buckets name: a bound port's holder, which allocNatPort reads to see whether it is live
-  for (let i: u32 = 0; i < n; i++) {
-    let ph = entryAt(i) + E_PORTS;
+  for (let j: u32 = 0; j < news; j++) {
+    let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let k = load<u32>(ph); k-- > 0;) {
       let hr = load<u32>(ph + PH_HASH + (<usize>k << 2));
       let b = bucketAt(base, homeBucket(hr, nb));
