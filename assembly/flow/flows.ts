@@ -296,8 +296,8 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
 }
 
 /**
- * A new flow's first NAT port candidates, computed ahead by the batch
- * prefetch (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how
+ * A new flow's first NAT port candidates, computed ahead by the prefetch
+ * (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how
  * many, [PH_HASH] their reverse-key hashes (u32), [PH_PORT] the ports (u16,
  * host order). allocNatPort takes them instead of computing them again.
  */
@@ -349,7 +349,7 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
       port = <u32>load<u16>(hints + PH_PORT + (<usize>i << 1));
       h = load<u32>(hints + PH_HASH + (<usize>i << 2));
     } else {
-      if (i == hinted) {
+      if (i == hinted) { // past the prefetch's candidates: compute the rest
         seed = natPortSeed(keyHash);
         prefix = reversePrefix(family, tid);
       }

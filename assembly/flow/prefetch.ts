@@ -15,9 +15,9 @@
 //      for one whose key is certainly not in the index (no tag match, no
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
-//      proximity), its target and the first NAT port candidates, and note the
-//      reverse-index buckets those bindings would live in;
-//   4. touch those buckets;
+//      proximity), its target and its first NAT port candidates with the
+//      hashes of their reverse keys;
+//   4. touch the reverse-index buckets of those keys;
 //   5. touch the records those buckets name (a bound port's holder, which
 //      the NAT port allocation reads to see whether it is still live).
 // The pipeline then takes each packet's shape, hash, group and target from
