@@ -41,7 +41,11 @@ import { stopAfter, stopsBefore } from "./stages";
 export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
   if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
-  let family = shapeFamily(shape);
+  // one copy of the path per family, each with the family a constant
+  return shapeFamily(shape) == 4 ? liveFlow(d, i, now, shape, 4) : liveFlow(d, i, now, shape, 6);
+}
+
+@inline function liveFlow(d: usize, i: u32, now: u32, shape: u64, family: u32): bool {
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
   let l4 = ip + shapeIpHeader(shape);
@@ -85,7 +89,10 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 export function newFlowPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
   if (shape == 0 || verifyChecksums || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false; // (the caller brings only keys absent when its chunk was prefetched)
-  let family = shapeFamily(shape);
+  return shapeFamily(shape) == 4 ? firstPacket(d, i, now, shape, 4) : firstPacket(d, i, now, shape, 6);
+}
+
+@inline function firstPacket(d: usize, i: u32, now: u32, shape: u64, family: u32): bool {
   let proto = shapeProto(shape);
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
   let l4 = ip + shapeIpHeader(shape);

@@ -406,6 +406,13 @@ function takeRecord(now: u32): i64 {
  * flow-table-full).
  */
 export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool, portHints: usize = NO_PORT_HINTS): i64 {
+  // one copy per family, each with the family a constant
+  return family == 4
+    ? createFor(4, proto, src, sport, dport, gid, tid, hfwd, now, syn, portHints)
+    : createFor(6, proto, src, sport, dport, gid, tid, hfwd, now, syn, portHints);
+}
+
+@inline function createFor(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool, portHints: usize): i64 {
   let counter: usize = syn ? halfOpenCounter(family, src) : 0; // the source's hash only for a SYN
   if (syn && <u32>load<u16>(counter) >= halfOpenPerSource) return -<i64>Reason.HalfOpenLimit;
   let t = targetPtr(tid);

@@ -194,8 +194,12 @@ export function prefetchChunk(desc: usize, n: u32): void {
  */
 function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let shape = load<u64>(e + E_SHAPE);
+  // one copy per family, each with the family a constant
+  return shapeFamily(shape) == 4 ? hintsFor(e, d, h, range, shape, 4) : hintsFor(e, d, h, range, shape, 6);
+}
+
+@inline function hintsFor(e: usize, d: usize, h: u32, range: u32, shape: u64, family: u32): u64 {
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
-  let family = shapeFamily(shape);
   let proto = shapeProto(shape);
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);

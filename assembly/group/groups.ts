@@ -123,6 +123,11 @@ export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
 
 /** The live group for exactly (family, proto, address, port), or -1. */
 export function groupFind(family: u32, proto: u32, addr: usize, portRaw: u32): i64 {
+  // one copy per family, each with the family a constant
+  return family == 4 ? findFor(4, proto, addr, portRaw) : findFor(6, proto, addr, portRaw);
+}
+
+@inline function findFor(family: u32, proto: u32, addr: usize, portRaw: u32): i64 {
   let h = groupHash(family, proto, addr, portRaw);
   let nb = groupIndexBuckets;
   let bi = homeBucket(h, nb);

@@ -79,9 +79,14 @@ export function scopeLabel(g: usize, src: usize): u32 {
  * Returns the target id, or -1 when no candidate remains.
  */
 export function selectTarget(gid: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): i64 {
+  // one copy per family, each with the family a constant
+  return family == 4 ? selectFor(gid, 4, src, dst, sport, dport, proto) : selectFor(gid, 6, src, dst, sport, dport, proto);
+}
+
+@inline function selectFor(gid: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): i64 {
   let g = groupPtr(gid);
   if (load<u32>(g + G_USABLE) == 0) return -1;
-  let label = scopeLabel(g, src);
+  let label = load<u32>(g + G_NSCOPES) == 0 ? 0 : scopeLabel(g, src); // (no call for a group without scopes)
   let m = load<u32>(g + G_TABLE_SIZE);
   let table = <usize>load<u32>(g + G_TABLE);
   let policy = <u32>load<u8>(g + G_POLICY);
