@@ -38,7 +38,7 @@ import { netnsUnavailable, Topology, waitForLine } from "../test/helpers/netns.j
 import { DataPlane } from "../src/core/dataplane.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "pias.cjs");
 const PROBE = join(ROOT, "bench", "lib", "attack-probe.ts");
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, "bench", "results"));
 const env = (name: string, dflt: number): number => Number(process.env[name] ?? dflt);

@@ -38,7 +38,7 @@ import { markdownTable, num } from "./lib/table.js";
 import { flood, measureXdp, type FloodFigures, type XdpSetup } from "./lib/xdp-peer.js";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "pias.cjs");
 const SECONDS = Number(process.env.LIVE_SECONDS ?? 5);
 const REPS = Number(process.env.LIVE_REPS ?? 3);
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, "bench", "results"));

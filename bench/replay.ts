@@ -67,7 +67,7 @@ import { load, machine } from "./lib/machine.js";
 // ------------------------------------------------------------------ options
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "pias.cjs");
 const QUICK = process.env.BENCH_QUICK === "1";
 
 function envInt(name: string, dflt: number, min = 1): number {
@@ -243,7 +243,7 @@ function measureReplay(t: TraceSpec, packets: number, bytes: number): Measuremen
   }
   const wallS = summarize(wall);
   return measurement(inProcess, packets, bytes, "the child's --json seconds (excludes process start, module load and config)", {
-    command: `node dist/src/cli/main.js replay ${t.file} --config ${t.config} --out OUT --json`,
+    command: `node dist/src/cli/pias.cjs replay ${t.file} --config ${t.config} --out OUT --json`,
     wallSeconds: wallS,
     wallMpps: packets / wallS.median / 1e6,
     peakRssMiB: rss.length ? Math.max(...rss) / 1024 : null,

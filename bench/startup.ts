@@ -2,14 +2,16 @@
 // capture costs beside Node's own start-up, measured in one run:
 //
 //   node -e 0      Node's own start-up and exit: the floor of any Node program
-//   pias help      the CLI's entry module and the ES module loader, no command
-//   import replay  `import()` of the replay command's modules (everything a
-//                  replay loads: config, data plane, capture reader/writer)
+//   pias help      the CLI (dist/src/cli/pias.cjs, the bundle `pias` runs), no command
+//   import replay  `import()` of the replay command as ES modules (everything a
+//                  replay loads: config, data plane, capture reader/writer),
+//                  what the bundle spares
 //   pias replay    `pias replay CAPTURE --config CONF --out OUT --json`: the
 //                  whole process a user runs; its --json `seconds` (the
-//                  pipeline alone: reading, the core, writing) is recorded too
+//                  pipeline alone: reading, the core, writing) is recorded too;
+//                  and the same through the unbundled CLI (dist/src/cli/main.js)
 //
-// Each is a child process timed wall clock from spawn to exit. The four run
+// Each is a child process timed wall clock from spawn to exit. They run
 // interleaved, round after round (after one untimed warm-up round that fills
 // the page cache), so a load change on the machine touches them alike. The
 // figure is the ratio of the minima of `pias replay` and `node -e 0` (the
@@ -45,8 +47,10 @@ import { summarize, type Summary } from "./lib/stats.js";
 import { markdownTable, num } from "./lib/table.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(ROOT, "dist", "src", "cli", "pias.cjs");
 const REPLAY_COMMAND = join(ROOT, "dist", "src", "cli", "commands", "replay.js");
+/** The CLI as ES modules, unbundled (what `pias` was before dist/src/cli/pias.cjs). */
+const CLI_MODULES = join(ROOT, "dist", "src", "cli", "main.js");
 
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 21);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`BENCH_STARTUP_RUNS must be an integer >= 1, not ${process.env.BENCH_STARTUP_RUNS}`);
@@ -55,7 +59,7 @@ const OUT_DIR = resolve(process.env.BENCH_OUT ?? join(ROOT, "bench", "results"))
 const BASE = process.env.BENCH_STARTUP_BASE ? resolve(process.env.BENCH_STARTUP_BASE) : null;
 
 interface Series {
-  key: "node" | "help" | "imports" | "replay" | "base" | "nodeClean" | "replayClean" | "baseClean";
+  key: "node" | "help" | "imports" | "replay" | "replayModules" | "base" | "nodeClean" | "replayClean" | "baseClean";
   label: string;
   args: string[];
   /** The environment, when not this process's. */
@@ -83,14 +87,16 @@ function main(): void {
     const series: Series[] = [
       { key: "node", label: "node -e 0", args: ["-e", "0"], ms: [] },
       { key: "help", label: "pias help", args: [CLI, "help"], ms: [] },
-      { key: "imports", label: "import the replay command", args: ["--input-type=module", "-e", `await import(${JSON.stringify(pathToFileURL(REPLAY_COMMAND).href)})`], ms: [] },
+      { key: "imports", label: "import the replay command's ES modules", args: ["--input-type=module", "-e", `await import(${JSON.stringify(pathToFileURL(REPLAY_COMMAND).href)})`], ms: [] },
       { key: "replay", label: `pias replay ${basename(CAPTURE)}`, args: [CLI, "replay", CAPTURE, "--config", conf, "--out", out, "--json"], ms: [] },
+      { key: "replayModules", label: "  the same, the CLI as ES modules (main.js)", args: [CLI_MODULES, "replay", CAPTURE, "--config", conf, "--out", out, "--json"], ms: [] },
     ];
     const [node, , , replay] = series;
     let base: Series | undefined;
     if (BASE) {
-      const cli = join(BASE, "dist", "src", "cli", "main.js");
-      if (!existsSync(cli)) throw new Error(`${cli} not found (BENCH_STARTUP_BASE): build that checkout first`);
+      // its installed CLI: the bundle, or main.js in checkouts from before it
+      const cli = ["pias.cjs", "main.js"].map((f) => join(BASE, "dist", "src", "cli", f)).find((f) => existsSync(f));
+      if (!cli) throw new Error(`no CLI in ${BASE}/dist/src/cli (BENCH_STARTUP_BASE): build that checkout first`);
       base = { key: "base", label: `${replay.label}, ${BASE}`, args: [cli, ...replay.args.slice(1)], ms: [] };
       series.push(base);
     }

@@ -161,7 +161,7 @@ test("pias run without root says it needs root (CAP_NET_ADMIN), on one line, exi
   const conf = join(tmp, "run.json");
   writeFileSync(conf, JSON.stringify({ proxy: { address: "10.255.0.1" }, groups: [{ protocol: "tcp", address: "198.51.100.10", port: 80, targets: [{ address: "10.0.0.2", port: 80 }] }] }), { mode: 0o644 });
   spawnSync("chmod", ["755", tmp]);
-  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(REPO_ROOT, "dist", "src", "cli", "main.js"), "run", "--config", conf], { encoding: "utf8" });
+  const r = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(REPO_ROOT, "dist", "src", "cli", "pias.cjs"), "run", "--config", conf], { encoding: "utf8" });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /^pias: opening a TUN device needs root \(CAP_NET_ADMIN\)/);
   oneLine(r.stderr);
@@ -174,4 +174,34 @@ test("pias run and pias join refuse missing options with usage, exit status 2", 
   const join_ = pias("join");
   assert.equal(join_.status, 2);
   assert.match(join_.stderr, /^pias: join needs --anycast/);
+});
+
+/** The `pias` package.json installs: the CommonJS bundle npm run build makes (package.json, build:cli). */
+const BIN = join(REPO_ROOT, JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).bin.pias as string);
+
+function installed(...args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", cwd: tmp });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("the installed pias (the bundle) replays byte for byte as the modules do, from any directory", { skip: !existsSync(BIN) && "the bundle is made by npm run build" }, () => {
+  const fromModules = join(tmp, "modules.pcap");
+  const fromBundle = join(tmp, "bundle.pcap");
+  assert.equal(pias("replay", trace, "--config", config, "--out", fromModules, "--json").status, 0);
+  const r = installed("replay", trace, "--config", config, "--out", fromBundle, "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).forwarded, 3000);
+  assert.deepEqual(readFileSync(fromBundle), readFileSync(fromModules));
+});
+
+test("the installed pias loads the commands it does not bundle, and their usage errors exit with status 2", { skip: !existsSync(BIN) && "the bundle is made by npm run build" }, () => {
+  for (const [args, message] of [[["run"], /^pias: run needs --config CONF/], [["join"], /^pias: join needs --anycast/], [["frobnicate"], /^pias: unknown command "frobnicate"/]] as const) {
+    const r = installed(...args);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, /usage: pias <command>/);
+  }
+  const missing = installed("replay", join(tmp, "nope.pcap"), "--config", config);
+  assert.equal(missing.status, 1);
+  oneLine(missing.stderr);
 });

@@ -21,7 +21,7 @@ import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 import { TestBird, birdUnavailable, recordFigures, until } from "../helpers/bird.js";
 
 const skip = netnsUnavailable() ?? birdUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const V4 = "198.51.100.0/24";
 const V6 = "2001:db8:a::/48";
 const HOLD = 3;

@@ -31,7 +31,7 @@ import { PROXIES, routedTestbed } from "../helpers/testbed.js";
 import { TestBird, birdUnavailable, recordFigures, until as untilAsync } from "../helpers/bird.js";
 
 const skip = netnsUnavailable() ?? birdUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const TA = "198.51.100.10";
 const PREFIX = "198.51.100.0/24";
 const CONTROL = "198.51.100.1";

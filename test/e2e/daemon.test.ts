@@ -20,7 +20,7 @@ import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 
 const skip = netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const TA = "198.51.100.10";
 const AWARE_TA = "198.51.100.20";
 const targets = [1, 2, 3].map((i) => ({ name: `t${i}`, address: `10.20.${i}.2` }));

@@ -24,7 +24,7 @@ import { EtcdCluster, etcdUnavailable } from "../helpers/etcd.js";
 import { PROXIES, routedTestbed } from "../helpers/testbed.js";
 
 const skip = netnsUnavailable() ?? etcdUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const TA = "198.51.100.10";
 const WEB = "198.51.100.20";
 const CONTROL = "198.51.100.1";

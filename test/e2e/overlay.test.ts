@@ -25,7 +25,7 @@ import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 
 const skip = netnsUnavailable() ?? (spawnSync("tcpdump", ["--version"]).status === 0 ? undefined : "tcpdump is not installed");
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const CONTROL = "198.51.100.1";
 const CLUSTER_KEY = "c1".repeat(32);
 const OVERLAY_KEY = "0e".repeat(32);

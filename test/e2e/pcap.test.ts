@@ -30,7 +30,7 @@ function pcapUnavailable(): string | undefined {
 }
 
 const skip = pcapUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const TA = "198.51.100.10";
 
 describe("pias run (pcap) as a one-armed proxy beside a router", { skip, timeout: 90_000 }, () => {

@@ -12,7 +12,7 @@ import { REPO_ROOT } from "../helpers/paths.js";
 import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 
 const skip = netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 
 /** Whether process `pid` has a handler for SIGHUP (bit 1 of SigCgt in /proc/PID/status). */
 function catchesSighup(pid: number): boolean {

@@ -31,7 +31,7 @@ import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 
 const why = xdpUnavailable();
 const skip = why ? `AF_XDP: ${why}` : netnsUnavailable();
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const CLIENTS = join(REPO_ROOT, "test", "e2e", "clients.py");
 const TA = "198.51.100.10";
 const AWARE_TA = "198.51.100.20";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { REPO_ROOT } from "./paths.js";
 import { waitForLine, type Topology } from "./netns.js";
 
-const CLI = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 
 export class PiasRun {
   /** stdout and stderr since the last start (a test may clear it). */

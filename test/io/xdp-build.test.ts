@@ -16,7 +16,7 @@ import { REPO_ROOT } from "../helpers/paths.js";
 function unavailable(): string | undefined {
   if (process.platform !== "linux") return "the addons are built on Linux";
   if (spawnSync("npm", ["--version"]).status !== 0) return "npm is not on PATH";
-  if (!existsSync(join(REPO_ROOT, "dist", "src", "cli", "main.js"))) return "dist/ is not built (npm run build)";
+  if (!existsSync(join(REPO_ROOT, "dist", "src", "cli", "pias.cjs"))) return "dist/ is not built (npm run build)";
   return undefined;
 }
 
@@ -46,7 +46,7 @@ describe("npm install where clang and libxdp are missing", { skip: unavailable()
     symlinkSync(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
     const config = join(dir, "xdp.json");
     writeFileSync(config, JSON.stringify({ proxy: { address: "10.255.0.1" }, daemon: { io: "xdp", xdpInterfaces: ["eth9"] } }));
-    const run = spawnSync(process.execPath, [join(dir, "dist", "src", "cli", "main.js"), "run", "--config", config], { encoding: "utf8", timeout: 30_000 });
+    const run = spawnSync(process.execPath, [join(dir, "dist", "src", "cli", "pias.cjs"), "run", "--config", config], { encoding: "utf8", timeout: 30_000 });
     assert.equal(run.status, 1, run.stdout + run.stderr);
     assert.equal(run.stderr, "pias: the AF_XDP backend is unavailable: built without it (PIAS_XDP=0 at install)\n");
   });

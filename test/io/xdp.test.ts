@@ -351,7 +351,7 @@ describe("AF_XDP backend on a veth pair with native XDP", { skip, timeout: 240_0
     spawnSync("chmod", ["a+rx", dir]);
     spawnSync("chmod", ["a+r", config]);
     const r = topo.run("p", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath,
-      join(REPO_ROOT, "dist", "src", "cli", "main.js"), "run", "--config", config]);
+      join(REPO_ROOT, "dist", "src", "cli", "pias.cjs"), "run", "--config", config]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.match(r.stderr, /^pias: .*needs root/);
