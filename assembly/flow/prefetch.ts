@@ -11,13 +11,16 @@
 //      new flows' hints count in the selection stage, the touches of their
 //      reverse buckets in the creation stage);
 //   2. touch every bucket;
-//   3. for a packet whose bucket names a candidate, touch that flow record;
+//   3. for a packet whose bucket names a candidate, note that flow record;
 //      for one whose key is certainly not in the index (no tag match, no
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
 //      proximity), its target and its first NAT port candidates with the
 //      hashes of their reverse keys;
-//   4. touch the reverse-index buckets of those keys;
+//   4. touch the noted records and the reverse-index buckets of those keys,
+//      in loops that do nothing else (a touch is a load: until it completes
+//      no later instruction retires, so a touch followed by a new flow's
+//      hints would wait alone instead of beside the chunk's other misses);
 //   5. touch the records those buckets name (a bound port's holder, which
 //      the NAT port allocation reads to see whether it is still live).
 // The pipeline then takes each packet's shape, hash, group and target from
@@ -53,7 +56,8 @@ export const CHUNK: u32 = 32;
  * Per packet: [0] bucket address (0: not recognised), [4] hash, [8] group + 1,
  * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
  * certainly not in the index, [28] its first NAT port candidates (a
- * PortHints block, see flows.ts: their count, reverse-key hashes and ports).
+ * PortHints block, see flows.ts: their count, reverse-key hashes and ports),
+ * [44] the flow record its bucket names (to touch), or 0.
  */
 const ENTRY: usize = 48;
 const E_BUCKET: usize = 0;
@@ -63,6 +67,7 @@ const E_TARGET: usize = 12;
 const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
+const E_RECORD: usize = 44;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
@@ -121,6 +126,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     store<u64>(e + E_GROUP, 0);
     store<u64>(e + E_SHAPE, 0);
     store<u64>(e + E_ABSENT, 0); // and the first reverse bucket
+    store<u32>(e + E_RECORD, 0);
     let p = <usize>load<u32>(d + Desc.OFF);
     if (p == 0) continue;
     let shape = commonShape(<u32>load<u16>(d + Desc.LINK), p, load<u32>(d + Desc.LEN), load<u32>(d + Desc.WIRELEN));
@@ -143,7 +149,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let b = <usize>load<u32>(entryAt(i) + E_BUCKET);
     if (b != 0) acc += load<u64>(b);
   }
-  // 3. touch the records the buckets name; a new flow's group, target and reverse buckets
+  // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its hints
   let range = portMax - portMin + 1;
   let news: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
@@ -153,9 +159,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let h = load<u32>(e + E_HASH);
     let m = tagMask(b, tagOf(h));
     if (m != 0) {
-      // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
-      let rec = flowPtr(refAt(b, ctz<u32>(m)) >> 1);
-      acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
+      store<u32>(e + E_RECORD, <u32>flowPtr(refAt(b, ctz<u32>(m)) >> 1));
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
@@ -163,8 +167,14 @@ export function prefetchChunk(desc: usize, n: u32): void {
       if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
     }
   }
+  // 4. touch those records and the reverse buckets of the new flows' first NAT ports, in one tight pass (no
+  // touch waits behind a new flow's hints: a touch's load holds back every later instruction until it completes)
+  for (let i: u32 = 0; i < n; i++) {
+    // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
+    let rec = <usize>load<u32>(entryAt(i) + E_RECORD);
+    if (rec != 0) acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
+  }
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
-  // 4. touch the reverse buckets of the new flows' first NAT ports
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let k = load<u32>(ph); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (<usize>k << 2)), nb)));
