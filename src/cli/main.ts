@@ -5,8 +5,8 @@
 //
 // `npm run build:cli` also bundles this file with the file-to-file commands
 // (replay, demo, gen-trace) into one CommonJS file, dist/src/cli/pias.cjs,
-// the `pias` the package installs: Node loads it in a third of the time it
-// takes to resolve and link those commands' two dozen ES modules. The other
+// the `pias` the package installs: Node loads it in less than half the time
+// it takes to resolve and link those commands' two dozen ES modules. The other
 // commands stay ES modules beside it (dist/src/cli/commands), loaded on use.
 
 import { printable } from "../errors.js";
