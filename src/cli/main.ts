@@ -9,8 +9,19 @@
 // it takes to resolve and link those commands' two dozen ES modules. The other
 // commands stay ES modules beside it (dist/src/cli/commands), loaded on use.
 
+import { setFlagsFromString } from "node:v8";
 import { printable } from "../errors.js";
 import { USAGE_ERROR, UsageError } from "./usage.js";
+
+// V8 runs a Wasm function first as Liftoff's quick code and recompiles it with
+// TurboFan once it has run about 1.8 MB of code: in a replay of a few thousand
+// packets that is at once, and compiling the core's hot path then costs more
+// than the whole replay (ppp__example2.pcap: 30-45 ms of pipeline against
+// 12-15 without it). With a budget 55 times larger, a short run stays on
+// Liftoff and a long one moves to TurboFan a few milliseconds later (a
+// 4M-packet replay: no difference). The process is the CLI's own; the
+// library leaves V8's flags alone.
+setFlagsFromString("--wasm-tiering-budget=100000000");
 
 const USAGE = `usage: pias <command> [options]
 
