@@ -798,7 +798,7 @@ export class DataPlane {
     return new CaptureReader(path, this.core, strictLinks);
   }
 
-  /** A writer that frames forwarded packets from this data plane's memory into a capture file (`capacity`: bytes per batch). */
+  /** A writer that frames forwarded packets from this data plane's memory into a capture file (`capacity`: the most one batch frames). */
   openCaptureWriter(path: string, capacity: number): CaptureWriter {
     return new CaptureWriter(path, this.core, capacity);
   }
