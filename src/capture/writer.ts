@@ -52,15 +52,16 @@ export class CaptureWriter {
   }
 
   private flush(): void {
+    const n = this.used;
+    this.used = 0; // written, or given up on with the error: close() does not write it again
     const mem = new Uint8Array(this.core.memory.buffer);
     let done = 0;
     try {
-      while (done < this.used) done += writeSync(this.fd, mem, this.out + done, this.used - done);
+      while (done < n) done += writeSync(this.fd, mem, this.out + done, n - done);
     } catch (e) {
       throw new CaptureFileError(`cannot write ${this.path}: ${(e as Error).message.split("\n")[0]}`);
     }
-    this.bytesWritten += this.used;
-    this.used = 0;
+    this.bytesWritten += n;
   }
 
   /** The file header, in the format of the input being read (call after the first readBatch). */

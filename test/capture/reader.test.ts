@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, writeFileSync, readFileSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync, readFileSync, mkdtempSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
@@ -129,6 +129,32 @@ test(`the writer's output, gathered over several writes of ${WRITE_BYTES} bytes,
   assert.ok(statSync(out).size > 4 * WRITE_BYTES);
   assert.equal(readCapture(out).packets.length, packets);
   assert.deepEqual(readFileSync(out), readFileSync(input), "a pcap copied through the core is the same file");
+});
+
+test("a write that fails (a full device) is one CaptureFileError naming the file, and close() neither writes it again nor throws", { skip: !existsSync("/dev/full") && "no /dev/full" }, () => {
+  const core = instantiate<CaptureExports>();
+  const desc = core.alloc_buffer(64 * Layout.DESC_SIZE);
+  const arenaBytes = Layout.MAX_PACKET + 64 * 2048;
+  const arena = core.alloc_buffer(arenaBytes);
+  const reader = new CaptureReader(capture("ppp__example2.pcap"), core);
+  const writer = new CaptureWriter("/dev/full", core, 2 * arenaBytes + (1 << 16));
+  let failed: unknown;
+  try {
+    for (let begun = false; ;) {
+      const n = reader.readBatch(desc, 64, arena, arenaBytes);
+      if (!begun) { writer.begin(); begun = true; }
+      if (n === 0) break;
+      for (let i = 0; i < n; i++) new DataView(core.memory.buffer).setUint8(desc + i * Layout.DESC_SIZE + Desc.VERDICT, Verdict.Forward);
+      writer.writeBatch(desc, n);
+    }
+  } catch (e) {
+    failed = e;
+  }
+  reader.close();
+  assert.ok(failed instanceof CaptureFileError, String(failed));
+  assert.match((failed as Error).message, /^cannot write \/dev\/full: /);
+  writer.close();
+  assert.equal(writer.bytesWritten, 0);
 });
 
 test("one packet per batch and a tiny arena still frame every record (records across chunk boundaries)", () => {
