@@ -3,7 +3,7 @@
 // memory), and the core frames the records (assembly/capture/scan.ts). The
 // host never looks at a record; it only keeps the unconsumed tail of a chunk.
 
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, read, readSync } from "node:fs";
 import { basename } from "node:path";
 import { CaptureError, CaptureFormat, Layout } from "../../assembly/shared/abi.js";
 import { CaptureFileError } from "../errors.js";
@@ -26,10 +26,13 @@ export interface CaptureExports extends CoreExports {
   cap_emit(desc: number, n: number, desc2: number, out: number, cap: number): number;
 }
 
-/** Staging chunk: large enough for the largest record several times over. */
+/** Bytes read from the file at once, into one half of the stage. */
 export const STAGE_BYTES = 8 << 20;
 /** Refill the stage when fewer bytes than a largest record (with its framing) are left in it. */
 const REFILL_BELOW = Layout.MAX_PACKET + 65536 + 64;
+/** Room in front of each half's data for the unread tail of the other half (always under REFILL_BELOW). */
+const CARRY = (REFILL_BELOW + 0xffff) & ~0xffff;
+const HALF = CARRY + STAGE_BYTES;
 
 const MESSAGES: Record<number, string> = {
   [CaptureError.BadMagic]: "not a pcap or pcapng file (unknown magic number)",
@@ -45,27 +48,51 @@ export class CaptureReader {
   /** Bytes read from the file so far. */
   bytesRead = 0;
   private readonly fd: number;
+  /** Bytes in the file when it is a regular file (a read-ahead past them would only find its end), else Infinity. */
+  private readonly fileBytes: number;
+  /**
+   * Halves of CARRY bytes then STAGE_BYTES the file is read into. Reading
+   * ahead, two: one is framed while the other is read. Else one, read into
+   * again once framed, after its unread tail.
+   */
   private readonly stage: number;
-  /** Unread bytes are stage[start, end): records are framed in place; the tail moves to the front only to refill. */
-  private start = 0;
-  private end = 0;
+  private readonly halves: number;
+  /** The half being framed; its unread bytes are [start, end) (addresses in the core's memory). */
+  private half = 0;
+  private start: number;
+  private end: number;
   private eof = false;
+  /** A read into the other half's data, started by readBatchAhead: its byte count, or the error it failed with. */
+  private ahead: Promise<number | Error> | null = null;
   private readonly name: string;
 
-  /** `strictLinks`: a packet on a link type the data plane cannot parse is an error, not a drop. */
+  /**
+   * `strictLinks`: a packet on a link type the data plane cannot parse is an
+   * error, not a drop. `readAhead`: room to read ahead (readBatchAhead),
+   * twice the memory.
+   */
   constructor(
     readonly path: string,
     private readonly core: CaptureExports,
     strictLinks = false,
+    readAhead = false,
   ) {
     this.name = basename(path);
     try {
       this.fd = openSync(path, "r");
     } catch (e) {
-      throw new CaptureFileError(`cannot open ${path}: ${(e as Error).message.split("\n")[0]}`);
+      throw new CaptureFileError(`cannot open ${path}: ${firstLine(e)}`);
     }
-    this.stage = core.alloc_buffer(STAGE_BYTES);
-    if (!this.stage) throw new CaptureFileError("out of memory for the capture staging buffer");
+    const st = fstatSync(this.fd);
+    this.fileBytes = st.isFile() ? st.size : Infinity;
+    // fresh pages: only those the file is read into are ever touched (but V8 counts them all against its heap limits)
+    this.halves = readAhead ? 2 : 1;
+    this.stage = core.alloc_buffer(this.halves * HALF);
+    if (!this.stage) {
+      closeSync(this.fd);
+      throw new CaptureFileError("out of memory for the capture staging buffer");
+    }
+    this.start = this.end = this.dataOf(this.half);
     core.cap_reset();
     core.cap_strict_links(strictLinks ? 1 : 0);
   }
@@ -74,32 +101,94 @@ export class CaptureReader {
     return this.core.cap_format();
   }
 
-  /** Move the unread tail to the front and read until the stage is full or the file ends. */
-  private fill(): void {
-    const mem = new Uint8Array(this.core.memory.buffer);
-    if (this.start > 0) {
-      mem.copyWithin(this.stage, this.stage + this.start, this.stage + this.end);
-      this.end -= this.start;
-      this.start = 0;
+  private dataOf(half: number): number {
+    return this.stage + half * HALF + CARRY;
+  }
+
+  /** The half read into next. */
+  private get other(): number {
+    return this.halves === 2 ? this.half ^ 1 : this.half;
+  }
+
+  private readInto(at: number): number {
+    try {
+      return readSync(this.fd, new Uint8Array(this.core.memory.buffer), at, STAGE_BYTES, null);
+    } catch (e) {
+      throw new CaptureFileError(`cannot read ${this.path}: ${firstLine(e)}`);
     }
-    while (!this.eof && this.end < STAGE_BYTES) {
-      const got = readSync(this.fd, mem, this.stage + this.end, STAGE_BYTES - this.end, null);
-      if (got === 0) this.eof = true;
-      this.end += got;
-      this.bytesRead += got;
-    }
+  }
+
+  /**
+   * Read into `at` on libuv's thread pool while the caller goes on. The core's
+   * memory does not move meanwhile: nothing grows it during a replay, and V8
+   * grows a Wasm memory in place.
+   */
+  private readAhead(at: number): Promise<number | Error> {
+    return new Promise((resolve) => {
+      read(this.fd, new Uint8Array(this.core.memory.buffer), at, STAGE_BYTES, null, (err, got) => resolve(err ?? got));
+    });
+  }
+
+  /** Frame the half read into next: move this half's unread tail in front of its data, whose address is returned. */
+  private carry(): number {
+    const next = this.other;
+    const data = this.dataOf(next);
+    const tail = this.end - this.start;
+    if (tail > 0) new Uint8Array(this.core.memory.buffer).copyWithin(data - tail, this.start, this.end);
+    this.half = next;
+    this.start = data - tail;
+    this.end = data;
+    return data;
+  }
+
+  /** `got` bytes were read after the unread ones (0: the end of the file). */
+  private took(got: number): void {
+    this.end += got;
+    this.bytesRead += got;
+    if (got === 0) this.eof = true;
   }
 
   /**
    * Frame up to `max` packets into `desc`/`arena` (in the core's memory; the
    * arena must hold a largest packet plus 2 x HEADROOM). Returns 0 at the end
-   * of the file. Throws CaptureFileError on a corrupt file.
+   * of the file. Throws CaptureFileError on a corrupt file. Reads when it
+   * needs bytes, and waits for them.
    */
   readBatch(desc: number, max: number, arena: number, arenaLen: number): number {
     for (;;) {
-      // refill only when what is left might not hold a whole record
-      if (!this.eof && this.end - this.start < REFILL_BELOW) this.fill();
-      const n = this.core.cap_scan(this.stage + this.start, this.end - this.start, this.eof ? 1 : 0, desc, max, arena, arenaLen);
+      const n = this.frame(desc, max, arena, arenaLen);
+      if (n >= 0) return n;
+      this.took(this.readInto(this.carry()));
+    }
+  }
+
+  /**
+   * readBatch, reading ahead: each time it moves to the next chunk of the
+   * file it starts reading the one after, which the thread pool does while
+   * the caller processes this one. Needs a reader made with `readAhead`.
+   */
+  async readBatchAhead(desc: number, max: number, arena: number, arenaLen: number): Promise<number> {
+    if (this.halves !== 2) throw new Error("CaptureReader: made without readAhead");
+    for (;;) {
+      const n = this.frame(desc, max, arena, arenaLen);
+      if (n >= 0) return n;
+      const pending = this.ahead;
+      this.ahead = null;
+      const at = this.carry(); // (in front of what the pending read brings, if any)
+      const got = pending ? await pending : this.readInto(at);
+      if (got instanceof Error) throw new CaptureFileError(`cannot read ${this.path}: ${firstLine(got)}`);
+      this.took(got);
+      // the half just left is free (framed, its tail carried); read into it unless the file has no more
+      if (!this.eof && this.bytesRead < this.fileBytes) this.ahead = this.readAhead(this.dataOf(this.other));
+    }
+  }
+
+  /** Packets framed from the stage (0: the end of the file), or -1 when it needs more of the file first. */
+  private frame(desc: number, max: number, arena: number, arenaLen: number): number {
+    for (;;) {
+      // read more only when what is left might not hold a whole record
+      if (!this.eof && this.end - this.start < REFILL_BELOW) return -1;
+      const n = this.core.cap_scan(this.start, this.end - this.start, this.eof ? 1 : 0, desc, max, arena, arenaLen);
       const err = this.core.cap_error();
       if (err !== CaptureError.Ok) {
         const at = this.core.cap_error_offset();
@@ -114,15 +203,24 @@ export class CaptureReader {
       if (n > 0) return n;
       if (this.eof && this.start === this.end) return 0;
       if (used === 0) {
-        if (this.eof || (this.start === 0 && this.end === STAGE_BYTES)) {
-          throw new CaptureFileError(`${this.name}: record does not fit the ${STAGE_BYTES}-byte buffer at byte ${this.bytesRead - (this.end - this.start)}`);
+        // a whole record was there and nothing was framed: the arena cannot take one packet (a caller's bug)
+        if (this.eof || this.end - this.start >= REFILL_BELOW) {
+          throw new CaptureFileError(`${this.name}: cannot frame the record at byte ${this.bytesRead - (this.end - this.start)} (arena of ${arenaLen} bytes)`);
         }
-        this.fill(); // a record is cut at the end of the stage
+        return -1; // a record is cut at the end of the stage
       }
     }
   }
 
+  /** Close the file (after the read in flight, if readBatchAhead left one). */
   close(): void {
-    closeSync(this.fd);
+    const fd = this.fd;
+    if (!this.ahead) return closeSync(fd);
+    void this.ahead.then(() => closeSync(fd));
+    this.ahead = null;
   }
+}
+
+export function firstLine(e: unknown): string {
+  return (e as Error).message.split("\n")[0];
 }

@@ -793,14 +793,18 @@ export class DataPlane {
     return this.core.gso_emitted();
   }
 
-  /** A reader that frames the records of a pcap/pcapng file straight into this data plane's memory. */
-  openCaptureReader(path: string, strictLinks = false): CaptureReader {
-    return new CaptureReader(path, this.core, strictLinks);
+  /** A reader that frames the records of a pcap/pcapng file straight into this data plane's memory (`readAhead`: for readBatchAhead). */
+  openCaptureReader(path: string, strictLinks = false, readAhead = false): CaptureReader {
+    return new CaptureReader(path, this.core, strictLinks, readAhead);
   }
 
-  /** A writer that frames forwarded packets from this data plane's memory into a capture file (`capacity`: the most one batch frames). */
-  openCaptureWriter(path: string, capacity: number): CaptureWriter {
-    return new CaptureWriter(path, this.core, capacity);
+  /**
+   * A writer that frames forwarded packets from this data plane's memory into
+   * a capture file (`capacity`: the most one batch frames; `writeBehind`: for
+   * writeBatchBehind).
+   */
+  openCaptureWriter(path: string, capacity: number, writeBehind = false): CaptureWriter {
+    return new CaptureWriter(path, this.core, capacity, writeBehind);
   }
 
   /** `bytes` of zeroed, page-aligned memory in the core, for the host's buffers. Throws when memory cannot grow. */

@@ -1,7 +1,8 @@
 // Replay a capture file through one proxy's data plane and write what the
 // proxy emits. File bytes go straight into the core's memory in large chunks,
 // the core frames, processes and re-frames whole batches; the host only moves
-// chunks between the file and memory. No JavaScript object per packet.
+// chunks between the file and memory, on the thread pool while the core
+// works. No JavaScript object per packet.
 
 import { statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -9,6 +10,7 @@ import type { DataPlane, DataPlaneSettings } from "../core/dataplane.js";
 import type { Capacity } from "../config/types.js";
 import { Layout } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
+import { STAGE_BYTES } from "../capture/reader.js";
 
 export interface ReplayOptions {
   /** Capture to read (pcap or pcapng, detected from its magic number). */
@@ -79,24 +81,36 @@ export function replayCapacity(capacity: Capacity, input: string): NonNullable<D
   return { ...capacity, flows: Math.min(capacity.flows, most), fragments: Math.min(fragments, most) };
 }
 
-export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
+/**
+ * A capture larger than this is read ahead and its output written behind on
+ * libuv's thread pool, so that the reads and writes of the next and last
+ * chunks run beside the core's work on this one (64-byte trace, 325 MB: 22%
+ * less time, median of 12 runs interleaved). One read holds a smaller one,
+ * and the thread pool's start would cost it more than the overlap saves
+ * (ppp__example2.pcap: 6 ms).
+ */
+const OVERLAP_ABOVE = STAGE_BYTES;
+
+/** Replay opts.input through `dp` (see OVERLAP_ABOVE). */
+export async function replay(dp: DataPlane, opts: ReplayOptions): Promise<ReplayReport> {
   const slots = opts.batch ?? 1024;
   // An arena must hold at least one largest packet.
   const arenaBytes = Math.max(slots * ARENA_PER_SLOT, Layout.MAX_PACKET + 4 * Layout.HEADROOM);
   const batch = dp.createBatch(slots, arenaBytes);
   const reflections = opts.reflect ? dp.createBatch(slots, arenaBytes) : undefined;
   const before = dp.counters();
-  const reader = dp.openCaptureReader(opts.input, true);
+  const fileBytes = fileSize(opts.input);
+  const overlap = fileBytes > OVERLAP_ABOVE;
+  const reader = dp.openCaptureReader(opts.input, true, overlap);
   // room for a batch and its reflections, each packet grown by a header, plus record framing
   const outBytes = 2 * arenaBytes + 2 * slots * (Layout.HEADROOM + 64) + (1 << 16);
-  const writer = opts.output ? dp.openCaptureWriter(opts.output, outBytes) : undefined;
+  const writer = opts.output ? dp.openCaptureWriter(opts.output, outBytes, overlap) : undefined;
   let packets = 0;
   let begun = false;
-  const fileBytes = fileSize(opts.input);
   const t0 = performance.now();
   try {
     for (;;) {
-      const n = reader.readBatch(batch.desc, slots, batch.arena, arenaBytes);
+      const n = overlap ? await reader.readBatchAhead(batch.desc, slots, batch.arena, arenaBytes) : reader.readBatch(batch.desc, slots, batch.arena, arenaBytes);
       if (writer && !begun) {
         writer.begin(); // the format is known once the first chunk was read
         begun = true;
@@ -108,12 +122,13 @@ export function replay(dp: DataPlane, opts: ReplayOptions): ReplayReport {
         dp.reflectBatch(batch.desc, n, reflections);
         dp.processBatch(reflections.desc, n);
       }
-      writer?.writeBatch(batch.desc, n, reflections ? reflections.desc : 0);
+      if (overlap) await writer?.writeBatchBehind(batch.desc, n, reflections ? reflections.desc : 0);
+      else writer?.writeBatch(batch.desc, n, reflections ? reflections.desc : 0);
       opts.onProgress?.(reader.bytesRead, fileBytes, packets);
     }
   } finally {
     reader.close();
-    writer?.close();
+    await writer?.closeBehind();
   }
   const seconds = (performance.now() - t0) / 1000;
   const after = dp.counters();

@@ -5,12 +5,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, writeFileSync, readFileSync, mkdtempSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { execFileSync, spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { CaptureFormat, Desc, Layout, Verdict } from "../../assembly/shared/abi.js";
 import { readCapture } from "../../src/capture/file.js";
-import { CaptureReader, type CaptureExports } from "../../src/capture/reader.js";
-import { CaptureWriter, WRITE_BYTES } from "../../src/capture/writer.js";
+import { CaptureReader, STAGE_BYTES, type CaptureExports } from "../../src/capture/reader.js";
+import { CaptureWriter, WRITE_BEHIND_BYTES, WRITE_BYTES } from "../../src/capture/writer.js";
 import { CaptureFileError } from "../../src/errors.js";
 import { instantiate } from "../../src/core/wasm.js";
 import { CAPTURES_DIR, capture } from "../helpers/paths.js";
@@ -56,28 +57,94 @@ function isNanos(name: string): boolean {
   return m === 0xa1b23c4d || m === 0x4d3cb2a1;
 }
 
-/** Read a capture through the core and write every packet back out; returns the packets and the bytes the writer wrote. */
-function copyThroughCore(input: string, output: string, slots = 64): { packets: number; written: number } {
+interface Copier {
+  core: CaptureExports;
+  desc: number;
+  arena: number;
+  arenaBytes: number;
+  reader: CaptureReader;
+  writer: CaptureWriter;
+}
+
+function copier(input: string, output: string, slots: number, overlap = false): Copier {
   const core = instantiate<CaptureExports>();
   const desc = core.alloc_buffer(slots * Layout.DESC_SIZE);
   const arenaBytes = Layout.MAX_PACKET + 4 * Layout.HEADROOM;
   const arena = core.alloc_buffer(arenaBytes);
-  const reader = new CaptureReader(input, core);
-  const writer = new CaptureWriter(output, core, 2 * arenaBytes + (1 << 16));
+  const reader = new CaptureReader(input, core, false, overlap);
+  return { core, desc, arena, arenaBytes, reader, writer: new CaptureWriter(output, core, 2 * arenaBytes + (1 << 16), overlap) };
+}
+
+function forwardAll(c: Copier, n: number): void {
+  const v = new DataView(c.core.memory.buffer);
+  for (let i = 0; i < n; i++) v.setUint8(c.desc + i * Layout.DESC_SIZE + Desc.VERDICT, Verdict.Forward);
+}
+
+/** Read a capture through the core and write every packet back out; returns the packets and the bytes the writer wrote. */
+function copyThroughCore(input: string, output: string, slots = 64): { packets: number; written: number } {
+  const c = copier(input, output, slots);
   let total = 0;
-  let begun = false;
-  for (;;) {
-    const n = reader.readBatch(desc, slots, arena, arenaBytes);
-    if (!begun) { writer.begin(); begun = true; }
+  for (let begun = false; ;) {
+    const n = c.reader.readBatch(c.desc, slots, c.arena, c.arenaBytes);
+    if (!begun) { c.writer.begin(); begun = true; }
     if (n === 0) break;
-    const v = new DataView(core.memory.buffer);
-    for (let i = 0; i < n; i++) v.setUint8(desc + i * Layout.DESC_SIZE + Desc.VERDICT, Verdict.Forward);
-    writer.writeBatch(desc, n);
+    forwardAll(c, n);
+    c.writer.writeBatch(c.desc, n);
     total += n;
   }
-  reader.close();
-  writer.close();
-  return { packets: total, written: writer.bytesWritten };
+  c.reader.close();
+  c.writer.close();
+  return { packets: total, written: c.writer.bytesWritten };
+}
+
+/** copyThroughCore reading ahead and writing behind (as a replay does). */
+async function copyAheadBehind(input: string, output: string, slots = 64): Promise<{ packets: number; written: number }> {
+  const c = copier(input, output, slots, true);
+  let total = 0;
+  try {
+    for (let begun = false; ;) {
+      const n = await c.reader.readBatchAhead(c.desc, slots, c.arena, c.arenaBytes);
+      if (!begun) { c.writer.begin(); begun = true; }
+      if (n === 0) break;
+      forwardAll(c, n);
+      await c.writer.writeBatchBehind(c.desc, n);
+      total += n;
+    }
+  } finally {
+    c.reader.close();
+    await c.writer.closeBehind();
+  }
+  return { packets: total, written: c.writer.bytesWritten };
+}
+
+/**
+ * A pcap (raw IP) of `bytes` or more whose records' lengths vary from 0 to
+ * the largest the core takes, so that records fall across every boundary of
+ * the reader's chunks, largest ones too.
+ */
+function bigCapture(path: string, bytes: number, seed: number): void {
+  const parts: Buffer[] = [];
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0);
+  header.writeUInt16LE(2, 4);
+  header.writeUInt16LE(4, 6);
+  header.writeUInt32LE(Layout.MAX_PACKET, 16);
+  header.writeUInt32LE(101, 20);
+  parts.push(header);
+  let total = 24;
+  let x = seed >>> 0 || 1;
+  const next = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  for (let i = 0; total < bytes; i++) {
+    const r = next();
+    const len = r % 97 === 0 ? Layout.MAX_PACKET - (r % 5) : r % 7 === 0 ? r % 70000 : r % 1600;
+    const rec = Buffer.alloc(16 + len, i & 0xff);
+    rec.writeUInt32LE(i, 0);
+    rec.writeUInt32LE(len, 8);
+    rec.writeUInt32LE(len, 12);
+    parts.push(rec);
+    total += rec.length;
+  }
+  writeFileSync(path, Buffer.concat(parts));
 }
 
 for (const name of CAPTURES) {
@@ -138,6 +205,51 @@ test("a write that fails (a full device) is one CaptureFileError naming the file
   assert.match((failed as Error).message, /^cannot write \/dev\/full: /);
   writer.close();
   assert.equal(writer.bytesWritten, 0);
+});
+
+test(`a capture of several read chunks (${STAGE_BYTES * 5 / 2 >> 20} MiB, records up to the largest across every chunk boundary), copied reading ahead and writing behind, is the same file, as copied in place`, async () => {
+  const input = join(tmp, "big.pcap");
+  bigCapture(input, STAGE_BYTES * 5 / 2, 2005);
+  const inPlace = join(tmp, "big.copy.pcap");
+  const behind = join(tmp, "big.behind.pcap");
+  const a = copyThroughCore(input, inPlace, 64);
+  const b = await copyAheadBehind(input, behind, 64);
+  assert.equal(b.packets, a.packets);
+  assert.ok(b.written > 4 * WRITE_BEHIND_BYTES, "several writes behind");
+  assert.equal(b.written, statSync(behind).size);
+  const original = readFileSync(input);
+  assert.ok(readFileSync(inPlace).equals(original), "copied in place: the same file");
+  assert.ok(readFileSync(behind).equals(original), "copied ahead and behind: the same file");
+});
+
+test("a capture read from a pipe (short reads, no size known) is framed whole, reading ahead or in place", { skip: process.platform !== "linux" && "needs mkfifo" }, async () => {
+  const input = join(tmp, "piped.pcap");
+  bigCapture(input, STAGE_BYTES + (3 << 20), 17);
+  const original = readFileSync(input);
+  for (const ahead of [false, true]) {
+    const fifo = join(tmp, `fifo-${ahead}`);
+    execFileSync("mkfifo", [fifo]);
+    // dd writes the pipe 4 KiB at a time: the reader sees short reads
+    const feeder = spawn("dd", [`if=${input}`, `of=${fifo}`, "bs=4096"], { stdio: "ignore" });
+    try {
+      const out = join(tmp, `piped-${ahead}.pcap`);
+      const r = ahead ? await copyAheadBehind(fifo, out, 64) : copyThroughCore(fifo, out, 64);
+      assert.ok(r.packets > 0);
+      assert.ok(readFileSync(out).equals(original), ahead ? "reading ahead" : "in place");
+    } finally {
+      feeder.kill(); // (done by now, unless the copy failed)
+    }
+  }
+});
+
+test("a write behind that fails (a full device) is one CaptureFileError naming the file, from writeBatchBehind or closeBehind; the file is closed", { skip: !existsSync("/dev/full") && "no /dev/full" }, async () => {
+  const input = join(tmp, "big-for-full.pcap");
+  bigCapture(input, 4 * WRITE_BEHIND_BYTES, 3);
+  await assert.rejects(copyAheadBehind(input, "/dev/full", 64), (e: unknown) => {
+    assert.ok(e instanceof CaptureFileError, String(e));
+    assert.match((e as Error).message, /^cannot write \/dev\/full: /);
+    return true;
+  });
 });
 
 test("one packet per batch and a tiny arena still frame every record (records across chunk boundaries)", () => {

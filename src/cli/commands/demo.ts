@@ -20,7 +20,7 @@ function packageRoot(): string {
   throw new PiasError("ENOROOT", "cannot find the pias package directory");
 }
 
-export function run(args: string[]): void {
+export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: { out: { type: "string", short: "o" }, json: { type: "boolean", default: false } },
@@ -31,7 +31,7 @@ export function run(args: string[]): void {
   const output = values.out ?? join(tmpdir(), "pias-demo-out.pcap");
   const loaded = loadConfig(config);
   const dp = DataPlane.fromConfig(loaded, { capacity: replayCapacity(loaded.capacity, input) });
-  const report = replay(dp, { input, output, reflect: true });
+  const report = await replay(dp, { input, output, reflect: true });
   if (values.json) {
     console.log(JSON.stringify(report));
     return;

@@ -7,7 +7,7 @@ import { formatReport, num } from "../report.js";
 import { UsageError } from "../usage.js";
 import { ProgressBar } from "../progress.js";
 
-export function run(args: string[]): void {
+export async function run(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -29,7 +29,7 @@ export function run(args: string[]): void {
   const dp = DataPlane.fromConfig(config, { capacity: replayCapacity(config.capacity, positionals[0]) });
   const progress = new ProgressBar(1000);
   const mb = (n: number): string => (n / 1e6).toFixed(1);
-  const report = replay(dp, {
+  const report = await replay(dp, {
     input: positionals[0], output: values.out, reflect: values.reflect, batch,
     onProgress: (read, size, packets) => progress.update(read, size, () => `${mb(read)}/${mb(size)} MB, ${num(packets)} packets`),
   });
