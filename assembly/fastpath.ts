@@ -24,9 +24,9 @@ import { ld8, raw16 } from "./wire/bytes";
 import { PROTO_TCP, PROTO_UDP } from "./wire/ip";
 import { TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_RST, TCP_SYN, UDP_CSUM, isEchoReply, isEchoRequest } from "./wire/l4";
 import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
-import { prefetchedGroup, prefetchedHash, prefetchedPorts, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
+import { prefetchedGroup, prefetchedHash, prefetchedPorts, prefetchedRef, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
-  flowCreate, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
+  flowCreate, flowLookupFrom, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE, FF_ESTABLISHED,
 } from "./flow/flows";
 import { groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_FLAGS, T_PACKETS, TF_AWARE } from "./group/groups";
@@ -58,7 +58,7 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);
-  let ref = flowLookupHashed(<u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
+  let ref = flowLookupFrom(prefetchedRef(i), <u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
   if (ref < 0) return false;
   let idx = <u32>ref >> 1;
   let rec = flowPtr(idx);

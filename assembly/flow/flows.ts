@@ -156,8 +156,7 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
 @inline export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  // proto and flags in one u16 load: the protocol, and the USED and V6 flags as the key's family needs
-  let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
+  let want = keyWant(family, proto);
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
   let tag = tagOf(h);
@@ -165,21 +164,39 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
     let b = bucketAt(index, bi);
     for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
-      let rec = flowPtr(ref >> 1);
-      if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want) continue;
-      if ((ref & DIR_REVERSE) == 0) {
-        if (load<u32>(rec + F_CPORT) == (sport | (dport << 16)) && sameAddr(family, rec + F_CADDR, src) &&
-          sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst)) return <i64>ref;
-      } else {
-        if (raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
-          sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
-          sameAddr(family, proxyAddrPtr(family), dst)) return <i64>ref;
-      }
+      if (refHolds(ref, want, family, src, dst, sport, dport)) return <i64>ref;
     }
     if (!overflowed(b)) break;
     bi = nextBucket(bi, nb);
   }
   return -1;
+}
+
+/**
+ * flowLookupHashed, trying first `candidate` (a reference the batch prefetch
+ * found under the key's tag, or -1): when it holds the key, no probe.
+ */
+@inline export function flowLookupFrom(candidate: i64, h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
+  if (candidate >= 0 && refHolds(<u32>candidate, keyWant(family, proto), family, src, dst, sport, dport)) return candidate;
+  return flowLookupHashed(h, family, proto, src, dst, sport, dport);
+}
+
+/** proto and flags as one u16 load of a record gives them: the protocol, and the USED and V6 flags the key's family needs. */
+@inline function keyWant(family: u32, proto: u32): u32 {
+  return proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
+}
+
+/** True when index reference `ref` is the key src:sport -> dst:dport (`want`: keyWant) in its direction. */
+@inline function refHolds(ref: u32, want: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32): bool {
+  let rec = flowPtr(ref >> 1);
+  if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want) return false;
+  if ((ref & DIR_REVERSE) == 0) {
+    return load<u32>(rec + F_CPORT) == (sport | (dport << 16)) && sameAddr(family, rec + F_CADDR, src) &&
+      sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst);
+  }
+  return raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
+    sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
+    sameAddr(family, proxyAddrPtr(family), dst);
 }
 
 /**

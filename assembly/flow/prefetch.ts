@@ -57,7 +57,8 @@ export const CHUNK: u32 = 32;
  * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
  * certainly not in the index, [28] its first NAT port candidates (a
  * PortHints block, see flows.ts: their count, reverse-key hashes and ports),
- * [44] the flow record its bucket names (to touch), or 0.
+ * [44] 1 + the reference its bucket names under the packet's tag (the record
+ * to touch, and the pipeline's first candidate), or 0.
  */
 const ENTRY: usize = 48;
 const E_BUCKET: usize = 0;
@@ -67,7 +68,7 @@ const E_TARGET: usize = 12;
 const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
-const E_RECORD: usize = 44;
+const E_REF: usize = 44;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
@@ -87,6 +88,15 @@ let sink: u64 = 0;
   if (i >= CHUNK) return -1;
   let e = entryAt(i);
   return load<u32>(e + E_BUCKET) == 0 ? -1 : <i64>load<u32>(e + E_HASH);
+}
+
+/**
+ * The first reference packet i's bucket held under its tag when its chunk was
+ * prefetched, or -1: a candidate only (a tag is 8 bits of the hash, and
+ * earlier packets of the chunk may have ended or replaced that flow since).
+ */
+@inline export function prefetchedRef(i: u32): i64 {
+  return i >= CHUNK ? -1 : <i64>load<u32>(entryAt(i) + E_REF) - 1;
 }
 
 /** commonShape() of packet i (parse.ts), or 0: not a common shape, or not classified. */
@@ -126,7 +136,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     store<u64>(e + E_GROUP, 0);
     store<u64>(e + E_SHAPE, 0);
     store<u64>(e + E_ABSENT, 0); // and the first reverse bucket
-    store<u32>(e + E_RECORD, 0);
+    store<u32>(e + E_REF, 0);
     let p = <usize>load<u32>(d + Desc.OFF);
     if (p == 0) continue;
     let shape = commonShape(<u32>load<u16>(d + Desc.LINK), p, load<u32>(d + Desc.LEN), load<u32>(d + Desc.WIRELEN));
@@ -159,7 +169,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let h = load<u32>(e + E_HASH);
     let m = tagMask(b, tagOf(h));
     if (m != 0) {
-      store<u32>(e + E_RECORD, <u32>flowPtr(refAt(b, ctz<u32>(m)) >> 1));
+      store<u32>(e + E_REF, refAt(b, ctz<u32>(m)) + 1);
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
@@ -171,8 +181,10 @@ export function prefetchChunk(desc: usize, n: u32): void {
   // touch waits behind a new flow's hints: a touch's load holds back every later instruction until it completes)
   for (let i: u32 = 0; i < n; i++) {
     // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
-    let rec = <usize>load<u32>(entryAt(i) + E_RECORD);
-    if (rec != 0) acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
+    let ref = load<u32>(entryAt(i) + E_REF);
+    if (ref == 0) continue;
+    let rec = flowPtr((ref - 1) >> 1);
+    acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
   }
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
   for (let j: u32 = 0; j < news; j++) {
