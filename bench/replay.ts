@@ -45,7 +45,7 @@
 //   BENCH_OUT              where replay.json and replay.svg go  [bench/results]
 
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -411,6 +411,10 @@ function syntheticTraces(): TraceSpec[] {
     const prepare = (): void => {
       log(`\ngen-trace ${sizes}: ${int(OPTIONS.packets)} packets, ${int(OPTIONS.flows)} flows`);
       run(process.execPath, args, "gen-trace");
+      // on disk before it is measured: else the kernel writes its 300-600 MB back during the first measurements, on the core the replay's reads and writes use
+      const fd = openSync(file, "r+");
+      fsyncSync(fd);
+      closeSync(fd);
     };
     return { name: `gen ${label}, ${short(OPTIONS.flows)} flows`, kind: "synthetic" as const, file, config, prepare };
   });
