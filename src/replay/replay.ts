@@ -21,6 +21,8 @@ export interface ReplayOptions {
   reflect?: boolean;
   /** Packets per batch (default 1024). */
   batch?: number;
+  /** Read ahead and write behind on the thread pool (default: for a capture larger than OVERLAP_ABOVE). */
+  overlap?: boolean;
   /** Called after every batch: bytes of the input read so far, its size, packets so far. */
   onProgress?: (bytesRead: number, fileBytes: number, packets: number) => void;
 }
@@ -100,7 +102,7 @@ export async function replay(dp: DataPlane, opts: ReplayOptions): Promise<Replay
   const reflections = opts.reflect ? dp.createBatch(slots, arenaBytes) : undefined;
   const before = dp.counters();
   const fileBytes = fileSize(opts.input);
-  const overlap = fileBytes > OVERLAP_ABOVE;
+  const overlap = opts.overlap ?? fileBytes > OVERLAP_ABOVE;
   const reader = dp.openCaptureReader(opts.input, true, overlap);
   // room for a batch and its reflections, each packet grown by a header, plus record framing
   const outBytes = 2 * arenaBytes + 2 * slots * (Layout.HEADROOM + 64) + (1 << 16);
