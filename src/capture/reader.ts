@@ -216,7 +216,13 @@ export class CaptureReader {
   close(): void {
     const fd = this.fd;
     if (!this.ahead) return closeSync(fd);
-    void this.ahead.then(() => closeSync(fd));
+    void this.ahead.then(() => {
+      try {
+        closeSync(fd);
+      } catch {
+        // nothing is left to do with it
+      }
+    });
     this.ahead = null;
   }
 }
