@@ -222,6 +222,19 @@ test(`a capture of several read chunks (${STAGE_BYTES * 5 / 2 >> 20} MiB, record
   assert.ok(readFileSync(behind).equals(original), "copied ahead and behind: the same file");
 });
 
+test("a reader closed while it reads ahead closes its file once that read is done", { skip: !existsSync("/proc/self/fd") && "needs /proc" }, async () => {
+  const input = join(tmp, "big-for-close.pcap");
+  bigCapture(input, 3 * STAGE_BYTES, 5);
+  const fds = (): number => readdirSync("/proc/self/fd").length;
+  const before = fds();
+  const c = copier(input, join(tmp, "unused.pcap"), 64, true);
+  assert.ok(await c.reader.readBatchAhead(c.desc, 64, c.arena, c.arenaBytes) > 0); // the next chunk is being read now
+  c.reader.close();
+  await c.writer.closeBehind();
+  for (let i = 0; i < 100 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(fds(), before);
+});
+
 test("a capture read from a pipe (short reads, no size known) is framed whole, reading ahead or in place", { skip: process.platform !== "linux" && "needs mkfifo" }, async () => {
   const input = join(tmp, "piped.pcap");
   bigCapture(input, STAGE_BYTES + (3 << 20), 17);
