@@ -189,7 +189,7 @@ const RZ = memory.data<u32>([
  * equal-weights rendezvous winner. Four candidates at a time with SIMD (the
  * same MurmurHash3 steps lane by lane), the rest one by one.
  */
-function largestHash(cands: usize, n: u32, km: u32): u32 {
+export function largestHash(cands: usize, n: u32, km: u32): u32 {
   let best: u32 = 0;
   let bh: u32 = 0;
   let i: u32 = 0;

@@ -21,6 +21,7 @@ import {
   G_RING, T_FLAGS, TF_DIRTY, T_GROUP, T_WEIGHT, T_HASH, T_DISTANCE, G_RR, G_RR_ROUND,
 } from "./groups";
 import { buildRing, freeRing, ringScale, updateRing } from "./ring";
+import { largestHash } from "./select";
 
 /** Table entries per member slot (M > 100 N keeps the shares within about 10%). */
 export const TABLE_FACTOR: u32 = 101;
@@ -177,9 +178,16 @@ export function group_commit(gid: u32): i32 {
   return rendezvousHash(slotKey, load<u32>(targetPtr(tid) + T_HASH));
 }
 
-/** The rendezvous winner of slot j among the usable targets. */
-function slotWinner(j: u32, usable: usize, u: u32): u32 {
+/**
+ * The rendezvous winner of slot j among the usable targets. `equal`: the
+ * same targets as largestHash reads them (select.ts) when they all weigh the
+ * same, or 0: with equal weights the best score is the largest hash (a
+ * score's cost falls as the hash grows, and equal costs go to the larger
+ * hash), found four at a time.
+ */
+function slotWinner(j: u32, usable: usize, u: u32, equal: usize): u32 {
   let key = rendezvousKey(j);
+  if (equal != 0) return load<u32>(equal + (<usize>largestHash(equal, u, key) << 4));
   let best = load<u32>(usable);
   let bw = <u64>load<u32>(targetPtr(best) + T_WEIGHT);
   let bh = slotHash(key, best);
@@ -192,8 +200,25 @@ function slotWinner(j: u32, usable: usize, u: u32): u32 {
   return best;
 }
 
+/** The usable targets (id, identity hash; 16 bytes each) when they all weigh the same, for slotWinner; else 0 (also when out of memory: it then weighs them). Free with heapFree. */
+function equalWeights(usable: usize, u: u32): usize {
+  if (u == 0) return 0;
+  let w = load<u32>(targetPtr(load<u32>(usable)) + T_WEIGHT);
+  for (let i: u32 = 1; i < u; i++) if (load<u32>(targetPtr(load<u32>(usable + (<usize>i << 2))) + T_WEIGHT) != w) return 0;
+  let c = heapAlloc(<usize>u << 4);
+  if (c == 0) return 0;
+  for (let i: u32 = 0; i < u; i++) {
+    let tid = load<u32>(usable + (<usize>i << 2));
+    store<u32>(c + (<usize>i << 4), tid);
+    store<u32>(c + (<usize>i << 4) + 4, load<u32>(targetPtr(tid) + T_HASH));
+  }
+  return c;
+}
+
 function fillRendezvous(table: usize, m: u32, usable: usize, u: u32): void {
-  for (let j: u32 = 0; j < m; j++) store<u32>(table + (<usize>j << 2), slotWinner(j, usable, u));
+  let equal = equalWeights(usable, u);
+  for (let j: u32 = 0; j < m; j++) store<u32>(table + (<usize>j << 2), slotWinner(j, usable, u, equal));
+  heapFree(equal);
 }
 
 /**
@@ -206,6 +231,7 @@ function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32,
   // challengers: new, changed or heavier targets, as indices into `usable`
   let challengers = heapAlloc(<usize>(u + 1) << 2);
   if (challengers == 0) { fillRendezvous(table, m, usable, u); return; } // out of memory: rebuild in place
+  let equal = equalWeights(usable, u);
   let nc: u32 = 0;
   for (let i: u32 = 0; i < u; i++) {
     let tid = load<u32>(usable + (<usize>i << 2));
@@ -234,7 +260,7 @@ function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32,
     let at = table + (<usize>j << 2);
     let owner = load<u32>(at);
     if ((<u32>load<u8>(targetPtr(owner) + T_FLAGS) & TF_DIRTY) != 0) {
-      store<u32>(at, slotWinner(j, usable, u));
+      store<u32>(at, slotWinner(j, usable, u, equal));
       continue;
     }
     if (nc == 0) continue;
@@ -255,6 +281,7 @@ function updateRendezvous(gid: u32, table: usize, m: u32, old: usize, nOld: u32,
     store<u8>(t + T_FLAGS, <u8>(<u32>load<u8>(t + T_FLAGS) & ~TF_DIRTY));
   }
   heapFree(challengers);
+  heapFree(equal);
 }
 
 /**
