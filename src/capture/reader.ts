@@ -165,10 +165,10 @@ export class CaptureReader {
   /**
    * readBatch, reading ahead: each time it moves to the next chunk of the
    * file it starts reading the one after, which the thread pool does while
-   * the caller processes this one. Needs a reader made with `readAhead`.
+   * the caller processes this one. A reader made without `readAhead` reads
+   * in place, as readBatch does.
    */
   async readBatchAhead(desc: number, max: number, arena: number, arenaLen: number): Promise<number> {
-    if (this.halves !== 2) throw new Error("CaptureReader: made without readAhead");
     for (;;) {
       const n = this.frame(desc, max, arena, arenaLen);
       if (n >= 0) return n;
@@ -179,7 +179,7 @@ export class CaptureReader {
       if (got instanceof Error) throw new CaptureFileError(`cannot read ${this.path}: ${firstLine(got)}`);
       this.took(got);
       // the half just left is free (framed, its tail carried); read into it unless the file has no more
-      if (!this.eof && this.bytesRead < this.fileBytes) this.ahead = this.readAhead(this.dataOf(this.other));
+      if (this.halves === 2 && !this.eof && this.bytesRead < this.fileBytes) this.ahead = this.readAhead(this.dataOf(this.other));
     }
   }
 

@@ -62,12 +62,16 @@ export class CaptureWriter {
     this.regions = writeBehind ? [out, out + this.capacity] : [out];
   }
 
+  /** `w` more bytes were framed after what is gathered (NO_ROOM: they did not fit). */
+  private gathered(w: number): void {
+    if (w === NO_ROOM) throw new CaptureFileError(`${this.path}: output buffer too small for one batch`);
+    this.used += w;
+  }
+
   /** Frame records for the forwarded packets of desc[0..n) (each followed by its reflection in desc2; 0: none) after what is gathered. */
   private gather(desc: number, n: number, desc2: number): void {
     // (under the threshold gathered, the room left holds a batch)
-    const w = this.core.cap_emit(desc, n, desc2, this.regions[this.cur] + this.used, this.capacity - this.used);
-    if (w === NO_ROOM) throw new CaptureFileError(`${this.path}: output buffer too small for one batch`);
-    this.used += w;
+    this.gathered(this.core.cap_emit(desc, n, desc2, this.regions[this.cur] + this.used, this.capacity - this.used));
   }
 
   private flush(): void {
@@ -86,9 +90,7 @@ export class CaptureWriter {
 
   /** The file header, in the format of the input being read (call after the first readBatch). */
   begin(): void {
-    const w = this.core.cap_emit_begin(this.regions[this.cur] + this.used, this.capacity - this.used);
-    if (w === NO_ROOM) throw new CaptureFileError(`${this.path}: output buffer too small for one batch`);
-    this.used += w;
+    this.gathered(this.core.cap_emit_begin(this.regions[this.cur] + this.used, this.capacity - this.used));
   }
 
   /** Records for the forwarded packets of desc[0..n), each followed by its reflection in desc2 (0: none). */
@@ -100,13 +102,13 @@ export class CaptureWriter {
   /**
    * writeBatch, writing behind: a full region is written on the thread pool
    * while the next batches gather in the other, which waits only if that
-   * write is still going when it fills. Needs a writer made with
-   * `writeBehind`; finish with closeBehind().
+   * write is still going when it fills. A writer made without `writeBehind`
+   * writes in place, as writeBatch does. Finish with closeBehind().
    */
   async writeBatchBehind(desc: number, n: number, desc2 = 0): Promise<void> {
-    if (this.regions.length !== 2) throw new Error("CaptureWriter: made without writeBehind");
     this.gather(desc, n, desc2);
     if (this.used < this.threshold) return;
+    if (this.regions.length === 1) return this.flush();
     await this.settle(); // the other region is free again
     this.behind = this.writeFrom(this.regions[this.cur], this.used);
     this.cur ^= 1;

@@ -112,7 +112,7 @@ export async function replay(dp: DataPlane, opts: ReplayOptions): Promise<Replay
   const t0 = performance.now();
   try {
     for (;;) {
-      const n = overlap ? await reader.readBatchAhead(batch.desc, slots, batch.arena, arenaBytes) : reader.readBatch(batch.desc, slots, batch.arena, arenaBytes);
+      const n = await reader.readBatchAhead(batch.desc, slots, batch.arena, arenaBytes); // (in place unless overlap)
       if (writer && !begun) {
         writer.begin(); // the format is known once the first chunk was read
         begun = true;
@@ -124,8 +124,7 @@ export async function replay(dp: DataPlane, opts: ReplayOptions): Promise<Replay
         dp.reflectBatch(batch.desc, n, reflections);
         dp.processBatch(reflections.desc, n);
       }
-      if (overlap) await writer?.writeBatchBehind(batch.desc, n, reflections ? reflections.desc : 0);
-      else writer?.writeBatch(batch.desc, n, reflections ? reflections.desc : 0);
+      await writer?.writeBatchBehind(batch.desc, n, reflections ? reflections.desc : 0);
       opts.onProgress?.(reader.bytesRead, fileBytes, packets);
     }
   } finally {
