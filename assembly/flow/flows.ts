@@ -186,10 +186,17 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
   return proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
 }
 
-/** True when index reference `ref` is the key src:sport -> dst:dport (`want`: keyWant) in its direction. */
+/**
+ * True when index reference `ref` is the key src:sport -> dst:dport (`want`:
+ * keyWant) in its direction. A reverse reference also needs a flow with a
+ * binding: a reference the prefetch saw may name a flow that has since been
+ * moved to a PIAS-aware target (flowRepin), whose record keeps its old NAT
+ * port but whose reverse key left the index.
+ */
 @inline function refHolds(ref: u32, want: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32): bool {
   let rec = flowPtr(ref >> 1);
-  if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want) return false;
+  let mask = (ref & DIR_REVERSE) == 0 ? KEY_MASK : KEY_MASK | (FF_AWARE << 8);
+  if ((<u32>load<u16>(rec + F_PROTO) & mask) != want) return false;
   if ((ref & DIR_REVERSE) == 0) {
     return load<u32>(rec + F_CPORT) == (sport | (dport << 16)) && sameAddr(family, rec + F_CADDR, src) &&
       sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst);

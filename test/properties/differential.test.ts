@@ -365,6 +365,35 @@ test("a batch without packets does not expire flows: the sweep runs with the tim
   assert.equal(dp.counters().flowsLive, 1, "no time passed: the flow is still live");
 });
 
+test("a target's reply in the batch whose earlier packet moved its flow to a PIAS-aware target is no-binding, as in a batch of its own (assembly/flow/flows.ts refHolds: the prefetch saw the reverse key)", () => {
+  // one endpoint twice: legacy (NAT) and PIAS-aware; round robin puts the first flow on the legacy one
+  const dp = DataPlane.create({ address: "198.51.100.1", capacity: { flows: 64, groups: 8, targets: 16 } }, [{
+    protocol: "udp", address: "203.0.113.10", port: 53, policy: "round-robin",
+    targets: [{ address: "192.0.2.11", port: 53 }, { address: "192.0.2.11", port: 0, aware: true }],
+  }]);
+  const batch = dp.createBatch(2);
+  const fromClient = clientPacket("udp", 1);
+  batch.add(fromClient, { time: 1000 });
+  dp.process(batch);
+  const nated = batch.packet(0);
+  assert.equal(nated.length, fromClient.length, "NATed, not tunnelled");
+  const reply = buildPacket({
+    family: 4, proto: "udp", src: new Uint8Array([192, 0, 2, 11]), dst: new Uint8Array([198, 51, 100, 1]),
+    sport: 53, dport: get16(nated, locate(nated).l4), payload: new Uint8Array(8),
+  });
+  dp.setTargetUp(dp.groupKeys()[0], "192.0.2.11:53", false);
+  batch.clear();
+  batch.add(fromClient, { time: 1001 }); // moves the flow to the aware target: its binding goes
+  batch.add(reply, { time: 1001 });
+  dp.process(batch);
+  assert.equal(batch.packet(0).length, fromClient.length + 20, "tunnelled to the aware target");
+  assert.equal(Reason[batch.reason(1)], Reason[Reason.NoBinding], "the old binding's reply, same batch");
+  batch.clear();
+  batch.add(reply, { time: 1002 });
+  dp.process(batch);
+  assert.equal(Reason[batch.reason(0)], Reason[Reason.NoBinding], "the same reply, a batch of its own");
+});
+
 test("flows of a removed group no longer match: after removeGroup and addGroup the same client tuple gets a new flow (assembly/group/groups.ts group_remove)", () => {
   for (const protocol of ["tcp", "udp"] as const) {
     const dp = oneGroupPlane(protocol);
