@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts (or those under the paths given) with node:test.
 // Node 20's runner does not expand globs, so the files are listed here.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -25,12 +26,25 @@ if (files.length === 0) {
 // floods) run one at a time after the others: two of them together starve each other's forwarding
 // on a 2-core machine and lose packets no proxy dropped.
 const alone = (f) => f.includes("/e2e/") || /\/io\/xdp[^/]*\.test\.ts$/.test(f);
-const run = (list, concurrency) =>
+// Each run's report also goes to a file, so that the failures of the first run are repeated at the very end:
+// CI keeps only the tail of a long output, which the second run fills.
+const logs = mkdtempSync(join(tmpdir(), "pias-test-"));
+const run = (list, concurrency, name) =>
   list.length === 0
     ? 0
-    : (spawnSync(process.execPath, ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...list], {
+    : (spawnSync(process.execPath, ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`,
+        "--test-reporter=spec", "--test-reporter-destination=stdout",
+        "--test-reporter=spec", `--test-reporter-destination=${join(logs, name)}`, ...list], {
         stdio: "inherit",
       }).status ?? 1);
-const first = run(files.filter((f) => !alone(f)), process.env.PIAS_TEST_CONCURRENCY ?? 2);
-const second = run(files.filter(alone), 1);
+const first = run(files.filter((f) => !alone(f)), process.env.PIAS_TEST_CONCURRENCY ?? 2, "first");
+const second = run(files.filter(alone), 1, "second");
+for (const [name, status] of [["first", first], ["second", second]]) {
+  if (status === 0) continue;
+  const log = existsSync(join(logs, name)) ? readFileSync(join(logs, name), "utf8") : "";
+  const at = log.lastIndexOf("✖ failing tests:");
+  console.log(`\n==== the ${name} run (${name === "first" ? "two files at a time" : "one file at a time"}) failed (exit ${status}); its failures again:\n`);
+  console.log(at >= 0 ? log.slice(at) : log.split("\n").slice(-60).join("\n"));
+}
+rmSync(logs, { recursive: true, force: true });
 process.exit(first || second);
