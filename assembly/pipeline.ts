@@ -295,8 +295,11 @@ function toAwareTarget(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): b
  * A super-packet to an aware target: cut by gso_size and each segment
  * tunnelled (rewrite/gso.ts). The path MTU rule applies per segment: when
  * the largest does not fit (with DF, or IPv6), the sender hears the MTU once.
+ * One captured only up to a snap length is dropped: the payload to cut is
+ * not all there.
  */
 function segmentToAware(pkt: Packet, d: usize, rec: usize, t: usize, aux: u32): void {
+  if (pkt.truncated) { drop(d, Reason.GsoTruncated); return; } // its payload past the snap length is not there to cut
   if (tooBigForTunnel(pkt, firstSegmentLen(pkt))) {
     tooBig(pkt, d, aux);
     return;

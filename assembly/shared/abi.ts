@@ -221,11 +221,13 @@ export enum Reason {
   HalfOpenLimit = 41,
   /** To an anycast-prefix address with no group, past the packets per second the host takes to resolve. */
   ResolveThrottled = 42,
+  /** A super-packet to a PIAS-aware target whose payload was not captured whole (a capture cut at a snap length): it cannot be cut into segments. */
+  GsoTruncated = 43,
 }
 
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
-  REASON_COUNT = 43,
+  REASON_COUNT = 44,
 }
 
 /**

@@ -269,6 +269,7 @@ function toAwareTarget(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarge
  * virtio_net_hdr asking for no GSO; the path MTU rule per segment.
  */
 function segmentToAware(m: ModelState, f: Frame, p: Parsed, fl: Flow, t: RefTarget, aux: number, res: Outcome): void {
+  if (p.truncated) return drop(m, res, Reason.GsoTruncated); // only the captured bytes are here: nothing to cut the rest from
   const b = f.buf;
   const segs = segment(b.slice(p.l3, p.l3 + p.ipTotal), p.gsoSize, p.partial);
   const outer = p.family === 4 ? 20 : 40;

@@ -12,6 +12,7 @@ import { DataPlane, reasonName, type GroupSpec } from "../../src/core/dataplane.
 import { parseAddress } from "../../src/net/addr.js";
 import { pseudoHeaderSum } from "../../src/net/checksum.js";
 import { completeChecksum, segment } from "../../src/reference/rewrite/gso.js";
+import { ReferenceModel } from "../../src/reference/model.js";
 import { buildPacket, checksumsValid, locate, type PacketSpec } from "../helpers/packets.js";
 
 const runs = process.env.PIAS_FUZZ_RUNS ? Number(process.env.PIAS_FUZZ_RUNS) : 150;
@@ -242,6 +243,31 @@ test("a super-packet to an aware target with no segment area left is dropped as 
   assert.deepEqual(checksumsValid(err), { ip: true, l4: true, quoted: true });
   assert.equal(dp.segmentsEmitted(), 0);
   assert.equal(dp.counters().drops["packet-too-big"], 1);
+});
+
+test("a super-packet cut at a snap length (a capture's) is dropped as gso-truncated toward an aware target, never cut from bytes it does not have; toward a legacy target it is NATed whole", () => {
+  const ip = ipOf({ family: 4, proto: "tcp", payload: 6000, gsoSize: 1448, partial: false, flags: 0x10, seq: 1, id: 1, df: true, sport: 5000 });
+  const whole = frame(vnet(ip, false, 1448), ip);
+  const snapped = whole.subarray(0, Vnet.SIZE + 200); // the first 200 bytes of the IP packet captured
+  const run1 = (dp: DataPlane) => {
+    dp.createSegmentArea(64, 1 << 20);
+    const b = dp.createBatch(1, 1 << 16);
+    assert.ok(b.add(snapped, { link: Link.VNET, time: 100, wirelen: whole.length }));
+    dp.process(b);
+    return { verdict: b.verdict(0), reason: b.reason(0), frame: b.packet(0).slice(), segments: dp.segmentsEmitted() };
+  };
+  const aware = run1(dataPlane(true));
+  assert.equal(reasonName(aware.reason), "gso-truncated");
+  assert.equal(aware.segments, 0, "no segment made");
+  const legacy = run1(dataPlane(false));
+  assert.equal(legacy.verdict, Verdict.Forward, reasonName(legacy.reason));
+  assert.equal(legacy.frame.length, snapped.length, "NATed as captured");
+  // the reference model: the same drop (it used to throw, having nothing to cut)
+  const model = new ReferenceModel({ address: PROXY, address6: PROXY6 });
+  model.createSegmentArea(64, 1 << 20);
+  model.addGroup({ protocol: "tcp", address: "203.0.113.10", port: 80, policy: "affinity", targets: [{ address: "192.0.2.11", port: 8080, aware: true }] });
+  const [m] = model.process([{ data: snapped, link: Link.VNET, time: 100, wirelen: whole.length }]);
+  assert.equal(reasonName(m!.reason), "gso-truncated");
 });
 
 test("arbitrary virtio headers in front of arbitrary packets never trap and always get a verdict", () => {
