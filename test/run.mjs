@@ -26,24 +26,24 @@ if (files.length === 0) {
 // floods) run one at a time after the others: two of them together starve each other's forwarding
 // on a 2-core machine and lose packets no proxy dropped.
 const alone = (f) => f.includes("/e2e/") || /\/io\/xdp[^/]*\.test\.ts$/.test(f);
-// Each run's report also goes to a file, so that the failures of the first run are repeated at the very end:
-// CI keeps only the tail of a long output, which the second run fills.
+// The first run's report also goes to a file, so that its failures can be repeated at the very end: CI keeps
+// only the tail of a long output, which the second run's report fills (that one ends with its own failures).
 const logs = mkdtempSync(join(tmpdir(), "pias-test-"));
-const run = (list, concurrency, name) =>
+const firstLog = join(logs, "first");
+const run = (list, concurrency, log) =>
   list.length === 0
     ? 0
     : (spawnSync(process.execPath, ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`,
         "--test-reporter=spec", "--test-reporter-destination=stdout",
-        "--test-reporter=spec", `--test-reporter-destination=${join(logs, name)}`, ...list], {
+        ...(log ? ["--test-reporter=spec", `--test-reporter-destination=${log}`] : []), ...list], {
         stdio: "inherit",
       }).status ?? 1);
-const first = run(files.filter((f) => !alone(f)), process.env.PIAS_TEST_CONCURRENCY ?? 2, "first");
-const second = run(files.filter(alone), 1, "second");
-for (const [name, status] of [["first", first], ["second", second]]) {
-  if (status === 0) continue;
-  const log = existsSync(join(logs, name)) ? readFileSync(join(logs, name), "utf8") : "";
-  const at = log.lastIndexOf("✖ failing tests:");
-  console.log(`\n==== the ${name} run (${name === "first" ? "two files at a time" : "one file at a time"}) failed (exit ${status}); its failures again:\n`);
+const first = run(files.filter((f) => !alone(f)), process.env.PIAS_TEST_CONCURRENCY ?? 2, firstLog);
+const second = run(files.filter(alone), 1);
+if (first !== 0) {
+  const log = existsSync(firstLog) ? readFileSync(firstLog, "utf8") : "";
+  const at = log.lastIndexOf("\u2716 failing tests:");
+  console.log(`\n==== the first run (two files at a time) failed (exit ${first}); its failures again:\n`);
   console.log(at >= 0 ? log.slice(at) : log.split("\n").slice(-60).join("\n"));
 }
 rmSync(logs, { recursive: true, force: true });
