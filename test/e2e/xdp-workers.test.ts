@@ -107,7 +107,7 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
 
   test("1000 short TCP connections and 200 UDP flows complete; replies on the other worker's queue are handed to their owner, and no core sees a reply it does not own", (t) => {
     const m0 = metrics();
-    const counters = (): string => metrics().split("\n").filter((l) => /^pias_(dropped|worker|wrong|packets_total|forwarded|io_packets)/.test(l)).join("\n");
+    const counters = (): string => metrics().split("\n").filter((l) => /^pias_(dropped|worker|wrong|packets_total|forwarded|io_packets|io_frames)/.test(l)).join("\n");
     assert.equal(client(["many", TA, "7", "1000"], 300_000), "1000", counters());
     assert.equal(client(["udp", TA, "53", "200"], 300_000), "200", counters());
     const m1 = metrics();
