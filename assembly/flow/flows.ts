@@ -189,9 +189,10 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 /**
  * True when index reference `ref` is the key src:sport -> dst:dport (`want`:
  * keyWant) in its direction. A reverse reference also needs a flow with a
- * binding: a reference the prefetch saw may name a flow that has since been
- * moved to a PIAS-aware target (flowRepin), whose record keeps its old NAT
- * port but whose reverse key left the index.
+ * binding (FF_AWARE clear): one the prefetch saw may since name a flow moved
+ * to a PIAS-aware target (flowRepin keeps the old NAT port in the record
+ * while the reverse key leaves the index), or a record taken again by an
+ * aware flow.
  */
 @inline function refHolds(ref: u32, want: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32): bool {
   let rec = flowPtr(ref >> 1);
