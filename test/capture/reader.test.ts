@@ -324,6 +324,56 @@ test("a pcapng with more interfaces than 1,024 over its sections (2,000 in two s
   assert.deepEqual(readCapture(out).packets.map((p) => p.iface), [1199, 1999]);
 });
 
+test("property: a pcapng packet's seconds are its timestamp over its interface's if_tsresol, plus if_tsoffset, whatever the order of the timestamps", () => {
+  // per interface: if_tsresol (decimal 10^-r or binary 2^-r) and if_tsoffset; packets jump forwards and back across seconds
+  const resol = fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 40 }).map((b) => 0x80 | b));
+  const iface = fc.record({ resol, offset: fc.bigInt({ min: -(1n << 40n), max: 1n << 40n }) });
+  const stamp = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.bigInt({ min: 0n, max: 1n << 36n }));
+  fc.assert(fc.property(fc.array(iface, { minLength: 1, maxLength: 3 }), fc.array(fc.tuple(fc.nat(), stamp, fc.integer({ min: -2, max: 2 })), { minLength: 1, maxLength: 40 }), (ifaces, packets) => {
+    const blocks: Buffer[] = [];
+    const block = (type: number, body: Buffer): void => {
+      const b = Buffer.alloc(12 + body.length);
+      b.writeUInt32LE(type, 0);
+      b.writeUInt32LE(b.length, 4);
+      body.copy(b, 8);
+      b.writeUInt32LE(b.length, b.length - 4);
+      blocks.push(b);
+    };
+    block(0x0a0d0d0a, Buffer.from([0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    const ticks = ifaces.map((f) => (f.resol & 0x80 ? 1n << BigInt(f.resol & 0x7f) : 10n ** BigInt(f.resol)));
+    for (const f of ifaces) {
+      const body = Buffer.alloc(8 + 8 + 12 + 4); // link, snaplen; if_tsresol; if_tsoffset; end of options
+      body.writeUInt16LE(101, 0);
+      body.writeUInt16LE(9, 8); body.writeUInt16LE(1, 10); body[12] = f.resol;
+      body.writeUInt16LE(14, 16); body.writeUInt16LE(8, 18); body.writeBigInt64LE(f.offset, 20);
+      block(1, body);
+    }
+    const want: number[] = [];
+    const ip = Buffer.from([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    for (const [n, raw, nudge] of packets) {
+      const i = n % ifaces.length;
+      // near a second's boundary now and then: the last tick of a second, the first of the next
+      const ts = nudge === 0 ? raw : ((raw / ticks[i]) * ticks[i] + (nudge < 0 ? -1n : BigInt(nudge - 1)) + ticks[i]) % (1n << 64n);
+      const body = Buffer.alloc(20 + ip.length);
+      body.writeUInt32LE(i, 0);
+      body.writeUInt32LE(Number(ts >> 32n), 4);
+      body.writeUInt32LE(Number(ts & 0xffffffffn), 8);
+      body.writeUInt32LE(ip.length, 12);
+      body.writeUInt32LE(ip.length, 16);
+      ip.copy(body, 20);
+      block(6, body);
+      want.push(Number(BigInt.asUintN(32, ts / ticks[i] + ifaces[i].offset)));
+    }
+    const f = join(tmp, "timestamps.pcapng");
+    writeFileSync(f, Buffer.concat(blocks));
+    assert.deepEqual(readCapture(f).packets.map((p) => p.time), want);
+  }), {
+    numRuns: 300,
+    // the largest timestamp (its second cut short by the 64-bit range), then the smallest
+    examples: [[[{ resol: 9, offset: 0n }], [[0, (1n << 64n) - 1n, 0], [0, 0n, 0]]]],
+  });
+});
+
 test("an empty file is refused with a one-line error", () => {
   expectCaptureError(new Uint8Array(0), /empty file/);
 });
