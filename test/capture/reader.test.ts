@@ -51,6 +51,20 @@ for (const name of CAPTURES) {
   });
 }
 
+/** Every packet block of a pcapng the writer wrote (little-endian) pads its data to 4 bytes with zeros. */
+function assertZeroPadding(path: string): void {
+  const f = readFileSync(path);
+  for (let at = 0; at + 12 <= f.length;) {
+    const type = f.readUInt32LE(at), len = f.readUInt32LE(at + 4);
+    if (type === 6) {
+      const caplen = f.readUInt32LE(at + 20);
+      const pad = f.subarray(at + 28 + caplen, at + len - 4);
+      assert.ok(pad.every((x) => x === 0), `the padding of the block at byte ${at} is ${pad.toString("hex")}`);
+    }
+    at += len;
+  }
+}
+
 /** The ns-resolution pcap files among the captures (magic a1b23c4d in either byte order). */
 function isNanos(name: string): boolean {
   const m = readFileSync(capture(name)).readUInt32LE(0);
@@ -156,6 +170,7 @@ for (const name of CAPTURES) {
     assert.equal(b.format, a.format);
     assert.equal(b.packets.length, a.packets.length);
     a.packets.forEach((p, i) => assert.deepEqual(b.packets[i], p, `packet ${i + 1}`));
+    if (b.format === CaptureFormat.PcapNg) assertZeroPadding(out);
     if (hasTshark()) {
       // packets only (tshark lists custom blocks as frames too); a simple packet block has no timestamp,
       // and we write it as an enhanced packet block with timestamp 0
