@@ -16,6 +16,7 @@ import { CaptureFileError } from "../../src/errors.js";
 import { instantiate } from "../../src/core/wasm.js";
 import { CAPTURES_DIR, capture } from "../helpers/paths.js";
 import { SKIP_NO_TSHARK, hasTshark, tsharkFields } from "../helpers/tshark.js";
+import { IP_PACKET, epb, idb, shb } from "../helpers/pcapng.js";
 
 const CAPTURES = readdirSync(CAPTURES_DIR).filter((f) => /\.pcap(ng)?$/.test(f)).sort();
 const tmp = mkdtempSync(join(tmpdir(), "pias-capture-"));
@@ -302,34 +303,8 @@ const sample = readFileSync(capture("tcpreplay__test.pcap"));
 const sampleNg = readFileSync(capture("ppp__pcapng-example.pcapng"));
 
 test("a pcapng with more interfaces than 1,024 over its sections (2,000 in two sections) is read, and written back with every packet on its interface", () => {
-  const blocks: Uint8Array[] = [];
-  const block = (type: number, body: Uint8Array): void => {
-    const b = new Uint8Array(12 + body.length);
-    const v = new DataView(b.buffer);
-    v.setUint32(0, type, true);
-    v.setUint32(4, b.length, true);
-    b.set(body, 8);
-    v.setUint32(b.length - 4, b.length, true);
-    blocks.push(b);
-  };
-  const shb = (): void => block(0x0a0d0d0a, Uint8Array.of(0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff));
-  const idb = (): void => block(1, Uint8Array.of(101, 0, 0, 0, 0, 0, 1, 0)); // LINKTYPE_RAW, snaplen 65536
-  const epb = (iface: number): void => {
-    const ip = Uint8Array.of(0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2);
-    const body = new Uint8Array(20 + ip.length);
-    const v = new DataView(body.buffer);
-    v.setUint32(0, iface, true);
-    v.setUint32(12, ip.length, true);
-    v.setUint32(16, ip.length, true);
-    body.set(ip, 20);
-    block(6, body);
-  };
-  shb();
-  for (let i = 0; i < 1200; i++) idb();
-  epb(1199);
-  shb();
-  for (let i = 0; i < 800; i++) idb();
-  epb(799); // the file's interface 1999
+  const raw = 101; // LINKTYPE_RAW
+  const blocks = [shb(), ...Array.from({ length: 1200 }, () => idb(raw)), epb(1199), shb(), ...Array.from({ length: 800 }, () => idb(raw)), epb(799)]; // the file's interface 1999
   const f = join(tmp, "many-interfaces.pcapng");
   writeFileSync(f, Buffer.concat(blocks));
   const c = readCapture(f);
@@ -345,38 +320,20 @@ test("property: a pcapng packet's seconds are its timestamp over its interface's
   const iface = fc.record({ resol, offset: fc.bigInt({ min: -(1n << 40n), max: 1n << 40n }) });
   const stamp = fc.oneof(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.bigInt({ min: 0n, max: 1n << 36n }));
   fc.assert(fc.property(fc.array(iface, { minLength: 1, maxLength: 3 }), fc.array(fc.tuple(fc.nat(), stamp, fc.integer({ min: -2, max: 2 })), { minLength: 1, maxLength: 40 }), (ifaces, packets) => {
-    const blocks: Buffer[] = [];
-    const block = (type: number, body: Buffer): void => {
-      const b = Buffer.alloc(12 + body.length);
-      b.writeUInt32LE(type, 0);
-      b.writeUInt32LE(b.length, 4);
-      body.copy(b, 8);
-      b.writeUInt32LE(b.length, b.length - 4);
-      blocks.push(b);
-    };
-    block(0x0a0d0d0a, Buffer.from([0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
     const ticks = ifaces.map((f) => (f.resol & 0x80 ? 1n << BigInt(f.resol & 0x7f) : 10n ** BigInt(f.resol)));
+    const blocks = [shb()];
     for (const f of ifaces) {
-      const body = Buffer.alloc(8 + 8 + 12 + 4); // link, snaplen; if_tsresol; if_tsoffset; end of options
-      body.writeUInt16LE(101, 0);
-      body.writeUInt16LE(9, 8); body.writeUInt16LE(1, 10); body[12] = f.resol;
-      body.writeUInt16LE(14, 16); body.writeUInt16LE(8, 18); body.writeBigInt64LE(f.offset, 20);
-      block(1, body);
+      const options = Buffer.alloc(8 + 12 + 4); // if_tsresol; if_tsoffset; end of options
+      options.writeUInt16LE(9, 0); options.writeUInt16LE(1, 2); options[4] = f.resol;
+      options.writeUInt16LE(14, 8); options.writeUInt16LE(8, 10); options.writeBigInt64LE(f.offset, 12);
+      blocks.push(idb(101, options));
     }
     const want: number[] = [];
-    const ip = Buffer.from([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
     for (const [n, raw, nudge] of packets) {
       const i = n % ifaces.length;
       // near a second's boundary now and then: the last tick of a second, the first of the next
       const ts = nudge === 0 ? raw : ((raw / ticks[i]) * ticks[i] + (nudge < 0 ? -1n : BigInt(nudge - 1)) + ticks[i]) % (1n << 64n);
-      const body = Buffer.alloc(20 + ip.length);
-      body.writeUInt32LE(i, 0);
-      body.writeUInt32LE(Number(ts >> 32n), 4);
-      body.writeUInt32LE(Number(ts & 0xffffffffn), 8);
-      body.writeUInt32LE(ip.length, 12);
-      body.writeUInt32LE(ip.length, 16);
-      ip.copy(body, 20);
-      block(6, body);
+      blocks.push(epb(i, IP_PACKET, ts));
       want.push(Number(BigInt.asUintN(32, ts / ticks[i] + ifaces[i].offset)));
     }
     const f = join(tmp, "timestamps.pcapng");

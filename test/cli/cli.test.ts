@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { readCapture } from "../../src/capture/file.js";
 import { REPO_ROOT, capture } from "../helpers/paths.js";
+import { epb, idb, shb } from "../helpers/pcapng.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pias-cli-"));
 
@@ -139,27 +140,8 @@ test("a capture of an unknown link type is a one-line error", () => {
 });
 
 test("a pcapng packet on an interface of an unknown link type is a one-line error (the other interface's packets are fine)", () => {
-  const block = (type: number, body: Buffer): Buffer => {
-    const b = Buffer.alloc(12 + body.length);
-    b.writeUInt32LE(type, 0);
-    b.writeUInt32LE(b.length, 4);
-    body.copy(b, 8);
-    b.writeUInt32LE(b.length, b.length - 4);
-    return b;
-  };
-  const idb = (link: number): Buffer => block(1, Buffer.from([link & 0xff, link >> 8, 0, 0, 0, 0, 1, 0]));
-  const epb = (iface: number): Buffer => {
-    const ip = Buffer.from([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-    const body = Buffer.alloc(20 + ip.length);
-    body.writeUInt32LE(iface, 0);
-    body.writeUInt32LE(ip.length, 12);
-    body.writeUInt32LE(ip.length, 16);
-    ip.copy(body, 20);
-    return block(6, body);
-  };
-  const shb = block(0x0a0d0d0a, Buffer.from([0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
   const f = join(tmp, "link147.pcapng");
-  writeFileSync(f, Buffer.concat([shb, idb(101), idb(147), epb(0), epb(0), epb(1)])); // LINKTYPE_RAW, LINKTYPE_USER0
+  writeFileSync(f, Buffer.concat([shb(), idb(101), idb(147), epb(0), epb(0), epb(1)])); // LINKTYPE_RAW, LINKTYPE_USER0
   const r = pias("replay", f, "--config", config);
   assert.equal(r.status, 1);
   oneLine(r.stderr);
