@@ -1,7 +1,7 @@
 // `pias run` on a TUN device, end to end, in network namespaces this file
 // creates and removes: a client, the proxy, and three targets joined by veth
-// pairs. Real servers in the targets (python3 -m http.server, a UDP echo with
-// socat, a TCP sink), real clients (curl, socat, ping, python) in the client
+// pairs. Real servers in the targets (python3 -m http.server, a UDP echo
+// (servers.py), a TCP sink), real clients (curl, socat, ping, python) in the client
 // namespace. No traffic leaves the namespaces.
 //
 //   client 10.10.0.2 --- 10.10.0.1 proxy 10.20.i.1 --- 10.20.i.2 target i (i = 1, 2, 3)
@@ -21,6 +21,7 @@ import { netnsUnavailable, Topology, waitForLine } from "../helpers/netns.js";
 
 const skip = netnsUnavailable();
 const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
+const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
 const AWARE_TA = "198.51.100.20";
 const targets = [1, 2, 3].map((i) => ({ name: `t${i}`, address: `10.20.${i}.2` }));
@@ -105,7 +106,7 @@ describe("pias run (TUN) between a client and three targets in network namespace
       mkdirSync(www);
       writeFileSync(join(www, "id"), `${t.name}\n`);
       startHttp(i);
-      topo.start(t.name, ["socat", `UDP4-RECVFROM:5353,bind=${t.address},fork`, `SYSTEM:sed -u s/^/${t.name}=/`]);
+      await waitForLine(topo.start(t.name, ["python3", SERVERS, "udpecho", t.address, "5353", `${t.name}=`]), /^ready/);
     }
     // target 3: the TA on lo, a user-space IP-in-IP endpoint and a TCP sink for the upload group
     topo.exec("t3", ["ip", "addr", "add", `${AWARE_TA}/32`, "dev", "lo"]);

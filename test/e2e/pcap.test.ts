@@ -1,7 +1,7 @@
 // `pias run` with the pcap backend (node_pcap), end to end, in network
 // namespaces this file creates and removes: a one-armed proxy on a router.
 //
-//   client 10.30.1.2 --- router --- 10.30.3.2 target (python3 -m http.server, socat UDP echo)
+//   client 10.30.1.2 --- router --- 10.30.3.2 target (python3 -m http.server, a UDP echo)
 //                          |
 //                     10.30.2.2 proxy (pias on its only interface; the router sends it
 //                               198.51.100.0/24 and the NAT address 10.255.0.1)
@@ -31,6 +31,7 @@ function pcapUnavailable(): string | undefined {
 
 const skip = pcapUnavailable();
 const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
+const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
 
 describe("pias run (pcap) as a one-armed proxy beside a router", { skip, timeout: 90_000 }, () => {
@@ -59,7 +60,7 @@ describe("pias run (pcap) as a one-armed proxy beside a router", { skip, timeout
     mkdirSync(join(dir, "www"));
     writeFileSync(join(dir, "www", "id"), "t\n");
     topo.start("t", ["python3", "-m", "http.server", "8080", "--bind", "10.30.3.2", "--directory", join(dir, "www")]);
-    topo.start("t", ["socat", "UDP4-RECVFROM:5353,bind=10.30.3.2,fork", "SYSTEM:sed -u s/^/t=/"]);
+    await waitForLine(topo.start("t", ["python3", SERVERS, "udpecho", "10.30.3.2", "5353", "t="]), /^ready/);
     const t0 = Date.now();
     while (topo.run("r", ["curl", "-s", "--max-time", "1", "http://10.30.3.2:8080/id"]).status !== 0) {
       if (Date.now() - t0 > 20_000) throw new Error("the target's HTTP server did not start");

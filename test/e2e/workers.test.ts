@@ -76,7 +76,7 @@ describe("pias run with two workers on an offloaded multi-queue TUN", { skip, ti
       if (ns === "t2" && mode === "hash") topo.exec("t2", ["ip", "addr", "add", `${AWARE_TA}/32`, "dev", "lo"]);
       await waitForLine(topo.start(ns, ["python3", SERVERS, mode, addr, port]), /^ready/);
     }
-    topo.start("t1", ["socat", `UDP4-RECVFROM:5353,bind=${LEGACY},fork`, "SYSTEM:cat"]);
+    await waitForLine(topo.start("t1", ["python3", SERVERS, "udpecho", LEGACY, "5353"]), /^ready/);
     await waitForLine(topo.start("t2", [process.execPath, "--import", "tsx", join(REPO_ROOT, "test", "e2e", "aware-endpoint.ts"), AWARE], { cwd: REPO_ROOT }), /^ready/);
     writeFileSync(configPath, JSON.stringify(config));
     await pias.start();

@@ -4,7 +4,7 @@
 // on the peer's RX queue numbered like the sender's TX queue, which the
 // sender picks per socket: flows spread over both queues, and a target's
 // reply often comes in on the queue of the worker that does not own its NAT
-// port). Real servers (an echo server, socat) and clients (python).
+// port). Real servers (TCP and UDP echo servers) and clients (python).
 //
 //   client 10.10.0.2 ==2q== 10.10.0.1 proxy 10.20.1.1 ==2q== 10.20.1.2 target
 //                                     10.20.2.1 --1q-- 10.20.2.2 (only for the fall-back)
@@ -88,7 +88,7 @@ describe("pias run with two workers on AF_XDP, over veth pairs with two queues",
     topo.exec("t1", ["ethtool", "-K", targetIf, "tx", "off"]);
     await waitForLine(topo.start("t1", ["python3", SERVERS, "echo", TARGET, "7"]), /^ready/);
     await waitForLine(topo.start("t1", ["python3", SERVERS, "hash", TARGET, "9000"]), /^ready/);
-    topo.start("t1", ["socat", `UDP4-RECVFROM:5353,bind=${TARGET},fork`, "SYSTEM:cat"]);
+    await waitForLine(topo.start("t1", ["python3", SERVERS, "udpecho", TARGET, "5353"]), /^ready/);
     // both next hops' MACs in the proxy's neighbour table
     topo.exec("p", ["ping", "-c", "1", "-W", "2", "10.10.0.2"]);
     topo.exec("p", ["ping", "-c", "1", "-W", "2", TARGET]);

@@ -2,7 +2,7 @@
 // namespaces this file creates and removes: a client, the proxy and three
 // targets joined by veth pairs, pias on all four of the proxy's interfaces
 // with native XDP. Real servers in the targets (python3 -m http.server, a UDP
-// echo with socat, TCP sinks), real clients (curl, socat, ping, python) in the
+// echo (servers.py), TCP sinks), real clients (curl, socat, ping, python) in the
 // client namespace. No traffic leaves the namespaces.
 //
 //   client 10.10.0.2 --- 10.10.0.1 proxy 10.20.i.1 --- 10.20.i.2 target i (i = 1, 2, 3)
@@ -33,6 +33,7 @@ const why = xdpUnavailable();
 const skip = why ? `AF_XDP: ${why}` : netnsUnavailable();
 const CLI = join(REPO_ROOT, "dist", "src", "cli", "pias.cjs");
 const CLIENTS = join(REPO_ROOT, "test", "e2e", "clients.py");
+const SERVERS = join(REPO_ROOT, "test", "e2e", "servers.py");
 const TA = "198.51.100.10";
 const AWARE_TA = "198.51.100.20";
 const BULK = 200 << 20;
@@ -115,7 +116,7 @@ describe("pias run (AF_XDP) between a client and three targets in network namesp
       mkdirSync(www);
       writeFileSync(join(www, "id"), `${t.name}\n`);
       http.push(topo.start(t.name, ["python3", "-m", "http.server", "8080", "--bind", t.address, "--protocol", "HTTP/1.1", "--directory", www]));
-      topo.start(t.name, ["socat", `UDP4-RECVFROM:5353,bind=${t.address},fork`, `SYSTEM:sed -u s/^/${t.name}=/`]);
+      await waitForLine(topo.start(t.name, ["python3", SERVERS, "udpecho", t.address, "5353", `${t.name}=`]), /^ready/);
     }
     const bulk = topo.start("t1", ["python3", join(REPO_ROOT, "test", "e2e", "sink.py"), "t1", targets[0].address, "9100", "sha256"]);
     await waitForLine(bulk, /^ready/);
