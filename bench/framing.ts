@@ -38,10 +38,8 @@ function core(file: string): CaptureExports {
   return instance.exports as unknown as CaptureExports;
 }
 
-interface Times { scan: number; emit: number }
-
 /** One pass over the whole capture (in the core's memory at `stage`): ns per packet spent in cap_scan and in cap_emit. */
-function pass(c: CaptureExports, stage: number, bytes: number, buf: { desc: number; arena: number; arenaBytes: number; out: number; outBytes: number }): Times & { packets: number } {
+function pass(c: CaptureExports, stage: number, bytes: number, buf: { desc: number; arena: number; arenaBytes: number; out: number; outBytes: number }): { scan: number; emit: number } {
   c.cap_reset();
   let pos = stage;
   const end = stage + bytes;
@@ -52,8 +50,8 @@ function pass(c: CaptureExports, stage: number, bytes: number, buf: { desc: numb
     const n = c.cap_scan(pos, end - pos, 1, buf.desc, SLOTS, buf.arena, buf.arenaBytes);
     const t1 = process.hrtime.bigint();
     pos += c.cap_consumed();
-    if (n === 0) break;
     if (c.cap_error() !== 0) throw new Error(`capture error ${c.cap_error()}`);
+    if (n === 0) break;
     const v = new DataView(c.memory.buffer);
     for (let i = 0; i < n; i++) v.setUint8(buf.desc + i * Layout.DESC_SIZE + Desc.VERDICT, Verdict.Forward);
     const t2 = process.hrtime.bigint();
@@ -64,7 +62,7 @@ function pass(c: CaptureExports, stage: number, bytes: number, buf: { desc: numb
     emitNs += t3 - t2;
     packets += n;
   }
-  return { scan: Number(scanNs) / packets, emit: Number(emitNs) / packets, packets };
+  return { scan: Number(scanNs) / packets, emit: Number(emitNs) / packets };
 }
 
 function prepare(c: CaptureExports, file: string): { stage: number; bytes: number; buf: Parameters<typeof pass>[3] } {
