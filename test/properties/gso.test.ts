@@ -174,11 +174,22 @@ test("toward a PIAS-aware target the core cuts a super-packet as the kernel woul
         assert.equal(f[Vnet.FLAGS], 0);
       }
       const inner = tunnel.subarray(outer);
-      assert.equal(hex(inner), hex(want[i].ip), `segment ${i} of ${want.length}`);
+      const expected = want[i].ip.slice();
+      if (s.partial) {
+        // the kernel completes a checksum that comes to 0 as 0xffff (skb_checksum_help: CSUM_MANGLED_0), as completeChecksum
+        // does; computed from scratch a TCP checksum of 0 stays 0 (the same one's complement value, either is valid)
+        const at = locate(ip).l4 + h.getUint16(Vnet.CSUM_OFFSET, true);
+        if (expected[at] === 0 && expected[at + 1] === 0) expected[at] = expected[at + 1] = 0xff;
+      }
+      assert.equal(hex(inner), hex(expected), `segment ${i} of ${want.length}`);
       assert.deepEqual(checksumsValid(inner), { ip: true, l4: true, quoted: true });
       if (s.family === 4) assert.deepEqual(checksumsValid(tunnel).ip, true, "the outer header's checksum");
     }
-  }), { numRuns: runs });
+  }), {
+    numRuns: runs,
+    // a segment whose TCP checksum comes to 0 (found by the property: completed, it reads 0xffff)
+    examples: [[{ family: 4, proto: "tcp", payload: 204, gsoSize: 12, partial: true, flags: 16, seq: 345355062, id: 0, df: false, sport: 13755 }]],
+  });
 });
 
 test("virtio headers that do not describe their packet are dropped with their own reasons, counted, never a trap", () => {
