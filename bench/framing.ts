@@ -18,7 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Desc, Layout, Verdict } from "../assembly/shared/abi.js";
 import type { CaptureExports } from "../src/capture/reader.js";
-import { wasmPath } from "../src/core/wasm.js";
+import { instantiateModule, wasmPath } from "../src/core/wasm.js";
 import { summarize } from "./lib/stats.js";
 import { markdownTable, num } from "./lib/table.js";
 import { machine } from "./lib/machine.js";
@@ -30,12 +30,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const BASE = process.env.BENCH_FRAMING_BASE;
 const SLOTS = 1024;
 
-/** A core instance from a .wasm file (the imports the core needs, as src/core/wasm.ts gives them). */
+/** A core instance from a .wasm file. */
 function core(file: string): CaptureExports {
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {
-    env: { abort: () => { throw new Error(`${file}: the core aborted`); }, seed: () => Date.now() },
-  });
-  return instance.exports as unknown as CaptureExports;
+  return instantiateModule<CaptureExports>(new WebAssembly.Module(readFileSync(file)));
 }
 
 /** One pass over the whole capture (in the core's memory at `stage`): ns per packet spent in cap_scan and in cap_emit. */

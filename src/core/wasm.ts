@@ -49,6 +49,11 @@ export class CoreAbort extends Error {
 
 /** A fresh instance of the core with its own memory. */
 export function instantiate<T extends CoreExports = CoreExports>(build?: CoreBuild): T {
+  return instantiateModule<T>(module(build));
+}
+
+/** A fresh instance of a compiled core module (another build's, for a benchmark that compares two). */
+export function instantiateModule<T extends CoreExports = CoreExports>(m: WebAssembly.Module): T {
   let memory: WebAssembly.Memory | undefined;
   const readString = (ptr: number): string => {
     if (!memory || !ptr) return "";
@@ -56,7 +61,7 @@ export function instantiate<T extends CoreExports = CoreExports>(build?: CoreBui
     const len = new Uint32Array(memory.buffer)[(ptr - 4) >>> 2] >>> 1;
     return String.fromCharCode(...u16.subarray(ptr >>> 1, (ptr >>> 1) + len));
   };
-  const instance = new WebAssembly.Instance(module(build), {
+  const instance = new WebAssembly.Instance(m, {
     env: {
       abort(msg: number, file: number, line: number, col: number): never {
         throw new CoreAbort(`wasm core aborted: ${readString(msg)} at ${readString(file)}:${line}:${col}`);

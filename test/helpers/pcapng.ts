@@ -2,7 +2,7 @@
 // interface descriptions with options, enhanced packet blocks.
 
 /** A block: type, total length, body (padded by the caller to 4 bytes), total length again. */
-export function block(type: number, body: Uint8Array): Buffer {
+function block(type: number, body: Uint8Array): Buffer {
   const b = Buffer.alloc(12 + body.length);
   b.writeUInt32LE(type, 0);
   b.writeUInt32LE(b.length, 4);

@@ -150,12 +150,13 @@ test("a partial checksum NATed and then completed as the kernel does is the chec
   fc.assert(fc.property(superPacket, (s) => {
     const ip = ipOf({ ...s, partial: true, payload: s.payload % 1400 });
     const at = locate(ip);
+    const csumOffset = at.proto === 6 ? 16 : 6;
     const completed = ip.slice();
-    completeChecksum(completed, at.l4, at.proto === 6 ? 16 : 6);
+    completeChecksum(completed, at.l4, csumOffset);
     const [partial, full] = [run(dataPlane(false), [frame(vnet(ip, true, 0), ip)])[0], run(dataPlane(false), [frame(vnet(completed, false, 0), completed)])[0]];
     const out = partial.frame.slice(Vnet.SIZE);
-    completeChecksum(out, at.l4, at.proto === 6 ? 16 : 6);
-    assert.equal(hex(out), hex(asCompleted(full.frame.subarray(Vnet.SIZE), at.l4 + (at.proto === 6 ? 16 : 6))));
+    completeChecksum(out, at.l4, csumOffset);
+    assert.equal(hex(out), hex(asCompleted(full.frame.subarray(Vnet.SIZE), at.l4 + csumOffset)));
     assert.deepEqual(checksumsValid(out), { ip: true, l4: true, quoted: true });
   }), { numRuns: runs });
 });
