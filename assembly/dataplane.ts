@@ -3,6 +3,7 @@
 import { flowsInit } from "./flow/flows";
 import { groupsInit } from "./group/groups";
 import { fragmentsInit } from "./flow/fragments";
+import { portsInit } from "./flow/ports";
 
 let ready = false;
 
@@ -15,7 +16,7 @@ export function dataplane_init(maxFlows: u32, maxGroups: u32, maxTargets: u32, m
   if (ready) return -1;
   let fragments = maxFragments;
   if (fragments == 0) fragments = maxFlows >> 4 < 1024 ? 1024 : maxFlows >> 4;
-  if (!flowsInit(maxFlows) || !groupsInit(maxGroups, maxTargets) || !fragmentsInit(fragments)) return -1;
+  if (!flowsInit(maxFlows) || !groupsInit(maxGroups, maxTargets) || !fragmentsInit(fragments) || !portsInit(maxFlows, maxTargets)) return -1;
   ready = true;
   return 0;
 }

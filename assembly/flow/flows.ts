@@ -4,8 +4,10 @@
 //
 // Expiry is lazy and bounded: a lookup that finds an idle record treats it as
 // gone and frees it, and each batch sweeps a fixed number of records — never
-// the whole table. A NAT port is handed out only after checking that no live
-// binding holds it. Nothing here allocates after init.
+// the whole table. A NAT port is handed out only after checking that no flow
+// holds it (ports.ts keeps a bit per port; an idle holder's port is taken
+// only when every port tried is held, and the holder is freed first).
+// Nothing here allocates after init.
 //
 // SYN floods (spoofed sources) must not shut a target out: a TCP flow opened
 // by a SYN is *half-open* until its handshake completes (or it is reset).
@@ -27,6 +29,7 @@ import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
+import { portBind, portBound, portRelease, portSpace } from "./ports";
 import { bump, setStat } from "../counters";
 import {
   groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE, T_ACTIVE,
@@ -48,7 +51,7 @@ export const F_NPORT: usize = 28; // u16 raw: NAT port / ICMP identifier toward 
 export const F_PROTO: usize = 30; // u8
 export const F_FLAGS: usize = 31; // u8
 export const F_LAST: usize = 32; // u32 seconds of the last packet
-export const F_NEXT: usize = 36; // u32 free-list link
+export const F_NEXT: usize = 36; // u32 free-list link; while used, its NAT binding's port space (ports.ts; 0: none)
 export const F_HFWD: usize = 40; // u32 hash of the client->TA key
 export const F_HREV: usize = 44; // u32 hash of the target->proxy key
 
@@ -277,7 +280,7 @@ export function flowFree(idx: u32): void {
   if ((f & FF_USED) == 0) return;
   if ((f & FF_HALF_OPEN) != 0) halfOpenEnded(rec);
   indexRemove(index, indexBuckets, load<u32>(rec + F_HFWD), idx << 1);
-  if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
+  if ((f & FF_AWARE) == 0) unbind(rec, idx);
   store<u8>(rec + F_FLAGS, 0);
   targetFlowEnded(load<u32>(rec + F_TARGET), load<u32>(rec + F_GROUP));
   store<u32>(rec + F_NEXT, <u32>freeHead);
@@ -287,8 +290,11 @@ export function flowFree(idx: u32): void {
   setStat(Stat.FlowsLive, live);
 }
 
-/** The live (unexpired) flow that holds the binding T:t <-> P:x, or -1; an expired holder is freed. */
-function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32): i64 {
+/**
+ * The flow that holds the binding T:t <-> P:x, or -1. `live`: only a live
+ * (unexpired) holder counts, and an expired one is freed.
+ */
+function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRaw: u32, h: u32, now: u32, live: bool): i64 {
   let tAddr = targetPtr(tid) + T_ADDR;
   let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
   let nb = indexBuckets;
@@ -302,7 +308,7 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
       let rec = flowPtr(ref >> 1);
       if ((<u32>load<u16>(rec + F_PROTO) & KEY_MASK) != want || raw16(rec + F_NPORT) != nportRaw) continue;
       if (targetPortRaw(rec) != tportRaw || !sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, tAddr)) continue;
-      if (flowStale(rec, now)) {
+      if (live && flowStale(rec, now)) {
         flowFree(ref >> 1);
         return -1;
       }
@@ -314,6 +320,23 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
   return -1;
 }
 
+/** Index a flow's NAT binding (its reverse key) and mark its port bound in `space` (0: none). */
+function bind(rec: usize, idx: u32, nat: u64, space: usize): void {
+  let hrev = <u32>(nat >> 32);
+  store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
+  store<u32>(rec + F_HREV, hrev);
+  store<u32>(rec + F_NEXT, <u32>space);
+  indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
+  if (space != 0) portBind(space, <u32>nat & 0xffff);
+}
+
+/** Undo bind(). */
+function unbind(rec: usize, idx: u32): void {
+  indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
+  let space = <usize>load<u32>(rec + F_NEXT);
+  if (space != 0) portRelease(space, <u32>bswap<u16>(load<u16>(rec + F_NPORT)));
+}
+
 /** A TCP flow in a transitory state: half-open (handshake not complete) or closed (RST, or FIN both ways). */
 @inline function transitory(rec: usize): bool {
   let f = <u32>load<u8>(rec + F_FLAGS);
@@ -322,18 +345,26 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
 
 /**
  * A new flow's first NAT port candidates, computed ahead by the prefetch
- * (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how
- * many, [PH_HASH] their reverse-key hashes (u32), [PH_PORT] the ports (u16,
- * host order). allocNatPort takes them instead of computing them again.
+ * (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how many,
+ * [PH_HASHED] a bit per candidate whose reverse-key hash is given, [PH_HASH]
+ * those hashes in candidate order (u32, at most PORT_HINTS_PROBED),
+ * [PH_PORT] the ports (u16, host order). allocNatPort takes them instead of
+ * computing them again.
  */
-export const PORT_HINTS: u32 = 2; // at half the ports bound, 3 flows in 4 need no more
-export const PH_HASH: usize = 4;
-export const PH_PORT: usize = PH_HASH + (<usize>PORT_HINTS << 2);
+export const PORT_HINTS: u32 = 4; // with a port space: at 40% of the ports bound, 39 flows in 40 find a free one among 4
+/** Candidates hinted without a port space (each hashed, its reverse bucket touched): at half the ports bound, 3 flows in 4 need no more. */
+export const PORT_HINTS_PROBED: u32 = 2;
+export const PH_HASHED: usize = 4;
+export const PH_HASH: usize = 8;
+export const PH_PORT: usize = PH_HASH + (<usize>PORT_HINTS_PROBED << 2);
 /** A PortHints block with no candidates. */
 export const NO_PORT_HINTS: usize = memory.data(<i32>(PH_PORT + (<usize>PORT_HINTS << 1)), 4);
 
 /** allocNatPort found no free port. */
 export const NO_PORT: u64 = u64.MAX_VALUE;
+
+/** The port space (ports.ts) of the binding allocNatPort returned last (0: none): the caller binds its port there. */
+let natSpace: usize = 0;
 
 /** The hash a key's NAT port candidates are drawn from (allocNatPort). */
 @inline export function natPortSeed(keyHash: u32): u32 {
@@ -345,44 +376,56 @@ export const NO_PORT: u64 = u64.MAX_VALUE;
   return portMin + (range <= PORT_TRIES ? (seed + i) % range : finalize(mix(seed, i), 4) % range);
 }
 
+/** Candidate i's port: the prefetch's, or computed from the key's hash. */
+@inline function candidatePort(hints: usize, i: u32, keyHash: u32, range: u32): u32 {
+  return i < load<u32>(hints) ? <u32>load<u16>(hints + PH_PORT + (<usize>i << 1)) : natPortCandidate(natPortSeed(keyHash), i, range);
+}
+
+/** The reverse-key hash of candidate i, port `port`: the prefetch's, or computed. */
+@inline function candidateHash(hints: usize, i: u32, family: u32, proto: u32, tid: u32, tportRaw: u32, port: u32): u32 {
+  let hashed = load<u32>(hints + PH_HASHED);
+  if (i < load<u32>(hints) && (hashed & (1 << i)) != 0) return load<u32>(hints + PH_HASH + (<usize>popcnt(hashed & ((1 << i) - 1)) << 2));
+  return reverseHash(reversePrefix(family, tid), family, proto, tportRaw, <u32>bswap<u16>(<u16>port));
+}
+
 /**
  * Choose a NAT port (host order) for a new binding toward target tid:tport.
  * Candidates are drawn from a hash of the client's key (deterministic, and
  * random enough that bound ports do not cluster: about 1 / (1 - load) tries).
- * When every port tried is held by a live binding, the oldest transitory TCP
- * holder among them is freed and its port reused (early drop; see the
- * header). Returns the port in the low 32 bits and the reverse key's hash in
- * the high ones, or NO_PORT when none of the holders is transitory. A target
- * with a fixed port that already has as many flows as there are ports gets
- * only a few tries (they may still find a holder that expired or is
- * transitory).
+ * The first candidate no flow holds is taken (a port held by a flow that has
+ * gone idle stays held until that flow is freed: by the sweep, a lookup, or
+ * here). When every candidate is held, the first whose holder has gone idle
+ * is freed and taken, else the oldest transitory TCP holder among them
+ * (early drop; see the header). Returns the port in the low 32 bits and the
+ * reverse key's hash in the high ones, or NO_PORT when none of the holders
+ * is idle or transitory. A target with a fixed port that already has as many
+ * flows as there are ports gets only a few tries.
  */
 export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32, hints: usize): u64 {
   let range = portMax - portMin + 1;
   let t = targetPtr(tid);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
-  let hinted = load<u32>(hints);
-  let seed: u32 = 0;
-  let prefix: u32 = 0;
+  let space = portSpace(family, proto, t + T_ADDR, tportRaw, true);
+  natSpace = space;
+  // the first candidate no flow holds: its bit in the port space, else the reverse index
+  for (let i: u32 = 0; i < tries; i++) {
+    let port = candidatePort(hints, i, keyHash, range);
+    if (space != 0) {
+      if (portBound(space, port)) continue;
+      return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
+    }
+    let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
+    if (bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) return (<u64>h << 32) | <u64>port;
+  }
+  // every candidate is held: the first idle holder's port, else early drop
   let victim: i64 = -1; // the oldest transitory holder seen (only TCP holds TCP ports)
   let victimNat: u64 = 0;
   let victimAge: i32 = -1;
   for (let i: u32 = 0; i < tries; i++) {
-    let port: u32, h: u32;
-    if (i < hinted) {
-      port = <u32>load<u16>(hints + PH_PORT + (<usize>i << 1));
-      h = load<u32>(hints + PH_HASH + (<usize>i << 2));
-    } else {
-      if (i == hinted) { // past the prefetch's candidates: compute the rest
-        seed = natPortSeed(keyHash);
-        prefix = reversePrefix(family, tid);
-      }
-      port = natPortCandidate(seed, i, range);
-      h = reverseHash(prefix, family, proto, tportRaw, <u32>bswap<u16>(<u16>port));
-    }
-    let nraw = <u32>bswap<u16>(<u16>port);
-    let holder = bindingHolder(family, proto, tid, tportRaw, nraw, h, now);
+    let port = candidatePort(hints, i, keyHash, range);
+    let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
+    let holder = bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, true);
     if (holder < 0) return (<u64>h << 32) | <u64>port;
     let rec = flowPtr(<u32>holder);
     let age = <i32>(now - load<u32>(rec + F_LAST));
@@ -445,9 +488,11 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
   let nat: u64 = 0;
+  let space: usize = 0;
   if (!aware) {
     nat = allocNatPort(family, proto, tid, tport, hfwd, now, portHints);
     if (nat == NO_PORT) return -<i64>Reason.NatPortsExhausted;
+    space = natSpace;
   }
   let r = takeRecord(now);
   if (r < 0) return -<i64>Reason.FlowTableFull;
@@ -475,12 +520,7 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   store<u32>(rec + F_LAST, now);
   store<u32>(rec + F_HFWD, hfwd);
   indexInsert(index, indexBuckets, hfwd, idx << 1);
-  if (!aware) {
-    let hrev = <u32>(nat >> 32);
-    store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
-    store<u32>(rec + F_HREV, hrev);
-    indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
-  }
+  if (!aware) bind(rec, idx, nat, space);
   targetFlowStarted(tid, gid);
   live++;
   bump(Stat.FlowsCreated);
@@ -506,17 +546,14 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
     nat = allocNatPort(family, proto, tid, tport, load<u32>(rec + F_HFWD), now, NO_PORT_HINTS);
     if (nat == NO_PORT) return false;
   }
+  let space = natSpace;
   let f = <u32>load<u8>(rec + F_FLAGS);
-  if ((f & FF_AWARE) == 0) indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
+  if ((f & FF_AWARE) == 0) unbind(rec, idx);
   targetFlowEnded(load<u32>(rec + F_TARGET), gid);
   store<u32>(rec + F_TARGET, tid);
   store<u8>(rec + F_FLAGS, <u8>(aware ? f | FF_AWARE : f & ~FF_AWARE));
-  if (!aware) {
-    let hrev = <u32>(nat >> 32);
-    store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
-    store<u32>(rec + F_HREV, hrev);
-    indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
-  }
+  if (!aware) bind(rec, idx, nat, space);
+  else store<u32>(rec + F_NEXT, 0);
   targetFlowStarted(tid, gid);
   return true;
 }

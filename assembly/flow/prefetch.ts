@@ -15,14 +15,15 @@
 //      for one whose key is certainly not in the index (no tag match, no
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
-//      proximity), its target and its first NAT port candidates with the
-//      hashes of their reverse keys;
+//      proximity), its target and its first NAT port candidates: where the
+//      binding has a port space (ports.ts), up to the first free one, whose
+//      reverse key alone is hashed; else the first two, each hashed;
 //   4. touch the noted records and the reverse-index buckets of those keys,
 //      in loops that do nothing else (a touch is a load: until it completes
 //      no later instruction retires, so a touch followed by a new flow's
 //      hints would wait alone instead of beside the chunk's other misses);
-//   5. touch the records those buckets name (a bound port's holder, which
-//      the NAT port allocation reads to see whether it is still live).
+//   5. touch the records those buckets name (without a port space, a bound
+//      port's holder, which the NAT port allocation reads).
 // The pipeline then takes each packet's shape, hash, group and target from
 // here (prefetchedShape/Hash/Group/Target) instead of computing them again.
 //
@@ -38,8 +39,12 @@ import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
-import { flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix, DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PH_HASH, PH_PORT } from "./flows";
-import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
+import {
+  flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
+  DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_HASH, PH_HASHED, PH_PORT,
+} from "./flows";
+import { portBound, portSpace } from "./ports";
+import { groupLookup, groupPtr, targetPtr, G_POLICY, T_ADDR, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
 import { selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
 
@@ -56,11 +61,11 @@ export const CHUNK: u32 = 32;
  * Per packet: [0] bucket address (0: not recognised), [4] hash, [8] group + 1,
  * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
  * certainly not in the index, [28] its first NAT port candidates (a
- * PortHints block, see flows.ts: their count, reverse-key hashes and ports),
- * [44] 1 + the reference its bucket names under the packet's tag (the record
+ * PortHints block, see flows.ts: their count, which are hashed, reverse-key
+ * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
  * to touch, and the pipeline's first candidate), or 0.
  */
-const ENTRY: usize = 48;
+const ENTRY: usize = 56;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
@@ -68,7 +73,7 @@ const E_TARGET: usize = 12;
 const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
-const E_REF: usize = 44;
+const E_REF: usize = 52;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
@@ -174,7 +179,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
       acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
-      if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
+      if (load<u32>(e + E_PORTS) != 0 && load<u32>(e + E_PORTS + PH_HASHED) != 0) store<u8>(hinted + news++, <u8>i);
     }
   }
   // 4. touch those records and the reverse buckets of the new flows' first NAT ports, in one tight pass (no
@@ -189,13 +194,13 @@ export function prefetchChunk(desc: usize, n: u32): void {
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
-    for (let k = load<u32>(ph); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (<usize>k << 2)), nb)));
+    for (let k = <usize>popcnt(load<u32>(ph + PH_HASHED)); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (k << 2)), nb)));
   }
   // 5. and the records those buckets name: a bound port's holder, which allocNatPort reads to see whether it is live
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
-    for (let k = load<u32>(ph); k-- > 0;) {
-      let hr = load<u32>(ph + PH_HASH + (<usize>k << 2));
+    for (let k = <usize>popcnt(load<u32>(ph + PH_HASHED)); k-- > 0;) {
+      let hr = load<u32>(ph + PH_HASH + (k << 2));
       let b = bucketAt(base, homeBucket(hr, nb));
       let m = tagMask(b, tagOf(hr));
       if (m == 0) continue;
@@ -245,15 +250,26 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   if ((flags & TF_AWARE) != 0) return <u64>flags;
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
+  // the candidates up to the first free one where the binding has a port space (only that one's reverse bucket is
+  // touched), else the first few, each hashed (their reverse buckets touched, and the holders those name)
+  let space = portSpace(family, proto, t + T_ADDR, tport, false);
+  let most = space != 0 ? PORT_HINTS : PORT_HINTS_PROBED;
   let seed = natPortSeed(h);
   let prefix = reversePrefix(family, <u32>tid);
   let ph = e + E_PORTS;
+  let hashed: u32 = 0;
+  let nh: usize = 0;
   let k: u32 = 0;
-  for (; k < PORT_HINTS && k < range; k++) {
+  while (k < most && k < range) {
     let port = natPortCandidate(seed, k, range);
-    store<u32>(ph + PH_HASH + (<usize>k << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));
     store<u16>(ph + PH_PORT + (<usize>k << 1), <u16>port);
+    k++;
+    if (space != 0 && portBound(space, port)) continue;
+    store<u32>(ph + PH_HASH + (nh++ << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));
+    hashed |= 1 << (k - 1);
+    if (space != 0) break;
   }
   store<u32>(ph, k);
+  store<u32>(ph + PH_HASHED, hashed);
   return <u64>flags;
 }

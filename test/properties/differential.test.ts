@@ -327,6 +327,29 @@ test("a UDP checksum that computes to 0 is sent as 0xffff after forward NAT, rev
   }
 });
 
+test("NAT ports toward a port-0 target, over more binding spaces (destination ports) than the port-space pool holds and with idle holders not yet freed, are the same in the core and the model (assembly/flow/ports.ts)", () => {
+  // 16 flows: 16 port spaces (ports.ts portsInit); each destination port of a port-0 target is a binding space of its own
+  const a = (s: string): Uint8Array => parseAddress(s).bytes;
+  const packet = fc.record({ client: fc.integer({ min: 1, max: 12 }), sport: fc.integer({ min: 1000, max: 1003 }), dport: fc.integer({ min: 1, max: 40 }), dt: fc.integer({ min: 0, max: 30 }) });
+  fc.assert(fc.property(fc.array(fc.array(packet, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 12 }), (batches) => {
+    const pair = new Pair({
+      settings: {
+        startTime: 1000, natPorts: [40000, 40003], timeouts: { tcpEstablished: 100, tcpTransitory: 20, udp: 40, icmp: 10 },
+        flows: 16, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
+      },
+      groups: [{ protocol: "udp", family: 4, ta: 0, port: 0, policy: "affinity", affinity: "client", targets: [{ addr: 0, port: 0, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
+      steps: [],
+    });
+    let now = 1000;
+    for (const b of batches) {
+      now += b[0].dt;
+      const built = b.map((p) => raw(buildPacket({ family: 4, proto: "udp", src: a(`10.0.0.${p.client}`), dst: a("203.0.113.10"), sport: p.sport, dport: p.dport, payload: new Uint8Array(4) }), `client ${p.client}:${p.sport} -> :${p.dport}`));
+      pair.run(built, b.map(() => now));
+      pair.compareState(`after a batch at time ${now}`);
+    }
+  }), { numRuns: fuzz ? Math.ceil(fuzz / 4) : 200 });
+});
+
 // ---------------------------------------------------------------- regressions
 // Minimal cases of core bugs found while building the model, fixed since.
 

@@ -83,6 +83,23 @@ test("a NAT port returns to the pool only after its flow expired", () => {
   );
 });
 
+test("a port held by a flow gone idle is not handed out while another port tried is free (the idle flow holds it until it is freed)", () => {
+  for (let b = 2; b < 200; b++) {
+    // client b's first candidate on an empty table
+    const alone = send(plane(64, [40000, 40001]), "udp", b, 1000).natPort;
+    const dp = plane(64, [40000, 40001]);
+    const held = send(dp, "udp", 1, 1000).natPort;
+    if (alone !== held) continue; // client b would try client 1's port first
+    // client 1 is idle past its timeout, not yet freed (the sweep runs after the batch): b takes the free port
+    const late = 1000 + TIMEOUTS.udp + 1;
+    const r = send(dp, "udp", b, late);
+    assert.equal(r.verdict, Verdict.Forward);
+    assert.notEqual(r.natPort, held, `client ${b}: the idle flow's port was handed out while the other was free`);
+    return;
+  }
+  assert.fail("no client tries client 1's port first");
+});
+
 test("a full flow table drops new flows as flow-table-full and never corrupts live flows", () => {
   fc.assert(
     fc.property(fc.integer({ min: 4, max: 40 }), fc.integer({ min: 1, max: 60 }), (capacity, extra) => {

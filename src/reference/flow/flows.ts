@@ -5,8 +5,9 @@
 // What it mirrors on purpose, because observable behaviour depends on it:
 // the record allocation order (free list LIFO, then the high-water mark),
 // eviction from the moving hand when the table is full, the per-batch sweep
-// of 64 records from the same hand, NAT port probing with early drop of
-// the oldest transitory holder, and the half-open counters per source.
+// of 64 records from the same hand, NAT port probing (the first port no
+// flow holds; when all are held, an idle holder's, or early drop of the
+// oldest transitory holder), and the half-open counters per source.
 //
 // A tuple could only name flows in both Maps if a flow had the proxy's own
 // address as its TA, and new flows to that address are refused; lookup()
@@ -138,12 +139,14 @@ export class FlowTable {
   }
 
   /**
-   * A NAT port toward target:tport no live binding holds, drawn from a hash of
-   * the client's key (in order for a range of at most 64 ports, sampled for a
-   * larger one) — 8 tries when a fixed-port target already has as many flows
-   * as there are ports. When every port tried is held, the oldest transitory
-   * TCP holder among them (the first seen of equal age) is freed and its port
-   * reused (early drop); -1 when none is transitory.
+   * A NAT port toward target:tport, drawn from a hash of the client's key (in
+   * order for a range of at most 64 ports, sampled for a larger one) — 8
+   * tries when a fixed-port target already has as many flows as there are
+   * ports: the first candidate no flow holds (a flow gone idle holds its port
+   * until it is freed). When every candidate is held, the first whose holder
+   * has gone idle is freed and taken, else the oldest transitory TCP holder
+   * among them (the first seen of equal age) is freed and its port reused
+   * (early drop); -1 when none is idle or transitory.
    */
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const { portMin, portMax } = this.settings;
@@ -151,13 +154,17 @@ export class FlowTable {
     const h = finalize(mix(SEED_PORT, keyHash), 4);
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
+    const candidate = (i: number) => (portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
+    for (let i = 0; i < tries; i++) {
+      const port = candidate(i);
+      if (!this.rev.has(revKey(family, proto, t.addr, tport, port))) return port;
+    }
     let victim = -1;
     let victimPort = 0;
     let victimAge = -1;
     for (let i = 0; i < tries; i++) {
-      const port = (portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
-      const holder = this.rev.get(revKey(family, proto, t.addr, tport, port));
-      if (holder === undefined) return port;
+      const port = candidate(i);
+      const holder = this.rev.get(revKey(family, proto, t.addr, tport, port))!;
       const fl = this.flows[holder];
       if (this.stale(fl, now)) {
         this.free(holder); // an idle holder is freed on the spot
