@@ -29,7 +29,7 @@ import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
-import { portBind, portBound, portRelease, portSpace } from "./ports";
+import { portBind, portBound, portRelease, portsDense, targetPortSpace } from "./ports";
 import { bump, setStat } from "../counters";
 import {
   groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE, T_ACTIVE,
@@ -406,12 +406,13 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
   let t = targetPtr(tid);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
-  let space = portSpace(family, proto, t + T_ADDR, tportRaw, true);
+  let space = targetPortSpace(t, family, proto, tportRaw, true);
   natSpace = space;
-  // the first candidate no flow holds: its bit in the port space, else the reverse index
+  let bits = space != 0 && portsDense(space, range);
+  // the first candidate no flow holds: its bit in a dense port space, else the reverse index
   for (let i: u32 = 0; i < tries; i++) {
     let port = candidatePort(hints, i, keyHash, range);
-    if (space != 0) {
+    if (bits) {
       if (portBound(space, port)) continue;
       return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
     }

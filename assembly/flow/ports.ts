@@ -14,6 +14,9 @@
 
 import { finalize, mix, mixAddr } from "../hash";
 import { reservePages } from "../memory";
+import { raw16 } from "../wire/bytes";
+import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
+import { T_ADDR, T_PORT, T_SPACES } from "../group/groups";
 
 const SEED_SPACE: u32 = 0x73706163; // "spac"
 /** Bytes of one space's bitmap: a bit per port number. */
@@ -30,6 +33,7 @@ const MAX_SPACES: u32 = 1024;
 let table: usize = 0;
 let slotMask: u32 = 0;
 let bitmaps: usize = 0;
+let counts: usize = 0; // u32 per space: the ports bound in it
 let capacity: u32 = 0;
 let used: u32 = 0;
 
@@ -45,7 +49,8 @@ export function portsInit(maxFlows: u32, maxTargets: u32): bool {
   slotMask = slots - 1;
   table = reservePages(<usize>slots * ENTRY);
   bitmaps = reservePages(<usize>n * BITMAP_BYTES);
-  return table != 0 && bitmaps != 0;
+  counts = reservePages(<usize>n << 2);
+  return table != 0 && bitmaps != 0 && counts != 0;
 }
 
 @inline function sameKey(e: usize, family: u32, proto: u32, addr: usize, tportRaw: u32): bool {
@@ -85,6 +90,40 @@ export function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, c
   return 0; // (unreachable)
 }
 
+@inline function countOf(space: usize): usize {
+  return counts + ((space - bitmaps) >> 11); // BITMAP_BYTES per space, 4 bytes per count
+}
+
+/**
+ * True when at least a sixth of a space's `range` ports are bound: below
+ * that, a candidate is mostly free, and probing the reverse index (whose
+ * bucket the new binding needs anyway) is cheaper than a bit that may miss
+ * the cache (the bitmaps of many targets outgrow it).
+ */
+@inline export function portsDense(space: usize, range: u32): bool {
+  return load<u32>(countOf(space)) * 6 >= range;
+}
+
+/**
+ * portSpace() of a binding toward the target at `t` (protocol proto, target
+ * port raw tportRaw). A target with a fixed port keeps its spaces in its
+ * record once given (a space is never taken back, and a target's endpoint
+ * never changes): the table's lines are cache misses of their own at a
+ * million flows. `create` (allocNatPort): give a space, and keep it in the
+ * record (the prefetch, which changes nothing, only looks).
+ */
+@inline export function targetPortSpace(t: usize, family: u32, proto: u32, tportRaw: u32, create: bool): usize {
+  let fixed = raw16(t + T_PORT) != 0;
+  let slot = t + T_SPACES + (proto == PROTO_TCP ? 0 : proto == PROTO_UDP ? 4 : 8);
+  if (fixed) {
+    let known = <usize>load<u32>(slot);
+    if (known != 0) return known;
+  }
+  let space = portSpace(family, proto, t + T_ADDR, tportRaw, create);
+  if (fixed && create && space != 0) store<u32>(slot, <u32>space);
+  return space;
+}
+
 /** True while a flow holds port `port` (host order) of the space at `space`. */
 @inline export function portBound(space: usize, port: u32): bool {
   return (<u32>load<u8>(space + <usize>(port >> 3)) & (1 << (port & 7))) != 0;
@@ -93,9 +132,13 @@ export function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, c
 @inline export function portBind(space: usize, port: u32): void {
   let p = space + <usize>(port >> 3);
   store<u8>(p, <u8>(<u32>load<u8>(p) | (1 << (port & 7))));
+  let c = countOf(space);
+  store<u32>(c, load<u32>(c) + 1);
 }
 
 @inline export function portRelease(space: usize, port: u32): void {
   let p = space + <usize>(port >> 3);
   store<u8>(p, <u8>(<u32>load<u8>(p) & ~(1 << (port & 7))));
+  let c = countOf(space);
+  store<u32>(c, load<u32>(c) - 1);
 }

@@ -15,15 +15,19 @@
 //      for one whose key is certainly not in the index (no tag match, no
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
-//      proximity), its target and its first NAT port candidates: where the
-//      binding has a port space (ports.ts), up to the first free one, whose
-//      reverse key alone is hashed; else the first two, each hashed;
-//   4. touch the noted records and the reverse-index buckets of those keys,
-//      in loops that do nothing else (a touch is a load: until it completes
-//      no later instruction retires, so a touch followed by a new flow's
-//      hints would wait alone instead of beside the chunk's other misses);
-//   5. touch the records those buckets name (without a port space, a bound
-//      port's holder, which the NAT port allocation reads).
+//      proximity), its target and its first NAT port candidates (unless
+//      the binding has a dense port space, ports.ts: the first two, each
+//      with the hash of its reverse key);
+//   4. touch the noted records, in a loop that does nothing else (a touch
+//      is a load: until it completes no later instruction retires, so a
+//      touch followed by a new flow's hints would wait alone instead of
+//      beside the chunk's other misses);
+//   5. where the binding has a port space, touch the bit of its first
+//      candidate (and of its second in a dense space), then, in a dense
+//      space, take the first free candidate and hash its reverse key;
+//   6. touch the reverse-index buckets of the hashed candidates, and the
+//      records those name (without a dense port space, a bound port's
+//      holder, which the NAT port allocation reads).
 // The pipeline then takes each packet's shape, hash, group and target from
 // here (prefetchedShape/Hash/Group/Target) instead of computing them again.
 //
@@ -43,8 +47,8 @@ import {
   flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
   DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_HASH, PH_HASHED, PH_PORT,
 } from "./flows";
-import { portBound, portSpace } from "./ports";
-import { groupLookup, groupPtr, targetPtr, G_POLICY, T_ADDR, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
+import { portBound, portsDense, targetPortSpace } from "./ports";
+import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
 import { selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
 
@@ -63,9 +67,11 @@ export const CHUNK: u32 = 32;
  * certainly not in the index, [28] its first NAT port candidates (a
  * PortHints block, see flows.ts: their count, which are hashed, reverse-key
  * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
- * to touch, and the pipeline's first candidate), or 0.
+ * to touch, and the pipeline's first candidate), or 0; for a new flow whose
+ * binding has a port space: [56] the space (else 0), [60] the reverse keys'
+ * prefix, [64] the rest of their key (target port raw, protocol, family).
  */
-const ENTRY: usize = 56;
+const ENTRY: usize = 68;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
@@ -74,6 +80,9 @@ const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
 const E_REF: usize = 52;
+const E_SPACE: usize = 56;
+const E_PREFIX: usize = 60;
+const E_REVKEY: usize = 64;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
@@ -179,11 +188,11 @@ export function prefetchChunk(desc: usize, n: u32): void {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
       acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
-      if (load<u32>(e + E_PORTS) != 0 && load<u32>(e + E_PORTS + PH_HASHED) != 0) store<u8>(hinted + news++, <u8>i);
+      if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
     }
   }
-  // 4. touch those records and the reverse buckets of the new flows' first NAT ports, in one tight pass (no
-  // touch waits behind a new flow's hints: a touch's load holds back every later instruction until it completes)
+  // 4. touch those records in a tight pass (no touch waits behind a new flow's hints: a touch's load holds back
+  // every later instruction until it completes)
   for (let i: u32 = 0; i < n; i++) {
     // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
     let ref = load<u32>(entryAt(i) + E_REF);
@@ -192,11 +201,38 @@ export function prefetchChunk(desc: usize, n: u32): void {
     acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
   }
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
+  // 5. touch the bit of the first candidate in the binding's port space (the one a sparse space's binding sets),
+  // and of the second in a dense one (no candidate hashed yet); then, in a dense space, take the first free
+  // candidate and hash its reverse key
+  for (let j: u32 = 0; j < news; j++) {
+    let e = entryAt(<u32>load<u8>(hinted + j));
+    let space = <usize>load<u32>(e + E_SPACE);
+    if (space == 0) continue;
+    let ph = e + E_PORTS;
+    acc += <u64>load<u8>(space + <usize>(<u32>load<u16>(ph + PH_PORT) >> 3));
+    if (load<u32>(ph + PH_HASHED) == 0) acc += <u64>load<u8>(space + <usize>(<u32>load<u16>(ph + PH_PORT + 2) >> 3));
+  }
+  for (let j: u32 = 0; j < news; j++) {
+    let e = entryAt(<u32>load<u8>(hinted + j));
+    let space = <usize>load<u32>(e + E_SPACE);
+    let ph = e + E_PORTS;
+    if (space == 0 || load<u32>(ph + PH_HASHED) != 0) continue;
+    let count = load<u32>(ph);
+    for (let k: u32 = 0; k < count; k++) {
+      let port = <u32>load<u16>(ph + PH_PORT + (<usize>k << 1));
+      if (portBound(space, port)) continue;
+      let key = load<u32>(e + E_REVKEY);
+      store<u32>(ph + PH_HASH, reverseHash(load<u32>(e + E_PREFIX), key >>> 24, (key >>> 16) & 0xff, key & 0xffff, <u32>bswap<u16>(<u16>port)));
+      store<u32>(ph + PH_HASHED, 1 << k);
+      break;
+    }
+  }
+  // 6. touch the reverse buckets of the candidates hashed, and the records those name (without a dense port space,
+  // a bound port's holder, which allocNatPort reads)
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let k = <usize>popcnt(load<u32>(ph + PH_HASHED)); k-- > 0;) acc += load<u64>(bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (k << 2)), nb)));
   }
-  // 5. and the records those buckets name: a bound port's holder, which allocNatPort reads to see whether it is live
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let k = <usize>popcnt(load<u32>(ph + PH_HASHED)); k-- > 0;) {
@@ -250,25 +286,27 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   if ((flags & TF_AWARE) != 0) return <u64>flags;
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
-  // the candidates up to the first free one where the binding has a port space (only that one's reverse bucket is
-  // touched), else the first few, each hashed (their reverse buckets touched, and the holders those name)
-  let space = portSpace(family, proto, t + T_ADDR, tport, false);
-  let most = space != 0 ? PORT_HINTS : PORT_HINTS_PROBED;
+  // the first candidates: where the binding has a dense port space (ports.ts), their ports (step 5 picks the first
+  // free one, its bit read beside the chunk's other misses, and hashes its reverse key alone); else the first two,
+  // each hashed
+  let space = targetPortSpace(t, family, proto, tport, false);
+  let dense = space != 0 && portsDense(space, range); // else mostly free: probed as allocNatPort will
   let seed = natPortSeed(h);
   let prefix = reversePrefix(family, <u32>tid);
   let ph = e + E_PORTS;
+  let most = dense ? PORT_HINTS : PORT_HINTS_PROBED;
   let hashed: u32 = 0;
-  let nh: usize = 0;
   let k: u32 = 0;
-  while (k < most && k < range) {
+  for (; k < most && k < range; k++) {
     let port = natPortCandidate(seed, k, range);
     store<u16>(ph + PH_PORT + (<usize>k << 1), <u16>port);
-    k++;
-    if (space != 0 && portBound(space, port)) continue;
-    store<u32>(ph + PH_HASH + (nh++ << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));
-    hashed |= 1 << (k - 1);
-    if (space != 0) break;
+    if (dense) continue;
+    store<u32>(ph + PH_HASH + (<usize>k << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));
+    hashed |= 1 << k;
   }
+  store<u32>(e + E_SPACE, <u32>space);
+  store<u32>(e + E_PREFIX, prefix);
+  store<u32>(e + E_REVKEY, tport | (proto << 16) | (family << 24));
   store<u32>(ph, k);
   store<u32>(ph + PH_HASHED, hashed);
   return <u64>flags;

@@ -58,7 +58,7 @@ export const GF_PENDING: u32 = 8;
 export const GF_RENDEZVOUS_TABLE: u32 = 16;
 
 // ---- target record (48 bytes) ----
-export const TARGET_SIZE: usize = 48;
+export const TARGET_SIZE: usize = 64;
 export const T_ADDR: usize = 0; // 16 bytes
 export const T_PORT: usize = 16; // u16 raw (0 = keep the client's destination port)
 export const T_FLAGS: usize = 18; // u8
@@ -69,6 +69,7 @@ export const T_ACTIVE: usize = 28; // u32 live flows pinned to it
 export const T_PACKETS: usize = 32; // u64 packets forwarded to it
 export const T_DISTANCE: usize = 40; // u32
 export const T_HASH: usize = 44; // u32 identity hash (rendezvous and ring points)
+export const T_SPACES: usize = 48; // 3 x u32: the NAT port spaces of its TCP, UDP and ICMP bindings (flow/ports.ts), once given; 0: not yet
 
 export const TF_V6: u32 = 1;
 export const TF_AWARE: u32 = 2;
