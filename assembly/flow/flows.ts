@@ -29,7 +29,7 @@ import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
-import { portBind, portBound, portRelease, portsDense, targetPortSpace } from "./ports";
+import { denseBits, portBind, portBound, portRelease, portsBuildDone, portsBuildSeen, portsBuildStart, targetPortSpace } from "./ports";
 import { bump, setStat } from "../counters";
 import {
   groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE, T_ACTIVE,
@@ -51,7 +51,7 @@ export const F_NPORT: usize = 28; // u16 raw: NAT port / ICMP identifier toward 
 export const F_PROTO: usize = 30; // u8
 export const F_FLAGS: usize = 31; // u8
 export const F_LAST: usize = 32; // u32 seconds of the last packet
-export const F_NEXT: usize = 36; // u32 free-list link; while used, its NAT binding's port space (ports.ts; 0: none)
+export const F_NEXT: usize = 36; // u32 free-list link; while used, its NAT binding's port space id (ports.ts; 0: none)
 export const F_HFWD: usize = 40; // u32 hash of the client->TA key
 export const F_HREV: usize = 44; // u32 hash of the target->proxy key
 
@@ -320,20 +320,20 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
   return -1;
 }
 
-/** Index a flow's NAT binding (its reverse key) and mark its port bound in `space` (0: none). */
-function bind(rec: usize, idx: u32, nat: u64, space: usize): void {
+/** Index a flow's NAT binding (its reverse key) and count its port bound in port space `space` (0: none). */
+function bind(rec: usize, idx: u32, nat: u64, space: u32): void {
   let hrev = <u32>(nat >> 32);
   store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
   store<u32>(rec + F_HREV, hrev);
-  store<u32>(rec + F_NEXT, <u32>space);
+  store<u32>(rec + F_NEXT, space);
   indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
-  if (space != 0) portBind(space, <u32>nat & 0xffff);
+  if (space != 0) portBind(space, <u32>nat & 0xffff, portMax - portMin + 1);
 }
 
 /** Undo bind(). */
 function unbind(rec: usize, idx: u32): void {
   indexRemove(index, indexBuckets, load<u32>(rec + F_HREV), (idx << 1) | DIR_REVERSE);
-  let space = <usize>load<u32>(rec + F_NEXT);
+  let space = load<u32>(rec + F_NEXT);
   if (space != 0) portRelease(space, <u32>bswap<u16>(load<u16>(rec + F_NPORT)));
 }
 
@@ -364,7 +364,7 @@ export const NO_PORT_HINTS: usize = memory.data(<i32>(PH_PORT + (<usize>PORT_HIN
 export const NO_PORT: u64 = u64.MAX_VALUE;
 
 /** The port space (ports.ts) of the binding allocNatPort returned last (0: none): the caller binds its port there. */
-let natSpace: usize = 0;
+let natSpace: u32 = 0;
 
 /** The hash a key's NAT port candidates are drawn from (allocNatPort). */
 @inline export function natPortSeed(keyHash: u32): u32 {
@@ -408,12 +408,12 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
   if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
   let space = targetPortSpace(t, family, proto, tportRaw, true);
   natSpace = space;
-  let bits = space != 0 && portsDense(space, range);
+  let bits = space != 0 ? denseBits(space) : 0;
   // the first candidate no flow holds: its bit in a dense port space, else the reverse index
   for (let i: u32 = 0; i < tries; i++) {
     let port = candidatePort(hints, i, keyHash, range);
-    if (bits) {
-      if (portBound(space, port)) continue;
+    if (bits != 0) {
+      if (portBound(bits, port)) continue;
       return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
     }
     let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
@@ -489,7 +489,7 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
   let nat: u64 = 0;
-  let space: usize = 0;
+  let space: u32 = 0;
   if (!aware) {
     nat = allocNatPort(family, proto, tid, tport, hfwd, now, portHints);
     if (nat == NO_PORT) return -<i64>Reason.NatPortsExhausted;
@@ -557,6 +557,37 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
   else store<u32>(rec + F_NEXT, 0);
   targetFlowStarted(tid, gid);
   return true;
+}
+
+/** The records a pass of the port spaces' build walks per batch (ports.ts): a sixty-fourth of the table, at least 64. */
+let buildHand: u32 = 0;
+let buildEnd: u32 = 0;
+
+/**
+ * Bounded work for the port spaces turning dense (ports.ts), once per batch:
+ * a pass walks the records present when it started, setting the bits of
+ * their bindings in the spaces it builds.
+ */
+export function flowsBuildPorts(): void {
+  if (buildEnd == 0) {
+    if (!portsBuildStart()) return;
+    buildHand = 0;
+    buildEnd = hwm;
+  }
+  let n = hwm >> 6;
+  if (n < 64) n = 64;
+  let end = buildHand + n < buildEnd ? buildHand + n : buildEnd;
+  for (let i = buildHand; i < end; i++) {
+    let rec = flowPtr(i);
+    let f = <u32>load<u8>(rec + F_FLAGS);
+    let space = load<u32>(rec + F_NEXT);
+    if ((f & FF_USED) != 0 && (f & FF_AWARE) == 0 && space != 0) portsBuildSeen(space, <u32>bswap<u16>(load<u16>(rec + F_NPORT)));
+  }
+  buildHand = end;
+  if (end == buildEnd) {
+    portsBuildDone();
+    buildEnd = 0;
+  }
 }
 
 /** Bounded expiry work, once per batch. */

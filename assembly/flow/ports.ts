@@ -1,16 +1,26 @@
-// NAT port occupancy: for each binding space — a target endpoint and a
-// protocol (family, protocol, target address, target port), the part of a
-// reverse key that a NAT port completes — one bit per port, set while a flow
-// record holds that binding (from its creation until it is freed, idle or
-// not). allocNatPort (flows.ts) reads a candidate port's bit instead of
-// probing the reverse index and reading the holder's record: at 40% of a
-// target's ports bound, those were most of a new flow's cache misses.
+// NAT port occupancy per binding space: a target endpoint and a protocol
+// (family, protocol, target address, target port), the part of a reverse key
+// that a NAT port completes. Every space counts the flow records that hold a
+// binding in it (from the binding's creation until its record is freed,
+// idle or not). A space whose count reaches a sixth of the NAT range is
+// *dense*: it gets a bitmap, a bit per port set while a flow holds it, and
+// allocNatPort (flows.ts) reads a candidate's bit instead of probing the
+// reverse index and reading the holder's record — at 40% of a target's
+// ports bound, those were most of a new flow's cache misses. Below that a
+// candidate is mostly free, and the probe (whose bucket the new binding
+// needs anyway) costs less than a bit in a bitmap that may miss the cache.
 //
-// Spaces are found by a small hash table and taken from a pool sized once at
-// start (8 KiB each: a bit for every port number, whatever the NAT range); a
-// space, once given, is never taken back, so a binding space that found the
-// pool empty has no bits, and allocNatPort asks the reverse index for it
-// instead (the same answer, slower). No allocation after init.
+// A space that turns dense is *queued*; the next build pass gives every
+// queued space its bitmap (*building*: binds and releases keep its bits from
+// then on) and walks the flow records present when it started
+// (flowsBuildPorts in flows.ts, a bounded number a batch, as the expiry
+// sweep does), setting the bits of their bindings; at the end of the pass
+// its spaces are dense, and stay so. Only a dense space's bits are read.
+//
+// Spaces come from a table sized at start; bitmaps (8 KiB: a bit for every
+// port number, whatever the NAT range) from a pool sized at start. A space
+// that finds the table full, or no bitmap left, is probed in the index: the
+// same answer, slower. No allocation after init.
 
 import { finalize, mix, mixAddr } from "../hash";
 import { reservePages } from "../memory";
@@ -19,38 +29,57 @@ import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { T_ADDR, T_PORT, T_SPACES } from "../group/groups";
 
 const SEED_SPACE: u32 = 0x73706163; // "spac"
-/** Bytes of one space's bitmap: a bit per port number. */
+/** Bytes of one bitmap: a bit per port number. */
 const BITMAP_BYTES: usize = 65536 >> 3;
-/** Entry of the space table: address (16), target port raw (u16), protocol (u8), family (u8), space + 1 (u32). */
+/** Entry of the space table: address (16), target port raw (u16), protocol (u8), family (u8), space id (u32, 1-based; 0: empty). */
 const ENTRY: usize = 24;
 const E_PORT: usize = 16;
 const E_PROTO: usize = 18;
 const E_FAMILY: usize = 19;
-const E_SPACE: usize = 20;
-/** At most this many spaces (8 MiB of bitmaps). */
-const MAX_SPACES: u32 = 1024;
+const E_ID: usize = 20;
+/** Per space (by id): bound count (u32), bitmap address (u32; 0: none), state (u32). */
+const SPACE: usize = 12;
+const S_COUNT: usize = 0;
+const S_BITMAP: usize = 4;
+const S_STATE: usize = 8;
+const SPARSE: u32 = 0;
+const QUEUED: u32 = 1;
+const BUILDING: u32 = 2;
+const DENSE: u32 = 3;
+/** At most this many spaces, and bitmaps (8 MiB). */
+const MAX_SPACES: u32 = 16384;
+const MAX_BITMAPS: u32 = 1024;
 
 let table: usize = 0;
 let slotMask: u32 = 0;
+let spaces: usize = 0; // SPACE bytes per id, id 0 unused
+let spaceCap: u32 = 0;
+let spaceCount: u32 = 0;
 let bitmaps: usize = 0;
-let counts: usize = 0; // u32 per space: the ports bound in it
-let capacity: u32 = 0;
-let used: u32 = 0;
+let bitmapCap: u32 = 0;
+let bitmapCount: u32 = 0;
+let queued: bool = false;
 
-/** Reserve room for the spaces a table of maxFlows flows toward maxTargets targets may need. */
+/** Reserve room for the spaces and bitmaps a table of maxFlows flows toward maxTargets targets may need. */
 export function portsInit(maxFlows: u32, maxTargets: u32): bool {
-  let n = (maxFlows >> 8) + 16; // a space pays for its 8 KiB with many flows
-  if (n > maxTargets * 3) n = maxTargets * 3; // TCP, UDP and ICMP toward each target
+  let n = maxTargets * 3; // TCP, UDP and ICMP toward each target
   if (n > MAX_SPACES) n = MAX_SPACES;
-  if (n == 0) n = 1;
-  capacity = n;
-  let slots: u32 = 1;
+  spaceCap = n;
+  let slots: u32 = 2;
   while (slots < n * 2) slots <<= 1;
   slotMask = slots - 1;
   table = reservePages(<usize>slots * ENTRY);
-  bitmaps = reservePages(<usize>n * BITMAP_BYTES);
-  counts = reservePages(<usize>n << 2);
-  return table != 0 && bitmaps != 0 && counts != 0;
+  spaces = reservePages(<usize>(n + 1) * SPACE);
+  let b = (maxFlows >> 8) + 16; // a dense space holds 10,000 bindings or more: a few per million flows
+  if (b > n) b = n;
+  if (b > MAX_BITMAPS) b = MAX_BITMAPS;
+  bitmapCap = b;
+  bitmaps = reservePages(<usize>b * BITMAP_BYTES);
+  return table != 0 && spaces != 0 && bitmaps != 0;
+}
+
+@inline function spacePtr(id: u32): usize {
+  return spaces + <usize>id * SPACE;
 }
 
 @inline function sameKey(e: usize, family: u32, proto: u32, addr: usize, tportRaw: u32): bool {
@@ -61,18 +90,17 @@ export function portsInit(maxFlows: u32, maxTargets: u32): bool {
 
 /**
  * The space of binding key (family, proto, target address at `addr`, target
- * port raw): its bitmap's address, or 0 when it has none. `create`: give it
- * one from the pool if it has none yet (no space is given while the pool is
- * empty: such a key keeps none).
+ * port raw): its id, or 0 when it has none. `create`: give it one if it has
+ * none yet (while the table has room).
  */
-export function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, create: bool): usize {
+function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, create: bool): u32 {
   let h = finalize(mix(mixAddr(SEED_SPACE, addr, family), tportRaw | (proto << 16) | (family << 24)), 4);
   let i = h & slotMask;
   for (;;) {
     let e = table + <usize>i * ENTRY;
-    let s = load<u32>(e + E_SPACE);
-    if (s == 0) {
-      if (!create || used == capacity) return 0;
+    let id = load<u32>(e + E_ID);
+    if (id == 0) {
+      if (!create || spaceCount == spaceCap) return 0;
       if (family == 4) store<u32>(e, load<u32>(addr));
       else {
         store<u64>(e, load<u64>(addr));
@@ -81,27 +109,13 @@ export function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, c
       store<u16>(e + E_PORT, <u16>tportRaw);
       store<u8>(e + E_PROTO, <u8>proto);
       store<u8>(e + E_FAMILY, <u8>family);
-      store<u32>(e + E_SPACE, ++used);
-      return bitmaps + <usize>(used - 1) * BITMAP_BYTES;
+      store<u32>(e + E_ID, ++spaceCount);
+      return spaceCount;
     }
-    if (sameKey(e, family, proto, addr, tportRaw)) return bitmaps + <usize>(s - 1) * BITMAP_BYTES;
-    i = (i + 1) & slotMask; // the table has twice the slots of the pool: an empty one comes
+    if (sameKey(e, family, proto, addr, tportRaw)) return id;
+    i = (i + 1) & slotMask; // the table has twice the slots of the spaces: an empty one comes
   }
   return 0; // (unreachable)
-}
-
-@inline function countOf(space: usize): usize {
-  return counts + ((space - bitmaps) >> 11); // BITMAP_BYTES per space, 4 bytes per count
-}
-
-/**
- * True when at least a sixth of a space's `range` ports are bound: below
- * that, a candidate is mostly free, and probing the reverse index (whose
- * bucket the new binding needs anyway) is cheaper than a bit that may miss
- * the cache (the bitmaps of many targets outgrow it).
- */
-@inline export function portsDense(space: usize, range: u32): bool {
-  return load<u32>(countOf(space)) * 6 >= range;
 }
 
 /**
@@ -112,33 +126,92 @@ export function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, c
  * million flows. `create` (allocNatPort): give a space, and keep it in the
  * record (the prefetch, which changes nothing, only looks).
  */
-@inline export function targetPortSpace(t: usize, family: u32, proto: u32, tportRaw: u32, create: bool): usize {
+@inline export function targetPortSpace(t: usize, family: u32, proto: u32, tportRaw: u32, create: bool): u32 {
   let fixed = raw16(t + T_PORT) != 0;
   let slot = t + T_SPACES + (proto == PROTO_TCP ? 0 : proto == PROTO_UDP ? 4 : 8);
   if (fixed) {
-    let known = <usize>load<u32>(slot);
+    let known = load<u32>(slot);
     if (known != 0) return known;
   }
-  let space = portSpace(family, proto, t + T_ADDR, tportRaw, create);
-  if (fixed && create && space != 0) store<u32>(slot, <u32>space);
-  return space;
+  let id = portSpace(family, proto, t + T_ADDR, tportRaw, create);
+  if (fixed && create && id != 0) store<u32>(slot, id);
+  return id;
 }
 
-/** True while a flow holds port `port` (host order) of the space at `space`. */
-@inline export function portBound(space: usize, port: u32): bool {
-  return (<u32>load<u8>(space + <usize>(port >> 3)) & (1 << (port & 7))) != 0;
+/** The bitmap of space `id` when it is dense (its bits are exact), else 0. */
+@inline export function denseBits(id: u32): usize {
+  let s = spacePtr(id);
+  return load<u32>(s + S_STATE) == DENSE ? <usize>load<u32>(s + S_BITMAP) : 0;
 }
 
-@inline export function portBind(space: usize, port: u32): void {
-  let p = space + <usize>(port >> 3);
+/** The bitmap of space `id` when its bits are kept (building or dense), else 0: a binding changes it. */
+@inline export function keptBits(id: u32): usize {
+  return <usize>load<u32>(spacePtr(id) + S_BITMAP);
+}
+
+/** True while a flow holds port `port` (host order): in a dense space's bitmap. */
+@inline export function portBound(bits: usize, port: u32): bool {
+  return (<u32>load<u8>(bits + <usize>(port >> 3)) & (1 << (port & 7))) != 0;
+}
+
+@inline function setBit(bits: usize, port: u32): void {
+  let p = bits + <usize>(port >> 3);
   store<u8>(p, <u8>(<u32>load<u8>(p) | (1 << (port & 7))));
-  let c = countOf(space);
-  store<u32>(c, load<u32>(c) + 1);
 }
 
-@inline export function portRelease(space: usize, port: u32): void {
-  let p = space + <usize>(port >> 3);
-  store<u8>(p, <u8>(<u32>load<u8>(p) & ~(1 << (port & 7))));
-  let c = countOf(space);
-  store<u32>(c, load<u32>(c) - 1);
+/** A flow now holds port `port` of space `id` (NAT range of `range` ports). */
+export function portBind(id: u32, port: u32, range: u32): void {
+  let s = spacePtr(id);
+  let count = load<u32>(s + S_COUNT) + 1;
+  store<u32>(s + S_COUNT, count);
+  let bits = <usize>load<u32>(s + S_BITMAP);
+  if (bits != 0) setBit(bits, port);
+  else if (load<u32>(s + S_STATE) == SPARSE && count * 6 >= range && bitmapCount < bitmapCap) {
+    store<u32>(s + S_STATE, QUEUED);
+    queued = true;
+  }
+}
+
+/** The flow that held port `port` of space `id` is freed. */
+export function portRelease(id: u32, port: u32): void {
+  let s = spacePtr(id);
+  store<u32>(s + S_COUNT, load<u32>(s + S_COUNT) - 1);
+  let bits = <usize>load<u32>(s + S_BITMAP);
+  if (bits != 0) {
+    let p = bits + <usize>(port >> 3);
+    store<u8>(p, <u8>(<u32>load<u8>(p) & ~(1 << (port & 7))));
+  }
+}
+
+/** Start a build pass if spaces are queued: each gets its (zeroed) bitmap and keeps its bits from now on. True: a pass starts. */
+export function portsBuildStart(): bool {
+  if (!queued) return false;
+  queued = false;
+  let any = false;
+  for (let id: u32 = 1; id <= spaceCount; id++) {
+    let s = spacePtr(id);
+    if (load<u32>(s + S_STATE) != QUEUED) continue;
+    if (bitmapCount == bitmapCap) {
+      store<u32>(s + S_STATE, SPARSE); // no bitmap left: probed in the index for good
+      continue;
+    }
+    store<u32>(s + S_BITMAP, <u32>(bitmaps + <usize>(bitmapCount++) * BITMAP_BYTES)); // fresh pages are zero
+    store<u32>(s + S_STATE, BUILDING);
+    any = true;
+  }
+  return any;
+}
+
+/** During a pass: the binding of a flow record present when it started holds port `port` of space `id`. */
+@inline export function portsBuildSeen(id: u32, port: u32): void {
+  let s = spacePtr(id);
+  if (load<u32>(s + S_STATE) == BUILDING) setBit(<usize>load<u32>(s + S_BITMAP), port);
+}
+
+/** The pass walked every record present when it started: its spaces' bits are exact. */
+export function portsBuildDone(): void {
+  for (let id: u32 = 1; id <= spaceCount; id++) {
+    let s = spacePtr(id);
+    if (load<u32>(s + S_STATE) == BUILDING) store<u32>(s + S_STATE, DENSE);
+  }
 }

@@ -22,9 +22,9 @@
 //      is a load: until it completes no later instruction retires, so a
 //      touch followed by a new flow's hints would wait alone instead of
 //      beside the chunk's other misses);
-//   5. where the binding has a port space, touch the bit of its first
-//      candidate (and of its second in a dense space), then, in a dense
-//      space, take the first free candidate and hash its reverse key;
+//   5. where the binding's port space keeps bits, touch the bit of its
+//      first candidate (and of its second in a dense space), then, in a
+//      dense space, take the first free candidate and hash its reverse key;
 //   6. touch the reverse-index buckets of the hashed candidates, and the
 //      records those name (without a dense port space, a bound port's
 //      holder, which the NAT port allocation reads).
@@ -47,7 +47,7 @@ import {
   flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
   DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_HASH, PH_HASHED, PH_PORT,
 } from "./flows";
-import { portBound, portsDense, targetPortSpace } from "./ports";
+import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
 import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
 import { selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
@@ -68,7 +68,7 @@ export const CHUNK: u32 = 32;
  * PortHints block, see flows.ts: their count, which are hashed, reverse-key
  * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
  * to touch, and the pipeline's first candidate), or 0; for a new flow whose
- * binding has a port space: [56] the space (else 0), [60] the reverse keys'
+ * binding's port space keeps bits: [56] its bitmap (else 0), [60] the reverse keys'
  * prefix, [64] the rest of their key (target port raw, protocol, family).
  */
 const ENTRY: usize = 68;
@@ -201,8 +201,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
     acc += load<u64>(rec) + <u64>load<u32>(rec + F_LAST);
   }
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
-  // 5. touch the bit of the first candidate in the binding's port space (the one a sparse space's binding sets),
-  // and of the second in a dense one (no candidate hashed yet); then, in a dense space, take the first free
+  // 5. where the binding's port space keeps bits, touch the first candidate's (the one its binding likely sets),
+  // and the second's in a dense space (no candidate hashed yet); then, in a dense space, take the first free
   // candidate and hash its reverse key
   for (let j: u32 = 0; j < news; j++) {
     let e = entryAt(<u32>load<u8>(hinted + j));
@@ -289,8 +289,9 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   // the first candidates: where the binding has a dense port space (ports.ts), their ports (step 5 picks the first
   // free one, its bit read beside the chunk's other misses, and hashes its reverse key alone); else the first two,
   // each hashed
-  let space = targetPortSpace(t, family, proto, tport, false);
-  let dense = space != 0 && portsDense(space, range); // else mostly free: probed as allocNatPort will
+  let id = targetPortSpace(t, family, proto, tport, false);
+  let space = id != 0 ? keptBits(id) : 0; // the bitmap the binding will change, if any
+  let dense = space != 0 && denseBits(id) != 0; // else mostly free: probed as allocNatPort will
   let seed = natPortSeed(h);
   let prefix = reversePrefix(family, <u32>tid);
   let ph = e + E_PORTS;

@@ -5,7 +5,7 @@
 // Per packet, the host only places bytes in a batch and reads verdicts; all
 // parsing, lookup and rewriting happens in the core, one call per batch.
 
-import { instantiate, type CoreBuild } from "./wasm.js";
+import { instantiate, instantiateModule, type CoreBuild } from "./wasm.js";
 import { adviseHugePages } from "./hugepages.js";
 import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
@@ -99,6 +99,8 @@ export interface DataPlaneSettings {
   randomSeed?: number;
   /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
   build?: CoreBuild;
+  /** A compiled core to use instead of `build` (another build's, for a benchmark that compares two: `npm run bench:pair`). */
+  module?: WebAssembly.Module;
   /** Transparent huge pages for the flow table and index when they take 8 MiB or more (native/memory.cc; default true; skipped where unavailable). */
   hugePages?: boolean;
   /** Other proxies' unicast addresses: once set, IP-in-IP is accepted only from them (else tunnel-from-stranger). */
@@ -283,7 +285,7 @@ export class DataPlane {
 
   constructor(settings: DataPlaneSettings = {}) {
     this.settings = settings;
-    this.core = instantiate<DataPlaneExports>(settings.build);
+    this.core = settings.module ? instantiateModule<DataPlaneExports>(settings.module) : instantiate<DataPlaneExports>(settings.build);
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);

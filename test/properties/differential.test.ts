@@ -350,6 +350,30 @@ test("NAT ports toward a port-0 target, over more binding spaces (destination po
   }), { numRuns: fuzz ? Math.ceil(fuzz / 4) : 200 });
 });
 
+test("NAT ports in a port space that turns dense while flows come and go (its bitmap built over several batches from the records present, ports.ts) are the same in the core and the model", () => {
+  // 384 NAT ports: a space is dense from 64 bindings; up to 256 flows: a build pass walks 64 records a batch
+  const a = (s: string): Uint8Array => parseAddress(s).bytes;
+  const packet = fc.record({ client: fc.integer({ min: 1, max: 250 }), sport: fc.integer({ min: 1000, max: 1001 }) });
+  const batch = fc.record({ dt: fc.integer({ min: 0, max: 10 }), packets: fc.array(packet, { minLength: 1, maxLength: 64 }) });
+  fc.assert(fc.property(fc.array(batch, { minLength: 1, maxLength: 12 }), (batches) => {
+    const pair = new Pair({
+      settings: {
+        startTime: 1000, natPorts: [40000, 40383], timeouts: { tcpEstablished: 100, tcpTransitory: 20, udp: 40, icmp: 10 },
+        flows: 256, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
+      },
+      groups: [{ protocol: "udp", family: 4, ta: 0, port: 53, policy: "affinity", affinity: "client", targets: [{ addr: 0, port: 53, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
+      steps: [],
+    });
+    let now = 1000;
+    for (const b of batches) {
+      now += b.dt;
+      const built = b.packets.map((p) => raw(buildPacket({ family: 4, proto: "udp", src: new Uint8Array([10, 1, 0, p.client]), dst: a("203.0.113.10"), sport: p.sport, dport: 53, payload: new Uint8Array(4) }), `client ${p.client}:${p.sport}`));
+      pair.run(built, b.packets.map(() => now));
+      pair.compareState(`after a batch at time ${now}`);
+    }
+  }), { numRuns: fuzz ? Math.ceil(fuzz / 4) : 200 });
+});
+
 // ---------------------------------------------------------------- regressions
 // Minimal cases of core bugs found while building the model, fixed since.
 

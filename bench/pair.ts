@@ -1,0 +1,123 @@
+// npm run bench:pair — this build of the core against another, in one
+// process: two data planes with the same table (one group of PAIR_TARGETS
+// targets, affinity, PAIR_FLOWS live flows, as bench:scale's flow series),
+// their batches interleaved (the order alternating each round) so that the
+// host's slow and quick phases move both alike. Per round and per build: a
+// batch of 1024 new flows, then a batch of 1024 packets of uniformly random
+// live flows (the same flows for both builds). Prints the median ns per
+// packet of each, and appends them, with the machine and the commit, to
+// bench/results/pair-TARGETS.json (a fresh file when the base build, the
+// commit or the setting changed).
+//
+//   BENCH_PAIR_BASE=FILE.wasm  the other build (required: a release build of
+//                              another commit, e.g. copied from its wasm/pias.wasm)
+//   PAIR_FLOWS (1000000), PAIR_TARGETS (one per 30,000 flows), PAIR_ROUNDS (40),
+//   PAIR_OUT (the results file)
+
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { performance } from "node:perf_hooks";
+import { DataPlane } from "../src/core/dataplane.js";
+import type { PacketBatch } from "../src/core/batch.js";
+import { Desc, Layout } from "../assembly/shared/abi.js";
+import { load, machine } from "./lib/machine.js";
+
+const BASE = process.env.BENCH_PAIR_BASE;
+if (!BASE) {
+  console.error("bench:pair: set BENCH_PAIR_BASE to the .wasm file of the build to compare with");
+  process.exit(2);
+}
+const FLOWS = Number(process.env.PAIR_FLOWS ?? 1_000_000);
+const TARGETS = Number(process.env.PAIR_TARGETS ?? Math.max(3, Math.ceil(FLOWS / 30_000)));
+const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 40);
+const SLOTS = 1024;
+const STRIDE = Layout.HEADROOM + 64;
+const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
+
+const template = new Uint8Array(PACKET);
+template.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10]);
+template.set([0x0f, 0xa0, 0, 53, 0, PACKET - 20, 0, 0], 20);
+
+interface Side { name: string; dp: DataPlane; batch: PacketBatch; next: number; newNs: number[]; steadyNs: number[] }
+
+function side(name: string, module?: WebAssembly.Module): Side {
+  const dp = DataPlane.create({
+    address: "198.51.100.1",
+    capacity: { flows: FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16 },
+    timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 1 << 30, icmp: 60 },
+    module,
+  }, [{
+    protocol: "udp", address: "203.0.113.10", port: 53, policy: "affinity",
+    targets: Array.from({ length: TARGETS }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 53 })),
+  }]);
+  return { name, dp, batch: dp.createBatch(SLOTS, SLOTS * STRIDE + Layout.HEADROOM), next: 0, newNs: [], steadyNs: [] };
+}
+
+/** Write a batch of packets of flows flow(0..SLOTS) (client address from the flow id), process it: ns per packet. */
+function run(s: Side, flow: (i: number) => number): number {
+  const mem = s.dp.memory();
+  const view = new DataView(mem.buffer);
+  for (let i = 0; i < SLOTS; i++) {
+    const d = s.batch.desc + i * Layout.DESC_SIZE;
+    const at = s.batch.arena + Layout.HEADROOM + i * STRIDE;
+    view.setUint32(d + Desc.OFF, at, true);
+    view.setUint32(d + Desc.LEN, PACKET, true);
+    view.setUint32(d + Desc.WIRELEN, PACKET, true);
+    view.setUint16(d + Desc.LINK, 101, true);
+    view.setUint32(d + Desc.TIME, 1000, true);
+    const id = flow(i);
+    mem.set(template, at);
+    mem[at + 12] = 10 + (id >>> 24);
+    mem[at + 13] = (id >>> 16) & 255;
+    mem[at + 14] = (id >>> 8) & 255;
+    mem[at + 15] = id & 255;
+  }
+  const t0 = performance.now();
+  s.dp.process(s.batch, SLOTS);
+  return ((performance.now() - t0) * 1e6) / SLOTS;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+const sides = [side("this build"), side(`base (${BASE})`, new WebAssembly.Module(readFileSync(BASE)))];
+for (const s of sides) {
+  for (let from = 0; from < FLOWS; from += SLOTS) run(s, (i) => from + i);
+  s.next = Math.ceil(FLOWS / SLOTS) * SLOTS;
+}
+let x = 0x9e3779b9; // xorshift32: the live flows of a round's steady batch, the same for both builds
+const rand = (): number => {
+  x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+  return x;
+};
+for (let r = 0; r < ROUNDS; r++) {
+  const seed = x;
+  for (const s of r % 2 ? [sides[1], sides[0]] : sides) {
+    const from = s.next;
+    s.next += SLOTS;
+    s.newNs.push(run(s, (i) => from + i));
+    x = seed;
+    s.steadyNs.push(run(s, () => rand() % FLOWS));
+  }
+}
+const stats = sides.map((s) => {
+  const c = s.dp.counters();
+  if (c.forwarded !== c.packets) throw new Error(`${s.name}: ${c.packets - c.forwarded} packets not forwarded (${JSON.stringify(c.drops)})`);
+  return { build: s.name, newNs: median(s.newNs), steadyNs: median(s.steadyNs), packets: c.packets };
+});
+console.log(`${FLOWS.toLocaleString("en-US")} live flows, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`);
+for (const s of stats) console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}  steady ${s.steadyNs.toFixed(1).padStart(6)}`);
+// one file per target count, its runs appended while the builds and the setting stay the same
+const out = process.env.PAIR_OUT ?? `bench/results/pair-${TARGETS}.json`;
+const baseSha = createHash("sha256").update(readFileSync(BASE)).digest("hex").slice(0, 16);
+const run1 = { generated: new Date().toISOString(), machine: machine(), loadAtEnd: load(), results: stats };
+const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS };
+let runs = [run1];
+if (existsSync(out)) {
+  const old = JSON.parse(readFileSync(out, "utf8"));
+  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.runs?.[0]?.machine?.commit === run1.machine.commit;
+  if (same) runs = [...old.runs, run1];
+}
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify({ ...setting, runs }, null, 2)}\n`);
+console.log(`raw figures: ${out} (run ${runs.length})`);
