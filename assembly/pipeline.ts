@@ -79,7 +79,7 @@ export function process_batch(desc: usize, n: u32): u32 {
     }
   }
   if (any && !stopsBefore(Stage.Verdict)) flowsSweep(now); // the clock is the packets' own: no packet, no time, no sweep
-  if (any) flowsBuildPorts(); // (the bench build's stops too: what they measure is the built state)
+  if (any) flowsBuildPorts(n); // (the bench build's stops too: what they measure is the built state)
   return toHost;
 }
 

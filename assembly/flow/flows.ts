@@ -559,22 +559,24 @@ export function flowRepin(idx: u32, tid: u32, now: u32): bool {
   return true;
 }
 
-/** The records a pass of the port spaces' build walks per batch (ports.ts): a sixty-fourth of the table, at least 64. */
+/** Where a pass of the port spaces' build stands (ports.ts): the next record, and the end of the pass (0: no pass). */
 let buildHand: u32 = 0;
 let buildEnd: u32 = 0;
 
 /**
- * Bounded work for the port spaces turning dense (ports.ts), once per batch:
- * a pass walks the records present when it started, setting the bits of
- * their bindings in the spaces it builds.
+ * Bounded work for the port spaces turning dense (ports.ts), once per batch
+ * of `packets` packets: a pass walks the records present when it started,
+ * setting the bits of their bindings in the spaces it builds, two records a
+ * packet (at least 64 a batch), so that its cost is a few nanoseconds a
+ * packet while it lasts.
  */
-export function flowsBuildPorts(): void {
+export function flowsBuildPorts(packets: u32): void {
   if (buildEnd == 0) {
     if (!portsBuildStart()) return;
     buildHand = 0;
     buildEnd = hwm;
   }
-  let n = hwm >> 6;
+  let n = packets * 2;
   if (n < 64) n = 64;
   let end = buildHand + n < buildEnd ? buildHand + n : buildEnd;
   for (let i = buildHand; i < end; i++) {
