@@ -15,6 +15,11 @@
 //   PAIR_WARMUP (2000): batches of live flows after the fill, before the
 //   rounds (time for the core's deferred work, such as the port spaces'
 //   bitmaps, built two flow records a packet, to finish), PAIR_OUT (the results file)
+//   PAIR_CHURN=1: instead, every packet a new flow whose client never comes
+//   back, 8 batches a second, UDP flows idle after a second (about 16k live)
+//   in a table of PAIR_FLOWS: a DNS-like load where the expiry sweep frees
+//   the records new flows take; the new-flow figure only, in
+//   bench/results/pair-churn-TARGETS.json
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
@@ -34,6 +39,7 @@ const FLOWS = Number(process.env.PAIR_FLOWS ?? 1_000_000);
 const TARGETS = Number(process.env.PAIR_TARGETS ?? Math.max(3, Math.ceil(FLOWS / 30_000)));
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 40);
 const WARMUP = Number(process.env.PAIR_WARMUP ?? 2000);
+const CHURN = process.env.PAIR_CHURN === "1";
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
 const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
@@ -47,8 +53,8 @@ interface Side { name: string; dp: DataPlane; batch: PacketBatch; next: number; 
 function side(name: string, module?: WebAssembly.Module): Side {
   const dp = DataPlane.create({
     address: "198.51.100.1",
-    capacity: { flows: FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16 },
-    timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: 1 << 30, icmp: 60 },
+    capacity: { flows: CHURN ? FLOWS : FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16 },
+    timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: CHURN ? 1 : 1 << 30, icmp: 60 },
     module,
   }, [{
     protocol: "udp", address: "203.0.113.10", port: 53, policy: "affinity",
@@ -58,7 +64,7 @@ function side(name: string, module?: WebAssembly.Module): Side {
 }
 
 /** Write a batch of packets of flows flow(0..SLOTS) (client address from the flow id), process it: ns per packet. */
-function run(s: Side, flow: (i: number) => number): number {
+function run(s: Side, flow: (i: number) => number, time = 1000): number {
   const mem = s.dp.memory();
   const view = new DataView(mem.buffer);
   for (let i = 0; i < SLOTS; i++) {
@@ -68,7 +74,7 @@ function run(s: Side, flow: (i: number) => number): number {
     view.setUint32(d + Desc.LEN, PACKET, true);
     view.setUint32(d + Desc.WIRELEN, PACKET, true);
     view.setUint16(d + Desc.LINK, 101, true);
-    view.setUint32(d + Desc.TIME, 1000, true);
+    view.setUint32(d + Desc.TIME, time, true);
     const id = flow(i);
     mem.set(template, at);
     mem[at + 12] = 10 + (id >>> 24);
@@ -84,24 +90,33 @@ function run(s: Side, flow: (i: number) => number): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const sides = [side("this build"), side(`base (${BASE})`, new WebAssembly.Module(readFileSync(BASE)))];
-// the fill and the warm-up interleaved too: built one after the other, the first state measured slower
-// (the same build on both sides: 7-10% on new flows, 3-5% on steady packets)
-for (let from = 0; from < FLOWS; from += SLOTS) for (const s of sides) run(s, (i) => from + i);
-for (let w = 0; w < WARMUP; w++) for (const s of sides) run(s, (i) => (w * 7919 + i * 977) % FLOWS);
-for (const s of sides) s.next = Math.ceil(FLOWS / SLOTS) * SLOTS;
-let x = 0x9e3779b9; // xorshift32: the live flows of a round's steady batch, the same for both builds
-const rand = (): number => {
-  x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-  return x;
-};
-for (let r = 0; r < ROUNDS; r++) {
-  const seed = x;
-  for (const s of r % 2 ? [sides[1], sides[0]] : sides) {
-    const from = s.next;
-    s.next += SLOTS;
-    s.newNs.push(run(s, (i) => from + i));
-    x = seed;
-    s.steadyNs.push(run(s, () => rand() % FLOWS));
+if (CHURN) {
+  // every packet a new flow, 8 batches a second, UDP flows idle after a second: about 16k live, in a table of FLOWS
+  let batch = 0;
+  const churn = (s: Side): number => run(s, (i) => (batch * SLOTS + i) % 0xf000000, 1000 + (batch >> 3));
+  for (; batch < WARMUP; batch++) for (const s of sides) churn(s);
+  for (let r = 0; r < ROUNDS; r++, batch++) for (const s of r % 2 ? [sides[1], sides[0]] : sides) s.newNs.push(churn(s));
+  for (const s of sides) s.steadyNs.push(NaN);
+} else {
+  // the fill and the warm-up interleaved too: built one after the other, the first state measured slower
+  // (the same build on both sides: 7-10% on new flows, 3-5% on steady packets)
+  for (let from = 0; from < FLOWS; from += SLOTS) for (const s of sides) run(s, (i) => from + i);
+  for (let w = 0; w < WARMUP; w++) for (const s of sides) run(s, (i) => (w * 7919 + i * 977) % FLOWS);
+  for (const s of sides) s.next = Math.ceil(FLOWS / SLOTS) * SLOTS;
+  let x = 0x9e3779b9; // xorshift32: the live flows of a round's steady batch, the same for both builds
+  const rand = (): number => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  for (let r = 0; r < ROUNDS; r++) {
+    const seed = x;
+    for (const s of r % 2 ? [sides[1], sides[0]] : sides) {
+      const from = s.next;
+      s.next += SLOTS;
+      s.newNs.push(run(s, (i) => from + i));
+      x = seed;
+      s.steadyNs.push(run(s, () => rand() % FLOWS));
+    }
   }
 }
 const stats = sides.map((s) => {
@@ -109,17 +124,19 @@ const stats = sides.map((s) => {
   if (c.forwarded !== c.packets) throw new Error(`${s.name}: ${c.packets - c.forwarded} packets not forwarded (${JSON.stringify(c.drops)})`);
   return { build: s.name, newNs: median(s.newNs), steadyNs: median(s.steadyNs), packets: c.packets };
 });
-console.log(`${FLOWS.toLocaleString("en-US")} live flows, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`);
-for (const s of stats) console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}  steady ${s.steadyNs.toFixed(1).padStart(6)}`);
+console.log(CHURN
+  ? `every packet a new flow, flows expiring, a table of ${FLOWS.toLocaleString("en-US")}, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`
+  : `${FLOWS.toLocaleString("en-US")} live flows, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`);
+for (const s of stats) console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}${CHURN ? "" : `  steady ${s.steadyNs.toFixed(1).padStart(6)}`}`);
 // one file per target count, its runs appended while the builds and the setting stay the same
-const out = process.env.PAIR_OUT ?? `bench/results/pair-${TARGETS}.json`;
+const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}.json`;
 const baseSha = createHash("sha256").update(readFileSync(BASE)).digest("hex").slice(0, 16);
 const run1 = { generated: new Date().toISOString(), machine: machine(), loadAtEnd: load(), results: stats };
-const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP };
+const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN };
 let runs = [run1];
 if (existsSync(out)) {
   const old = JSON.parse(readFileSync(out, "utf8"));
-  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.warmup === WARMUP && old.runs?.[0]?.machine?.commit === run1.machine.commit;
+  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && old.runs?.[0]?.machine?.commit === run1.machine.commit;
   if (same) runs = [...old.runs, run1];
 }
 mkdirSync(dirname(out), { recursive: true });

@@ -30,7 +30,7 @@ import {
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { denseBits, portBind, portBound, portRelease, portsBuildDone, portsBuildSeen, portsBuildStart, targetPortSpace } from "./ports";
-import { bump, setStat } from "../counters";
+import { bump, getStat, setStat } from "../counters";
 import {
   groupLive, groupPtr, targetPtr, targetFlowEnded, targetFlowStarted, G_ADDR, T_ADDR, T_PORT, T_FLAGS, TF_AWARE, T_ACTIVE,
 } from "../group/groups";
@@ -592,14 +592,46 @@ export function flowsBuildPorts(packets: u32): void {
   }
 }
 
-/** Bounded expiry work, once per batch. */
+/** FlowsCreated at the last sweep. */
+let sweptCreated: u64 = 0;
+
+/** Whether the sweep has freed a flow in its current lap of the table, or in its last. */
+let lapFreed = false;
+let lastLapFreed = false;
+
+/**
+ * Bounded expiry work, once per batch: SWEEP_PER_BATCH records from the
+ * moving hand and, while flows expire (the sweep freed one in this lap of
+ * the table or the last), two more for each flow created since the last
+ * sweep. Where flows come and go as fast as packets (a query a flow),
+ * expired ones are then freed in the walk's order about as fast as new
+ * ones come, instead of one at a time by the new flows of a full table;
+ * where nothing expires, the walk stays short.
+ */
 export function flowsSweep(now: u32): void {
-  let n = SWEEP_PER_BATCH;
-  if (n > hwm) n = hwm;
+  let created = getStat(Stat.FlowsCreated);
+  let made = created >= sweptCreated ? created - sweptCreated : created; // (the counters may have been reset)
+  sweptCreated = created;
+  let n = SWEEP_PER_BATCH < hwm ? SWEEP_PER_BATCH : hwm;
+  sweep(n, now);
+  if (!(lapFreed || lastLapFreed) || made == 0) return;
+  let more = made << 1;
+  sweep(more < <u64>(hwm - n) ? <u32>more : hwm - n, now);
+}
+
+/** Walk n records from the hand, freeing the expired flows. */
+function sweep(n: u32, now: u32): void {
   for (let i: u32 = 0; i < n; i++) {
-    if (hand >= hwm) hand = 0;
+    if (hand >= hwm) {
+      hand = 0;
+      lastLapFreed = lapFreed;
+      lapFreed = false;
+    }
     let rec = flowPtr(hand);
-    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowStale(rec, now)) flowFree(hand);
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_USED) != 0 && flowStale(rec, now)) {
+      flowFree(hand);
+      lapFreed = true;
+    }
     hand++;
   }
 }

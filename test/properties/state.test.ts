@@ -100,6 +100,24 @@ test("a port held by a flow gone idle is not handed out while another port tried
   assert.fail("no client tries client 1's port first");
 });
 
+test("where every packet opens a flow and flows expire, the sweep frees expired flows as fast as new ones come: the table never fills", () => {
+  const dp = plane(1024);
+  const batch = dp.createBatch(128);
+  let c = 0;
+  for (let k = 0; k < 40; k++) {
+    // 128 new flows a batch, 61 s apart: a batch's flows are stale (120 s) two batches later
+    batch.clear();
+    for (let i = 0; i < 128; i++, c++) {
+      batch.add(buildPacket({ family: 4, proto: "udp", src: client(c), dst: bytesOf(TA4), sport: 4000, dport: 53, payload: new Uint8Array(8) }), { time: 1000 + k * 61 });
+    }
+    dp.process(batch);
+    for (let i = 0; i < 128; i++) assert.equal(batch.verdict(i), Verdict.Forward);
+    const live = dp.counters().flowsLive;
+    assert.ok(live <= 4 * 128, `batch ${k}: ${live} flows live, where at most the last three batches' and some not yet swept should be`);
+  }
+  assert.equal(dp.counters().flowsExpired, 40 * 128 - dp.counters().flowsLive);
+});
+
 test("a full flow table drops new flows as flow-table-full and never corrupts live flows", () => {
   fc.assert(
     fc.property(fc.integer({ min: 4, max: 40 }), fc.integer({ min: 1, max: 60 }), (capacity, extra) => {

@@ -255,13 +255,36 @@ export class FlowTable {
     return true;
   }
 
-  /** Bounded expiry work at the end of a batch: 64 records from the moving hand. */
+  /** flowsCreated at the last sweep. */
+  private sweptCreated = 0;
+
+  /** Whether the sweep has freed a flow in its current lap of the table, or in its last. */
+  private lapFreed = false;
+  private lastLapFreed = false;
+
+  /** Bounded expiry work at the end of a batch: 64 records from the moving hand and, while flows expire (one freed in this lap or the last), two more a flow created since the last sweep. */
   sweep(now: number): void {
+    const created = this.counters.stat.flowsCreated;
+    const made = created >= this.sweptCreated ? created - this.sweptCreated : created; // (the counters may have been reset)
+    this.sweptCreated = created;
     const n = Math.min(64, this.hwm);
+    this.sweepFrom(n, now);
+    if (!(this.lapFreed || this.lastLapFreed) || made === 0) return;
+    this.sweepFrom(Math.min(2 * made, this.hwm - n), now);
+  }
+
+  private sweepFrom(n: number, now: number): void {
     for (let i = 0; i < n; i++) {
-      if (this.hand >= this.hwm) this.hand = 0;
+      if (this.hand >= this.hwm) {
+        this.hand = 0;
+        this.lastLapFreed = this.lapFreed;
+        this.lapFreed = false;
+      }
       const f = this.flows[this.hand];
-      if (f.used && this.stale(f, now)) this.free(this.hand);
+      if (f.used && this.stale(f, now)) {
+        this.free(this.hand);
+        this.lapFreed = true;
+      }
       this.hand++;
     }
   }
