@@ -6,8 +6,8 @@
 // batch of 1024 new flows, then a batch of 1024 packets of uniformly random
 // live flows (the same flows for both builds). Prints the median ns per
 // packet of each, and appends them, with the machine and the commit, to
-// bench/results/pair-TARGETS.json (a fresh file when the base build, the
-// commit or the setting changed).
+// bench/results/pair-TARGETS[-FLOWS, unless 1M].json (a fresh file when the
+// base build, the commit or the setting changed).
 //
 //   BENCH_PAIR_BASE=FILE.wasm  the other build (required: a release build of
 //                              another commit, e.g. copied from its wasm/pias.wasm)
@@ -19,7 +19,7 @@
 //   back, 8 batches a second, UDP flows idle after a second (about 16k live)
 //   in a table of PAIR_FLOWS: a DNS-like load where the expiry sweep frees
 //   the records new flows take; the new-flow figure only, in
-//   bench/results/pair-churn-TARGETS.json
+//   bench/results/pair-churn-TARGETS[-FLOWS].json
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
@@ -129,7 +129,7 @@ console.log(CHURN
   : `${FLOWS.toLocaleString("en-US")} live flows, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`);
 for (const s of stats) console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}${CHURN ? "" : `  steady ${s.steadyNs.toFixed(1).padStart(6)}`}`);
 // one file per target count, its runs appended while the builds and the setting stay the same
-const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}.json`;
+const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}${FLOWS === 1_000_000 ? "" : `-${FLOWS}`}.json`;
 const baseSha = createHash("sha256").update(readFileSync(BASE)).digest("hex").slice(0, 16);
 const run1 = { generated: new Date().toISOString(), machine: machine(), loadAtEnd: load(), results: stats };
 const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN };
