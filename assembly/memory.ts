@@ -43,6 +43,7 @@ export function heapAlloc(size: usize): usize {
   if (load<u64>(head) != 0) {
     block = <usize>load<u64>(head);
     store<u64>(head, load<u64>(block + 8));
+    memory.fill(block + HEADER, 0, blockSize - HEADER); // a freed block: zeroed again (bump blocks are fresh pages, zero)
   } else {
     if (bump + blockSize > bumpEnd) {
       let chunk = blockSize > CHUNK ? blockSize : CHUNK;
@@ -55,7 +56,6 @@ export function heapAlloc(size: usize): usize {
     bump += blockSize;
   }
   store<u32>(block, c);
-  memory.fill(block + HEADER, 0, blockSize - HEADER);
   return block + HEADER;
 }
 

@@ -8,7 +8,7 @@
 
 import { ControlError, Policy } from "../shared/abi";
 import { raw32, raw16 } from "../wire/bytes";
-import { hashEndpoint, finalize, mix, mixAddr, SEED_GROUP, SEED_MAGLEV_OFFSET } from "../hash";
+import { hashEndpoint, finalize, mix, mixAddr, SEED_ENDPOINT, SEED_GROUP, SEED_MAGLEV_OFFSET } from "../hash";
 import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
 } from "../table/bucket-index";
@@ -92,6 +92,9 @@ let targetCap: u32 = 0;
 let targetHwm: u32 = 0;
 let targetFree: i64 = -1;
 let targetCount: u32 = 0;
+// the live targets by (group, endpoint): one target per endpoint within a group, checked without a walk of the group
+let endpointIndex: usize = 0;
+let endpointBuckets: u32 = 0;
 
 @inline export function groupPtr(gid: u32): usize {
   return groups + <usize>gid * GROUP_SIZE;
@@ -108,7 +111,9 @@ export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
   groupIndex = reservePages(<usize>groupIndexBuckets * BUCKET_BYTES);
   targetCap = maxTargets;
   targets = reservePages(<usize>maxTargets * TARGET_SIZE);
-  return groups != 0 && groupIndex != 0 && targets != 0;
+  endpointBuckets = bucketsFor(maxTargets);
+  endpointIndex = reservePages(<usize>endpointBuckets * BUCKET_BYTES);
+  return groups != 0 && groupIndex != 0 && targets != 0 && endpointIndex != 0;
 }
 
 @inline function groupHash(family: u32, proto: u32, addr: usize, portRaw: u32): u32 {
@@ -120,6 +125,31 @@ export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
 @inline function sameAddr(family: u32, a: usize, b: usize): bool {
   if (family == 4) return raw32(a) == raw32(b);
   return load<u64>(a) == load<u64>(b) && load<u64>(a + 8) == load<u64>(b + 8);
+}
+
+@inline function endpointHash(gid: u32, family: u32, addr: usize, portRaw: u32): u32 {
+  let h = mixAddr(SEED_ENDPOINT, addr, family);
+  h = mix(h, (portRaw & 0xffff) | (family << 24));
+  return finalize(mix(h, gid), 28);
+}
+
+/** The live target of group gid at the endpoint (address at addr, port raw), or -1. */
+function endpointFind(gid: u32, family: u32, addr: usize, portRaw: u32): i64 {
+  let h = endpointHash(gid, family, addr, portRaw);
+  let nb = endpointBuckets;
+  let bi = homeBucket(h, nb);
+  let tag = tagOf(h);
+  for (let steps: u32 = 0; steps < nb; steps++) {
+    let b = bucketAt(endpointIndex, bi);
+    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+      let tid = refAt(b, ctz<u32>(m));
+      let t = targetPtr(tid);
+      if (load<u32>(t + T_GROUP) == gid && raw16(t + T_PORT) == portRaw && sameAddr(family, t + T_ADDR, addr)) return <i64>tid;
+    }
+    if (!overflowed(b)) break;
+    bi = nextBucket(bi, nb);
+  }
+  return -1;
 }
 
 /** The live group for exactly (family, proto, address, port), or -1. */
@@ -300,12 +330,9 @@ export function target_add(gid: u32, port: u32, weight: u32, aware: bool, label:
   let family: u32 = (<u32>load<u8>(g + G_FLAGS) & GF_V6) != 0 ? 6 : 4;
   let portRaw = <u32>bswap<u16>(<u16>port);
   // one target per endpoint within a group
+  if (endpointFind(gid, family, scratch, portRaw) >= 0) return ControlError.Exists;
   let n = load<u32>(g + G_NTARGETS);
   let list = <usize>load<u32>(g + G_TARGETS);
-  for (let i: u32 = 0; i < n; i++) {
-    let t = targetPtr(load<u32>(list + (<usize>i << 2)));
-    if (raw16(t + T_PORT) == portRaw && sameAddr(family, t + T_ADDR, scratch)) return ControlError.Exists;
-  }
   let cap = load<u32>(g + G_CAP);
   if (n == cap) {
     let ncap: u32 = cap == 0 ? 4 : cap * 2;
@@ -335,6 +362,12 @@ export function target_add(gid: u32, port: u32, weight: u32, aware: bool, label:
   store<u32>(t + T_WEIGHT, weight);
   store<u32>(t + T_DISTANCE, distance);
   store<u32>(t + T_HASH, hashEndpoint(SEED_MAGLEV_OFFSET, t + T_ADDR, family, portRaw));
+  if (!indexInsert(endpointIndex, endpointBuckets, endpointHash(gid, family, t + T_ADDR, portRaw), tid)) {
+    store<u8>(t + T_FLAGS, 0); // (not with the index sized for every target slot)
+    store<i32>(t + T_GROUP, <i32>targetFree);
+    targetFree = <i64>tid;
+    return ControlError.TableFull;
+  }
   store<u32>(list + (<usize>n << 2), tid);
   store<u32>(g + G_NTARGETS, n + 1);
   targetCount++;
@@ -362,6 +395,9 @@ export function target_remove(tid: u32): i32 {
 
 function retireTarget(tid: u32): void {
   let t = targetPtr(tid);
+  let family: u32 = (<u32>load<u8>(t + T_FLAGS) & TF_V6) != 0 ? 6 : 4;
+  let portRaw = raw16(t + T_PORT);
+  indexRemove(endpointIndex, endpointBuckets, endpointHash(load<u32>(t + T_GROUP), family, t + T_ADDR, portRaw), tid);
   store<u8>(t + T_FLAGS, <u8>(<u32>load<u8>(t + T_FLAGS) & ~(TF_LIVE | TF_UP)));
   targetCount--;
   maybeRecycleTarget(tid);
