@@ -16,8 +16,8 @@
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
 //      proximity), its target and its first NAT port candidates (unless
-//      the binding has a dense port space, ports.ts: the first two, each
-//      with the hash of its reverse key);
+//      the binding has a dense port space, ports.ts: the first one, with
+//      the hash of its reverse key);
 //   4. touch the noted records, in a loop that does nothing else (a touch
 //      is a load: until it completes no later instruction retires, so a
 //      touch followed by a new flow's hints would wait alone instead of
@@ -287,8 +287,8 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let tport = raw16(t + T_PORT);
   if (tport == 0) tport = dport;
   // the first candidates: where the binding has a dense port space (ports.ts), their ports (step 5 picks the first
-  // free one, its bit read beside the chunk's other misses, and hashes its reverse key alone); else the first two,
-  // each hashed
+  // free one, its bit read beside the chunk's other misses, and hashes its reverse key alone); else the first one
+  // (PORT_HINTS_PROBED), hashed
   let id = targetPortSpace(t, family, proto, tport, false);
   let space = id != 0 ? keptBits(id) : 0; // the bitmap the binding will change, if any
   let dense = space != 0 && denseBits(id) != 0; // else mostly free: probed as allocNatPort will
