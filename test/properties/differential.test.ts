@@ -328,7 +328,8 @@ test("a UDP checksum that computes to 0 is sent as 0xffff after forward NAT, rev
 });
 
 test("NAT ports toward a port-0 target, over more binding spaces (destination ports) than the port-space pool holds and with idle holders not yet freed, are the same in the core and the model (assembly/flow/ports.ts)", () => {
-  // 16 flows: 16 port spaces (ports.ts portsInit); each destination port of a port-0 target is a binding space of its own
+  // 16 flows: a pool of 16 bitmaps (ports.ts portsInit), and with 4 NAT ports a space is dense from its first binding;
+  // each destination port of a port-0 target is a binding space of its own
   const a = (s: string): Uint8Array => parseAddress(s).bytes;
   const packet = fc.record({ client: fc.integer({ min: 1, max: 12 }), sport: fc.integer({ min: 1000, max: 1003 }), dport: fc.integer({ min: 1, max: 40 }), dt: fc.integer({ min: 0, max: 30 }) });
   fc.assert(fc.property(fc.array(fc.array(packet, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 12 }), (batches) => {
