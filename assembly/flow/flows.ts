@@ -4,9 +4,10 @@
 //
 // Expiry is lazy and bounded: a lookup that finds an idle record treats it as
 // gone and frees it, and each batch sweeps a fixed number of records — never
-// the whole table. A NAT port is handed out only after checking that no flow
-// holds it (ports.ts keeps a bit per port; an idle holder's port is taken
-// only when every port tried is held, and the holder is freed first).
+// the whole table (more while flows expire as fast as they come). A NAT port
+// is handed out only after checking that no flow holds it (in the reverse
+// index, or in a dense port space's bits, ports.ts; an idle holder's port is
+// taken only when every port tried is held, and the holder is freed first).
 // Nothing here allocates after init.
 //
 // SYN floods (spoofed sources) must not shut a target out: a TCP flow opened

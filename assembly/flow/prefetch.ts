@@ -15,9 +15,9 @@
 //      for one whose key is certainly not in the index (no tag match, no
 //      overflow: a new flow, if any), find its group and, where the choice
 //      is a pure function of the packet and the tables (affinity and
-//      proximity), its target and its first NAT port candidates (unless
-//      the binding has a dense port space, ports.ts: the first one, with
-//      the hash of its reverse key);
+//      proximity), its target and its first NAT port candidates (four in
+//      a dense port space, ports.ts; else the first one, with the hash of
+//      its reverse key);
 //   4. touch the noted records, in a loop that does nothing else (a touch
 //      is a load: until it completes no later instruction retires, so a
 //      touch followed by a new flow's hints would wait alone instead of
