@@ -5,7 +5,8 @@
 // What it mirrors on purpose, because observable behaviour depends on it:
 // the record allocation order (free list LIFO, then the high-water mark),
 // eviction from the moving hand when the table is full, the per-batch sweep
-// of 64 records from the same hand, NAT port probing (the first port no
+// from the same hand (64 records, and two more a flow created while flows
+// expire), NAT port probing (the first port no
 // flow holds; when all are held, an idle holder's, or early drop of the
 // oldest transitory holder), and the half-open counters per source.
 //
