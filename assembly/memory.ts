@@ -12,12 +12,15 @@ const PAGE: usize = 65536;
 const HEADER: usize = 16; // class number, keeps payloads 16-byte aligned
 const MIN_CLASS: u32 = 5; // 32-byte blocks
 const MAX_CLASS: u32 = 31;
+/** The heap grows by CHUNK, then by as much as it already has (at most MAX_CHUNK) at a time. */
 const CHUNK: usize = 1 << 20;
+const MAX_CHUNK: usize = 1 << 26;
 
 // Free-list heads per class, and the current bump region.
 const freeHeads = memory.data(8 * 32);
 let bump: usize = 0;
 let bumpEnd: usize = 0;
+let heapGrown: usize = 0; // bytes the heap took from memory.grow
 
 /** Reserve `size` zeroed bytes of fresh pages; 0 when memory cannot grow. */
 export function reservePages(size: usize): usize {
@@ -46,9 +49,13 @@ export function heapAlloc(size: usize): usize {
     memory.fill(block + HEADER, 0, blockSize - HEADER); // a freed block: zeroed again (bump blocks are fresh pages, zero)
   } else {
     if (bump + blockSize > bumpEnd) {
-      let chunk = blockSize > CHUNK ? blockSize : CHUNK;
+      // geometric: each memory.grow counts against V8's heap and may start a full garbage collection of the host's
+      // JS heap (a million groups set up with 1 MiB steps spent most of their time there)
+      let chunk = heapGrown < CHUNK ? CHUNK : heapGrown < MAX_CHUNK ? heapGrown : MAX_CHUNK;
+      if (chunk < blockSize) chunk = blockSize;
       let p = reservePages(chunk);
       if (p == 0) return 0;
+      heapGrown += chunk;
       if (p != bumpEnd) bump = p; // not contiguous: abandon the old tail
       bumpEnd = p + ((chunk + PAGE - 1) & ~(PAGE - 1));
     }
