@@ -427,7 +427,10 @@ const scenarios: Record<string, () => Promise<unknown>> = {
       const v = new DataView(p.buffer, p.byteOffset);
       return { sport: v.getUint16(t), seq: v.getUint32(t + 4), flags: p[t + 13], payload: p.length - t - (p[t + 12] >> 4) * 4 };
     };
-    const syn = (await packets()).find((b) => ip(b)[9] === 6 && (tcp(b).flags & 0x02) !== 0)!;
+    // the sender's SYN (other packets, or none yet on a loaded machine, may come first)
+    let syn: Uint8Array | undefined;
+    for (const deadline = Date.now() + 10_000; !syn && Date.now() < deadline;) syn = (await packets()).find((b) => ip(b)[9] === 6 && (tcp(b).flags & 0x02) !== 0);
+    if (!syn) throw new Error("no SYN from the local TCP sender within 10 s");
     const client = tcp(syn);
     const ISN = 1000;
     const segment = (flags: number, seq: number, payload: Uint8Array = new Uint8Array(0)) => buildPacket({

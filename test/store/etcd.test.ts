@@ -95,7 +95,9 @@ describe("etcd on loopback: membership by leases, configuration by watch", { ski
     const t0 = Date.now();
     await until("p4 gone", () => [0, 1, 2].every((i) => view(i) === "p1,p2,p3"), 10_000);
     const took = Date.now() - t0;
-    assert.ok(took <= TTL_S * 1000 + 1500, `${took} ms`);
+    // the TTL, then etcd's periodic check for expired leases and the watches (4.8 s once, with the machine loaded by
+    // a benchmark beside the tests, when the bound was the TTL + 1.5 s)
+    assert.ok(took <= TTL_S * 1000 + 3000, `${took} ms`);
     const downs = events.filter((e) => e.ev.kind === "down" && e.ev.proxy.id === "p4");
     assert.deepEqual(downs.map((d) => d.at).sort(), ["p1", "p2", "p3"]);
     assert.equal(new Set(downs.map((d) => d.ev.revision)).size, 1);
