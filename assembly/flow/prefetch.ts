@@ -138,8 +138,31 @@ let sink: u64 = 0;
   return i >= CHUNK ? NO_PORT_HINTS : entryAt(i) + E_PORTS;
 }
 
+/** The last group lookup of the chunk: its key (address, then port raw | protocol << 16 | family << 24) and group, or none. */
+const lastGroupAddr = memory.data(16, 16);
+let lastGroupKey: u32 = 0; // 0: none (a family is never 0)
+let lastGroup: i64 = -1;
+
+/** groupLookup, remembered for the rest of the chunk: new flows come in runs toward one group. */
+@inline function chunkGroup(family: u32, proto: u32, dst: usize, portRaw: u32): i64 {
+  let key = portRaw | (proto << 16) | (family << 24);
+  if (key == lastGroupKey && (family == 4
+    ? load<u32>(lastGroupAddr) == load<u32>(dst)
+    : load<u64>(lastGroupAddr) == load<u64>(dst) && load<u64>(lastGroupAddr + 8) == load<u64>(dst + 8))) return lastGroup;
+  let gid = groupLookup(family, proto, dst, portRaw);
+  lastGroupKey = key;
+  if (family == 4) store<u32>(lastGroupAddr, load<u32>(dst));
+  else {
+    store<u64>(lastGroupAddr, load<u64>(dst));
+    store<u64>(lastGroupAddr + 8, load<u64>(dst + 8));
+  }
+  lastGroup = gid;
+  return gid;
+}
+
 export function prefetchChunk(desc: usize, n: u32): void {
   if (n > CHUNK) n = CHUNK; // the hints are -1 past CHUNK (process_batch never passes more)
+  lastGroupKey = 0; // (the groups may change between batches)
   let base = flowIndexBase();
   let nb = flowIndexBuckets();
   // 1. classify (the common shapes of parse.ts) and hash
@@ -273,7 +296,7 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let tcpUdp = proto == PROTO_TCP || proto == PROTO_UDP;
   // a reply is never a new flow (nor an echo reply)
   if (isProxyAddr(family, dst) || (!tcpUdp && sport == 0)) return 0;
-  let gid = groupLookup(family, proto, dst, tcpUdp ? dport : 0);
+  let gid = chunkGroup(family, proto, dst, tcpUdp ? dport : 0);
   if (gid < 0) return 0;
   store<u32>(e + E_GROUP, <u32>gid + 1);
   let policy = <u32>load<u8>(groupPtr(<u32>gid) + G_POLICY);
