@@ -13,8 +13,8 @@
 // A space that turns dense is *queued*; the next build pass gives every
 // queued space its bitmap (*building*: binds and releases keep its bits from
 // then on) and walks the flow records present when it started
-// (flowsBuildPorts in flows.ts, a bounded number a batch, as the expiry
-// sweep does), setting the bits of their bindings; at the end of the pass
+// (flowsBuildPorts in flows.ts, two records a packet processed, as the
+// expiry sweep bounds its work), setting the bits of their bindings; at the end of the pass
 // its spaces are dense, and stay so. Only a dense space's bits are read.
 //
 // Spaces come from a table sized at start; bitmaps (8 KiB: a bit for every
