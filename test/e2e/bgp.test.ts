@@ -270,8 +270,11 @@ describe("pias run announces its prefixes over BGP to a BIRD router", { skip, ti
 
   test("SIGKILL: the managed BIRD dies with pias and the router drops the routes within holdTime", async (t: TestContext) => {
     const ready = await startPias();
+    const started = daemon;
+    t.after(() => void started.kill("SIGKILL")); // (a failure below must not leave it holding the metrics port)
     await waitRouter(V4, "announced", 5000);
     figures.restartReadyToRouteMs = performance.now() - ready;
+    await waitLog(/"msg":"bgp BIRD started"/); // (its line may come after the routes: seen once, 46 ms after ready)
     const pid = birdPid();
     assert.equal(alive(pid), true);
     const t0 = performance.now();
