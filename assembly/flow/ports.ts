@@ -13,9 +13,9 @@
 // A space that turns dense is *queued*; the next build pass gives every
 // queued space its bitmap (*building*: binds and releases keep its bits from
 // then on) and walks the flow records present when it started
-// (flowsBuildPorts in flows.ts, two records a packet processed, as the
-// expiry sweep bounds its work), setting the bits of their bindings; at the end of the pass
-// its spaces are dense, and stay so. Only a dense space's bits are read.
+// (flowsBuildPorts in flows.ts, two records a packet processed), setting the
+// bits of their bindings; at the end of the pass its spaces are dense, and
+// stay so. Only a dense space's bits are read.
 //
 // Spaces come from a table sized at start; bitmaps (8 KiB: a bit for every
 // port number, whatever the NAT range) from a pool sized at start. A space
@@ -159,6 +159,11 @@ function portSpace(family: u32, proto: u32, addr: usize, tportRaw: u32, create: 
   store<u8>(p, <u8>(<u32>load<u8>(p) | (1 << (port & 7))));
 }
 
+@inline function clearBit(bits: usize, port: u32): void {
+  let p = bits + <usize>(port >> 3);
+  store<u8>(p, <u8>(<u32>load<u8>(p) & ~(1 << (port & 7))));
+}
+
 /** A flow now holds port `port` of space `id` (NAT range of `range` ports). */
 export function portBind(id: u32, port: u32, range: u32): void {
   let s = spacePtr(id);
@@ -177,10 +182,7 @@ export function portRelease(id: u32, port: u32): void {
   let s = spacePtr(id);
   store<u32>(s + S_COUNT, load<u32>(s + S_COUNT) - 1);
   let bits = <usize>load<u32>(s + S_BITMAP);
-  if (bits != 0) {
-    let p = bits + <usize>(port >> 3);
-    store<u8>(p, <u8>(<u32>load<u8>(p) & ~(1 << (port & 7))));
-  }
+  if (bits != 0) clearBit(bits, port);
 }
 
 /** Start a build pass if spaces are queued: each gets its (zeroed) bitmap and keeps its bits from now on. True: a pass starts. */

@@ -327,51 +327,45 @@ test("a UDP checksum that computes to 0 is sent as 0xffff after forward NAT, rev
   }
 });
 
+/** A pair with one UDP group at 203.0.113.10 and its one legacy target at port `port` (0: the packet's), for the NAT port properties. */
+function natPortPair(natPorts: [number, number], flows: number, port: number): Pair {
+  return new Pair({
+    settings: {
+      startTime: 1000, natPorts, timeouts: { tcpEstablished: 100, tcpTransitory: 20, udp: 40, icmp: 10 },
+      flows, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
+    },
+    groups: [{ protocol: "udp", family: 4, ta: 0, port, policy: "affinity", affinity: "client", targets: [{ addr: 0, port, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
+    steps: [],
+  });
+}
+
+/** Each batch's UDP packets from 10.1.0.client to the group, `dt` seconds after the last batch, through both sides; the state compared after each. */
+function runNatBatches(pair: Pair, batches: { dt: number; packets: { client: number; sport: number; dport: number }[] }[]): void {
+  let now = 1000;
+  for (const b of batches) {
+    now += b.dt;
+    const built = b.packets.map((p) => raw(buildPacket({ family: 4, proto: "udp", src: new Uint8Array([10, 1, 0, p.client]), dst: parseAddress("203.0.113.10").bytes, sport: p.sport, dport: p.dport, payload: new Uint8Array(4) }), `client ${p.client}:${p.sport} -> :${p.dport}`));
+    pair.run(built, b.packets.map(() => now));
+    pair.compareState(`after a batch at time ${now}`);
+  }
+}
+
 test("NAT ports toward a port-0 target, over more binding spaces (destination ports) than the port-space pool holds and with idle holders not yet freed, are the same in the core and the model (assembly/flow/ports.ts)", () => {
   // 16 flows: a pool of 16 bitmaps (ports.ts portsInit), and with 4 NAT ports a space is dense from its first binding;
   // each destination port of a port-0 target is a binding space of its own
-  const a = (s: string): Uint8Array => parseAddress(s).bytes;
-  const packet = fc.record({ client: fc.integer({ min: 1, max: 12 }), sport: fc.integer({ min: 1000, max: 1003 }), dport: fc.integer({ min: 1, max: 40 }), dt: fc.integer({ min: 0, max: 30 }) });
-  fc.assert(fc.property(fc.array(fc.array(packet, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 12 }), (batches) => {
-    const pair = new Pair({
-      settings: {
-        startTime: 1000, natPorts: [40000, 40003], timeouts: { tcpEstablished: 100, tcpTransitory: 20, udp: 40, icmp: 10 },
-        flows: 16, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
-      },
-      groups: [{ protocol: "udp", family: 4, ta: 0, port: 0, policy: "affinity", affinity: "client", targets: [{ addr: 0, port: 0, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
-      steps: [],
-    });
-    let now = 1000;
-    for (const b of batches) {
-      now += b[0].dt;
-      const built = b.map((p) => raw(buildPacket({ family: 4, proto: "udp", src: a(`10.0.0.${p.client}`), dst: a("203.0.113.10"), sport: p.sport, dport: p.dport, payload: new Uint8Array(4) }), `client ${p.client}:${p.sport} -> :${p.dport}`));
-      pair.run(built, b.map(() => now));
-      pair.compareState(`after a batch at time ${now}`);
-    }
+  const packet = fc.record({ client: fc.integer({ min: 1, max: 12 }), sport: fc.integer({ min: 1000, max: 1003 }), dport: fc.integer({ min: 1, max: 40 }) });
+  const batch = fc.record({ dt: fc.integer({ min: 0, max: 30 }), packets: fc.array(packet, { minLength: 1, maxLength: 12 }) });
+  fc.assert(fc.property(fc.array(batch, { minLength: 1, maxLength: 12 }), (batches) => {
+    runNatBatches(natPortPair([40000, 40003], 16, 0), batches);
   }), { numRuns: fuzz ? Math.ceil(fuzz / 4) : 200 });
 });
 
 test("NAT ports in a port space that turns dense while flows come and go (its bitmap built over several batches from the records present, ports.ts) are the same in the core and the model", () => {
-  // 384 NAT ports: a space is dense from 64 bindings; up to 256 flows: a build pass walks 64 records a batch
-  const a = (s: string): Uint8Array => parseAddress(s).bytes;
-  const packet = fc.record({ client: fc.integer({ min: 1, max: 250 }), sport: fc.integer({ min: 1000, max: 1001 }) });
+  // 384 NAT ports: a space is dense from 64 bindings; up to 250 flows: a build pass walks 64 records or two a packet a batch
+  const packet = fc.record({ client: fc.integer({ min: 1, max: 250 }), sport: fc.integer({ min: 1000, max: 1001 }), dport: fc.constant(53) });
   const batch = fc.record({ dt: fc.integer({ min: 0, max: 10 }), packets: fc.array(packet, { minLength: 1, maxLength: 64 }) });
   fc.assert(fc.property(fc.array(batch, { minLength: 1, maxLength: 12 }), (batches) => {
-    const pair = new Pair({
-      settings: {
-        startTime: 1000, natPorts: [40000, 40383], timeouts: { tcpEstablished: 100, tcpTransitory: 20, udp: 40, icmp: 10 },
-        flows: 256, verifyChecksums: false, randomSeed: 1, tunnelMtu: 1500, system: false,
-      },
-      groups: [{ protocol: "udp", family: 4, ta: 0, port: 53, policy: "affinity", affinity: "client", targets: [{ addr: 0, port: 53, weight: 1, aware: false, distance: 0, label: 0 }], filler: 0, scopes: [] }],
-      steps: [],
-    });
-    let now = 1000;
-    for (const b of batches) {
-      now += b.dt;
-      const built = b.packets.map((p) => raw(buildPacket({ family: 4, proto: "udp", src: new Uint8Array([10, 1, 0, p.client]), dst: a("203.0.113.10"), sport: p.sport, dport: 53, payload: new Uint8Array(4) }), `client ${p.client}:${p.sport}`));
-      pair.run(built, b.packets.map(() => now));
-      pair.compareState(`after a batch at time ${now}`);
-    }
+    runNatBatches(natPortPair([40000, 40383], 256, 53), batches);
   }), { numRuns: fuzz ? Math.ceil(fuzz / 4) : 200 });
 });
 

@@ -6,9 +6,9 @@
 // the record allocation order (free list LIFO, then the high-water mark),
 // eviction from the moving hand when the table is full, the per-batch sweep
 // from the same hand (64 records, and two more a flow created while flows
-// expire), NAT port probing (the first port no
-// flow holds; when all are held, an idle holder's, or early drop of the
-// oldest transitory holder), and the half-open counters per source.
+// expire), NAT port probing (the first port no flow holds; when all are
+// held, an idle holder's, or early drop of the oldest transitory holder),
+// and the half-open counters per source.
 //
 // A tuple could only name flows in both Maps if a flow had the proxy's own
 // address as its TA, and new flows to that address are refused; lookup()
