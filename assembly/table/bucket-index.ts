@@ -14,9 +14,10 @@ const OVERFLOW: usize = 12;
 const REFS: usize = 16;
 const SLOT_MASK: u32 = (1 << SLOTS) - 1;
 
-/** Buckets needed so that `entries` references fill at most ~80% of the slots. */
-export function bucketsFor(entries: u32): u32 {
-  let b = <u32>((<u64>entries * 10 + <u64>SLOTS * 8 - 1) / (<u64>SLOTS * 8));
+/** Buckets needed so that `entries` references fill at most `percent`% of the slots (default ~80%). */
+export function bucketsFor(entries: u32, percent: u32 = 80): u32 {
+  let slots = <u64>SLOTS * percent;
+  let b = <u32>((<u64>entries * 100 + slots - 1) / slots);
   return b < 2 ? 2 : b;
 }
 
