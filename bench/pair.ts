@@ -20,6 +20,9 @@
 //   in a table of PAIR_FLOWS: a DNS-like load where the expiry sweep frees
 //   the records new flows take; the new-flow figure only, in
 //   bench/results/pair-churn-TARGETS[-FLOWS].json
+//   PAIR_PREFAULT=1: this build's data plane prefaults its tables
+//   (capacity.prefault), the base's does not: with the same build as the
+//   base, what a page's first use costs (results in ...-prefault.json)
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
@@ -40,6 +43,7 @@ const TARGETS = Number(process.env.PAIR_TARGETS ?? Math.max(3, Math.ceil(FLOWS /
 const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 40);
 const WARMUP = Number(process.env.PAIR_WARMUP ?? 2000);
 const CHURN = process.env.PAIR_CHURN === "1";
+const PREFAULT = process.env.PAIR_PREFAULT === "1";
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
 const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
@@ -50,10 +54,10 @@ template.set([0x0f, 0xa0, 0, 53, 0, PACKET - 20, 0, 0], 20);
 
 interface Side { name: string; dp: DataPlane; batch: PacketBatch; next: number; newNs: number[]; steadyNs: number[] }
 
-function side(name: string, module?: WebAssembly.Module): Side {
+function side(name: string, module?: WebAssembly.Module, prefault = false): Side {
   const dp = DataPlane.create({
     address: "198.51.100.1",
-    capacity: { flows: CHURN ? FLOWS : FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16 },
+    capacity: { flows: CHURN ? FLOWS : FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16, prefault },
     timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: CHURN ? 1 : 1 << 30, icmp: 60 },
     module,
   }, [{
@@ -90,7 +94,7 @@ function run(s: Side, flow: (i: number) => number, time = 1000): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const baseWasm = readFileSync(BASE);
-const sides = [side("this build"), side(`base (${BASE})`, new WebAssembly.Module(baseWasm))];
+const sides = [side(PREFAULT ? "this build, prefaulted" : "this build", undefined, PREFAULT), side(`base (${BASE})`, new WebAssembly.Module(baseWasm))];
 if (CHURN) {
   // every packet a new flow, 8 batches a second, UDP flows idle after a second: about 16k live, in a table of FLOWS
   let batch = 0;
@@ -129,14 +133,14 @@ console.log(CHURN
   : `${FLOWS.toLocaleString("en-US")} live flows, ${TARGETS} targets, ${ROUNDS} rounds (ns per packet, median batch of ${SLOTS})`);
 for (const s of stats) console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}${CHURN ? "" : `  steady ${s.steadyNs!.toFixed(1).padStart(6)}`}`);
 // one file per target count, its runs appended while the builds and the setting stay the same
-const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}${FLOWS === 1_000_000 ? "" : `-${FLOWS}`}.json`;
+const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}${FLOWS === 1_000_000 ? "" : `-${FLOWS}`}${PREFAULT ? "-prefault" : ""}.json`;
 const baseSha = createHash("sha256").update(baseWasm).digest("hex").slice(0, 16);
 const run1 = { generated: new Date().toISOString(), machine: machine(), loadAtEnd: load(), results: stats };
-const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN };
+const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN, prefault: PREFAULT };
 let runs = [run1];
 if (existsSync(out)) {
   const old = JSON.parse(readFileSync(out, "utf8"));
-  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && old.runs?.[0]?.machine?.commit === run1.machine.commit;
+  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && (old.prefault ?? false) === PREFAULT && old.runs?.[0]?.machine?.commit === run1.machine.commit;
   if (same) runs = [...old.runs, run1];
 }
 mkdirSync(dirname(out), { recursive: true });

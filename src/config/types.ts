@@ -38,6 +38,8 @@ export interface Capacity {
   readonly groups: number;
   /** Targets over all groups (a target in two groups counts twice). */
   readonly targets: number;
+  /** Touch every page of the tables at start (DataPlaneSettings.capacity.prefault). */
+  readonly prefault: boolean;
 }
 
 export interface ProxyConfig {
@@ -229,6 +231,7 @@ export const DEFAULT_CAPACITY: Capacity = Object.freeze({
   flows: 1048576,
   groups: 65536,
   targets: 65536,
+  prefault: false,
 });
 export const DEFAULT_POLICY: PolicyName = "affinity";
 export const DEFAULT_AFFINITY: AffinityMode = "client";

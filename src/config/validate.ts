@@ -38,7 +38,7 @@ const PROXY_KEYS = ["address", "address6", "natPorts", "verifyChecksums", "tunne
 const DAEMON_KEYS = ["io", "tunName", "tunIo", "tunOffload", "workers", "routes", "pcapInterface", "pcapFilter", "xdpInterfaces", "xdpMode", "batch", "metrics", "logLevel", "drainMs"] as const;
 const HEALTH_KEYS = ["check", "port", "intervalMs", "timeoutMs", "fall", "rise", "path", "send", "expect"] as const;
 const TIMEOUT_KEYS = ["tcpEstablished", "tcpTransitory", "udp", "icmp"] as const;
-const CAPACITY_KEYS = ["flows", "groups", "targets"] as const;
+const CAPACITY_KEYS = ["flows", "groups", "targets", "prefault"] as const;
 const GROUP_KEYS = ["name", "protocol", "address", "port", "policy", "affinity", "targets", "scopes", "health"] as const;
 const SCOPE_KEYS = ["prefix", "label"] as const;
 const TARGET_KEYS = ["address", "port", "weight", "aware", "label", "distance"] as const;
@@ -235,6 +235,7 @@ function validateCapacity(v: unknown): Capacity {
     flows: optInteger(o, "flows", path, LIMITS.flows, DEFAULT_CAPACITY.flows),
     groups: optInteger(o, "groups", path, LIMITS.groups, DEFAULT_CAPACITY.groups),
     targets: optInteger(o, "targets", path, LIMITS.targets, DEFAULT_CAPACITY.targets),
+    prefault: optBoolean(o, "prefault", path, DEFAULT_CAPACITY.prefault),
   };
 }
 

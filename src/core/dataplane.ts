@@ -93,8 +93,14 @@ export interface DataPlaneSettings {
   timeouts?: Partial<Timeouts>;
   /** SYN-flood protection: flows opened by a SYN and not yet established, per client address, at most. Default 512. */
   halfOpenPerSource?: number;
-  /** Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets, a fragment entry per 16 flows (at least 1024). */
-  capacity?: { flows?: number; groups?: number; targets?: number; fragments?: number };
+  /**
+   * Table sizes, fixed at creation. Defaults: 1M flows, 65536 groups, 65536 targets, a fragment entry per 16 flows
+   * (at least 1024). `prefault`: write to every page of the tables at creation, so that no packet pays for the first
+   * use of a page (the kernel's fault and zeroing, each time a new flow takes a record never used before, or an
+   * index bucket no key reached yet); the tables are then resident in full from the start. Default false: pages
+   * are taken as flows reach them.
+   */
+  capacity?: { flows?: number; groups?: number; targets?: number; fragments?: number; prefault?: boolean };
   /** Seed of the `random` policy. */
   randomSeed?: number;
   /** Which build of the core to load (default: release, or PIAS_WASM=debug); "bench" is for `npm run bench:scale`. */
@@ -265,6 +271,16 @@ export interface ParsedView {
 /** Tables smaller than this keep 4 KiB pages (8 MiB: about 130k flows): they fit the TLB well enough, and a 2 MiB page costs more to fault in. */
 const HUGE_PAGES_FROM = 8 << 20;
 
+/**
+ * Write a zero to every 4 KiB page of `buffer` from `from` on: freshly reserved
+ * pages, all zero, so the writes change nothing but make the kernel back them
+ * (after the huge-page advice, so that a 2 MiB page backs each 2 MiB at once).
+ */
+function prefault(buffer: ArrayBuffer, from: number): void {
+  const bytes = new Uint8Array(buffer);
+  for (let at = from; at < bytes.length; at += 4096) bytes[at] = 0;
+}
+
 /** Bytes per inspect record (assembly/host/inspect.ts). */
 const INSPECT_SIZE = 48;
 
@@ -287,6 +303,7 @@ export class DataPlane {
     this.settings = settings;
     this.core = settings.module ? instantiateModule<DataPlaneExports>(settings.module) : instantiate<DataPlaneExports>(settings.build);
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
+    const untouched = (this.core.memory.buffer as ArrayBuffer).byteLength; // the tables are reserved from here on
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
     }
@@ -294,6 +311,7 @@ export class DataPlane {
     // Smaller tables fit the TLB's reach with 4 KiB pages, and a 2 MiB page costs more to fault in.
     const tables = this.core.memory.buffer as ArrayBuffer;
     if (settings.hugePages !== false && tables.byteLength >= HUGE_PAGES_FROM) this.hugePages = adviseHugePages(tables).bytes;
+    if (cap.prefault) prefault(tables, untouched);
     if (settings.address != null) this.setProxyAddress(settings.address, 4);
     if (settings.address6 != null) this.setProxyAddress(settings.address6, 6);
     const [min, max] = settings.natPorts ?? DEFAULT_NAT_PORTS;

@@ -80,7 +80,8 @@ export function replayCapacity(capacity: Capacity, input: string): NonNullable<D
   const size = fileSize(input);
   const most = Math.max(1024, Math.ceil(size / BYTES_PER_FLOW_PACKET));
   const fragments = Math.max(1024, Math.floor(capacity.flows / 16));
-  return { ...capacity, flows: Math.min(capacity.flows, most), fragments: Math.min(fragments, most) };
+  // (never prefaulted: the bound is an upper one, and touching pages no flow uses is the cost this sizing avoids)
+  return { ...capacity, flows: Math.min(capacity.flows, most), fragments: Math.min(fragments, most), prefault: false };
 }
 
 /**

@@ -77,7 +77,7 @@ describe("validateConfig: normalisation", () => {
         anycastPrefixes: [],
         halfOpenPerSource: 512,
       },
-      capacity: { flows: 1048576, groups: 65536, targets: 65536 },
+      capacity: { flows: 1048576, groups: 65536, targets: 65536, prefault: false },
       daemon: DEFAULT_DAEMON,
       cluster: null,
       bgp: null,
@@ -107,7 +107,7 @@ describe("validateConfig: normalisation", () => {
   test("the defaults are the documented values", () => {
     assert.deepEqual(DEFAULT_NAT_PORTS, [1024, 65535]);
     assert.deepEqual(DEFAULT_TIMEOUTS, { tcpEstablished: 7440, tcpTransitory: 240, udp: 300, icmp: 60 });
-    assert.deepEqual(DEFAULT_CAPACITY, { flows: 1048576, groups: 65536, targets: 65536 });
+    assert.deepEqual(DEFAULT_CAPACITY, { flows: 1048576, groups: 65536, targets: 65536, prefault: false });
     assert.equal(DEFAULT_TUNNEL_MTU, 1500);
     assert.equal(DEFAULT_POLICY, "affinity");
     assert.equal(DEFAULT_AFFINITY, "client");
@@ -126,7 +126,7 @@ describe("validateConfig: normalisation", () => {
         anycastPrefixes: [],
         halfOpenPerSource: 512,
       },
-      capacity: { flows: 1048576, groups: 65536, targets: 65536 },
+      capacity: { flows: 1048576, groups: 65536, targets: 65536, prefault: false },
       daemon: DEFAULT_DAEMON,
       cluster: null,
       bgp: null,
@@ -173,7 +173,7 @@ describe("validateConfig: normalisation", () => {
         anycastPrefixes: [],
         halfOpenPerSource: 64,
       },
-      capacity: { flows: 1000, groups: 10, targets: 20 },
+      capacity: { flows: 1000, groups: 10, targets: 20, prefault: true },
       daemon: { io: "tun", tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" },
       groups: [
         {
@@ -192,7 +192,7 @@ describe("validateConfig: normalisation", () => {
     assert.equal(config.proxy.tunnelMtu, 9000);
     assert.deepEqual(config.proxy.timeouts, { tcpEstablished: 100, tcpTransitory: 10, udp: 20, icmp: 5 });
     assert.equal(config.proxy.halfOpenPerSource, 64);
-    assert.deepEqual(config.capacity, { flows: 1000, groups: 10, targets: 20 });
+    assert.deepEqual(config.capacity, { flows: 1000, groups: 10, targets: 20, prefault: true });
     assert.deepEqual(config.daemon, { ...DEFAULT_DAEMON, tunName: "px0", routes: false, batch: 32, drainMs: 10, logLevel: "warn", metrics: "[::1]:9464" });
     const g = config.groups[0];
     assert.equal(g.name, "dns");
@@ -410,6 +410,7 @@ describe("validateConfig: one-line errors naming the path", () => {
     rejects({ capacity: { flows: 16777217 } }, "capacity.flows: 16777217 is not in 1..16777216");
     rejects({ capacity: { groups: 0 } }, "capacity.groups: 0 is not in 1..4194304");
     rejects({ capacity: { targets: 4194305 } }, "capacity.targets: 4194305 is not in 1..4194304");
+    rejects({ capacity: { prefault: "yes" } }, 'capacity.prefault: must be true or false, got the string "yes"');
   });
 
   test("booleans must be booleans", () => {
