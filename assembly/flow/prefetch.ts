@@ -58,9 +58,12 @@ import { isProxyAddr, portMax, portMin } from "../settings";
  * (a whole batch of 1024 touches more pages than the TLB holds), large enough
  * that the misses of one step of the pass overlap. Paired in one process at
  * 1M flows, 32 against the whole batch: new flows 4-12% faster, live-flow
- * packets 5-9% (16 to 128 were tried).
+ * packets 5-9% (16 to 128 were tried). Since the touches go in passes of
+ * their own (touchListed), 64 against 32: live-flow packets 0.89-0.94 (1M
+ * flows, 34 and 1,000 targets; 10M), new flows 0.96-1.01, churn 0.93-1.04;
+ * 48 and 128 against 64: 1.04-1.05 and 0.93-1.01.
  */
-export const CHUNK: u32 = 32;
+export const CHUNK: u32 = 64;
 /**
  * Per packet: [0] bucket address (0: not recognised), [4] hash, [8] group + 1,
  * [12] target + 1, [16] commonShape() of the packet, [24] 1 when its key is
