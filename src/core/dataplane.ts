@@ -444,8 +444,8 @@ export class DataPlane {
   /**
    * Reload: make this data plane run `config`, changing only what differs
    * (see applyGroups). NAT ports, checksum policy, tunnel MTU and timeouts
-   * change in place; the proxy's addresses and the table sizes cannot change
-   * without a restart, and a config that changes them is refused before
+   * change in place; the proxy's addresses, the table sizes and whether the
+   * tables are prefaulted cannot change without a restart, and a config that changes them is refused before
    * anything is touched. `extraGroups` are kept beside the config's groups
    * (the daemon's: groups its targets joined, groups resolved to JAPs).
    */
@@ -455,7 +455,7 @@ export class DataPlane {
     if ((config.proxy.address ?? null) !== (now.address ?? null)) fixed.push("proxy.address");
     if ((config.proxy.address6 ?? null) !== (now.address6 ?? null)) fixed.push("proxy.address6");
     const cap = { ...DEFAULT_CAPACITY, ...now.capacity };
-    for (const k of ["flows", "groups", "targets"] as const) if (config.capacity[k] !== cap[k]) fixed.push(`capacity.${k}`);
+    for (const k of ["flows", "groups", "targets", "prefault"] as const) if (config.capacity[k] !== cap[k]) fixed.push(`capacity.${k}`);
     if (fixed.length) throw new DataPlaneError(`${fixed.join(", ")} cannot change without a restart`);
     this.core.set_nat_ports(config.proxy.natPorts[0], config.proxy.natPorts[1]);
     this.core.set_verify_checksums(config.proxy.verifyChecksums ? 1 : 0);

@@ -71,10 +71,10 @@ test("a reload that removes a target re-pins its UDP flows and drops its TCP flo
   for (const c of tcpLost) assert.equal(send(dp, "tcp", c, 0x10).reason, Reason.TargetDown, "TCP flows to the removed target are dropped");
 });
 
-test("a reload that changes the proxy's address or the table sizes is refused and changes nothing", () => {
+test("a reload that changes the proxy's address, the table sizes or their prefaulting is refused and changes nothing", () => {
   const dp = DataPlane.fromConfig(validateConfig(base));
   const r = send(dp, "udp", 1);
-  for (const change of [{ proxy: { address: "198.51.100.9" } }, { capacity: { flows: 8192, groups: 16, targets: 64 } }]) {
+  for (const change of [{ proxy: { address: "198.51.100.9" } }, { capacity: { flows: 8192, groups: 16, targets: 64 } }, { capacity: { ...base.capacity, prefault: true } }]) {
     const next = { ...structuredClone(base), ...change, groups: [] };
     assert.throws(() => dp.applyConfig(validateConfig(next)), /cannot change without a restart/);
   }
