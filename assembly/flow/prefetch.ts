@@ -95,7 +95,8 @@ let sink: u64 = 0;
  * The addresses a step touches, listed first and then loaded in a pass of
  * four loads an iteration and nothing else: the fewer instructions between
  * them, the more of the misses are in flight at once (the reorder buffer,
- * not the loads, was the limit).
+ * not the loads, was the limit). At most two a packet of the chunk, and
+ * three of padding.
  */
 const touchList = memory.data(<i32>(<usize>CHUNK * 8 + 12), 16);
 
@@ -292,8 +293,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
   acc += touchListed(k);
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
-    for (let k = <usize>popcnt(load<u32>(ph + PH_HASHED)); k-- > 0;) {
-      let hr = load<u32>(ph + PH_HASH + (k << 2));
+    for (let c = <usize>popcnt(load<u32>(ph + PH_HASHED)); c-- > 0;) {
+      let hr = load<u32>(ph + PH_HASH + (c << 2));
       let b = bucketAt(base, homeBucket(hr, nb));
       let m = tagMask(b, tagOf(hr));
       if (m == 0) continue;
