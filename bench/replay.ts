@@ -9,10 +9,6 @@
 //              calls are timed, batch by batch as the replay makes them. A
 //              fresh data plane per repetition (processing rewrites packets
 //              and creates flows).
-//   prefaulted the hot path with capacity.prefault: the tables made
-//              resident when the data plane is created (untimed), as a
-//              daemon so configured runs them; the hot path above pays each
-//              page's first use as its flows reach it.
 //   model      the plain TypeScript reference model (src/reference/model.ts)
 //              on the trace's first BENCH_MODEL_PACKETS packets (it is slow);
 //              compared with the hot path's time over the same packets.
@@ -115,12 +111,11 @@ const log = (s: string): void => {
 
 // ------------------------------------------------------------------ types
 
-type Key = "replay" | "hotPath" | "hotPathPrefaulted" | "model" | "tcprewrite" | "nodeCopy" | "cp";
+type Key = "replay" | "hotPath" | "model" | "tcprewrite" | "nodeCopy" | "cp";
 
 const SERIES: readonly (Series & { key: Key })[] = [
   { key: "replay", label: "pias replay (file to file)", color: "#1f77b4" },
   { key: "hotPath", label: "Wasm hot path alone", color: "#2ca02c" },
-  { key: "hotPathPrefaulted", label: "hot path, tables prefaulted", color: "#98df8a" },
   { key: "model", label: "TS reference model", color: "#9467bd" },
   { key: "tcprewrite", label: "tcprewrite --fixcsum --pnat", color: "#d62728" },
   { key: "nodeCopy", label: "node copy, 8 MiB chunks", color: "#7f7f7f" },
@@ -259,18 +254,18 @@ function measureReplay(t: TraceSpec, packets: number, bytes: number): Measuremen
   });
 }
 
-async function measureHotPath(t: TraceSpec, config: PiasConfig, packets: number, bytes: number, prefixTarget: number, reps: number, prefault = false): Promise<{ m: Measurement; prefix: { packets: number; seconds: Summary } }> {
+async function measureHotPath(t: TraceSpec, config: PiasConfig, packets: number, bytes: number, prefixTarget: number, reps: number): Promise<{ m: Measurement; prefix: { packets: number; seconds: Summary } }> {
   let dp: DataPlane | undefined;
   let framed: Framed | undefined;
   let prefixMs = 0;
   let prefixPackets = 0;
   const prefixSamples: number[] = [];
   const forwarded: number[] = [];
-  const samples = await tiny(`hot path ${t.name}${prefault ? ", prefaulted" : ""}`, reps, () => {
+  const samples = await tiny(`hot path ${t.name}`, reps, () => {
     dp = undefined;
     framed = undefined;
     gc();
-    dp = DataPlane.fromConfig(config, prefault ? { capacity: { ...config.capacity, prefault } } : {});
+    dp = DataPlane.fromConfig(config);
     framed = frameAll(dp, t.file);
     if (framed.packets !== packets) throw new Error(`hot path ${t.name}: framed ${framed.packets} packets, the scan found ${packets}`);
   }, () => {
@@ -309,7 +304,7 @@ async function measureHotPath(t: TraceSpec, config: PiasConfig, packets: number,
   framed = undefined;
   gc();
   return {
-    m: measurement(samples, packets, bytes, `tinybench, process_batch calls only; packets framed into the core's memory before each repetition, fresh data plane each time${prefault ? ", its tables prefaulted" : ""}`, {
+    m: measurement(samples, packets, bytes, "tinybench, process_batch calls only; packets framed into the core's memory before each repetition, fresh data plane each time", {
       batches: "up to 1024 packets, as the replay's reader forms them",
       forwarded: forwarded[0],
     }),
@@ -469,8 +464,6 @@ async function benchTrace(t: TraceSpec): Promise<TraceResult> {
   const hot = await measureHotPath(t, config, packets, packetBytes, scan.modelPackets, cheapReps);
   m.hotPath = hot.m;
   show("hotPath");
-  m.hotPathPrefaulted = (await measureHotPath(t, config, packets, packetBytes, scan.modelPackets, cheapReps, true)).m;
-  show("hotPathPrefaulted");
   m.model = await measureModel(t, config, scan.modelBatches, scan.modelPackets, modelBytes, packets);
   show("model");
   m.tcprewrite = measureTcprewrite(t, packets, packetBytes);
@@ -495,7 +488,7 @@ async function benchTrace(t: TraceSpec): Promise<TraceResult> {
   const checks = {
     replayForwarded: replay.forwarded,
     hotPathForwarded: hotPath.forwarded,
-    agree: replay.forwarded === hotPath.forwarded && replay.forwarded === (m.hotPathPrefaulted as Measurement).forwarded,
+    agree: replay.forwarded === hotPath.forwarded,
     hotPathOnModelPackets: { packets: hot.prefix.packets, seconds: hot.prefix.seconds, nsPerPacket: hotPrefixNs },
   };
   if (!checks.agree) log(`  WARNING: replay forwarded ${replay.forwarded} packets, the hot path ${hotPath.forwarded}`);

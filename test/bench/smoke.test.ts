@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { CAPTURES_DIR, REPO_ROOT } from "../helpers/paths.js";
 
-const KEYS = ["replay", "hotPath", "hotPathPrefaulted", "model", "tcprewrite", "nodeCopy", "cp"] as const;
+const KEYS = ["replay", "hotPath", "model", "tcprewrite", "nodeCopy", "cp"] as const;
 const CAPTURES = ["pcapparser__wireshark_samples-test.pcapng", "ppp__example2.pcap", "ppp__tls2.pcap", "ndpi__gnutella.pcap"];
 const hasTcprewrite = !spawnSync("tcprewrite", ["-V"]).error;
 
@@ -54,7 +54,6 @@ test("BENCH_QUICK=1 bench/replay.ts measures every peer on every trace and draws
     }
     assert.equal(t.measurements.replay.packets, t.packets);
     assert.equal(t.measurements.hotPath.packets, t.packets);
-    assert.equal(t.measurements.hotPathPrefaulted.packets, t.packets);
     assert.ok(t.measurements.replay.peakRssMiB > 0, `${t.name}: replay peak RSS`);
     // the replay child and the in-memory hot path do the same thing to the same packets
     assert.equal(t.checks.agree, true, `${t.name}: replay forwarded ${t.checks.replayForwarded}, hot path ${t.checks.hotPathForwarded}`);
