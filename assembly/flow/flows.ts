@@ -27,7 +27,7 @@ import { Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
 import { hashAddr, hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { denseBits, portBind, portBound, portRelease, portsBuildDone, portsBuildSeen, portsBuildStart, targetPortSpace } from "./ports";
@@ -105,6 +105,7 @@ let halfOpen: usize = 0;
 const INDEX_FILL: u32 = 50;
 
 export function flowsInit(maxFlows: u32): bool {
+  if (maxFlows > MAX_ENTRIES >> 1) return false; // two references a flow
   capacity = maxFlows;
   flows = reservePages(<usize>maxFlows * FLOW_SIZE);
   indexBuckets = bucketsFor(maxFlows * 2, INDEX_FILL);
@@ -174,10 +175,9 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
   let want = keyWant(family, proto);
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       if (refHolds(ref, want, family, src, dst, sport, dport)) return <i64>ref;
     }
@@ -311,10 +311,9 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
   let want = proto | ((FF_USED | (family == 6 ? FF_V6 : 0)) << 8);
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       if ((ref & DIR_REVERSE) == 0) continue;
       let rec = flowPtr(ref >> 1);

@@ -11,7 +11,7 @@ import { raw32 } from "../wire/bytes";
 import { fold } from "../wire/checksum";
 import { hashTuple, SEED_FRAG } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 
@@ -47,6 +47,7 @@ let index: usize = 0;
 let indexBuckets: u32 = 0;
 
 export function fragmentsInit(maxEntries: u32): bool {
+  if (maxEntries > MAX_ENTRIES) return false;
   capacity = maxEntries;
   frags = reservePages(<usize>maxEntries * FRAG_SIZE);
   indexBuckets = bucketsFor(maxEntries);
@@ -85,10 +86,9 @@ export function fragmentFind(family: u32, src: usize, dst: usize, proto: u32, id
   let fam = family == 6 ? RF_V6 : 0;
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       let e = entry(ref);
       let f = <u32>load<u8>(e + R_FLAGS);

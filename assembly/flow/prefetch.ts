@@ -42,7 +42,7 @@ import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shap
 import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
-import { bucketAt, homeBucket, overflowed, refAt, tagMask, tagOf } from "../table/bucket-index";
+import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
   flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
   DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_HASH, PH_HASHED, PH_PORT,
@@ -230,7 +230,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let b = <usize>load<u32>(e + E_BUCKET);
     if (b == 0) continue;
     let h = load<u32>(e + E_HASH);
-    let m = tagMask(b, tagOf(h));
+    let m = slotsOf(b, h);
     if (m != 0) {
       store<u32>(e + E_REF, refAt(b, ctz<u32>(m)) + 1);
     } else if (!overflowed(b)) {
@@ -296,7 +296,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     for (let c = <usize>popcnt(load<u32>(ph + PH_HASHED)); c-- > 0;) {
       let hr = load<u32>(ph + PH_HASH + (c << 2));
       let b = bucketAt(base, homeBucket(hr, nb));
-      let m = tagMask(b, tagOf(hr));
+      let m = slotsOf(b, hr);
       if (m == 0) continue;
       let ref = refAt(b, ctz<u32>(m));
       if ((ref & DIR_REVERSE) == 0) continue;

@@ -10,7 +10,7 @@ import { ControlError, Policy } from "../shared/abi";
 import { raw32, raw16 } from "../wire/bytes";
 import { hashEndpoint, finalize, mix, mixAddr, SEED_ENDPOINT, SEED_GROUP, SEED_MAGLEV_OFFSET } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
 } from "../table/bucket-index";
 import { heapAlloc, heapFree, reservePages } from "../memory";
 import { scratch } from "../settings";
@@ -105,6 +105,7 @@ let endpointBuckets: u32 = 0;
 }
 
 export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
+  if (maxGroups > MAX_ENTRIES || maxTargets > MAX_ENTRIES) return false;
   groupCap = maxGroups;
   groups = reservePages(<usize>maxGroups * GROUP_SIZE);
   groupIndexBuckets = bucketsFor(maxGroups);
@@ -138,10 +139,9 @@ function endpointFind(gid: u32, family: u32, addr: usize, portRaw: u32): i64 {
   let h = endpointHash(gid, family, addr, portRaw);
   let nb = endpointBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(endpointIndex, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let tid = refAt(b, ctz<u32>(m));
       let t = targetPtr(tid);
       if (load<u32>(t + T_GROUP) == gid && raw16(t + T_PORT) == portRaw && sameAddr(family, t + T_ADDR, addr)) return <i64>tid;
@@ -162,12 +162,11 @@ export function groupFind(family: u32, proto: u32, addr: usize, portRaw: u32): i
   let h = groupHash(family, proto, addr, portRaw);
   let nb = groupIndexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   // port, protocol and the V6 flag in one u32 load (G_PORT, G_PROTO, G_FLAGS are adjacent)
   let want = (portRaw & 0xffff) | (proto << 16) | ((family == 6 ? GF_V6 : 0) << 24);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(groupIndex, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       let g = groupPtr(ref);
       if ((load<u32>(g + G_PORT) & (0xffffff | (GF_V6 << 24))) == want && sameAddr(family, g + G_ADDR, addr)) return <i64>ref;

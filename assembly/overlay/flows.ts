@@ -15,7 +15,7 @@ import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/l4";
 import { finalize, mix } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, tagMask, tagOf, BUCKET_BYTES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp } from "../settings";
@@ -64,6 +64,7 @@ let index: usize = 0;
 let indexBuckets: u32 = 0;
 
 export function bindingsInit(maxFlows: u32): bool {
+  if (maxFlows > MAX_ENTRIES >> 1) return false; // two references a binding
   capacity = maxFlows;
   table = reservePages(<usize>maxFlows * O_SIZE);
   indexBuckets = bucketsFor(maxFlows * 2);
@@ -119,10 +120,9 @@ export function forwardHash(cin: u32, cp: u32, r: u32, rp: u32, proto: u32, cout
 export function findForward(h: u32, cin: u32, cp: u32, r: u32, rp: u32, proto: u32, cout: u32, cop: u32, now: u32): i64 {
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       if ((ref & DIR_REVERSE) != 0) continue;
       let rec = bindingPtr(ref >> 1);
@@ -141,10 +141,9 @@ export function findReverse(r: u32, rp: u32, a: u32, ap: u32, proto: u32, now: u
   let h = reverseHash(r, rp, a, ap, proto);
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
-  let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
-    for (let m = tagMask(b, tag); m != 0; m &= m - 1) {
+    for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
       if ((ref & DIR_REVERSE) == 0) continue;
       let rec = bindingPtr(ref >> 1);

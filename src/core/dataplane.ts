@@ -268,6 +268,10 @@ export interface ParsedView {
   dst: Uint8Array;
 }
 
+/** An index entry's reference is below 2^25 (assembly/table/bucket-index.ts MAX_ENTRIES); a flow has two. */
+const MAX_ENTRIES = 2 ** 25;
+const MAX_FLOWS = MAX_ENTRIES / 2;
+
 /** Tables smaller than this keep 4 KiB pages (8 MiB: about 130k flows): they fit the TLB well enough, and a 2 MiB page costs more to fault in. */
 const HUGE_PAGES_FROM = 8 << 20;
 
@@ -305,7 +309,8 @@ export class DataPlane {
     const cap = { ...DEFAULT_CAPACITY, ...settings.capacity };
     const untouched = (this.core.memory.buffer as ArrayBuffer).byteLength; // the tables are reserved from here on
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
-      throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets`);
+      throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets` +
+        ` (at most ${MAX_FLOWS} flows and ${MAX_ENTRIES} groups or targets: the tables' indexes)`);
     }
     // The tables are reserved (not yet touched): huge pages for them, where the addon and the kernel allow.
     // Smaller tables fit the TLB's reach with 4 KiB pages, and a 2 MiB page costs more to fault in.

@@ -98,7 +98,7 @@ export class OverlayPlane {
     const flows = settings.flows ?? DEFAULT_OVERLAY_FLOWS;
     const max = settings.maxBlocks ?? DEFAULT_OVERLAY_MAX_BLOCKS;
     if (core.overlay_init(flows, settings.destinations ?? DEFAULT_OVERLAY_DESTINATIONS, max) !== 0) {
-      throw new DataPlaneError(`cannot reserve memory for ${flows} overlay bindings and ${max} partition blocks`);
+      throw new DataPlaneError(`cannot reserve memory for ${flows} overlay bindings and ${max} partition blocks (at most ${2 ** 24} bindings)`);
     }
     const s = core.scratch_ptr();
     const mem = this.bytes();
