@@ -146,7 +146,7 @@ const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE,
 let runs = [run1];
 if (existsSync(out)) {
   const old = JSON.parse(readFileSync(out, "utf8"));
-  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && (old.prefault ?? false) === PREFAULT && old.runs?.[0]?.machine?.commit === run1.machine.commit;
+  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.targets === TARGETS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && (old.prefault ?? false) === PREFAULT && old.runs?.[0]?.machine?.commit === run1.machine.commit;
   if (same) runs = [...old.runs, run1];
 }
 mkdirSync(dirname(out), { recursive: true });
