@@ -7,9 +7,9 @@
 // live flows (the same flows for both builds). Prints the median ns per
 // packet of each, and the mean over the fill (the table filling from empty:
 // the first use of its pages, which PAIR_PREFAULT=1 takes off one side,
-// falls in a few of its batches), and appends them, with the machine and the commit, to
-// bench/results/pair-TARGETS[-FLOWS, unless 1M].json (a fresh file when the
-// base build, the commit or the setting changed).
+// falls in a few of its batches), and appends them, with the machine and
+// the commit, to bench/results/pair-TARGETS[-FLOWS, unless 1M].json (a
+// fresh file when the base build, the commit or the setting changed).
 //
 //   BENCH_PAIR_BASE=FILE.wasm  the other build (required: a release build of
 //                              another commit, e.g. copied from its wasm/pias.wasm)

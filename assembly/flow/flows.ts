@@ -23,11 +23,11 @@
 //   from one address cannot fill the table or a target's ports; two sources
 //   sharing a counter share its cap).
 
-import { Reason, Stat } from "../shared/abi";
+import { Limit, Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
 import { hashAddr, hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { denseBits, portBind, portBound, portRelease, portsBuildDone, portsBuildSeen, portsBuildStart, targetPortSpace } from "./ports";
@@ -105,7 +105,7 @@ let halfOpen: usize = 0;
 const INDEX_FILL: u32 = 50;
 
 export function flowsInit(maxFlows: u32): bool {
-  if (maxFlows > MAX_ENTRIES >> 1) return false; // two references a flow
+  if (maxFlows > <u32>Limit.FLOWS) return false;
   capacity = maxFlows;
   flows = reservePages(<usize>maxFlows * FLOW_SIZE);
   indexBuckets = bucketsFor(maxFlows * 2, INDEX_FILL);

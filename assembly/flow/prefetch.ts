@@ -100,6 +100,11 @@ let sink: u64 = 0;
  */
 const touchList = memory.data(<i32>(<usize>CHUNK * 8 + 12), 16);
 
+/** Entry k of touchList. */
+@inline function listTouch(k: u32, address: u32): void {
+  store<u32>(touchList + (<usize>k << 2), address);
+}
+
 /** Load the first k addresses of touchList (padded to a multiple of four with an address in the cache). */
 @inline function touchListed(k: u32): u64 {
   let end = touchList + (<usize>k << 2);
@@ -219,7 +224,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
   let k: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     let b = load<u32>(entryAt(i) + E_BUCKET);
-    if (b != 0) store<u32>(touchList + (<usize>(k++) << 2), b);
+    if (b != 0) listTouch(k++, b);
   }
   let acc = touchListed(k);
   // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its hints
@@ -248,8 +253,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let ref = load<u32>(entryAt(i) + E_REF);
     if (ref == 0) continue;
     let rec = flowPtr((ref - 1) >> 1);
-    store<u32>(touchList + (<usize>(k++) << 2), <u32>rec);
-    store<u32>(touchList + (<usize>(k++) << 2), <u32>(rec + F_LAST - 4));
+    listTouch(k++, <u32>rec);
+    listTouch(k++, <u32>(rec + F_LAST - 4));
   }
   acc += touchListed(k);
   if (stopsBefore(Stage.Create)) { sink += acc; return; }
@@ -262,8 +267,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let space = load<u32>(e + E_SPACE);
     if (space == 0) continue;
     let ph = e + E_PORTS;
-    store<u32>(touchList + (<usize>(k++) << 2), space + (<u32>load<u16>(ph + PH_PORT) >> 3));
-    if (load<u32>(ph + PH_HASHED) == 0) store<u32>(touchList + (<usize>(k++) << 2), space + (<u32>load<u16>(ph + PH_PORT + 2) >> 3));
+    listTouch(k++, space + (<u32>load<u16>(ph + PH_PORT) >> 3));
+    if (load<u32>(ph + PH_HASHED) == 0) listTouch(k++, space + (<u32>load<u16>(ph + PH_PORT + 2) >> 3));
   }
   acc += touchListed(k);
   for (let j: u32 = 0; j < news; j++) {
@@ -287,7 +292,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
     for (let c = <usize>popcnt(load<u32>(ph + PH_HASHED)); c-- > 0;) {
-      store<u32>(touchList + (<usize>(k++) << 2), <u32>bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (c << 2)), nb)));
+      listTouch(k++, <u32>bucketAt(base, homeBucket(load<u32>(ph + PH_HASH + (c << 2)), nb)));
     }
   }
   acc += touchListed(k);

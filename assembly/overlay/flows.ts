@@ -9,13 +9,13 @@
 // Sized once at start; expiry is lazy plus a bounded sweep, as for the proxy's
 // flows (flow/flows.ts): never a scan of the whole table on the packet path.
 
-import { OverlayStat, Reason } from "../shared/abi";
+import { Limit, OverlayStat, Reason } from "../shared/abi";
 import { raw16 } from "../wire/bytes";
 import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/l4";
 import { finalize, mix } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES, MAX_ENTRIES,
+  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { timeoutIcmp, timeoutTcpEstablished, timeoutTcpTransitory, timeoutUdp } from "../settings";
@@ -64,7 +64,7 @@ let index: usize = 0;
 let indexBuckets: u32 = 0;
 
 export function bindingsInit(maxFlows: u32): bool {
-  if (maxFlows > MAX_ENTRIES >> 1) return false; // two references a binding
+  if (maxFlows > <u32>Limit.FLOWS) return false;
   capacity = maxFlows;
   table = reservePages(<usize>maxFlows * O_SIZE);
   indexBuckets = bucketsFor(maxFlows * 2);

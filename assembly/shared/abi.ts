@@ -225,6 +225,16 @@ export enum Reason {
   GsoTruncated = 43,
 }
 
+/**
+ * Table limits. An index entry's reference is below INDEX_ENTRIES: the bits
+ * above it hold a second tag of its hash (assembly/table/bucket-index.ts).
+ * A flow, and an overlay binding, has two references (its two keys).
+ */
+export enum Limit {
+  INDEX_ENTRIES = 33554432, // 2^25
+  FLOWS = 16777216,
+}
+
 /** Number of Reason members; counters are indexed 0..REASON_COUNT-1. */
 export enum Counts {
   REASON_COUNT = 44,

@@ -12,15 +12,17 @@
 // The index stores references only; the caller owns the records and decides
 // whether a candidate matches. No allocation after init.
 
+import { Limit } from "../shared/abi";
+
 export const BUCKET_BYTES: usize = 64;
 export const SLOTS: u32 = 12;
 const OVERFLOW: usize = 12;
 const REFS: usize = 16;
 const SLOT_MASK: u32 = (1 << SLOTS) - 1;
-const REF_BITS: u32 = 25;
-const REF_MASK: u32 = (1 << REF_BITS) - 1;
 /** Entries an index may hold: every reference is below this (each table checks its capacity against it). */
-export const MAX_ENTRIES: u32 = 1 << REF_BITS;
+export const MAX_ENTRIES: u32 = <u32>Limit.INDEX_ENTRIES;
+const REF_BITS: u32 = 25; // MAX_ENTRIES == 1 << REF_BITS
+const REF_MASK: u32 = MAX_ENTRIES - 1;
 
 /**
  * The second tag of hash h: the top 7 bits of h times an odd constant, which

@@ -7,7 +7,7 @@
 
 import { instantiate, instantiateModule, type CoreBuild } from "./wasm.js";
 import { adviseHugePages } from "./hugepages.js";
-import { Counts, ControlError, CounterLayout, Desc, Layout, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
+import { Counts, ControlError, CounterLayout, Desc, Layout, Limit, Policy, AffinityKey, Reason, Stage, Stat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix, endpointKey, type Family, type ParsedAddress } from "../net/addr.js";
 import { transportAddressKey } from "../net/ta.js";
@@ -268,10 +268,6 @@ export interface ParsedView {
   dst: Uint8Array;
 }
 
-/** An index entry's reference is below 2^25 (assembly/table/bucket-index.ts MAX_ENTRIES); a flow has two. */
-const MAX_ENTRIES = 2 ** 25;
-const MAX_FLOWS = MAX_ENTRIES / 2;
-
 /** Tables smaller than this keep 4 KiB pages (8 MiB: about 130k flows): they fit the TLB well enough, and a 2 MiB page costs more to fault in. */
 const HUGE_PAGES_FROM = 8 << 20;
 
@@ -310,7 +306,7 @@ export class DataPlane {
     const untouched = (this.core.memory.buffer as ArrayBuffer).byteLength; // the tables are reserved from here on
     if (this.core.dataplane_init(cap.flows, cap.groups, cap.targets, settings.capacity?.fragments ?? 0) !== 0) {
       throw new DataPlaneError(`cannot reserve memory for ${cap.flows} flows, ${cap.groups} groups, ${cap.targets} targets` +
-        ` (at most ${MAX_FLOWS} flows and ${MAX_ENTRIES} groups or targets: the tables' indexes)`);
+        ` (at most ${Limit.FLOWS} flows and ${Limit.INDEX_ENTRIES} groups or targets: the tables' indexes)`);
     }
     // The tables are reserved (not yet touched): huge pages for them, where the addon and the kernel allow.
     // Smaller tables fit the TLB's reach with 4 KiB pages, and a 2 MiB page costs more to fault in.
@@ -450,8 +446,8 @@ export class DataPlane {
    * Reload: make this data plane run `config`, changing only what differs
    * (see applyGroups). NAT ports, checksum policy, tunnel MTU and timeouts
    * change in place; the proxy's addresses, the table sizes and whether the
-   * tables are prefaulted cannot change without a restart, and a config that changes them is refused before
-   * anything is touched. `extraGroups` are kept beside the config's groups
+   * tables are prefaulted cannot change without a restart, and a config that
+   * changes them is refused before anything is touched. `extraGroups` are kept beside the config's groups
    * (the daemon's: groups its targets joined, groups resolved to JAPs).
    */
   applyConfig(config: PiasConfig, extraGroups: readonly GroupSpec[] = []): ReloadSummary {

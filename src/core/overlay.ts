@@ -4,7 +4,7 @@
 // itself is computed by the control plane (src/control/partition.ts); this
 // only moves it into the core, one bulk copy per change.
 
-import { OverlayStat } from "../../assembly/shared/abi.js";
+import { Limit, OverlayStat } from "../../assembly/shared/abi.js";
 import { DataPlaneError } from "../errors.js";
 import { parseAddress, parsePrefix } from "../net/addr.js";
 import type { CoreExports } from "./wasm.js";
@@ -98,7 +98,7 @@ export class OverlayPlane {
     const flows = settings.flows ?? DEFAULT_OVERLAY_FLOWS;
     const max = settings.maxBlocks ?? DEFAULT_OVERLAY_MAX_BLOCKS;
     if (core.overlay_init(flows, settings.destinations ?? DEFAULT_OVERLAY_DESTINATIONS, max) !== 0) {
-      throw new DataPlaneError(`cannot reserve memory for ${flows} overlay bindings and ${max} partition blocks (at most ${2 ** 24} bindings)`);
+      throw new DataPlaneError(`cannot reserve memory for ${flows} overlay bindings and ${max} partition blocks (at most ${Limit.FLOWS} bindings)`);
     }
     const s = core.scratch_ptr();
     const mem = this.bytes();
