@@ -2,8 +2,10 @@
 // over the 2 MiB-aligned interior of the core's linear memory (an
 // ArrayBuffer), so the flow table and its index, touched at random, cost a
 // TLB entry per 2 MiB instead of per 4 KiB (Linux with transparent_hugepage
-// set to "madvise" or "always"). Node cannot make the call itself; V8 does
-// not make it for Wasm memory.
+// set to "madvise" or "always"); or of its part from a byte offset on, for
+// the large host buffers a replay streams through, whose pages a 2 MiB fault
+// backs 512 at a time. Node cannot make the call itself; V8 does not make it
+// for Wasm memory.
 //
 // Only advises: never maps, unmaps or touches memory, and never throws for a
 // kernel refusal (the caller gets -errno and the tables keep 4 KiB pages).
@@ -21,7 +23,8 @@ namespace {
 
 constexpr uintptr_t kHuge = uintptr_t{2} << 20;
 
-// adviseHugePages(buffer: ArrayBuffer) -> [start, bytes] advised, or [0, -errno]
+// adviseHugePages(buffer: ArrayBuffer, from = 0) -> [start, bytes] advised
+// (the whole 2 MiB pages of buffer[from..]), or [0, -errno]
 Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
@@ -29,8 +32,13 @@ Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto buffer = info[0].As<Napi::ArrayBuffer>();
+  double from = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (!(from >= 0 && from <= double(buffer.ByteLength()))) {
+    Napi::RangeError::New(env, "adviseHugePages: offset outside the buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   uintptr_t p = reinterpret_cast<uintptr_t>(buffer.Data());
-  uintptr_t start = (p + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t start = (p + uintptr_t(from) + kHuge - 1) & ~(kHuge - 1);
   uintptr_t end = (p + buffer.ByteLength()) & ~(kHuge - 1);
   double advised = 0;
   if (end > start) {

@@ -846,6 +846,19 @@ export class DataPlane {
   }
 
   /**
+   * Huge pages for the host buffers reserved from byte `from` of the memory on
+   * (from memoryBytes() before reserving them), before they are touched: for
+   * large buffers streamed through once, such as a long replay's staging and
+   * output, which a 2 MiB fault backs 512 pages at a time. Returns the bytes
+   * advised (0: none, without the addon or with `hugePages: false`; negative:
+   * the kernel's errno).
+   */
+  adviseHugePagesFrom(from: number): number {
+    if (this.settings.hugePages === false) return 0;
+    return adviseHugePages(this.core.memory.buffer as ArrayBuffer, from).bytes;
+  }
+
+  /**
    * The ABI as the core was compiled: its layout constants in the order of
    * ABI_VALUE_NAMES (src/core/abi.ts), to compare with this host's.
    */

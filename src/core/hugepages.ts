@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 interface Addon {
   /** [first advised address, bytes advised] or [0, -errno]. */
-  adviseHugePages(buffer: ArrayBuffer): [number, number];
+  adviseHugePages(buffer: ArrayBuffer, from?: number): [number, number];
 }
 
 const ADDON = join("build", "Release", "pias_memory.node");
@@ -47,12 +47,13 @@ export interface HugePageAdvice {
 }
 
 /**
- * Ask for huge pages over the whole 2 MiB pages of `buffer` (the core's
- * linear memory as it is now: call it once the tables are reserved).
+ * Ask for huge pages over the whole 2 MiB pages of `buffer` from byte `from`
+ * on (the core's linear memory as it is now: call it once the tables, or the
+ * buffers, are reserved and before they are touched).
  */
-export function adviseHugePages(buffer: ArrayBuffer): HugePageAdvice {
+export function adviseHugePages(buffer: ArrayBuffer, from = 0): HugePageAdvice {
   const a = load();
   if (!a) return { start: 0, bytes: 0 };
-  const [start, bytes] = a.adviseHugePages(buffer);
+  const [start, bytes] = a.adviseHugePages(buffer, from);
   return { start, bytes };
 }

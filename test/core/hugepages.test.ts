@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { adviseHugePages } from "../../src/core/hugepages.js";
 import { DataPlane } from "../../src/core/dataplane.js";
+import { addonBuilt as addon, thpOn } from "../helpers/hugepages.js";
 
 /** The VmFlags of the mapping of /proc/self/smaps that holds `address`. */
 function vmFlags(address: number): string[] | null {
@@ -19,17 +20,6 @@ function vmFlags(address: number): string[] | null {
   return null;
 }
 
-const thp = ((): string => {
-  try {
-    return readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8");
-  } catch {
-    return "";
-  }
-})();
-const thpOn = thp.includes("[madvise]") || thp.includes("[always]");
-/** The addon is built (npm rebuild needs g++ and make). */
-const addon = adviseHugePages(new WebAssembly.Memory({ initial: 64 }).buffer).bytes !== 0;
-
 test("the core's memory is advised to use huge pages over every whole 2 MiB page (VmFlags hg)", (t) => {
   if (!thpOn) return t.skip("transparent huge pages are off in this kernel");
   if (!addon) return t.skip("the pias_memory addon is not built (npm rebuild needs g++ and make)");
@@ -40,6 +30,11 @@ test("the core's memory is advised to use huge pages over every whole 2 MiB page
   assert.ok(vmFlags(advice.start)?.includes("hg"), "no hg flag on the advised mapping");
   assert.ok(vmFlags(advice.start + advice.bytes - 1)?.includes("hg"), "no hg flag at the end of the advised range");
   assert.equal(adviseHugePages(new ArrayBuffer(4096)).bytes, 0, "a buffer without a whole 2 MiB page gets nothing advised");
+  // from an offset on: the whole 2 MiB pages after it, to the same end
+  const part = adviseHugePages(memory.buffer, 6 << 20);
+  assert.ok(part.start - advice.start >= 4 << 20, `advised from ${part.start - advice.start} bytes past the whole memory's first`);
+  assert.equal(part.start + part.bytes, advice.start + advice.bytes);
+  assert.throws(() => adviseHugePages(memory.buffer, memory.buffer.byteLength + 1), /offset outside the buffer/);
 });
 
 test("a data plane asks for huge pages over its tables unless told not to, and forwards alike either way", () => {
