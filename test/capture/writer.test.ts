@@ -1,0 +1,78 @@
+// Where a replay writes: an existing output is replaced or truncated
+// (src/capture/writer.ts, openOutput), and either way holds exactly the
+// replay's bytes afterwards.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, linkSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { DataPlane } from "../../src/core/dataplane.js";
+import { validateConfig } from "../../src/config/validate.js";
+import { generateTrace, traceConfig } from "../../src/trace/generate.js";
+import { REPLACE_FROM } from "../../src/capture/writer.js";
+import { replay } from "../../src/replay/replay.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "pias-writer-"));
+const trace = join(tmp, "trace.pcap");
+const options = { packets: 2000, flows: 50, seed: 5 };
+generateTrace({ ...options, out: trace });
+const config = validateConfig(traceConfig(options));
+
+async function replayTo(output: string): Promise<void> {
+  await replay(DataPlane.fromConfig(config), { input: trace, output });
+}
+
+const expected = join(tmp, "expected.pcap");
+await replayTo(expected);
+const want = readFileSync(expected);
+
+/** A file of `bytes` bytes that is not a replay's output. */
+function existing(path: string, bytes: number): void {
+  writeFileSync(path, Buffer.alloc(bytes, 0xa5));
+}
+
+test(`an existing output of ${REPLACE_FROM >> 20} MiB or more, ours with one name, is replaced by a new file of its mode holding the replay's bytes`, async () => {
+  const out = join(tmp, "big.pcap");
+  existing(out, REPLACE_FROM);
+  chmodSync(out, 0o640);
+  const before = statSync(out);
+  await replayTo(out);
+  const after = statSync(out);
+  assert.notEqual(after.ino, before.ino, "a new file");
+  assert.equal(after.mode & 0o7777, 0o640, "the old file's mode");
+  assert.ok(readFileSync(out).equals(want));
+  assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith("big")), ["big.pcap"], "nothing left beside it");
+});
+
+test("an existing output with a second name is truncated in place: both names hold the replay's bytes", async () => {
+  const out = join(tmp, "linked.pcap");
+  const other = join(tmp, "linked-other.pcap");
+  existing(out, REPLACE_FROM);
+  linkSync(out, other);
+  const before = statSync(out);
+  await replayTo(out);
+  assert.equal(statSync(out).ino, before.ino);
+  assert.ok(readFileSync(out).equals(want));
+  assert.ok(readFileSync(other).equals(want));
+});
+
+test(`an existing output under ${REPLACE_FROM >> 20} MiB is truncated in place`, async () => {
+  const out = join(tmp, "small.pcap");
+  existing(out, 3 * want.length);
+  const before = statSync(out);
+  await replayTo(out);
+  assert.equal(statSync(out).ino, before.ino);
+  assert.ok(readFileSync(out).equals(want));
+});
+
+test("an output named by a symbolic link is written through it: the link stays, its target holds the replay's bytes", async () => {
+  const target = join(tmp, "through.pcap");
+  const link = join(tmp, "via-link.pcap");
+  existing(target, REPLACE_FROM);
+  symlinkSync(target, link);
+  const before = statSync(target);
+  await replayTo(link);
+  assert.equal(statSync(target).ino, before.ino);
+  assert.ok(readFileSync(target).equals(want));
+});
