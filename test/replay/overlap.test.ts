@@ -13,7 +13,6 @@ import { loadConfig } from "../../src/config/load.js";
 import { replay, replayCapacity } from "../../src/replay/replay.js";
 import { STAGE_BYTES } from "../../src/capture/reader.js";
 import { REPO_ROOT } from "../helpers/paths.js";
-import { addonBuilt, anonHugeBytes, thpOn } from "../helpers/hugepages.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pias-overlap-"));
 const trace = join(tmp, "trace.pcap");
@@ -41,19 +40,3 @@ for (const reflect of [false, true]) {
     assert.ok(report.forwarded > 0 && (!reflect || report.reflected > 0));
   });
 }
-
-test("a replay read ahead has its buffers on huge pages (the process's AnonHugePages grows by them); one read in place does not", async (t) => {
-  if (!thpOn || !addonBuilt) return t.skip("transparent huge pages are off or the pias_memory addon is not built");
-  const grown: number[] = [];
-  for (const overlap of [true, false]) {
-    const dp = dataPlane(); // tables for 20,000 flows: too small for huge pages of their own
-    assert.equal(dp.hugePages, 0);
-    const before = anonHugeBytes();
-    await replay(dp, { input: trace, output: join(tmp, `huge-${overlap}.pcap`), overlap });
-    grown.push(anonHugeBytes() - before);
-    dp.counters(); // (dp, and so its memory, lives until here)
-  }
-  // staging (2 x 8 MiB, every page written) and the arena at least: several whole 2 MiB pages
-  assert.ok(grown[0] >= 8 << 20, `read ahead: ${grown[0] >> 20} MiB more on huge pages`);
-  assert.equal(grown[1], 0, "read in place: no huge pages");
-});
