@@ -32,10 +32,11 @@ export const STAGE_BYTES = 8 << 20;
  * Bytes read at once in place (a small capture, or a reader made without
  * readAhead): the stage is read into again and again, so a small one is all
  * the reader ever touches. Each page the core's memory backs for the first
- * time costs a fault (12-20 µs on this VM): an 8 MiB stage read a
- * 2.9 MB capture into 764 fresh pages, this one 304.
+ * time costs a fault (12-20 µs on this VM): an 8 MiB stage read a 2.9 MB
+ * capture into 764 fresh pages, this one (with its carry room) 112; 1 MiB
+ * reads 304. Each read still frames 64 KiB or more (REFILL_BELOW).
  */
-export const IN_PLACE_BYTES = 1 << 20;
+export const IN_PLACE_BYTES = 1 << 18;
 /** Refill the stage when fewer bytes than a largest record (with its framing) are left in it. */
 const REFILL_BELOW = Layout.MAX_PACKET + 65536 + 64;
 /** Room in front of each half's data for the unread tail of the other half (always under REFILL_BELOW). */

@@ -97,10 +97,11 @@ const OVERLAP_ABOVE = STAGE_BYTES;
 /**
  * Packets per batch of a capture read in place: its run is short enough that
  * first touches of fresh pages weigh, and a batch's arena and output are
- * touched whole (ppp__example2.pcap, 4,709 packets of 607 bytes: 1024-packet
- * batches 770 page faults and 15.6-20.7 ms of pipeline, 256-packet ones 520
- * and 10.8-17.5 ms). A long replay keeps 1024: its buffers are touched once
- * in a run of seconds, and each batch costs a turn of the event loop.
+ * touched whole (ppp__example2.pcap, 4,709 packets of 607 bytes, read 1 MiB
+ * at a time: 1024-packet batches 770 page faults and 15.6-20.7 ms of
+ * pipeline, 256-packet ones 520 and 10.8-17.5 ms). A long replay keeps 1024:
+ * its buffers are touched once in a run of seconds, and each batch costs a
+ * turn of the event loop.
  */
 const SMALL_BATCH = 256;
 
