@@ -4,12 +4,12 @@
 // chunks between the file and memory, on the thread pool while the core
 // works. No JavaScript object per packet.
 
-import { statSync } from "node:fs";
+import { statSync, type Stats } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { DataPlane, DataPlaneSettings } from "../core/dataplane.js";
 import type { Capacity } from "../config/types.js";
 import { Layout } from "../../assembly/shared/abi.js";
-import { DataPlaneError } from "../errors.js";
+import { CaptureFileError, DataPlaneError } from "../errors.js";
 import { STAGE_BYTES } from "../capture/reader.js";
 
 export interface ReplayOptions {
@@ -54,13 +54,26 @@ export interface ReplayReport {
 
 const ARENA_PER_SLOT = 2048;
 
+function stat(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Refuse an output that is the input under another name or the same one: writing it would destroy what is read. */
+function checkOutput(input: string, output: string): void {
+  const i = stat(input);
+  const o = stat(output);
+  if (i && o && i.isFile() && i.dev === o.dev && i.ino === o.ino) {
+    throw new CaptureFileError(`${output} is the input file: the replay would overwrite what it reads`);
+  }
+}
+
 /** Bytes in the file, Infinity when it cannot be read (the reader then reports why, in its own words). */
 function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return Infinity;
-  }
+  return stat(path)?.size ?? Infinity;
 }
 
 /**
@@ -117,6 +130,7 @@ const SMALL_BATCH = 256;
 
 /** Replay opts.input through `dp` (see OVERLAP_ABOVE and HUGE_BUFFERS). */
 export async function replay(dp: DataPlane, opts: ReplayOptions): Promise<ReplayReport> {
+  if (opts.output) checkOutput(opts.input, opts.output);
   const fileBytes = fileSize(opts.input);
   const overlap = opts.overlap ?? fileBytes > OVERLAP_ABOVE;
   const slots = opts.batch ?? (overlap ? 1024 : SMALL_BATCH);

@@ -1,6 +1,6 @@
 // Where a replay writes: an existing output is replaced or truncated
 // (src/capture/writer.ts, openOutput), and either way holds exactly the
-// replay's bytes afterwards.
+// replay's bytes afterwards; the input itself is never an output.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +12,7 @@ import { validateConfig } from "../../src/config/validate.js";
 import { generateTrace, traceConfig } from "../../src/trace/generate.js";
 import { REPLACE_FROM } from "../../src/capture/writer.js";
 import { replay } from "../../src/replay/replay.js";
+import { CaptureFileError } from "../../src/errors.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "pias-writer-"));
 const trace = join(tmp, "trace.pcap");
@@ -75,4 +76,19 @@ test("an output named by a symbolic link is written through it: the link stays, 
   await replayTo(link);
   assert.equal(statSync(target).ino, before.ino);
   assert.ok(readFileSync(target).equals(want));
+});
+
+test("an output that is the input, by its name or another, is refused before anything is written: the input stays whole", async () => {
+  const input = join(tmp, "input.pcap");
+  writeFileSync(input, readFileSync(trace));
+  const alias = join(tmp, "input-alias.pcap");
+  linkSync(input, alias);
+  for (const output of [input, alias, join(tmp, ".", "input.pcap")]) {
+    await assert.rejects(replay(DataPlane.fromConfig(config), { input, output }), (e: unknown) => {
+      assert.ok(e instanceof CaptureFileError);
+      assert.match((e as Error).message, /is the input file/);
+      return true;
+    });
+    assert.ok(readFileSync(input).equals(readFileSync(trace)), `${output}: the input is intact`);
+  }
 });
