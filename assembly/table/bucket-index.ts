@@ -134,7 +134,7 @@ export function indexRemove(base: usize, nb: u32, h: u32, ref: u32): bool {
     while (m != 0) {
       let i = <usize>ctz<u32>(m);
       m &= m - 1;
-      if ((load<u32>(b + REFS + (i << 2)) & REF_MASK) == ref) {
+      if (refAt(b, <u32>i) == ref) {
         store<u8>(b + i, 0);
         let back = homeBucket(h, nb);
         while (back != bi) {

@@ -447,8 +447,9 @@ export class DataPlane {
    * (see applyGroups). NAT ports, checksum policy, tunnel MTU and timeouts
    * change in place; the proxy's addresses, the table sizes and whether the
    * tables are prefaulted cannot change without a restart, and a config that
-   * changes them is refused before anything is touched. `extraGroups` are kept beside the config's groups
-   * (the daemon's: groups its targets joined, groups resolved to JAPs).
+   * changes them is refused before anything is touched. `extraGroups` are
+   * kept beside the config's groups (the daemon's: groups its targets
+   * joined, groups resolved to JAPs).
    */
   applyConfig(config: PiasConfig, extraGroups: readonly GroupSpec[] = []): ReloadSummary {
     const now = this.settings;
