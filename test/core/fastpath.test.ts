@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HostWork, Verdict } from "../../assembly/shared/abi.js";
+import { Desc, HostWork, Layout, Verdict } from "../../assembly/shared/abi.js";
 import { DataPlane, reasonName, type GroupSpec } from "../../src/core/dataplane.js";
 import { run } from "../helpers/dataplane.js";
 import { buildPacket } from "../helpers/packets.js";
@@ -73,4 +73,32 @@ test("the first packets of new flows (TCP with and without SYN, UDP, ICMP echo; 
   assert.deepEqual(fast.results, general.results);
   assert.deepEqual(fast.counters, general.counters);
   assert.deepEqual(fast.targets, general.targets);
+});
+
+test("packets that end at the last byte of the core's memory, shorter than the headers the batch prefetch touches, are handled without a read past the memory: a cut IP header and a runt dropped, a capture cut after the UDP header NATed", () => {
+  const dp = DataPlane.create({ address: "10.255.0.1", capacity: { flows: 1024, groups: 4, targets: 4 } },
+    [{ protocol: "udp", address: "198.51.100.10", port: 53, targets: [{ address: "192.0.2.11", port: 53 }] }]);
+  const desc = dp.allocBuffer(4096);
+  const area = dp.allocBuffer(65536);
+  assert.equal(area + 65536, dp.memoryBytes(), "the packets' buffer is the last of the memory");
+  const whole = udp("192.0.2.50", 4000, "198.51.100.10", 53); // raw IPv4, 68 bytes
+  const lengths = [30, 7, 47]; // a cut header, a runt, cut in the UDP payload
+  const verdicts = [Verdict.Drop, Verdict.Drop, Verdict.Forward];
+  const mem = new DataView(dp.memory().buffer);
+  lengths.forEach((len, i) => {
+    const p = area + 65536 - len;
+    dp.memory().set(whole.subarray(0, len), p);
+    const d = desc + i * Layout.DESC_SIZE;
+    mem.setUint32(d + Desc.OFF, p, true);
+    mem.setUint32(d + Desc.LEN, len, true);
+    mem.setUint32(d + Desc.WIRELEN, whole.length, true);
+    mem.setUint16(d + Desc.LINK, 228, true); // LINKTYPE_IPV4
+    mem.setUint32(d + Desc.TIME, 1000, true);
+  });
+  dp.processBatch(desc, lengths.length);
+  for (let i = 0; i < lengths.length; i++) {
+    const d = desc + i * Layout.DESC_SIZE;
+    assert.equal(mem.getUint8(d + Desc.VERDICT), verdicts[i], `packet of ${lengths[i]} bytes`);
+  }
+  assert.equal(dp.counters().packets, lengths.length);
 });
