@@ -16,11 +16,13 @@
 //   2. touch every bucket;
 //   3. for a packet whose bucket names a candidate, note that flow record;
 //      for one whose key is certainly not in the index (no tag match, no
-//      overflow: a new flow, if any), find its group and, where the choice
-//      is a pure function of the packet and the tables (affinity and
-//      proximity), its target and its first NAT port candidates (four in
-//      a dense port space, ports.ts; else the first one, with the hash of
-//      its reverse key);
+//      overflow: a new flow, if any), find its group; where an affinity
+//      table picks its target, touch the entry it reads, then the target
+//      that names (a table of 1,000 targets' is 400 KB: a miss); then,
+//      where the choice is a pure function of the packet and the tables
+//      (affinity and proximity), pick its target and its first NAT port
+//      candidates (four in a dense port space, ports.ts; else the first
+//      one, with the hash of its reverse key);
 //   4. touch the noted records, in a loop that does nothing else (a touch
 //      is a load: until it completes no later instruction retires, so a
 //      touch followed by a new flow's hints would wait alone instead of
@@ -52,7 +54,7 @@ import {
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
 import { groupLookup, groupPtr, targetPtr, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
-import { selectTarget } from "../group/select";
+import { selectAt, selectionEntry, selectTarget } from "../group/select";
 import { isProxyAddr, portMax, portMin } from "../settings";
 
 /**
@@ -75,9 +77,10 @@ export const CHUNK: u32 = 64;
  * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
  * to touch, and the pipeline's first candidate), or 0; for a new flow whose
  * binding's port space keeps bits: [56] its bitmap (else 0), [60] the reverse keys'
- * prefix, [64] the rest of their key (target port raw, protocol, family).
+ * prefix, [64] the rest of their key (target port raw, protocol, family); [68] for a
+ * new flow of a group: the selection's table entry (selectionEntry), or 0.
  */
-const ENTRY: usize = 68;
+const ENTRY: usize = 72;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
@@ -89,8 +92,11 @@ const E_REF: usize = 52;
 const E_SPACE: usize = 56;
 const E_PREFIX: usize = 60;
 const E_REVKEY: usize = 64;
+const E_ENTRY: usize = 68;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
-/** The packets of the chunk with NAT port hints (steps 4 and 5 visit only these). */
+/** The packets of the chunk whose new flows have a group (step 3 picks their targets). */
+const pending = memory.data(<i32>CHUNK, 4);
+/** The packets of the chunk with NAT port hints (steps 5 and 6 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
 /** The second header touch's offset in a packet: the TCP data offset of IPv4 on Ethernet (14 + 20 + 12), the last byte commonShape reads there. */
 const HEADER_REACH: u32 = 46;
@@ -244,23 +250,44 @@ export function prefetchChunk(desc: usize, n: u32): void {
     if (b != 0) listTouch(k++, b);
   }
   acc += touchListed(k);
-  // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its hints
-  let range = portMax - portMin + 1;
-  let news: u32 = 0;
+  // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its group,
+  // and the selection's table entry, touched (then the target it names) beside the chunk's other new flows'
+  let pend: u32 = 0;
+  k = 0;
   for (let i: u32 = 0; i < n; i++) {
     let e = entryAt(i);
     let b = <usize>load<u32>(e + E_BUCKET);
     if (b == 0) continue;
-    let h = load<u32>(e + E_HASH);
-    let m = slotsOf(b, h);
+    let m = slotsOf(b, load<u32>(e + E_HASH));
     if (m != 0) {
       store<u32>(e + E_REF, refAt(b, ctz<u32>(m)) + 1);
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
-      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, h, range);
-      if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
+      let entry = newFlowGroup(e, desc + <usize>i * Layout.DESC_SIZE);
+      if (entry < 0) continue;
+      store<u32>(e + E_ENTRY, <u32>entry);
+      store<u8>(pending + pend++, <u8>i);
+      if (entry != 0) listTouch(k++, <u32>entry);
     }
+  }
+  if (k != 0) {
+    acc += touchListed(k);
+    k = 0;
+    for (let j: u32 = 0; j < pend; j++) {
+      let entry = <usize>load<u32>(entryAt(<u32>load<u8>(pending + j)) + E_ENTRY);
+      if (entry != 0) listTouch(k++, <u32>targetPtr(load<u32>(entry)));
+    }
+    acc += touchListed(k);
+  }
+  // then their targets and first NAT port candidates
+  let range = portMax - portMin + 1;
+  let news: u32 = 0;
+  for (let j: u32 = 0; j < pend; j++) {
+    let i = <u32>load<u8>(pending + j);
+    let e = entryAt(i);
+    acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, load<u32>(e + E_HASH), range);
+    if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
   }
   // 4. touch those records in a tight pass (no touch waits behind a new flow's hints: a touch's load holds back
   // every later instruction until it completes)
@@ -331,9 +358,36 @@ export function prefetchChunk(desc: usize, n: u32): void {
 
 /**
  * A packet whose key is not in the flow index: if it is addressed to a group,
- * note the group, and the target and reverse buckets of its first NAT ports
- * when the group's policy picks the target from the packet alone. Returns a
- * value loaded from the target (a touch).
+ * note the group and return the table entry its target selection reads
+ * first (selectionEntry, or 0); -1 when it is not (or is a reply).
+ */
+function newFlowGroup(e: usize, d: usize): i64 {
+  let shape = load<u64>(e + E_SHAPE);
+  // one copy per family, each with the family a constant
+  return shapeFamily(shape) == 4 ? groupFor(e, d, shape, 4) : groupFor(e, d, shape, 6);
+}
+
+@inline function groupFor(e: usize, d: usize, shape: u64, family: u32): i64 {
+  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
+  let proto = shapeProto(shape);
+  let src = ip + (family == 4 ? 12 : 8);
+  let dst = ip + (family == 4 ? 16 : 24);
+  let ports = shapePorts(shape, ip + shapeIpHeader(shape));
+  let sport = ports & 0xffff;
+  let dport = ports >>> 16;
+  let tcpUdp = proto == PROTO_TCP || proto == PROTO_UDP;
+  // a reply is never a new flow (nor an echo reply)
+  if (isProxyAddr(family, dst) || (!tcpUdp && sport == 0)) return -1;
+  let gid = chunkGroup(family, proto, dst, tcpUdp ? dport : 0);
+  if (gid < 0) return -1;
+  store<u32>(e + E_GROUP, <u32>gid + 1);
+  return <i64>selectionEntry(<u32>gid, family, src, dst, sport, dport, proto);
+}
+
+/**
+ * A new flow of a group (newFlowGroup): note the target and the reverse
+ * buckets of its first NAT ports when the group's policy picks the target
+ * from the packet alone. Returns a value loaded from the target (a touch).
  */
 function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let shape = load<u64>(e + E_SHAPE);
@@ -350,15 +404,11 @@ function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
   let ports = shapePorts(shape, l4);
   let sport = ports & 0xffff;
   let dport = ports >>> 16;
-  let tcpUdp = proto == PROTO_TCP || proto == PROTO_UDP;
-  // a reply is never a new flow (nor an echo reply)
-  if (isProxyAddr(family, dst) || (!tcpUdp && sport == 0)) return 0;
-  let gid = chunkGroup(family, proto, dst, tcpUdp ? dport : 0);
-  if (gid < 0) return 0;
-  store<u32>(e + E_GROUP, <u32>gid + 1);
-  let policy = <u32>load<u8>(groupPtr(<u32>gid) + G_POLICY);
+  let gid = load<u32>(e + E_GROUP) - 1;
+  let policy = <u32>load<u8>(groupPtr(gid) + G_POLICY);
   if (policy != Policy.Affinity && policy != Policy.Proximity) return 0; // the others change state as they pick
-  let tid = selectTarget(<u32>gid, family, src, dst, sport, dport, proto);
+  let entry = <usize>load<u32>(e + E_ENTRY);
+  let tid = entry != 0 ? selectAt(entry, gid, family, src, dst, sport, dport, proto) : selectTarget(gid, family, src, dst, sport, dport, proto);
   if (tid < 0) return 0;
   store<u32>(e + E_TARGET, <u32>tid + 1);
   let t = targetPtr(<u32>tid);

@@ -75,6 +75,24 @@ export function scopeLabel(g: usize, src: usize): u32 {
 }
 
 /**
+ * The table entry selectTarget reads first for a new flow of group `gid`
+ * (an affinity group with a table and no scopes), or 0: for the batch
+ * prefetch, which touches it beside the chunk's other misses.
+ */
+@inline export function selectionEntry(gid: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): usize {
+  let g = groupPtr(gid);
+  let m = load<u32>(g + G_TABLE_SIZE);
+  if (m == 0 || <u32>load<u8>(g + G_POLICY) != Policy.Affinity || load<u32>(g + G_NSCOPES) != 0 || load<u32>(g + G_USABLE) == 0) return 0;
+  return <usize>load<u32>(g + G_TABLE) + (<usize>(affinityHash(g, family, src, dst, sport, dport, proto) % m) << 2);
+}
+
+/** selectTarget for a new flow whose group's selectionEntry is `entry` (not 0): the target it names, read once. */
+@inline export function selectAt(entry: usize, gid: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32, proto: u32): i64 {
+  let tid = load<u32>(entry);
+  return isSender(tid, family, src) ? selectTarget(gid, family, src, dst, sport, dport, proto) : <i64>tid; // (the sender itself: rare)
+}
+
+/**
  * Pick a target for a new flow of group `gid` from src (the client) to dst.
  * Returns the target id, or -1 when no candidate remains.
  */
