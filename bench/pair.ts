@@ -22,6 +22,9 @@
 //   in a table of PAIR_FLOWS: a DNS-like load where the expiry sweep frees
 //   the records new flows take; the new-flow figure only, in
 //   bench/results/pair-churn-TARGETS[-FLOWS].json
+//   PAIR_TCP=1: TCP instead of UDP: new flows open with a SYN (each
+//   counted half-open against its client's address until its first ACK),
+//   live-flow packets are ACKs (results in ...-tcp.json)
 //   PAIR_PREFAULT=1: this build's data plane prefaults its tables
 //   (capacity.prefault), the base's does not: with the same build as the
 //   base, what a page's first use costs (results in ...-prefault.json)
@@ -46,13 +49,27 @@ const ROUNDS = Number(process.env.PAIR_ROUNDS ?? 40);
 const WARMUP = Number(process.env.PAIR_WARMUP ?? 2000);
 const CHURN = process.env.PAIR_CHURN === "1";
 const PREFAULT = process.env.PAIR_PREFAULT === "1";
+const TCP = process.env.PAIR_TCP === "1";
+if (TCP && CHURN) {
+  console.error("bench:pair: PAIR_TCP and PAIR_CHURN do not go together (half-open flows stay for the transitory timeout)");
+  process.exit(2);
+}
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
-const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
+const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload (TCP 20 + 6): a 64-byte Ethernet frame without its Ethernet header
+const PORT = TCP ? 80 : 53;
 
-const template = new Uint8Array(PACKET);
-template.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10]);
-template.set([0x0f, 0xa0, 0, 53, 0, PACKET - 20, 0, 0], 20);
+/** A packet of the group's protocol from port 4000 to the group's port; TCP with these flags. */
+function packet(tcpFlags: number): Uint8Array {
+  const p = new Uint8Array(PACKET);
+  p.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, TCP ? 6 : 17, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10]);
+  if (TCP) p.set([0x0f, 0xa0, 0, PORT, 0, 0, 0, 1, 0, 0, 0, tcpFlags & 0x10 ? 1 : 0, 0x50, tcpFlags, 0xff, 0xff], 20);
+  else p.set([0x0f, 0xa0, 0, PORT, 0, PACKET - 20, 0, 0], 20);
+  return p;
+}
+/** A new flow's first packet (TCP: a SYN) and a live flow's (TCP: an ACK). */
+const opening = packet(0x02);
+const live = packet(0x10);
 
 interface Side { name: string; dp: DataPlane; batch: PacketBatch; next: number; fillNs: number[]; newNs: number[]; steadyNs: number[] }
 
@@ -63,14 +80,14 @@ function side(name: string, module?: WebAssembly.Module, prefault = false): Side
     timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: CHURN ? 1 : 1 << 30, icmp: 60 },
     module,
   }, [{
-    protocol: "udp", address: "203.0.113.10", port: 53, policy: "affinity",
-    targets: Array.from({ length: TARGETS }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 53 })),
+    protocol: TCP ? "tcp" : "udp", address: "203.0.113.10", port: PORT, policy: "affinity",
+    targets: Array.from({ length: TARGETS }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: PORT })),
   }]);
   return { name, dp, batch: dp.createBatch(SLOTS, SLOTS * STRIDE + Layout.HEADROOM), next: 0, fillNs: [], newNs: [], steadyNs: [] };
 }
 
-/** Write a batch of packets of flows flow(0..SLOTS) (client address from the flow id), process it: ns per packet. */
-function run(s: Side, flow: (i: number) => number, time = 1000): number {
+/** Write a batch of packets like `template` of flows flow(0..SLOTS) (client address from the flow id), process it: ns per packet. */
+function run(s: Side, template: Uint8Array, flow: (i: number) => number, time = 1000): number {
   const mem = s.dp.memory();
   const view = new DataView(mem.buffer);
   for (let i = 0; i < SLOTS; i++) {
@@ -100,14 +117,14 @@ const sides = [side(PREFAULT ? "this build, prefaulted" : "this build", undefine
 if (CHURN) {
   // every packet a new flow, 8 batches a second, UDP flows idle after a second: about 16k live, in a table of FLOWS
   let batch = 0;
-  const churn = (s: Side): number => run(s, (i) => (batch * SLOTS + i) % 0xf000000, 1000 + (batch >> 3));
+  const churn = (s: Side): number => run(s, opening, (i) => (batch * SLOTS + i) % 0xf000000, 1000 + (batch >> 3));
   for (; batch < WARMUP; batch++) for (const s of sides) churn(s);
   for (let r = 0; r < ROUNDS; r++, batch++) for (const s of r % 2 ? [sides[1], sides[0]] : sides) s.newNs.push(churn(s));
 } else {
   // the fill and the warm-up interleaved too: built one after the other, the first state measured slower
   // (the same build on both sides: 7-10% on new flows, 3-5% on steady packets)
-  for (let from = 0; from < FLOWS; from += SLOTS) for (const s of sides) s.fillNs.push(run(s, (i) => from + i));
-  for (let w = 0; w < WARMUP; w++) for (const s of sides) run(s, (i) => (w * 7919 + i * 977) % FLOWS);
+  for (let from = 0; from < FLOWS; from += SLOTS) for (const s of sides) s.fillNs.push(run(s, opening, (i) => from + i));
+  for (let w = 0; w < WARMUP; w++) for (const s of sides) run(s, live, (i) => (w * 7919 + i * 977) % FLOWS);
   for (const s of sides) s.next = Math.ceil(FLOWS / SLOTS) * SLOTS;
   let x = 0x9e3779b9; // xorshift32: the live flows of a round's steady batch, the same for both builds
   const rand = (): number => {
@@ -119,9 +136,9 @@ if (CHURN) {
     for (const s of r % 2 ? [sides[1], sides[0]] : sides) {
       const from = s.next;
       s.next += SLOTS;
-      s.newNs.push(run(s, (i) => from + i));
+      s.newNs.push(run(s, opening, (i) => from + i));
       x = seed;
-      s.steadyNs.push(run(s, () => rand() % FLOWS));
+      s.steadyNs.push(run(s, live, () => rand() % FLOWS));
     }
   }
 }
@@ -139,14 +156,14 @@ for (const s of stats) {
   console.log(`${s.build.padEnd(40)} new ${s.newNs.toFixed(1).padStart(7)}${CHURN ? "" : `  steady ${s.steadyNs!.toFixed(1).padStart(6)}  fill (mean) ${s.fillNs!.toFixed(1).padStart(6)}`}`);
 }
 // one file per target count, its runs appended while the builds and the setting stay the same
-const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}${FLOWS === 1_000_000 ? "" : `-${FLOWS}`}${PREFAULT ? "-prefault" : ""}.json`;
+const out = process.env.PAIR_OUT ?? `bench/results/pair-${CHURN ? "churn-" : ""}${TARGETS}${FLOWS === 1_000_000 ? "" : `-${FLOWS}`}${PREFAULT ? "-prefault" : ""}${TCP ? "-tcp" : ""}.json`;
 const baseSha = createHash("sha256").update(baseWasm).digest("hex").slice(0, 16);
 const run1 = { generated: new Date().toISOString(), machine: machine(), loadAtEnd: load(), results: stats };
-const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN, prefault: PREFAULT };
+const setting = { command: "BENCH_PAIR_BASE=... npm run bench:pair", base: BASE, baseSha256: baseSha, flows: FLOWS, targets: TARGETS, rounds: ROUNDS, warmup: WARMUP, churn: CHURN, prefault: PREFAULT, tcp: TCP };
 let runs = [run1];
 if (existsSync(out)) {
   const old = JSON.parse(readFileSync(out, "utf8"));
-  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.targets === TARGETS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && (old.prefault ?? false) === PREFAULT && old.runs?.[0]?.machine?.commit === run1.machine.commit;
+  const same = old.baseSha256 === baseSha && old.flows === FLOWS && old.targets === TARGETS && old.rounds === ROUNDS && old.warmup === WARMUP && (old.churn ?? false) === CHURN && (old.prefault ?? false) === PREFAULT && (old.tcp ?? false) === TCP && old.runs?.[0]?.machine?.commit === run1.machine.commit;
   if (same) runs = [...old.runs, run1];
 }
 mkdirSync(dirname(out), { recursive: true });
