@@ -104,6 +104,11 @@ let endpointBuckets: u32 = 0;
   return targets + <usize>tid * TARGET_SIZE;
 }
 
+/** Target ids ever given out: every target id is below it. */
+@inline export function targetsInUse(): u32 {
+  return targetHwm;
+}
+
 export function groupsInit(maxGroups: u32, maxTargets: u32): bool {
   if (maxGroups > MAX_ENTRIES || maxTargets > MAX_ENTRIES) return false;
   groupCap = maxGroups;

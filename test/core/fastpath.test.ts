@@ -102,3 +102,31 @@ test("packets that end at the last byte of the core's memory, shorter than the h
   }
   assert.equal(dp.counters().packets, lengths.length);
 });
+
+test("in a group of more targets than the batch prefetch keeps out of its target touches (1,100: it touches each live flow's target, and each new flow's table entry), new flows, their later packets and the targets' replies get the same verdicts, bytes, counters and target statistics through the fast paths as through the general pipeline, with some targets down", () => {
+  const targets = Array.from({ length: 1100 }, (_, i) => ({ address: `192.0.${2 + (i >> 8)}.${i & 255}`, port: 53 }));
+  const group: GroupSpec = { protocol: "udp", address: "198.51.100.10", port: 53, policy: "affinity", targets };
+  const opening = Array.from({ length: 500 }, (_, i) => udp(`10.1.${i >> 8}.${i & 255}`, 4000 + i, "198.51.100.10", 53));
+  const outcome = (verifyChecksums: boolean) => {
+    const dp = DataPlane.create({ address: "10.255.0.1", verifyChecksums, capacity: { flows: 4096, groups: 2, targets: 1200 } }, [group]);
+    const batch = dp.createBatch(1024, 1024 * 2048);
+    const first = run(dp, batch, opening);
+    // the targets' replies to the proxy's NAT ports, then the clients' next packets, with every seventh target down
+    const replies = first.map((r) => {
+      const target = `${r.out[16]}.${r.out[17]}.${r.out[18]}.${r.out[19]}`;
+      return udp(target, 53, "10.255.0.1", (r.out[20] << 8) | r.out[21]);
+    });
+    for (let i = 0; i < targets.length; i += 7) dp.setTargetUp("udp 198.51.100.10:53", `${targets[i].address}:53`, false);
+    const later = run(dp, batch, [...replies, ...opening]);
+    return { first, later, counters: dp.counters(), targets: dp.targetStats() };
+  };
+  const general = outcome(true);
+  const fast = outcome(false);
+  assert.equal(general.first.filter((r) => r.verdict === Verdict.Forward).length, opening.length);
+  assert.ok(new Set(general.first.map((r) => r.out[19] | (r.out[18] << 8))).size > 300, "the flows spread over many targets");
+  assert.ok(general.later.slice(0, opening.length).every((r) => r.verdict === Verdict.Forward), "every reply is reverse-NATed");
+  assert.deepEqual(fast.first, general.first);
+  assert.deepEqual(fast.later, general.later);
+  assert.deepEqual(fast.counters, general.counters);
+  assert.deepEqual(fast.targets, general.targets);
+});
