@@ -26,7 +26,9 @@
 //   4. touch the noted records, in a loop that does nothing else (a touch
 //      is a load: until it completes no later instruction retires, so a
 //      touch followed by a new flow's hints would wait alone instead of
-//      beside the chunk's other misses);
+//      beside the chunk's other misses); where targets are many
+//      (MANY_TARGETS), then the targets the records of packets toward them
+//      name;
 //   5. where the binding's port space keeps bits, touch the bit of its
 //      first candidate (and of its second in a dense space), then, in a
 //      dense space, take the first free candidate and hash its reverse key;
