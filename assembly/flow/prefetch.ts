@@ -262,6 +262,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
   acc += touchListed(k);
   // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its group,
   // and the selection's table entry, touched (then the target it names) beside the chunk's other new flows'
+  let range = portMax - portMin + 1;
+  let news: u32 = 0;
   let pend: u32 = 0;
   k = 0;
   for (let i: u32 = 0; i < n; i++) {
@@ -274,30 +276,27 @@ export function prefetchChunk(desc: usize, n: u32): void {
     } else if (!overflowed(b)) {
       store<u32>(e + E_ABSENT, 1);
       if (stopsBefore(Stage.Select)) continue;
-      let entry = newFlowGroup(e, desc + <usize>i * Layout.DESC_SIZE);
-      if (entry < 0) continue;
-      store<u32>(e + E_ENTRY, <u32>entry);
-      store<u8>(pending + pend++, <u8>i);
-      if (entry != 0) listTouch(k++, <u32>entry);
+      let entry = newFlow(e, desc + <usize>i * Layout.DESC_SIZE, range);
+      if (entry > 0) {
+        store<u8>(pending + pend++, <u8>i);
+        listTouch(k++, <u32>entry);
+      } else if (entry == 0 && load<u32>(e + E_PORTS) != 0) {
+        store<u8>(hinted + news++, <u8>i);
+      }
     }
   }
-  if (k != 0) {
+  if (pend != 0) {
+    // the new flows a table picks for: their entries, then the targets those name, then their hints
     acc += touchListed(k);
     k = 0;
-    for (let j: u32 = 0; j < pend; j++) {
-      let entry = <usize>load<u32>(entryAt(<u32>load<u8>(pending + j)) + E_ENTRY);
-      if (entry != 0) listTouch(k++, <u32>targetPtr(load<u32>(entry)));
-    }
+    for (let j: u32 = 0; j < pend; j++) listTouch(k++, <u32>targetPtr(load<u32>(<usize>load<u32>(entryAt(<u32>load<u8>(pending + j)) + E_ENTRY))));
     acc += touchListed(k);
-  }
-  // then their targets and first NAT port candidates
-  let range = portMax - portMin + 1;
-  let news: u32 = 0;
-  for (let j: u32 = 0; j < pend; j++) {
-    let i = <u32>load<u8>(pending + j);
-    let e = entryAt(i);
-    acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, load<u32>(e + E_HASH), range);
-    if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
+    for (let j: u32 = 0; j < pend; j++) {
+      let i = <u32>load<u8>(pending + j);
+      let e = entryAt(i);
+      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, range);
+      if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
+    }
   }
   // 4. touch those records in a tight pass (no touch waits behind a new flow's hints: a touch's load holds back
   // every later instruction until it completes)
@@ -381,16 +380,18 @@ export function prefetchChunk(desc: usize, n: u32): void {
 
 /**
  * A packet whose key is not in the flow index: if it is addressed to a group,
- * note the group and return the table entry its target selection reads
- * first (selectionEntry, or 0); -1 when it is not (or is a reply).
+ * note the group; where a table picks its target, return the table entry
+ * the selection reads (selectionEntry: the caller touches it, then the
+ * target it names, before newFlowHints), else note its hints now (hintsOf)
+ * and return 0; -1 when it is not addressed to a group (or is a reply).
  */
-function newFlowGroup(e: usize, d: usize): i64 {
+function newFlow(e: usize, d: usize, range: u32): i64 {
   let shape = load<u64>(e + E_SHAPE);
   // one copy per family, each with the family a constant
-  return shapeFamily(shape) == 4 ? groupFor(e, d, shape, 4) : groupFor(e, d, shape, 6);
+  return shapeFamily(shape) == 4 ? groupFor(e, d, range, shape, 4) : groupFor(e, d, range, shape, 6);
 }
 
-@inline function groupFor(e: usize, d: usize, shape: u64, family: u32): i64 {
+@inline function groupFor(e: usize, d: usize, range: u32, shape: u64, family: u32): i64 {
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
   let proto = shapeProto(shape);
   let src = ip + (family == 4 ? 12 : 8);
@@ -404,33 +405,37 @@ function newFlowGroup(e: usize, d: usize): i64 {
   let gid = chunkGroup(family, proto, dst, tcpUdp ? dport : 0);
   if (gid < 0) return -1;
   store<u32>(e + E_GROUP, <u32>gid + 1);
-  return <i64>selectionEntry(<u32>gid, family, src, dst, sport, dport, proto);
+  let entry = selectionEntry(<u32>gid, family, src, dst, sport, dport, proto);
+  store<u32>(e + E_ENTRY, <u32>entry);
+  if (entry != 0) return <i64>entry;
+  sink += hintsOf(e, range, family, proto, src, dst, sport, dport, <u32>gid, 0);
+  return 0;
+}
+
+/** The hints of a new flow newFlow left to be picked after its table entry and target were touched. Returns a touch. */
+function newFlowHints(e: usize, d: usize, range: u32): u64 {
+  let shape = load<u64>(e + E_SHAPE);
+  // one copy per family, each with the family a constant
+  return shapeFamily(shape) == 4 ? hintsFor(e, d, range, shape, 4) : hintsFor(e, d, range, shape, 6);
+}
+
+@inline function hintsFor(e: usize, d: usize, range: u32, shape: u64, family: u32): u64 {
+  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
+  let ports = shapePorts(shape, ip + shapeIpHeader(shape));
+  return hintsOf(e, range, family, shapeProto(shape), ip + (family == 4 ? 12 : 8), ip + (family == 4 ? 16 : 24), ports & 0xffff, ports >>> 16,
+    load<u32>(e + E_GROUP) - 1, <usize>load<u32>(e + E_ENTRY));
 }
 
 /**
- * A new flow of a group (newFlowGroup): note the target and the reverse
- * buckets of its first NAT ports when the group's policy picks the target
- * from the packet alone. Returns a value loaded from the target (a touch).
+ * A new flow of group gid (`entry`: its selection's table entry, or 0): note
+ * the target and the reverse buckets of its first NAT ports when the
+ * group's policy picks the target from the packet alone. Returns a value
+ * loaded from the target (a touch).
  */
-function newFlowHints(e: usize, d: usize, h: u32, range: u32): u64 {
-  let shape = load<u64>(e + E_SHAPE);
-  // one copy per family, each with the family a constant
-  return shapeFamily(shape) == 4 ? hintsFor(e, d, h, range, shape, 4) : hintsFor(e, d, h, range, shape, 6);
-}
-
-@inline function hintsFor(e: usize, d: usize, h: u32, range: u32, shape: u64, family: u32): u64 {
-  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
-  let proto = shapeProto(shape);
-  let src = ip + (family == 4 ? 12 : 8);
-  let dst = ip + (family == 4 ? 16 : 24);
-  let l4 = ip + shapeIpHeader(shape);
-  let ports = shapePorts(shape, l4);
-  let sport = ports & 0xffff;
-  let dport = ports >>> 16;
-  let gid = load<u32>(e + E_GROUP) - 1;
+@inline function hintsOf(e: usize, range: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32, gid: u32, entry: usize): u64 {
+  let h = load<u32>(e + E_HASH);
   let policy = <u32>load<u8>(groupPtr(gid) + G_POLICY);
   if (policy != Policy.Affinity && policy != Policy.Proximity) return 0; // the others change state as they pick
-  let entry = <usize>load<u32>(e + E_ENTRY);
   let tid = entry != 0 ? selectAt(entry, gid, family, src, dst, sport, dport, proto) : selectTarget(gid, family, src, dst, sport, dport, proto);
   if (tid < 0) return 0;
   store<u32>(e + E_TARGET, <u32>tid + 1);
