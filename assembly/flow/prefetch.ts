@@ -96,7 +96,7 @@ const E_PREFIX: usize = 60;
 const E_REVKEY: usize = 64;
 const E_ENTRY: usize = 68;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
-/** The packets of the chunk whose new flows have a group (step 3 picks their targets). */
+/** The packets of the chunk whose new flows' targets a table picks (step 3 touches the entry and the target first). */
 const pending = memory.data(<i32>CHUNK, 4);
 /** The packets of the chunk with NAT port hints (steps 5 and 6 visit only these). */
 const hinted = memory.data(<i32>CHUNK, 4);
@@ -260,8 +260,9 @@ export function prefetchChunk(desc: usize, n: u32): void {
     if (b != 0) listTouch(k++, b);
   }
   acc += touchListed(k);
-  // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its group,
-  // and the selection's table entry, touched (then the target it names) beside the chunk's other new flows'
+  // 3. a packet whose bucket names a candidate: note its record; one whose key is certainly not there: its group and
+  // its hints, at once where no table picks its target, else after its table entry, then the target that names, were
+  // touched beside the chunk's other new flows'
   let range = portMax - portMin + 1;
   let news: u32 = 0;
   let pend: u32 = 0;
