@@ -103,7 +103,7 @@ test("packets that end at the last byte of the core's memory, shorter than the h
   assert.equal(dp.counters().packets, lengths.length);
 });
 
-test("in a group of more targets than the batch prefetch keeps out of its target touches (1,100: it touches each live flow's target, and each new flow's table entry), new flows, their later packets and the targets' replies get the same verdicts, bytes, counters and target statistics through the fast paths as through the general pipeline, with some targets down", () => {
+test("in a group of more targets than the batch prefetch's MANY_TARGETS (1,100: it touches each live flow's target, and each new flow's table entry and target), new flows, their later packets and the targets' replies get the same verdicts, bytes, counters and target statistics through the fast paths as through the general pipeline, with some targets down", () => {
   const targets = Array.from({ length: 1100 }, (_, i) => ({ address: `192.0.${2 + (i >> 8)}.${i & 255}`, port: 53 }));
   const group: GroupSpec = { protocol: "udp", address: "198.51.100.10", port: 53, policy: "affinity", targets };
   const opening = Array.from({ length: 500 }, (_, i) => udp(`10.1.${i >> 8}.${i & 255}`, 4000 + i, "198.51.100.10", 53));
