@@ -80,9 +80,11 @@ export const CHUNK: u32 = 64;
  * to touch, and the pipeline's first candidate), or 0; for a new flow whose
  * binding's port space keeps bits: [56] its bitmap (else 0), [60] the reverse keys'
  * prefix, [64] the rest of their key (target port raw, protocol, family); [68] for a
- * new flow of a group: the selection's table entry (selectionEntry), or 0.
+ * new flow of a group: the selection's table entry (selectionEntry), or 0;
+ * for one whose table entry is touched first: [72] its IP header's address,
+ * [76] its ports as shapePorts gives them (newFlowHints needs them again).
  */
-const ENTRY: usize = 72;
+const ENTRY: usize = 80;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
@@ -95,6 +97,8 @@ const E_SPACE: usize = 56;
 const E_PREFIX: usize = 60;
 const E_REVKEY: usize = 64;
 const E_ENTRY: usize = 68;
+const E_IP: usize = 72;
+const E_L4PORTS: usize = 76;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk whose new flows' targets a table picks (step 3 touches the entry and the target first). */
 const pending = memory.data(<i32>CHUNK, 4);
@@ -295,7 +299,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     for (let j: u32 = 0; j < pend; j++) {
       let i = <u32>load<u8>(pending + j);
       let e = entryAt(i);
-      acc += newFlowHints(e, desc + <usize>i * Layout.DESC_SIZE, range);
+      acc += newFlowHints(e, range);
       if (load<u32>(e + E_PORTS) != 0) store<u8>(hinted + news++, <u8>i);
     }
   }
@@ -408,21 +412,25 @@ function newFlow(e: usize, d: usize, range: u32): i64 {
   store<u32>(e + E_GROUP, <u32>gid + 1);
   let entry = selectionEntry(<u32>gid, family, src, dst, sport, dport, proto);
   store<u32>(e + E_ENTRY, <u32>entry);
-  if (entry != 0) return <i64>entry;
+  if (entry != 0) {
+    store<u32>(e + E_IP, <u32>ip);
+    store<u32>(e + E_L4PORTS, ports);
+    return <i64>entry;
+  }
   sink += hintsOf(e, range, family, proto, src, dst, sport, dport, <u32>gid, 0);
   return 0;
 }
 
 /** The hints of a new flow newFlow left to be picked after its table entry and target were touched. Returns a touch. */
-function newFlowHints(e: usize, d: usize, range: u32): u64 {
+function newFlowHints(e: usize, range: u32): u64 {
   let shape = load<u64>(e + E_SHAPE);
   // one copy per family, each with the family a constant
-  return shapeFamily(shape) == 4 ? hintsFor(e, d, range, shape, 4) : hintsFor(e, d, range, shape, 6);
+  return shapeFamily(shape) == 4 ? hintsFor(e, range, shape, 4) : hintsFor(e, range, shape, 6);
 }
 
-@inline function hintsFor(e: usize, d: usize, range: u32, shape: u64, family: u32): u64 {
-  let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
-  let ports = shapePorts(shape, ip + shapeIpHeader(shape));
+@inline function hintsFor(e: usize, range: u32, shape: u64, family: u32): u64 {
+  let ip = <usize>load<u32>(e + E_IP);
+  let ports = load<u32>(e + E_L4PORTS);
   return hintsOf(e, range, family, shapeProto(shape), ip + (family == 4 ? 12 : 8), ip + (family == 4 ? 16 : 24), ports & 0xffff, ports >>> 16,
     load<u32>(e + E_GROUP) - 1, <usize>load<u32>(e + E_ENTRY));
 }
