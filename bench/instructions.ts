@@ -4,8 +4,8 @@
 // quiet machine, so a change of a few percent shows where timing (±3-5%
 // between runs here) cannot tell it.
 //
-// For each load of bench/lib/instructions-load.ts (new flows, live-flow
-// packets) and each build: `node --no-liftoff --predictable` under
+// For each load of bench/lib/instructions-load.ts (new flows with flows
+// expiring, new flows filling a table, live-flow packets) and each build: `node --no-liftoff --predictable` under
 // `setarch -R` (no address randomisation; no memory reducer, whose GCs follow the clock), run to 110 and to 210 batches of
 // 1024 packets; the difference over the last 100 batches, less the same
 // difference with the packets written but not processed (the harness),
@@ -15,7 +15,7 @@
 //
 //   BENCH_PAIR_BASE=FILE.wasm  also count another build (a copy of another
 //                              commit's wasm/pias.wasm)
-//   INSTR_LOADS (new,live), INSTR_TARGETS (34), PAIR_OUT (the results file,
+//   INSTR_LOADS (new,fill,live), INSTR_TARGETS (34), PAIR_OUT (the results file,
 //   bench/results/instructions-COMMIT.json)
 
 import { execFileSync, spawnSync } from "node:child_process";
@@ -28,7 +28,8 @@ import { load, machine } from "./lib/machine.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LOAD_SCRIPT = join(ROOT, "bench", "lib", "instructions-load.ts");
-const LOADS = (process.env.INSTR_LOADS ?? "new,live").split(",");
+const LOADS = (process.env.INSTR_LOADS ?? "new,fill,live").split(",");
+const LABEL: Record<string, string> = { new: "new flow, flows expiring", fill: "new flow, table filling", live: "live-flow packet" };
 const TARGETS = process.env.INSTR_TARGETS ?? "34";
 const BASE = process.env.BENCH_PAIR_BASE;
 const FROM = 110;
@@ -79,7 +80,7 @@ try {
     for (const b of builds) {
       const core = perPacket(l, b.wasm, false) - harness;
       results[l][b.name] = +core.toFixed(1);
-      console.log(`${l === "new" ? "new flow" : "live-flow packet"} (${TARGETS} targets), ${b.name}: ${core.toFixed(1)} instructions a packet (the harness's ${harness.toFixed(1)} taken off)`);
+      console.log(`${LABEL[l] ?? l} (${TARGETS} targets), ${b.name}: ${core.toFixed(1)} instructions a packet (the harness's ${harness.toFixed(1)} taken off)`);
     }
   }
 } finally {

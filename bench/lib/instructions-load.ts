@@ -6,6 +6,8 @@
 //                    8 batches a second, flows idle after a second (a table
 //                    of 32,768: the expiry sweep frees the records new
 //                    flows take, as bench:pair's PAIR_CHURN=1)
+//   INSTR_LOAD=fill  every packet a new flow that stays, in a table of
+//                    262,144 (as bench:scale's new flows, without expiry)
 //   INSTR_LOAD=live  10,000 live flows made first, then packets of flows
 //                    drawn at random among them
 //   INSTR_HARNESS=1  the same packets written, none processed (the
@@ -24,11 +26,11 @@ const LIVE_FLOWS = 10_000;
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
 const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
-if (LOAD !== "new" && LOAD !== "live") throw new Error(`INSTR_LOAD: "new" or "live", not ${LOAD}`);
+if (LOAD !== "new" && LOAD !== "fill" && LOAD !== "live") throw new Error(`INSTR_LOAD: "new", "fill" or "live", not ${LOAD}`);
 
 const dp = DataPlane.create({
   address: "198.51.100.1",
-  capacity: { flows: LOAD === "new" ? 32768 : LIVE_FLOWS + SLOTS, groups: 1, targets: TARGETS + 16 },
+  capacity: { flows: LOAD === "new" ? 32768 : LOAD === "fill" ? 262144 : LIVE_FLOWS + SLOTS, groups: 1, targets: TARGETS + 16 },
   timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: LOAD === "new" ? 1 : 1 << 30, icmp: 60 },
   module: process.env.INSTR_WASM ? new WebAssembly.Module(readFileSync(process.env.INSTR_WASM)) : undefined,
 }, [{
@@ -78,7 +80,7 @@ const rand = (): number => {
   return x;
 };
 for (let b = 0; b < BATCHES; b++) {
-  for (let i = 0; i < SLOTS; i++) ids[i] = LOAD === "new" ? (b * SLOTS + i) % 0xf000000 : rand() % LIVE_FLOWS;
+  for (let i = 0; i < SLOTS; i++) ids[i] = LOAD === "live" ? rand() % LIVE_FLOWS : b * SLOTS + i;
   write(LOAD === "new" ? 1000 + (b >> 3) : 1000);
   if (!HARNESS) dp.process(batch, SLOTS);
 }
