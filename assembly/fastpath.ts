@@ -26,7 +26,7 @@ import { TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_RST, TCP_SYN, UDP_CSUM, isEchoReply, 
 import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
 import { prefetchedGroup, prefetchedHash, prefetchedPorts, prefetchedRef, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
-  flowCreate, flowLookupFrom, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
+  flowCreate, flowIndexedSince, flowLookupFrom, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE, FF_ESTABLISHED,
 } from "./flow/flows";
 import { groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_FLAGS, T_PACKETS, TF_AWARE } from "./group/groups";
@@ -107,7 +107,7 @@ export function newFlowPath(d: usize, i: u32, now: u32): bool {
 
   let src = ip + (family == 4 ? 12 : 8);
   let h = <u32>prefetchedHash(i);
-  if (flowLookupHashed(h, family, proto, src, ip + (family == 4 ? 16 : 24), sport, dport) >= 0) return false;
+  if (flowIndexedSince(h) && flowLookupHashed(h, family, proto, src, ip + (family == 4 ? 16 : 24), sport, dport) >= 0) return false; // (absent at the prefetch: only a key indexed since may be there)
   if (stopAfter(Stage.FlowLookup)) return true;
   let gid = <u32>prefetchedGroup(i);
   let tid = <u32>prefetchedTarget(i);

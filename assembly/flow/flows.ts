@@ -134,6 +134,44 @@ export function halfOpenEnded(rec: usize): void {
 @inline export function flowIndexBase(): usize { return index; }
 @inline export function flowIndexBuckets(): u32 { return indexBuckets; }
 
+/**
+ * The hashes of the keys indexed since the batch prefetch's current chunk
+ * began: for each of 1,024 slots (hash >>> 22), the chunk (a 16-bit
+ * generation) in which a key of such a hash was last indexed. What the
+ * prefetch found absent under a hash whose slot is not of the current chunk
+ * is absent still (no key is indexed but through indexKey; a removal only
+ * makes it more so): newFlowPath creates such a key's flow without probing
+ * for it again, and allocNatPort takes such a candidate port without
+ * probing for its holder. A slot shared with another hash only costs that
+ * probe back (a chunk of 64 new flows indexes 128 keys: about 6% of the
+ * slots by its end). A generation instead of clearing the slots each chunk:
+ * a chunk of live flows' packets, which indexes nothing, pays nothing.
+ */
+const indexedSince = memory.data(2048, 16);
+let indexedGeneration: u32 = 1;
+
+/** A chunk begins (prefetchChunk): no key indexed since. */
+@inline export function flowIndexedSinceClear(): void {
+  let g = (indexedGeneration + 1) & 0xffff;
+  if (g == 0) {
+    // the generations wrapped: forget every slot's (once every 65,535 chunks)
+    for (let k: usize = 0; k < 2048; k += 16) v128.store(indexedSince + k, i64x2.splat(0));
+    g = 1;
+  }
+  indexedGeneration = g;
+}
+
+/** False when no key of hash h was indexed since the chunk began (true: perhaps one was). */
+@inline export function flowIndexedSince(h: u32): bool {
+  return <u32>load<u16>(indexedSince + (<usize>(h >>> 22) << 1)) == indexedGeneration;
+}
+
+/** Index reference `ref` under hash h, noting h for flowIndexedSince. */
+@inline function indexKey(h: u32, ref: u32): void {
+  store<u16>(indexedSince + (<usize>(h >>> 22) << 1), <u16>indexedGeneration);
+  indexInsert(index, indexBuckets, h, ref);
+}
+
 export function flows_live(): u32 {
   return live;
 }
@@ -337,7 +375,7 @@ function bind(rec: usize, idx: u32, nat: u64, space: u32): void {
   store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
   store<u32>(rec + F_HREV, hrev);
   store<u32>(rec + F_NEXT, space);
-  indexInsert(index, indexBuckets, hrev, (idx << 1) | DIR_REVERSE);
+  indexKey(hrev, (idx << 1) | DIR_REVERSE);
   if (space != 0) portBind(space, <u32>nat & 0xffff, portMax - portMin + 1);
 }
 
@@ -359,8 +397,10 @@ function unbind(rec: usize, idx: u32): void {
  * (prefetch.ts) from the same inputs allocNatPort uses: [0] u32 how many,
  * [PH_HASHED] a bit per candidate whose reverse-key hash is given, [PH_HASH]
  * those hashes in candidate order (u32, at most PORT_HINTS_PROBED),
- * [PH_PORT] the ports (u16, host order). allocNatPort takes them instead of
- * computing them again.
+ * [PH_PORT] the ports (u16, host order), [PH_FREE] a bit per hashed
+ * candidate no binding held when the chunk was prefetched (its reverse
+ * bucket had no entry of its hash, nor any past it). allocNatPort takes them
+ * instead of computing them again.
  */
 export const PORT_HINTS: u32 = 4; // with a port space: at 40% of the ports bound, 39 flows in 40 find a free one among 4
 /**
@@ -371,8 +411,10 @@ export const PORT_HINTS_PROBED: u32 = 1;
 export const PH_HASHED: usize = 4;
 export const PH_HASH: usize = 8;
 export const PH_PORT: usize = PH_HASH + (<usize>PORT_HINTS_PROBED << 2);
+export const PH_FREE: usize = PH_PORT + (<usize>PORT_HINTS << 1);
+export const PORT_HINTS_BYTES: usize = PH_FREE + 4;
 /** A PortHints block with no candidates. */
-export const NO_PORT_HINTS: usize = memory.data(<i32>(PH_PORT + (<usize>PORT_HINTS << 1)), 4);
+export const NO_PORT_HINTS: usize = memory.data(<i32>PORT_HINTS_BYTES, 4);
 
 /** allocNatPort found no free port. */
 export const NO_PORT: u64 = u64.MAX_VALUE;
@@ -393,6 +435,11 @@ let natSpace: u32 = 0;
 /** Candidate i's port: the prefetch's, or computed from the key's hash. */
 @inline function candidatePort(hints: usize, i: u32, keyHash: u32, range: u32): u32 {
   return i < load<u32>(hints) ? <u32>load<u16>(hints + PH_PORT + (<usize>i << 1)) : natPortCandidate(natPortSeed(keyHash), i, range);
+}
+
+/** True when the prefetch found no binding of candidate i (PH_FREE; false for any candidate it did not look up). */
+@inline function freeAtPrefetch(hints: usize, i: u32): bool {
+  return i < load<u32>(hints) && (load<u32>(hints + PH_FREE) & (1 << i)) != 0;
 }
 
 /** The reverse-key hash of candidate i, port `port`: the prefetch's, or computed. */
@@ -431,7 +478,9 @@ export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, k
       return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
     }
     let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
-    if (bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) return (<u64>h << 32) | <u64>port;
+    if ((freeAtPrefetch(hints, i) && !flowIndexedSince(h)) || bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) {
+      return (<u64>h << 32) | <u64>port;
+    }
   }
   // every candidate is held: the first idle holder's port, else early drop
   let victim: i64 = -1; // the oldest transitory holder seen (only TCP holds TCP ports)
@@ -534,7 +583,7 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   if (syn) store<u16>(counter, load<u16>(counter) + 1);
   store<u32>(rec + F_LAST, now);
   store<u32>(rec + F_HFWD, hfwd);
-  indexInsert(index, indexBuckets, hfwd, idx << 1);
+  indexKey(hfwd, idx << 1);
   if (!aware) bind(rec, idx, nat, space);
   targetFlowStarted(tid, gid);
   live++;

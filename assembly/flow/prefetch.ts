@@ -51,8 +51,8 @@ import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
-  flowIndexBase, flowIndexBuckets, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
-  DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_HASH, PH_HASHED, PH_PORT,
+  flowIndexBase, flowIndexBuckets, flowIndexedSinceClear, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
+  DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
 import { groupLookup, groupPtr, targetPtr, targetsInUse, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
@@ -93,6 +93,7 @@ const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
 const E_REF: usize = 52;
+assert(E_PORTS + PORT_HINTS_BYTES <= E_REF, "prefetch: the PortHints block overlaps E_REF");
 const E_SPACE: usize = 56;
 const E_PREFIX: usize = 60;
 const E_REVKEY: usize = 64;
@@ -218,6 +219,7 @@ let lastGroup: i64 = -1;
 export function prefetchChunk(desc: usize, n: u32): void {
   if (n > CHUNK) n = CHUNK; // the hints are -1 past CHUNK (process_batch never passes more)
   lastGroupKey = 0; // (the groups may change between batches)
+  flowIndexedSinceClear(); // (what steps 3 and 6 find absent stays so for hashes not indexed since)
   let base = flowIndexBase();
   let nb = flowIndexBuckets();
   // 0. touch the packets' headers: bytes a NIC (or the framing long before) wrote are not in the cache, and
@@ -358,7 +360,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
     }
   }
   // 6. touch the reverse buckets of the candidates hashed, and the records those name (without a dense port space,
-  // a bound port's holder, which allocNatPort reads)
+  // a bound port's holder, which allocNatPort reads); note the candidates no binding holds (PH_FREE)
   k = 0;
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
@@ -369,16 +371,22 @@ export function prefetchChunk(desc: usize, n: u32): void {
   acc += touchListed(k);
   for (let j: u32 = 0; j < news; j++) {
     let ph = entryAt(<u32>load<u8>(hinted + j)) + E_PORTS;
-    for (let c = <usize>popcnt(load<u32>(ph + PH_HASHED)); c-- > 0;) {
-      let hr = load<u32>(ph + PH_HASH + (c << 2));
+    let free: u32 = 0;
+    let c: usize = 0;
+    for (let bits = load<u32>(ph + PH_HASHED); bits != 0; bits &= bits - 1) {
+      let hr = load<u32>(ph + PH_HASH + (c++ << 2)); // (the hashes of the hashed candidates, in candidate order)
       let b = bucketAt(base, homeBucket(hr, nb));
       let m = slotsOf(b, hr);
-      if (m == 0) continue;
+      if (m == 0) {
+        if (!overflowed(b)) free |= bits & (~bits + 1); // this candidate's bit
+        continue;
+      }
       let ref = refAt(b, ctz<u32>(m));
       if ((ref & DIR_REVERSE) == 0) continue;
       let rec = flowPtr(ref >> 1);
       acc += <u64>load<u32>(rec + F_TARGET) + <u64>load<u32>(rec + F_LAST);
     }
+    store<u32>(ph + PH_FREE, free);
   }
   sink += acc;
 }
@@ -477,5 +485,6 @@ function newFlowHints(e: usize, range: u32): u64 {
   store<u32>(e + E_REVKEY, tport | (proto << 16) | (family << 24));
   store<u32>(ph, k);
   store<u32>(ph + PH_HASHED, hashed);
+  store<u32>(ph + PH_FREE, 0); // (step 6 notes the free ones)
   return <u64>flags;
 }
