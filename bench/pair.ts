@@ -37,6 +37,7 @@ import { DataPlane } from "../src/core/dataplane.js";
 import type { PacketBatch } from "../src/core/batch.js";
 import { Desc, Layout } from "../assembly/shared/abi.js";
 import { load, machine } from "./lib/machine.js";
+import { GROUP_ADDR, SMALL_PACKET, oneGroup, smallPacket, xorshift32 } from "./lib/one-group.js";
 
 const BASE = process.env.BENCH_PAIR_BASE;
 if (!BASE) {
@@ -56,20 +57,10 @@ if (TCP && CHURN) {
 }
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
-const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload (TCP 20 + 6): a 64-byte Ethernet frame without its Ethernet header
 const PORT = TCP ? 80 : 53;
-
-/** A packet of the group's protocol from port 4000 to the group's port; TCP with these flags. */
-function packet(tcpFlags: number): Uint8Array {
-  const p = new Uint8Array(PACKET);
-  p.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, TCP ? 6 : 17, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10]);
-  if (TCP) p.set([0x0f, 0xa0, 0, PORT, 0, 0, 0, 1, 0, 0, 0, tcpFlags & 0x10 ? 1 : 0, 0x50, tcpFlags, 0xff, 0xff], 20);
-  else p.set([0x0f, 0xa0, 0, PORT, 0, PACKET - 20, 0, 0], 20);
-  return p;
-}
 /** A new flow's first packet (TCP: a SYN) and a live flow's (TCP: an ACK). */
-const opening = packet(0x02);
-const live = packet(0x10);
+const opening = smallPacket(GROUP_ADDR, PORT, TCP ? 0x02 : null);
+const live = smallPacket(GROUP_ADDR, PORT, TCP ? 0x10 : null);
 
 interface Side { name: string; dp: DataPlane; batch: PacketBatch; next: number; fillNs: number[]; newNs: number[]; steadyNs: number[] }
 
@@ -79,10 +70,7 @@ function side(name: string, module?: WebAssembly.Module, prefault = false): Side
     capacity: { flows: CHURN ? FLOWS : FLOWS + (ROUNDS + 8) * SLOTS, groups: 1, targets: TARGETS + 16, prefault },
     timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: CHURN ? 1 : 1 << 30, icmp: 60 },
     module,
-  }, [{
-    protocol: TCP ? "tcp" : "udp", address: "203.0.113.10", port: PORT, policy: "affinity",
-    targets: Array.from({ length: TARGETS }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: PORT })),
-  }]);
+  }, [oneGroup(TARGETS, TCP ? "tcp" : "udp", PORT)]);
   return { name, dp, batch: dp.createBatch(SLOTS, SLOTS * STRIDE + Layout.HEADROOM), next: 0, fillNs: [], newNs: [], steadyNs: [] };
 }
 
@@ -94,8 +82,8 @@ function run(s: Side, template: Uint8Array, flow: (i: number) => number, time = 
     const d = s.batch.desc + i * Layout.DESC_SIZE;
     const at = s.batch.arena + Layout.HEADROOM + i * STRIDE;
     view.setUint32(d + Desc.OFF, at, true);
-    view.setUint32(d + Desc.LEN, PACKET, true);
-    view.setUint32(d + Desc.WIRELEN, PACKET, true);
+    view.setUint32(d + Desc.LEN, SMALL_PACKET, true);
+    view.setUint32(d + Desc.WIRELEN, SMALL_PACKET, true);
     view.setUint16(d + Desc.LINK, 101, true);
     view.setUint32(d + Desc.TIME, time, true);
     const id = flow(i);
@@ -126,20 +114,17 @@ if (CHURN) {
   for (let from = 0; from < FLOWS; from += SLOTS) for (const s of sides) s.fillNs.push(run(s, opening, (i) => from + i));
   for (let w = 0; w < WARMUP; w++) for (const s of sides) run(s, live, (i) => (w * 7919 + i * 977) % FLOWS);
   for (const s of sides) s.next = Math.ceil(FLOWS / SLOTS) * SLOTS;
-  let x = 0x9e3779b9; // xorshift32: the live flows of a round's steady batch, the same for both builds
-  const rand = (): number => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x;
-  };
+  let seed = 0x9e3779b9; // the live flows of a round's steady batch (xorshift32 from seed), the same for both builds
   for (let r = 0; r < ROUNDS; r++) {
-    const seed = x;
+    let last = seed;
     for (const s of r % 2 ? [sides[1], sides[0]] : sides) {
       const from = s.next;
       s.next += SLOTS;
       s.newNs.push(run(s, opening, (i) => from + i));
-      x = seed;
-      s.steadyNs.push(run(s, live, () => rand() % FLOWS));
+      const rand = xorshift32(seed);
+      s.steadyNs.push(run(s, live, () => (last = rand()) % FLOWS));
     }
+    seed = last;
   }
 }
 const stats = sides.map((s) => {

@@ -41,6 +41,7 @@
 import { performance } from "node:perf_hooks";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { DataPlane, type DataPlaneSettings, type GroupSpec } from "../src/core/dataplane.js";
+import { GROUP_ADDR, SMALL_PACKET, oneGroup, smallPacket, xorshift32 } from "./lib/one-group.js";
 import { Desc, Layout, Stage } from "../assembly/shared/abi.js";
 import type { PacketBatch } from "../src/core/batch.js";
 import { load, machine } from "./lib/machine.js";
@@ -51,17 +52,8 @@ const ONLY = process.env.SCALE_ONLY;
 const runs = (series: string): boolean => ONLY === undefined || ONLY === "" || ONLY === series;
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
-const PACKET = 46; // a 64-byte Ethernet frame without its Ethernet header: IPv4 20 + UDP 8 + 18 payload
 const STEADY_PACKETS = QUICK ? 100_000 : 1_000_000;
 const TIME = 1000;
-
-/** An IPv4/UDP packet to dst:dport from client 0.0.0.0:4000 (the core does not verify checksums). */
-function template(dst: number[], dport: number): Uint8Array {
-  const p = new Uint8Array(PACKET);
-  p.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, ...dst]);
-  p.set([0x0f, 0xa0, dport >> 8, dport & 255, 0, PACKET - 20, 0, 0], 20);
-  return p;
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -98,8 +90,8 @@ class Pump {
       const d = this.batch.desc + i * Layout.DESC_SIZE;
       const at = this.slot(i);
       this.view.setUint32(d + Desc.OFF, at, true);
-      this.view.setUint32(d + Desc.LEN, PACKET, true);
-      this.view.setUint32(d + Desc.WIRELEN, PACKET, true);
+      this.view.setUint32(d + Desc.LEN, SMALL_PACKET, true);
+      this.view.setUint32(d + Desc.WIRELEN, SMALL_PACKET, true);
       this.view.setUint16(d + Desc.LINK, 101, true);
       this.view.setUint32(d + Desc.TIME, TIME, true);
       const id = flow(i);
@@ -138,20 +130,6 @@ function plane(flows: number, groups: GroupSpec[], capacityGroups = groups.lengt
   }, groups);
 }
 
-const oneGroup = (targets: number): GroupSpec => ({
-  protocol: "udp", address: "203.0.113.10", port: 53, policy: "affinity",
-  targets: Array.from({ length: targets }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 53 })),
-});
-
-/** xorshift32: the same "random live flow" sequence in every run. */
-function rng(seed = 0x9e3779b9): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
-
 /** ns per packet (median batch) of the first packets of flows [from, from + count). */
 function newFlows(pump: Pump, from: number, count: number, tmpl: (flow: number) => Uint8Array): number {
   const per: number[] = [];
@@ -164,7 +142,7 @@ function newFlows(pump: Pump, from: number, count: number, tmpl: (flow: number) 
 
 /** ns per packet (median batch) of `packets` packets of uniformly random flows of [0, n). */
 function steady(pump: Pump, n: number, packets: number, tmpl: (flow: number) => Uint8Array): number {
-  const rand = rng();
+  const rand = xorshift32();
   const per: number[] = [];
   for (let done = 0; done < packets; done += SLOTS) per.push(pump.run(SLOTS, () => rand() % n, tmpl) / SLOTS);
   return median(per);
@@ -209,7 +187,7 @@ function floors(dp: DataPlane, bytes: number): { chaseNs: number; gatherNs: numb
   const at = base >>> 2; // word index of line 0
   const perm = new Uint32Array(lines);
   for (let i = 0; i < lines; i++) perm[i] = i;
-  const rand = rng(0x1234567);
+  const rand = xorshift32(0x1234567);
   for (let i = lines - 1; i > 0; i--) { // Sattolo: one cycle through every line
     const j = rand() % i;
     const t = perm[i]; perm[i] = perm[j]; perm[j] = t;
@@ -234,7 +212,7 @@ const info = machine();
 for (const build of ["release", "bench"] as const) {
   const dp = plane(1 << 16, [oneGroup(3)], 1, 256, build);
   const pump = new Pump(dp);
-  const t = template([203, 0, 113, 10], 53);
+  const t = smallPacket(GROUP_ADDR, 53);
   newFlows(pump, 0, 50_000, () => t);
   steady(pump, 50_000, 500_000, () => t);
 }
@@ -256,7 +234,7 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   const NEW = Math.min(65_536, Math.max(4096, n >> 3));
   const cap = n + 4 * NEW;
   const targets = targetsFor(cap);
-  const t = template([203, 0, 113, 10], 53);
+  const t = smallPacket(GROUP_ADDR, 53);
   const tmpl = (): Uint8Array => t;
 
   // release build: what the product does
@@ -280,7 +258,7 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   // the streaming floor: this batch's packet slots copied once
   const scratch = dp.allocBuffer(SLOTS * STRIDE);
   const streams: number[] = [];
-  const rand = rng();
+  const rand = xorshift32();
   for (let r = 0; r < 200; r++) {
     pump.fill(SLOTS, () => rand() % n, tmpl);
     streams.push(pump.stream(scratch) / SLOTS);
@@ -301,7 +279,7 @@ for (const n of !runs("flows") ? [] : FLOW_SIZES) {
   // twice would find the second time what the first brought into the cache).
   const steadyT: number[][] = STAGES.map(() => []);
   const newT: number[][] = STAGES.map(() => []);
-  const pick = rng(0x51ed);
+  const pick = xorshift32(0x51ed);
   let next = n;
   const rounds = Math.ceil((STEADY_PACKETS / SLOTS) / 4);
   for (let b = 0; b < rounds; b++) {
@@ -355,7 +333,7 @@ for (const g of !runs("groups") ? [] : QUICK ? [1, 10_000] : [1, 1_000, 100_000,
   }
   const setupS = (performance.now() - t0) / 1000;
   const pump = new Pump(dp);
-  const tmpls = Array.from({ length: Math.min(g, 4096) }, (_, i) => template([198, 18, (i >> 8) & 255, i & 255], 1024 + (i >> 16)));
+  const tmpls = Array.from({ length: Math.min(g, 4096) }, (_, i) => smallPacket([198, 18, (i >> 8) & 255, i & 255], 1024 + (i >> 16)));
   // each packet picks a group (and a client): flows spread over the groups
   const flows = QUICK ? 20_000 : 200_000;
   const tmpl = (id: number): Uint8Array => tmpls[(Math.imul(id, 2654435761) >>> 0) % tmpls.length];
@@ -374,7 +352,7 @@ for (const n of !runs("targets") ? [] : QUICK ? [1, 300, 1_000] : [1, 10, 64, 30
   const dp = plane(1 << 21, [oneGroup(n)], 1, n + 16);
   const setupS = (performance.now() - t0) / 1000;
   const pump = new Pump(dp);
-  const t = template([203, 0, 113, 10], 53);
+  const t = smallPacket(GROUP_ADDR, 53);
   // at most 20k flows per target: the NAT port space of one target port holds 64k
   const flows = Math.min(QUICK ? 20_000 : 1_000_000, 20_000 * n);
   const newNs = newFlows(pump, 0, flows, () => t);

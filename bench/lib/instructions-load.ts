@@ -17,6 +17,7 @@
 import { readFileSync } from "node:fs";
 import { DataPlane } from "../../src/core/dataplane.js";
 import { Desc, Layout } from "../../assembly/shared/abi.js";
+import { GROUP_ADDR, SMALL_PACKET, oneGroup, smallPacket, xorshift32 } from "./one-group.js";
 
 const LOAD = process.env.INSTR_LOAD ?? "new";
 const BATCHES = Number(process.env.INSTR_BATCHES ?? 110);
@@ -25,7 +26,6 @@ const HARNESS = process.env.INSTR_HARNESS === "1";
 const LIVE_FLOWS = 10_000;
 const SLOTS = 1024;
 const STRIDE = Layout.HEADROOM + 64;
-const PACKET = 46; // IPv4 20 + UDP 8 + 18 payload: a 64-byte Ethernet frame without its Ethernet header
 if (LOAD !== "new" && LOAD !== "fill" && LOAD !== "live") throw new Error(`INSTR_LOAD: "new", "fill" or "live", not ${LOAD}`);
 
 const dp = DataPlane.create({
@@ -33,14 +33,9 @@ const dp = DataPlane.create({
   capacity: { flows: LOAD === "new" ? 32768 : LOAD === "fill" ? 262144 : LIVE_FLOWS + SLOTS, groups: 1, targets: TARGETS + 16 },
   timeouts: { tcpEstablished: 7440, tcpTransitory: 240, udp: LOAD === "new" ? 1 : 1 << 30, icmp: 60 },
   module: process.env.INSTR_WASM ? new WebAssembly.Module(readFileSync(process.env.INSTR_WASM)) : undefined,
-}, [{
-  protocol: "udp", address: "203.0.113.10", port: 53, policy: "affinity",
-  targets: Array.from({ length: TARGETS }, (_, i) => ({ address: `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 53 })),
-}]);
+}, [oneGroup(TARGETS)]);
 const batch = dp.createBatch(SLOTS, SLOTS * STRIDE + Layout.HEADROOM);
-const template = new Uint8Array(PACKET);
-template.set([0x45, 0, 0, PACKET, 0, 0, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 203, 0, 113, 10]);
-template.set([0x0f, 0xa0, 0, 53, 0, PACKET - 20, 0, 0], 20);
+const template = smallPacket(GROUP_ADDR, 53);
 
 // The harness allocates nothing per batch (views made once, remade only if the memory grew): a collection in one
 // of the counted runs and not the other would count as the core's.
@@ -58,8 +53,8 @@ function write(time: number): void {
     const d = batch.desc + i * Layout.DESC_SIZE;
     const at = batch.arena + Layout.HEADROOM + i * STRIDE;
     view.setUint32(d + Desc.OFF, at, true);
-    view.setUint32(d + Desc.LEN, PACKET, true);
-    view.setUint32(d + Desc.WIRELEN, PACKET, true);
+    view.setUint32(d + Desc.LEN, SMALL_PACKET, true);
+    view.setUint32(d + Desc.WIRELEN, SMALL_PACKET, true);
     view.setUint16(d + Desc.LINK, 101, true);
     view.setUint32(d + Desc.TIME, time, true);
     mem.set(template, at);
@@ -74,11 +69,7 @@ if (LOAD === "live") {
     dp.process(batch, SLOTS);
   }
 }
-let x = 0x9e3779b9; // xorshift32: the live flows drawn
-const rand = (): number => {
-  x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-  return x;
-};
+const rand = xorshift32(); // the live flows drawn
 for (let b = 0; b < BATCHES; b++) {
   for (let i = 0; i < SLOTS; i++) ids[i] = LOAD === "live" ? rand() % LIVE_FLOWS : b * SLOTS + i;
   write(LOAD === "new" ? 1000 + (b >> 3) : 1000);
