@@ -143,7 +143,7 @@ export function halfOpenEnded(rec: usize): void {
  * makes it more so): newFlowPath creates such a key's flow without probing
  * for it again, and allocNatPort takes such a candidate port without
  * probing for its holder. A slot shared with another hash only costs that
- * probe back (a chunk of 64 new flows indexes 128 keys: about 6% of the
+ * probe back (a chunk of 64 new flows indexes 128 keys: an eighth of the
  * slots by its end). A generation instead of clearing the slots each chunk:
  * a chunk of live flows' packets, which indexes nothing, pays nothing.
  */
@@ -151,7 +151,7 @@ const indexedSince = memory.data(2048, 16);
 let indexedGeneration: u32 = 1;
 
 /** A chunk begins (prefetchChunk): no key indexed since. */
-@inline export function flowIndexedSinceClear(): void {
+@inline export function flowIndexNewChunk(): void {
   let g = (indexedGeneration + 1) & 0xffff;
   if (g == 0) {
     // the generations wrapped: forget every slot's (once every 65,535 chunks)
@@ -399,7 +399,8 @@ function unbind(rec: usize, idx: u32): void {
  * those hashes in candidate order (u32, at most PORT_HINTS_PROBED),
  * [PH_PORT] the ports (u16, host order), [PH_FREE] a bit per hashed
  * candidate no binding held when the chunk was prefetched (its reverse
- * bucket had no entry of its hash, nor any past it). allocNatPort takes them
+ * bucket had no entry of its hash, nor any past it; the prefetch's step 6
+ * writes it for every block with candidates). allocNatPort takes them
  * instead of computing them again.
  */
 export const PORT_HINTS: u32 = 4; // with a port space: at 40% of the ports bound, 39 flows in 40 find a free one among 4

@@ -51,7 +51,7 @@ import { stopsBefore } from "../stages";
 import { hashTuple, SEED_FLOW } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
-  flowIndexBase, flowIndexBuckets, flowIndexedSinceClear, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
+  flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
   DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
@@ -219,7 +219,7 @@ let lastGroup: i64 = -1;
 export function prefetchChunk(desc: usize, n: u32): void {
   if (n > CHUNK) n = CHUNK; // the hints are -1 past CHUNK (process_batch never passes more)
   lastGroupKey = 0; // (the groups may change between batches)
-  flowIndexedSinceClear(); // (what steps 3 and 6 find absent stays so for hashes not indexed since)
+  flowIndexNewChunk(); // (what steps 3 and 6 find absent stays so for hashes not indexed since)
   let base = flowIndexBase();
   let nb = flowIndexBuckets();
   // 0. touch the packets' headers: bytes a NIC (or the framing long before) wrote are not in the cache, and
@@ -485,6 +485,5 @@ function newFlowHints(e: usize, range: u32): u64 {
   store<u32>(e + E_REVKEY, tport | (proto << 16) | (family << 24));
   store<u32>(ph, k);
   store<u32>(ph + PH_HASHED, hashed);
-  store<u32>(ph + PH_FREE, 0); // (step 6 notes the free ones)
   return <u64>flags;
 }
