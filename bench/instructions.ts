@@ -13,6 +13,14 @@
 // warm-up of the harness and the table's, which differ between builds (110
 // less 10 batches read 3,675 a new flow where 210 less 110 read 2,960).
 //
+// Each count is also split by Wasm function (a build whose .wat sits beside
+// it: wasm/pias.wat for this one, FILE.wat for a base): callgrind knows no
+// names for V8's code, and attributes each instruction to the address a
+// call entered, which for a Wasm function is its slot in the module's jump
+// table (V8 on x64: 64-byte lines of twelve 5-byte slots, slot i for the
+// function of index i past the imports), so the slots name the functions.
+// A count is a function's own instructions, not those of what it calls.
+//
 //   BENCH_PAIR_BASE=FILE.wasm  also count another build (a copy of another
 //                              commit's wasm/pias.wasm)
 //   INSTR_LOADS (new,fill,live), INSTR_TARGETS (34), PAIR_OUT (the results file,
@@ -20,7 +28,7 @@
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { buildSync } from "esbuild";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,8 +58,14 @@ const tmp = mkdtempSync(join(tmpdir(), "pias-instructions-"));
 const BUNDLE = join(ROOT, "dist", "bench", "instructions-load.mjs");
 buildSync({ entryPoints: [LOAD_SCRIPT], bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", outfile: BUNDLE, logLevel: "warning" });
 
+/** A run's count: the whole process, and the instructions at each address a call entered in code without a name. */
+interface Count {
+  total: number;
+  entries: Map<number, number>;
+}
+
 /** Instructions callgrind counted for the whole process of one load run. */
-function count(loadName: string, batches: number, wasm: string | undefined, harness: boolean): number {
+function count(loadName: string, batches: number, wasm: string | undefined, harness: boolean): Count {
   const out = join(tmp, `callgrind.${process.pid}.${Date.now()}`);
   const env: NodeJS.ProcessEnv = { ...process.env, INSTR_LOAD: loadName, INSTR_BATCHES: String(batches), INSTR_TARGETS: TARGETS, INSTR_HARNESS: harness ? "1" : "0" };
   if (wasm) env.INSTR_WASM = wasm;
@@ -60,27 +74,88 @@ function count(loadName: string, batches: number, wasm: string | undefined, harn
     process.execPath, "--no-liftoff", "--predictable", "--no-memory-reducer", BUNDLE], { cwd: ROOT, env, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`callgrind run failed (${loadName}, ${batches} batches): ${r.stderr.slice(-2000)}`);
   const summary = /^summary:\s+(\d+)/m.exec(readFileSync(out, "utf8"));
+  const annotated = spawnSync("callgrind_annotate", ["--threshold=100", out], { encoding: "utf8", maxBuffer: 1 << 28 });
   rmSync(out, { force: true });
   if (!summary) throw new Error("no summary line in callgrind's output");
-  return Number(summary[1]);
+  const entries = new Map<number, number>();
+  // lines such as "73,219,976 ( 5.93%)  ???:0x00002ea7c04f231e [???]" (a suffix 'N: the same entry N deep in recursion)
+  for (const m of (annotated.stdout ?? "").matchAll(/^\s*([\d,]+) \([\s\d.]+%\)\s+\?\?\?:0x([0-9a-f]+)(?:'\d+)? \[\?\?\?\]$/gm)) {
+    const address = Number.parseInt(m[2], 16);
+    entries.set(address, (entries.get(address) ?? 0) + Number(m[1].replaceAll(",", "")));
+  }
+  return { total: Number(summary[1]), entries };
 }
 
-/** Instructions a packet over the last TO - FROM batches. */
-function perPacket(loadName: string, wasm: string | undefined, harness: boolean): number {
-  return (count(loadName, TO, wasm, harness) - count(loadName, FROM, wasm, harness)) / PACKETS;
+/** The names of a build's functions by index and how many of them are imports, from the .wat beside its .wasm (or undefined). */
+function functionNames(wasm: string): { names: string[]; imports: number } | undefined {
+  const wat = wasm.replace(/\.wasm$/, ".wat");
+  if (!existsSync(wat)) return undefined;
+  const text = readFileSync(wat, "utf8");
+  const imports = [...text.matchAll(/^ \(import "[^"]*" "[^"]*" \(func (\$\S+)/gm)].map((m) => m[1]);
+  const defined = [...text.matchAll(/^ \(func (\$\S+)/gm)].map((m) => m[1]);
+  return { names: [...imports, ...defined].map((n) => n.replace(/^\$assembly\//, "")), imports: imports.length };
+}
+
+/** Jump-table slot of V8's x64 code (64-byte lines, twelve 5-byte slots): the offset of slot i from the table's start. */
+const JT_LINE = 64;
+const JT_SLOTS = 12;
+const JT_SLOT = 5;
+
+/**
+ * Split the instructions between two runs of one build by Wasm function: the
+ * entries in one 4 KiB page (the jump table, the page that counted most),
+ * each at a slot offset, named from `names` (index = imports + slot); the
+ * page's other entries (V8's own stubs past the table) as one.
+ */
+function byFunction(a: Count, b: Count, names: string[], imports: number): Record<string, number> | undefined {
+  const pages = new Map<number, number>();
+  for (const [address, n] of b.entries) pages.set(Math.floor(address / 4096), (pages.get(Math.floor(address / 4096)) ?? 0) + n);
+  const page = [...pages].sort((x, y) => y[1] - x[1])[0]?.[0];
+  if (page === undefined) return undefined;
+  const split: Record<string, number> = {};
+  for (const address of new Set([...a.entries.keys(), ...b.entries.keys()])) {
+    if (Math.floor(address / 4096) !== page) continue;
+    const offset = address % 4096;
+    const within = offset % JT_LINE;
+    const index = imports + Math.floor(offset / JT_LINE) * JT_SLOTS + within / JT_SLOT;
+    const name = within % JT_SLOT === 0 && within / JT_SLOT < JT_SLOTS && index < names.length ? names[index] : "(the page past the jump table)";
+    split[name] = (split[name] ?? 0) + ((b.entries.get(address) ?? 0) - (a.entries.get(address) ?? 0)) / PACKETS;
+  }
+  return split;
+}
+
+/** Instructions a packet over the last TO - FROM batches, and their split by Wasm function when the build's names are known. */
+function perPacket(loadName: string, wasm: string | undefined, harness: boolean): { total: number; functions?: Record<string, number> } {
+  const a = count(loadName, FROM, wasm, harness);
+  const b = count(loadName, TO, wasm, harness);
+  const total = (b.total - a.total) / PACKETS;
+  const build = harness ? undefined : functionNames(wasm ?? join(ROOT, "wasm", "pias.wasm"));
+  return build ? { total, functions: byFunction(a, b, build.names, build.imports) } : { total };
 }
 
 const builds: { name: string; wasm: string | undefined }[] = [{ name: "this build", wasm: undefined }];
 if (BASE) builds.push({ name: `base (${BASE})`, wasm: resolve(BASE) });
 const results: Record<string, Record<string, number>> = {};
+/** Per load and build: each Wasm function's own instructions a packet (those of 0.5 or more). */
+const functions: Record<string, Record<string, Record<string, number>>> = {};
 try {
   for (const l of LOADS) {
-    const harness = perPacket(l, undefined, true);
+    const harness = perPacket(l, undefined, true).total;
     results[l] = { harness: +harness.toFixed(1) };
+    functions[l] = {};
     for (const b of builds) {
-      const core = perPacket(l, b.wasm, false) - harness;
+      const counted = perPacket(l, b.wasm, false);
+      const core = counted.total - harness;
       results[l][b.name] = +core.toFixed(1);
       console.log(`${LABEL[l] ?? l} (${TARGETS} targets), ${b.name}: ${core.toFixed(1)} instructions a packet (the harness's ${harness.toFixed(1)} taken off)`);
+      if (!counted.functions) {
+        console.log("  (no split by function: the build has no .wat beside it)");
+        continue;
+      }
+      const split = Object.entries(counted.functions).filter(([, n]) => n >= 0.5).sort((x, y) => y[1] - x[1]);
+      functions[l][b.name] = Object.fromEntries(split.map(([f, n]) => [f, +n.toFixed(1)]));
+      for (const [f, n] of split) console.log(`  ${n.toFixed(1).padStart(8)}  ${f}`);
+      console.log(`  ${split.reduce((t, [, n]) => t + n, 0).toFixed(1).padStart(8)}  in Wasm functions`);
     }
   }
 } finally {
@@ -92,6 +167,6 @@ mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify({
   command: "npm run bench:instructions", generated: new Date().toISOString(), machine: m, loadAtEnd: load(),
   method: `callgrind, node --no-liftoff --predictable under setarch -R; (${TO} - ${FROM} batches) / ${PACKETS} packets, less the harness`,
-  targets: Number(TARGETS), base: BASE ?? null, results,
+  targets: Number(TARGETS), base: BASE ?? null, results, functions,
 }, null, 2)}\n`);
 console.log(`raw figures: ${out}`);
