@@ -192,7 +192,7 @@ export interface LinkChoice {
 }
 
 export interface Mutation {
-  kind: "none" | "snap" | "cut" | "version" | "length" | "csum" | "frag" | "byte";
+  kind: "none" | "snap" | "cut" | "version" | "length" | "csum" | "frag" | "byte" | "l4len";
   amount: number;
 }
 
@@ -229,7 +229,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   kind: fc.oneof(
     { weight: 30, arbitrary: fc.constant("none" as const) },
     { weight: 1, arbitrary: fc.constantFrom("snap" as const, "cut" as const, "version" as const, "length" as const) },
-    { weight: 2, arbitrary: fc.constantFrom("csum" as const, "frag" as const, "byte" as const, "snap" as const) },
+    { weight: 2, arbitrary: fc.constantFrom("csum" as const, "frag" as const, "byte" as const, "snap" as const, "l4len" as const) },
   ),
   amount: fc.nat(),
 });
@@ -571,6 +571,19 @@ function mutate(ip: Uint8Array, m: Mutation): { ip: Uint8Array; clean: boolean }
     case "byte":
       out[a % out.length] ^= 1 + ((a >>> 8) % 255);
       break;
+    case "l4len": {
+      // the transport header's own length around the segment's end: a TCP data offset or a UDP length a step
+      // short of it, at it, or past it (the first of them the shape check, assembly/parse.ts, rejects)
+      const L = locate(out);
+      const segment = out.length - L.l4;
+      if (L.proto === 6 && segment >= 20) {
+        const words = Math.min(15, Math.max(0, (segment >> 2) + [-1, 0, 1, 2][a % 4]));
+        out[L.l4 + 12] = (words << 4) | (out[L.l4 + 12] & 0x0f);
+      } else if (L.proto === 17 && segment >= 8) {
+        put16(out, L.l4 + 4, (segment + [-1, 0, 1, 4, -8][a % 5]) & 0xffff);
+      }
+      break;
+    }
   }
   return { ip: out, clean: false };
 }
