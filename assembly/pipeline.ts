@@ -46,7 +46,7 @@ import { decapsulate, encapsulate } from "./rewrite/tunnel";
 import { packetTooBig, tooBigForTunnel, tunnelOverhead } from "./rewrite/icmp-gen";
 import { firstSegmentLen, gsoBatchStart, gsoMove, gsoSpilling, isSuperPacket, segmentEncapsulate } from "./rewrite/gso";
 import { parseQuote, translateError, Quote, QUOTE } from "./rewrite/icmp-error";
-import { hashTuple, SEED_FLOW } from "./hash";
+import { flowHash } from "./hash";
 import { overlayOn, overlayPacket } from "./overlay/overlay";
 
 /**
@@ -137,7 +137,7 @@ function processOne(pkt: Packet, d: usize, now: u32, i: u32): void {
   // the prefetch hashed the same tuple (and found the group and target of a new flow), unless the packet was decapsulated since
   let prefetched = (aux & AuxFlag.Decapsulated) == 0;
   let hint = prefetched ? prefetchedHash(i) : -1;
-  let h = hint >= 0 ? <u32>hint : hashTuple(SEED_FLOW, family, src, dst, pkt.sport, pkt.dport, proto);
+  let h = hint >= 0 ? <u32>hint : flowHash(family, src, dst, pkt.sport, pkt.dport, proto);
   let ref = flowLookupHashed(h, family, proto, src, dst, pkt.sport, pkt.dport);
   if (ref >= 0 && flowStale(flowPtr(<u32>ref >> 1), now)) {
     flowFree(<u32>ref >> 1);

@@ -25,7 +25,7 @@
 
 import { Limit, Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
-import { hashAddr, hashTuple, SEED_FLOW, SEED_PORT, finalize, mix, mixAddr } from "../hash";
+import { flowHash, flowHashAddrs, flowHashPorts, hashAddr, SEED_PORT, finalize, mix } from "../hash";
 import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
 } from "../table/bucket-index";
@@ -205,10 +205,10 @@ export function flow_bytes_per_flow(): f64 {
  * Returns (record index << 1 | direction) or -1. Does not check expiry.
  */
 export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  return flowLookupHashed(hashTuple(SEED_FLOW, family, src, dst, sport, dport, proto), family, proto, src, dst, sport, dport);
+  return flowLookupHashed(flowHash(family, src, dst, sport, dport, proto), family, proto, src, dst, sport, dport);
 }
 
-/** flowLookup with the tuple's hash already computed (hashTuple with SEED_FLOW of the same fields). */
+/** flowLookup with the tuple's hash already computed (flowHash of the same fields). */
 @inline export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
   let want = keyWant(family, proto);
   let nb = indexBuckets;
@@ -309,18 +309,16 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /**
  * The part of a binding's reverse-key hash that depends on the target alone
- * (its address and the proxy's): hashTuple's first steps, once for all the
+ * (its address and the proxy's): flowHash's first steps, once for all the
  * NAT ports a new flow tries.
  */
-@inline export function reversePrefix(family: u32, tid: u32): u32 {
-  return mixAddr(mixAddr(SEED_FLOW, targetPtr(tid) + T_ADDR, family), proxyAddrPtr(family), family);
+@inline export function reversePrefix(family: u32, tid: u32): u64 {
+  return flowHashAddrs(family, targetPtr(tid) + T_ADDR, proxyAddrPtr(family));
 }
 
-/** Reverse-key hash of a binding, the target's reply src T:t -> dst P:x: hashTuple(SEED_FLOW, ...) from its prefix. */
-@inline export function reverseHash(prefix: u32, family: u32, proto: u32, tportRaw: u32, nportRaw: u32): u32 {
-  let h = mix(prefix, (tportRaw & 0xffff) | (nportRaw << 16));
-  h = mix(h, proto | (family << 8));
-  return finalize(h, family == 4 ? 16 : 40);
+/** Reverse-key hash of a binding, the target's reply src T:t -> dst P:x: flowHash from its prefix. */
+@inline export function reverseHash(prefix: u64, family: u32, proto: u32, tportRaw: u32, nportRaw: u32): u32 {
+  return flowHashPorts(prefix, family, tportRaw, nportRaw, proto);
 }
 
 /** End a flow: unlink both keys, release its target and group, recycle the record. */

@@ -48,7 +48,7 @@ import { raw16 } from "../wire/bytes";
 import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "../parse";
 import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
-import { hashTuple, SEED_FLOW } from "../hash";
+import { flowHash } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
   flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
@@ -78,13 +78,13 @@ export const CHUNK: u32 = 64;
  * PortHints block, see flows.ts: their count, which are hashed, reverse-key
  * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
  * to touch, and the pipeline's first candidate), or 0; for a new flow whose
- * binding's port space keeps bits: [56] its bitmap (else 0), [60] the reverse keys'
- * prefix, [64] the rest of their key (target port raw, protocol, family); [68] for a
- * new flow of a group: the selection's table entry (selectionEntry), or 0;
- * for one whose table entry is touched first: [72] its IP header's address,
- * [76] its ports as shapePorts gives them (newFlowHints needs them again).
+ * binding's port space keeps bits: [56] its bitmap (else 0), [64] the reverse keys'
+ * prefix (u64, reversePrefix), [60] the rest of their key (target port raw, protocol, family); for a
+ * new flow of a group: [72] the selection's table entry (selectionEntry), or 0;
+ * for one whose table entry is touched first: [76] its IP header's address,
+ * [80] its ports as shapePorts gives them (newFlowHints needs them again).
  */
-const ENTRY: usize = 80;
+const ENTRY: usize = 88;
 const E_BUCKET: usize = 0;
 const E_HASH: usize = 4;
 const E_GROUP: usize = 8;
@@ -95,11 +95,11 @@ const E_PORTS: usize = 28;
 const E_REF: usize = 52;
 assert(E_PORTS + PORT_HINTS_BYTES <= E_REF, "prefetch: the PortHints block overlaps E_REF");
 const E_SPACE: usize = 56;
-const E_PREFIX: usize = 60;
-const E_REVKEY: usize = 64;
-const E_ENTRY: usize = 68;
-const E_IP: usize = 72;
-const E_L4PORTS: usize = 76;
+const E_REVKEY: usize = 60;
+const E_PREFIX: usize = 64;
+const E_ENTRY: usize = 72;
+const E_IP: usize = 76;
+const E_L4PORTS: usize = 80;
 const hints = memory.data(<i32>(<usize>CHUNK * ENTRY), 16);
 /** The packets of the chunk whose new flows' targets a table picks (step 3 touches the entry and the target first). */
 const pending = memory.data(<i32>CHUNK, 4);
@@ -252,8 +252,8 @@ export function prefetchChunk(desc: usize, n: u32): void {
     let l4 = ip + shapeIpHeader(shape);
     let ports = shapePorts(shape, l4);
     let h = family == 4
-      ? hashTuple(SEED_FLOW, 4, ip + 12, ip + 16, ports & 0xffff, ports >>> 16, shapeProto(shape))
-      : hashTuple(SEED_FLOW, 6, ip + 8, ip + 24, ports & 0xffff, ports >>> 16, shapeProto(shape));
+      ? flowHash(4, ip + 12, ip + 16, ports & 0xffff, ports >>> 16, shapeProto(shape))
+      : flowHash(6, ip + 8, ip + 24, ports & 0xffff, ports >>> 16, shapeProto(shape));
     store<u64>(e + E_SHAPE, shape);
     store<u32>(e + E_BUCKET, <u32>bucketAt(base, homeBucket(h, nb)));
     store<u32>(e + E_HASH, h);
@@ -354,7 +354,7 @@ export function prefetchChunk(desc: usize, n: u32): void {
       let port = <u32>load<u16>(ph + PH_PORT + (<usize>k << 1));
       if (portBound(space, port)) continue;
       let key = load<u32>(e + E_REVKEY);
-      store<u32>(ph + PH_HASH, reverseHash(load<u32>(e + E_PREFIX), key >>> 24, (key >>> 16) & 0xff, key & 0xffff, <u32>bswap<u16>(<u16>port)));
+      store<u32>(ph + PH_HASH, reverseHash(load<u64>(e + E_PREFIX), key >>> 24, (key >>> 16) & 0xff, key & 0xffff, <u32>bswap<u16>(<u16>port)));
       store<u32>(ph + PH_HASHED, 1 << k);
       break;
     }
@@ -481,7 +481,7 @@ function newFlowHints(e: usize, range: u32): u64 {
     hashed |= 1 << k;
   }
   store<u32>(e + E_SPACE, <u32>space);
-  store<u32>(e + E_PREFIX, prefix);
+  store<u64>(e + E_PREFIX, prefix);
   store<u32>(e + E_REVKEY, tport | (proto << 16) | (family << 24));
   store<u32>(ph, k);
   store<u32>(ph + PH_HASHED, hashed);

@@ -3,7 +3,6 @@
 // Wasm core loads them (assembly/hash.ts). Plain TypeScript: Math.imul and
 // `>>> 0` keep every value an unsigned 32-bit number.
 
-export const SEED_FLOW = 0x9e3779b9;
 export const SEED_AFFINITY = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET = 0x6d61676c; // "magl"
 export const SEED_PORT = 0x706f7274; // "port"
@@ -54,6 +53,36 @@ export function hashTuple(seed: number, family: 4 | 6, src: Uint8Array, dst: Uin
   h = mix(h, (portRaw(sport) | (portRaw(dport) << 16)) >>> 0);
   h = mix(h, (proto | (family << 8)) >>> 0);
   return finalize(h, family === 4 ? 16 : 40);
+}
+
+// ---- the flow index's hash (assembly/hash.ts flowHash), in BigInt: 64-bit words absorbed by a rotate, an
+// xor and a multiply each, then murmur3's 64-bit finalizer ----
+
+const M64 = (1n << 64n) - 1n;
+const FLOW_START = 0x9e3779b97f4a7c15n;
+const FLOW_MUL = 0xff51afd7ed558ccdn;
+const FLOW_FINAL = 0xc4ceb9fe1a85ec53n;
+
+function flowAbsorb(st: bigint, w: bigint): bigint {
+  const r = ((st << 29n) | (st >> 35n)) & M64;
+  return ((r ^ w) * FLOW_MUL) & M64;
+}
+
+/** The 64-bit word at bytes[i..i+7] read little-endian. */
+function word64LE(bytes: Uint8Array, i: number): bigint {
+  return BigInt(wordLE(bytes, i)) | (BigInt(wordLE(bytes, i + 4)) << 32n);
+}
+
+/** The flow hash of a transport tuple (the core's flow index; also its tunnels' entropy); ports in host order. */
+export function flowHash(family: 4 | 6, src: Uint8Array, dst: Uint8Array, sport: number, dport: number, proto: number): number {
+  let st = family === 4
+    ? flowAbsorb(FLOW_START, BigInt(wordLE(src, 0)) | (BigInt(wordLE(dst, 0)) << 32n))
+    : [word64LE(src, 0), word64LE(src, 8), word64LE(dst, 0), word64LE(dst, 8)].reduce(flowAbsorb, FLOW_START);
+  st = flowAbsorb(st, BigInt((portRaw(sport) | (portRaw(dport) << 16)) >>> 0) | (BigInt(proto | (family << 8)) << 32n));
+  st ^= st >> 33n;
+  st = (st * FLOW_FINAL) & M64;
+  st ^= st >> 33n;
+  return Number(st & 0xffffffffn);
 }
 
 export function hashAddr(seed: number, addr: Uint8Array): number {

@@ -14,7 +14,7 @@ import { trackTcp, type Flow, type FlowTable } from "./flow/flows.js";
 import { fragKey, owe, payOwed, type FragmentTable } from "./flow/fragments.js";
 import type { GroupTable, RefTarget } from "./group/groups.js";
 import type { Selector } from "./group/select.js";
-import { hashTuple, SEED_FLOW } from "./hash.js";
+import { flowHash } from "./hash.js";
 import {
   addrLen, be16, dstOffset, icmpProto, isEchoReply, isEchoRequest, le16, parsePacket, putLe16, sameAddr, srcOffset, PROTO_IPIP, PROTO_IPV6,
   PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type Parsed,
@@ -172,7 +172,7 @@ function pipeline(m: ModelState, f: Frame, res: Outcome, now: number): void {
   if (proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN && g.policy !== Policy.Affinity) {
     return drop(m, res, Reason.NoFlow); // only affinity finds the target another proxy chose
   }
-  const hfwd = hashTuple(SEED_FLOW, family, src, dst, p.sport, p.dport, proto);
+  const hfwd = flowHash(family, src, dst, p.sport, p.dport, proto);
   const t = m.selector.select(g, family, src, dst, p.sport, p.dport, proto);
   if (!t) return drop(m, res, Reason.NoTarget);
   const syn = proto === PROTO_TCP && (p.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
