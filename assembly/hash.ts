@@ -11,7 +11,6 @@ import { raw32 } from "./wire/bytes";
 export const SEED_GROUP: u32 = 0x85ebca6b;
 export const SEED_AFFINITY: u32 = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET: u32 = 0x6d61676c; // "magl"
-export const SEED_PORT: u32 = 0x706f7274; // "port"
 export const SEED_FRAG: u32 = 0x66726167; // "frag"
 export const SEED_ENDPOINT: u32 = 0x656e6470; // "endp"
 

@@ -25,7 +25,7 @@
 
 import { Limit, Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
-import { flowHash, flowHashAddrs, flowHashPorts, hashAddr, SEED_PORT, finalize, mix } from "../hash";
+import { flowHash, flowHashAddrs, flowHashPorts, hashAddr, finalize, mix } from "../hash";
 import {
   bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
 } from "../table/bucket-index";
@@ -421,19 +421,18 @@ export const NO_PORT: u64 = u64.MAX_VALUE;
 /** The port space (ports.ts) of the binding allocNatPort returned last (0: none): the caller binds its port there. */
 let natSpace: u32 = 0;
 
-/** The hash a key's NAT port candidates are drawn from (allocNatPort). */
-@inline export function natPortSeed(keyHash: u32): u32 {
-  return finalize(mix(SEED_PORT, keyHash), 4);
-}
-
-/** Candidate i (host order) of a NAT port range of `range` ports from portMin: a small range in order, a large one sampled. */
-@inline export function natPortCandidate(seed: u32, i: u32, range: u32): u32 {
-  return portMin + (range <= PORT_TRIES ? (seed + i) % range : finalize(mix(seed, i), 4) % range);
+/**
+ * Candidate i (host order) of a NAT port range of `range` ports from portMin
+ * for the key of flow hash `keyHash`: a small range in order from the
+ * hash, a large one sampled (each candidate a mix of the hash and i).
+ */
+@inline export function natPortCandidate(keyHash: u32, i: u32, range: u32): u32 {
+  return portMin + (range <= PORT_TRIES ? (keyHash + i) % range : finalize(mix(keyHash, i), 4) % range);
 }
 
 /** Candidate i's port: the prefetch's, or computed from the key's hash. */
 @inline function candidatePort(hints: usize, i: u32, keyHash: u32, range: u32): u32 {
-  return i < load<u32>(hints) ? <u32>load<u16>(hints + PH_PORT + (<usize>i << 1)) : natPortCandidate(natPortSeed(keyHash), i, range);
+  return i < load<u32>(hints) ? <u32>load<u16>(hints + PH_PORT + (<usize>i << 1)) : natPortCandidate(keyHash, i, range);
 }
 
 /** True when the prefetch found no binding of candidate i (PH_FREE; false for any candidate it did not look up). */

@@ -51,7 +51,7 @@ import { stopsBefore } from "../stages";
 import { flowHash } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
-  flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, natPortSeed, reverseHash, reversePrefix,
+  flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, reverseHash, reversePrefix,
   DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
@@ -467,14 +467,13 @@ function newFlowHints(e: usize, range: u32): u64 {
   let id = targetPortSpace(t, family, proto, tport, false);
   let space = id != 0 ? keptBits(id) : 0; // the bitmap the binding will change, if any
   let dense = space != 0 && denseBits(id) != 0; // else mostly free: probed as allocNatPort will
-  let seed = natPortSeed(h);
   let prefix = reversePrefix(family, <u32>tid);
   let ph = e + E_PORTS;
   let most = dense ? PORT_HINTS : PORT_HINTS_PROBED;
   let hashed: u32 = 0;
   let k: u32 = 0;
   for (; k < most && k < range; k++) {
-    let port = natPortCandidate(seed, k, range);
+    let port = natPortCandidate(h, k, range);
     store<u16>(ph + PH_PORT + (<usize>k << 1), <u16>port);
     if (dense) continue;
     store<u32>(ph + PH_HASH + (<usize>k << 2), reverseHash(prefix, family, proto, tport, <u32>bswap<u16>(<u16>port)));

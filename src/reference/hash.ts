@@ -5,7 +5,6 @@
 
 export const SEED_AFFINITY = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET = 0x6d61676c; // "magl"
-export const SEED_PORT = 0x706f7274; // "port"
 
 function rotl(x: number, r: number): number {
   return ((x << r) | (x >>> (32 - r))) >>> 0;

@@ -19,7 +19,7 @@ import { Reason } from "../../../assembly/shared/abi.js";
 import type { ModelCounters } from "../counters.js";
 import { ModelError } from "../errors.js";
 import type { GroupTable, RefGroup, RefTarget } from "../group/groups.js";
-import { finalize, hashAddr, mix, SEED_PORT } from "../hash.js";
+import { finalize, hashAddr, mix } from "../hash.js";
 import { hex, sameAddr, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../parse.js";
 import type { Settings } from "../settings.js";
 
@@ -152,7 +152,7 @@ export class FlowTable {
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const { portMin, portMax } = this.settings;
     const range = (portMax - portMin + 1) >>> 0;
-    const h = finalize(mix(SEED_PORT, keyHash), 4);
+    const h = keyHash;
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
     const candidate = (i: number) => (portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
