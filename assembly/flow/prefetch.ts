@@ -52,7 +52,7 @@ import { flowHash } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
   flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, reverseHash, reversePrefix,
-  DIR_REVERSE, F_LAST, F_TARGET, NO_PORT_HINTS, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
+  DIR_REVERSE, F_LAST, F_TARGET, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
 import { groupLookup, groupPtr, targetPtr, targetsInUse, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
@@ -149,13 +149,16 @@ const touchList = memory.data(<i32>(<usize>CHUNK * 8 + 12), 16);
   return hints + <usize>i * ENTRY;
 }
 
+// What the prefetch found for packet i of the last chunk. i < CHUNK: the
+// index process_batch gives the packet within its chunk (the only caller:
+// no check spent on it per packet).
+
 /**
- * The flow hash the prefetch computed for packet i of the last chunk, or -1
- * (not a shape it recognised, or beyond its reach). It is hashTuple of exactly
- * the fields the pipeline's flow lookup hashes, so the lookup may use it.
+ * The flow hash the prefetch computed for packet i, or -1 (not a shape it
+ * recognised). It is flowHash of exactly the fields the pipeline's flow
+ * lookup hashes, so the lookup may use it.
  */
 @inline export function prefetchedHash(i: u32): i64 {
-  if (i >= CHUNK) return -1;
   let e = entryAt(i);
   return load<u32>(e + E_BUCKET) == 0 ? -1 : <i64>load<u32>(e + E_HASH);
 }
@@ -166,32 +169,32 @@ const touchList = memory.data(<i32>(<usize>CHUNK * 8 + 12), 16);
  * earlier packets of the chunk may have ended or replaced that flow since).
  */
 @inline export function prefetchedRef(i: u32): i64 {
-  return i >= CHUNK ? -1 : <i64>load<u32>(entryAt(i) + E_REF) - 1;
+  return <i64>load<u32>(entryAt(i) + E_REF) - 1;
 }
 
 /** commonShape() of packet i (parse.ts), or 0: not a common shape, or not classified. */
 @inline export function prefetchedShape(i: u32): u64 {
-  return i >= CHUNK ? 0 : load<u64>(entryAt(i) + E_SHAPE);
+  return load<u64>(entryAt(i) + E_SHAPE);
 }
 
 /** True when packet i's key was certainly not in the flow index when its chunk was prefetched (a new flow, or nothing). */
 @inline export function prefetchedAbsent(i: u32): bool {
-  return i < CHUNK && load<u32>(entryAt(i) + E_ABSENT) != 0;
+  return load<u32>(entryAt(i) + E_ABSENT) != 0;
 }
 
 /** The group of packet i (groupLookup of its destination), or -1 when the prefetch did not look it up. */
 @inline export function prefetchedGroup(i: u32): i64 {
-  return i >= CHUNK ? -1 : <i64>load<u32>(entryAt(i) + E_GROUP) - 1;
+  return <i64>load<u32>(entryAt(i) + E_GROUP) - 1;
 }
 
 /** The target selectTarget picks for packet i's new flow, or -1 when the prefetch did not (or could not) pick it. */
 @inline export function prefetchedTarget(i: u32): i64 {
-  return i >= CHUNK ? -1 : <i64>load<u32>(entryAt(i) + E_TARGET) - 1;
+  return <i64>load<u32>(entryAt(i) + E_TARGET) - 1;
 }
 
 /** The PortHints block (flows.ts) of packet i's new flow: its first NAT port candidates, or none (count 0). */
 @inline export function prefetchedPorts(i: u32): usize {
-  return i >= CHUNK ? NO_PORT_HINTS : entryAt(i) + E_PORTS;
+  return entryAt(i) + E_PORTS;
 }
 
 /** The last group lookup of the chunk: its key (address, then port raw | protocol << 16 | family << 24) and group, or none. */
@@ -217,7 +220,7 @@ let lastGroup: i64 = -1;
 }
 
 export function prefetchChunk(desc: usize, n: u32): void {
-  if (n > CHUNK) n = CHUNK; // the hints are -1 past CHUNK (process_batch never passes more)
+  if (n > CHUNK) n = CHUNK; // (process_batch never passes more)
   lastGroupKey = 0; // (the groups may change between batches)
   flowIndexNewChunk(); // (what steps 3 and 6 find absent stays so for hashes not indexed since)
   let base = flowIndexBase();
