@@ -1,10 +1,11 @@
 // Hashing for tables and for target selection.
 //
 // MurmurHash3 (x86, 32-bit) mixing over 32-bit words loaded little-endian from
-// network-order bytes, and the flow index's own hash (flowHash, below). The affinity policy depends on these exact values:
-// every proxy (and the TypeScript reference model) must compute the same
-// hash for the same client, so changing anything here changes which target a
-// client gets. Seeds are fixed constants, not random.
+// network-order bytes, and the flow index's own hash (flowHash, below). The
+// affinity policy depends on the murmur values: every proxy (and the
+// TypeScript reference model) must compute the same hash for the same
+// client, so changing anything there changes which target a client gets.
+// Seeds are fixed constants, not random.
 
 import { raw32 } from "./wire/bytes";
 
@@ -60,7 +61,8 @@ export const SEED_ENDPOINT: u32 = 0x656e6470; // "endp"
 // Every key of the flow table (a packet's tuple, a binding's reverse key) is
 // hashed with flowHash: 64-bit words absorbed by a rotate, an xor and a
 // multiply each (an IPv4 tuple is two words: the addresses, then the ports
-// with the protocol and family), then murmur3's 64-bit finalizer. About 20
+// with the protocol and family), then the rest of murmur3's 64-bit
+// finalizer (whose first multiply the last word's absorption is). About 20
 // machine instructions for an IPv4 tuple where hashTuple takes about 50. It
 // is a proxy's own: no other proxy computes it (affinity, which proxies must
 // agree on, hashes with hashTuple).

@@ -78,9 +78,10 @@ export const CHUNK: u32 = 64;
  * PortHints block, see flows.ts: their count, which are hashed, reverse-key
  * hashes and ports), [52] 1 + the reference its bucket names under the packet's tag (the record
  * to touch, and the pipeline's first candidate), or 0; for a new flow whose
- * binding's port space keeps bits: [56] its bitmap (else 0), [64] the reverse keys'
- * prefix (u64, reversePrefix), [60] the rest of their key (target port raw, protocol, family); for a
- * new flow of a group: [72] the selection's table entry (selectionEntry), or 0;
+ * binding's port space keeps bits: [56] its bitmap (else 0), [60] the rest of the
+ * reverse keys (target port raw, protocol, family), [64] their prefix (u64,
+ * reversePrefix); for a new flow of a group: [72] the selection's table entry
+ * (selectionEntry), or 0;
  * for one whose table entry is touched first: [76] its IP header's address,
  * [80] its ports as shapePorts gives them (newFlowHints needs them again).
  */

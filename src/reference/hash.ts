@@ -1,7 +1,8 @@
 // The hashes of the reference model: MurmurHash3 (x86, 32-bit) mixing over
 // 32-bit words read LITTLE-ENDIAN from network-order bytes, exactly as the
 // Wasm core loads them (assembly/hash.ts). Plain TypeScript: Math.imul and
-// `>>> 0` keep every value an unsigned 32-bit number.
+// `>>> 0` keep every value an unsigned 32-bit number. The flow index's own
+// hash (flowHash, 64-bit) is computed in BigInt.
 
 export const SEED_AFFINITY = 0x5ca1ab1e;
 export const SEED_MAGLEV_OFFSET = 0x6d61676c; // "magl"
@@ -55,7 +56,7 @@ export function hashTuple(seed: number, family: 4 | 6, src: Uint8Array, dst: Uin
 }
 
 // ---- the flow index's hash (assembly/hash.ts flowHash), in BigInt: 64-bit words absorbed by a rotate, an
-// xor and a multiply each, then murmur3's 64-bit finalizer ----
+// xor and a multiply each, then the rest of murmur3's 64-bit finalizer ----
 
 const M64 = (1n << 64n) - 1n;
 const FLOW_START = 0x9e3779b97f4a7c15n;

@@ -152,10 +152,10 @@ export class FlowTable {
   private allocNatPort(family: 4 | 6, proto: number, t: RefTarget, tport: number, keyHash: number, now: number): number {
     const { portMin, portMax } = this.settings;
     const range = (portMax - portMin + 1) >>> 0;
-    const h = keyHash;
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
-    const candidate = (i: number) => (portMin + (range <= 64 ? ((h + i) >>> 0) % range : finalize(mix(h, i), 4) % range)) & 0xffff;
+    // candidates drawn from the key's flow hash (assembly/flow/flows.ts natPortCandidate)
+    const candidate = (i: number) => (portMin + (range <= 64 ? ((keyHash + i) >>> 0) % range : finalize(mix(keyHash, i), 4) % range)) & 0xffff;
     for (let i = 0; i < tries; i++) {
       const port = candidate(i);
       if (!this.rev.has(revKey(family, proto, t.addr, tport, port))) return port;
