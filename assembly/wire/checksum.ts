@@ -8,14 +8,17 @@
 
 import { raw16, raw32, raw64 } from "./bytes";
 
+/** Fold a 32-bit sum of raw words to 16 bits (end-around carry). */
+@inline function fold32(s: u32): u32 {
+  s = (s & 0xffff) + (s >> 16);
+  return (s & 0xffff) + (s >> 16);
+}
+
 /** Fold a 64-bit accumulator of raw words to 16 bits (end-around carry). */
 @inline export function fold(acc: u64): u32 {
   acc = (acc & 0xffffffff) + (acc >> 32);
   acc = (acc & 0xffffffff) + (acc >> 32);
-  let s = <u32>acc;
-  s = (s & 0xffff) + (s >> 16);
-  s = (s & 0xffff) + (s >> 16);
-  return s;
+  return fold32(<u32>acc);
 }
 
 /**
@@ -101,12 +104,6 @@ export function sumBytes(p: usize, len: usize, acc: u64): u64 {
 /** Delta for replacing the 16 bytes at `p` with the 16 bytes at `q`. */
 @inline export function delta128(p: usize, q: usize): u64 {
   return delta64(raw64(p), raw64(q)) + delta64(raw64(p + 8), raw64(q + 8));
-}
-
-/** A 32-bit sum folded to 16 bits (end-around carry). */
-@inline function fold32(s: u32): u32 {
-  s = (s & 0xffff) + (s >> 16);
-  return (s & 0xffff) + (s >> 16);
 }
 
 /** Apply an accumulated delta to a raw checksum field value. */

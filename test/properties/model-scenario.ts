@@ -573,7 +573,7 @@ function mutate(ip: Uint8Array, m: Mutation): { ip: Uint8Array; clean: boolean }
       break;
     case "l4len": {
       // the transport header's own length around the segment's end: a TCP data offset or a UDP length a step
-      // short of it, at it, or past it (the first of them the shape check, assembly/parse.ts, rejects)
+      // short of it, at it, or past it (those past it the shape check, assembly/parse.ts, must reject)
       const L = locate(out);
       const segment = out.length - L.l4;
       if (L.proto === 6 && segment >= 20) {
