@@ -7,10 +7,16 @@
 // line naming the endpoints.
 //
 // It keeps no state of the fleet and never retries by itself beyond the
-// client's own policy: StoreSync decides what to do next.
+// client's own policy: StoreSync decides what to do next. That policy is the
+// client's (a failed call tries the next member, up to four attempts) except
+// for how long a member that failed three calls in a row is skipped: the
+// client's default is 5 s, during which a cluster that is back (a leader
+// election, members restarted, a proxy cut off for a moment) gets no call at
+// all, longer than a lease of the default 3 s lives. Here it is half a second.
 
 import { readFileSync } from "node:fs";
-import { CompareResult, CompareTarget, Etcd3, EtcdLeaseInvalidError, Range, SortOrder, SortTarget, type IOptions, type IRequestOp, type Watcher } from "etcd3";
+import { circuitBreaker, ConsecutiveBreaker, handleWhen } from "cockatiel";
+import { CompareResult, CompareTarget, Etcd3, EtcdLeaseInvalidError, isRecoverableError, Range, SortOrder, SortTarget, type IOptions, type IRequestOp, type Watcher } from "etcd3";
 import type { EtcdStoreConfig } from "../config/store.js";
 import type { KeyValueStore, StoreEvent, StoreKv, StoreRange, StoreRead, StoreWatch } from "../control/store.js";
 import { PiasError } from "../errors.js";
@@ -37,6 +43,11 @@ function readPem(path: string, what: string): Buffer {
 
 const text = (b: Buffer | undefined): string => (b ? b.toString("utf8") : "");
 
+/** A member that failed this many calls in a row is skipped ... */
+const MEMBER_FAILURES = 3;
+/** ... for this long, ms; then one call tries it again. */
+export const MEMBER_SKIP_MS = 500;
+
 export class EtcdStore implements KeyValueStore {
   private readonly client: Etcd3;
   private readonly timeoutMs: number;
@@ -48,7 +59,11 @@ export class EtcdStore implements KeyValueStore {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.members = cfg.endpoints.length;
     this.where = `etcd ${cfg.endpoints.join(",")}`;
-    const options: IOptions = { hosts: [...cfg.endpoints], dialTimeout: this.timeoutMs };
+    const options: IOptions = {
+      hosts: [...cfg.endpoints],
+      dialTimeout: this.timeoutMs,
+      faultHandling: { host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: MEMBER_SKIP_MS, breaker: new ConsecutiveBreaker(MEMBER_FAILURES) }) },
+    };
     if (cfg.tls) {
       options.credentials = {
         rootCertificate: readPem(cfg.tls.ca, "ca"),
