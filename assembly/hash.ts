@@ -85,7 +85,12 @@ const FLOW_MUL: u64 = 0xff51afd7ed558ccd;
 
 /** The flow hash of a tuple from flowHashAddrs' state: ports raw, protocol number. */
 @inline export function flowHashPorts(st: u64, family: u32, sportRaw: u32, dportRaw: u32, proto: u32): u32 {
-  st = flowAbsorb(st, <u64>((sportRaw & 0xffff) | (dportRaw << 16)) | (<u64>(proto | (family << 8)) << 32));
+  return flowHashEnd(st, (sportRaw & 0xffff) | (dportRaw << 16), proto | (family << 8));
+}
+
+/** The last word (the ports as one word, the protocol and family) and the finalizer. */
+@inline function flowHashEnd(st: u64, ports: u32, protoFamily: u32): u32 {
+  st = flowAbsorb(st, <u64>ports | (<u64>protoFamily << 32));
   st ^= st >> 33;
   st *= 0xc4ceb9fe1a85ec53;
   st ^= st >> 33;
@@ -95,6 +100,15 @@ const FLOW_MUL: u64 = 0xff51afd7ed558ccd;
 /** The flow index's hash of a transport tuple as a packet carries it (addresses at src/dst, ports raw). */
 @inline export function flowHash(family: u32, src: usize, dst: usize, sportRaw: u32, dportRaw: u32, proto: u32): u32 {
   return flowHashPorts(flowHashAddrs(family, src, dst), family, sportRaw, dportRaw, proto);
+}
+
+/**
+ * flowHash() of an IPv4 TCP or UDP packet's tuple read as it lies in the
+ * packet: the addresses as one word (source, then destination: `ip + 12`),
+ * the ports as one word (the transport header's first four bytes).
+ */
+@inline export function flowHashV4(addrs: u64, ports: u32, proto: u32): u32 {
+  return flowHashEnd(flowAbsorb(FLOW_START, addrs), ports, proto | (4 << 8));
 }
 
 /** Hash of an address alone (affinity by client address). */

@@ -114,7 +114,7 @@ function checkVnet(pkt: Packet): Reason {
  * instructions and inlined where called; 0 for any other packet, or one that
  * fails the checks otherShape() makes, which then decides.
  */
-@inline function ipv4Shape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
+@inline export function ipv4Shape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
   let at: u32 = link == LINK_ETHERNET ? 14 : 0;
   if (len < at + IPV4_HEADER + UDP_HEADER || ld8(p + at) != 0x45 ||
     !(link == LINK_ETHERNET ? load<u16>(p + 12) == 0x0008 : link == LINK_RAW || link == LINK_IPV4)) return 0;
@@ -137,7 +137,7 @@ function checkVnet(pkt: Packet): Reason {
 }
 
 /** commonShape() of a packet ipv4Shape() does not take. */
-function otherShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
+export function otherShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
   let linkLen: u32 = 0;
   let expect: u32 = 0;
   if (link == LINK_ETHERNET) {

@@ -45,10 +45,10 @@
 
 import { Desc, Layout, Policy, Stage } from "../shared/abi";
 import { raw16 } from "../wire/bytes";
-import { commonShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "../parse";
-import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
+import { ipv4Shape, otherShape, shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "../parse";
+import { IPV4_HEADER, PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { stopsBefore } from "../stages";
-import { flowHash } from "../hash";
+import { flowHash, flowHashV4 } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
   flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, reverseHash, reversePrefix,
@@ -249,15 +249,23 @@ export function prefetchChunk(desc: usize, n: u32): void {
     store<u32>(e + E_REF, 0);
     let p = <usize>load<u32>(d + Desc.OFF);
     if (p == 0) continue;
-    let shape = commonShape(<u32>load<u16>(d + Desc.LINK), p, load<u32>(d + Desc.LEN), load<u32>(d + Desc.WIRELEN));
-    if (shape == 0) continue;
-    let ip = p + shapeLinkLen(shape);
-    let family = shapeFamily(shape);
-    let l4 = ip + shapeIpHeader(shape);
-    let ports = shapePorts(shape, l4);
-    let h = family == 4
-      ? flowHash(4, ip + 12, ip + 16, ports & 0xffff, ports >>> 16, shapeProto(shape))
-      : flowHash(6, ip + 8, ip + 24, ports & 0xffff, ports >>> 16, shapeProto(shape));
+    let link = <u32>load<u16>(d + Desc.LINK), len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
+    // the commonest shape (TCP or UDP in IPv4 without options) hashed with what its shape fixes, the rest decoded
+    let shape = ipv4Shape(link, p, len, wirelen);
+    let h: u32;
+    if (shape != 0) {
+      let ip = p + shapeLinkLen(shape);
+      h = flowHashV4(load<u64>(ip + 12), load<u32>(ip + IPV4_HEADER), shapeProto(shape));
+    } else {
+      shape = otherShape(link, p, len, wirelen);
+      if (shape == 0) continue;
+      let ip = p + shapeLinkLen(shape);
+      let family = shapeFamily(shape);
+      let ports = shapePorts(shape, ip + shapeIpHeader(shape));
+      h = family == 4
+        ? flowHash(4, ip + 12, ip + 16, ports & 0xffff, ports >>> 16, shapeProto(shape))
+        : flowHash(6, ip + 8, ip + 24, ports & 0xffff, ports >>> 16, shapeProto(shape));
+    }
     store<u64>(e + E_SHAPE, shape);
     store<u32>(e + E_BUCKET, <u32>bucketAt(base, homeBucket(h, nb)));
     store<u32>(e + E_HASH, h);
