@@ -50,7 +50,6 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
   let ip = <usize>load<u32>(d + Desc.OFF) + shapeLinkLen(shape);
   let l4 = ip + shapeIpHeader(shape);
   let ports = shapePorts(shape, l4);
-  let sport = ports & 0xffff;
   let dport = ports >>> 16;
   if (othersTake(family, proto, dport, ip)) return false;
   let aux: u32 = <u32>load<u16>(d + Desc.AUX) & AuxFlag.Reflected;
@@ -58,7 +57,7 @@ export function fastPath(d: usize, i: u32, now: u32): bool {
 
   let src = ip + (family == 4 ? 12 : 8);
   let dst = ip + (family == 4 ? 16 : 24);
-  let ref = flowLookupFrom(prefetchedRef(i), <u32>prefetchedHash(i), family, proto, src, dst, sport, dport);
+  let ref = flowLookupFrom(prefetchedRef(i), <u32>prefetchedHash(i), family, proto, src, dst, ports);
   if (ref < 0) return false;
   let idx = <u32>ref >> 1;
   let rec = flowPtr(idx);
@@ -146,9 +145,12 @@ export function newFlowPath(d: usize, i: u32, now: u32): bool {
   }
 }
 
-/** UDP to the control port may be a control message, and the overlay's packets are its own: processOne decides. */
+/**
+ * UDP to the control port may be a control message, and the overlay's packets are its own: processOne decides.
+ * (Without a control plane controlPortRaw is 0: UDP to port 0 goes to processOne too, which serves it alike.)
+ */
 @inline function othersTake(family: u32, proto: u32, dport: u32, ip: usize): bool {
-  return (proto == PROTO_UDP && controlPortRaw != 0 && dport == controlPortRaw) || (overlayOn && family == 4 && overlayTakes(proto, dport, ip + 16));
+  return (proto == PROTO_UDP && dport == controlPortRaw) || (overlayOn && family == 4 && overlayTakes(proto, dport, ip + 16));
 }
 
 /** NAT packet d of flow record rec (target tid) in its direction, count it and accept it. */

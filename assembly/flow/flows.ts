@@ -211,13 +211,14 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 /** flowLookup with the tuple's hash already computed (flowHash of the same fields). */
 @inline export function flowLookupHashed(h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
   let want = keyWant(family, proto);
+  let ports = sport | (dport << 16);
   let nb = indexBuckets;
   let bi = homeBucket(h, nb);
   for (let steps: u32 = 0; steps < nb; steps++) {
     let b = bucketAt(index, bi);
     for (let m = slotsOf(b, h); m != 0; m &= m - 1) {
       let ref = refAt(b, ctz<u32>(m));
-      if (refHolds(ref, want, family, src, dst, sport, dport)) return <i64>ref;
+      if (refHolds(ref, want, family, src, dst, ports)) return <i64>ref;
     }
     if (!overflowed(b)) break;
     bi = nextBucket(bi, nb);
@@ -227,11 +228,12 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /**
  * flowLookupHashed, trying first `candidate` (a reference the batch prefetch
- * found under the key's tag, or -1): when it holds the key, no probe.
+ * found under the key's tag, or -1): when it holds the key, no probe. The
+ * ports as one word (source port in the low half), raw.
  */
-@inline export function flowLookupFrom(candidate: i64, h: u32, family: u32, proto: u32, src: usize, dst: usize, sport: u32, dport: u32): i64 {
-  if (candidate >= 0 && refHolds(<u32>candidate, keyWant(family, proto), family, src, dst, sport, dport)) return candidate;
-  return flowLookupHashed(h, family, proto, src, dst, sport, dport);
+@inline export function flowLookupFrom(candidate: i64, h: u32, family: u32, proto: u32, src: usize, dst: usize, ports: u32): i64 {
+  if (candidate >= 0 && refHolds(<u32>candidate, keyWant(family, proto), family, src, dst, ports)) return candidate;
+  return flowLookupHashed(h, family, proto, src, dst, ports & 0xffff, ports >>> 16);
 }
 
 /** proto and flags as one u16 load of a record gives them: the protocol, and the USED and V6 flags the key's family needs. */
@@ -241,21 +243,21 @@ export function flowLookup(family: u32, proto: u32, src: usize, dst: usize, spor
 
 /**
  * True when index reference `ref` is the key src:sport -> dst:dport (`want`:
- * keyWant) in its direction. A reverse reference also needs a flow with a
+ * keyWant; `ports`: sport | dport << 16, raw) in its direction. A reverse reference also needs a flow with a
  * binding (FF_AWARE clear): one the prefetch saw may since name a flow moved
  * to a PIAS-aware target (flowRepin keeps the old NAT port in the record
  * while the reverse key leaves the index), or a record taken again by an
  * aware flow.
  */
-@inline function refHolds(ref: u32, want: u32, family: u32, src: usize, dst: usize, sport: u32, dport: u32): bool {
+@inline function refHolds(ref: u32, want: u32, family: u32, src: usize, dst: usize, ports: u32): bool {
   let rec = flowPtr(ref >> 1);
   let mask = (ref & DIR_REVERSE) == 0 ? KEY_MASK : KEY_MASK | (FF_AWARE << 8);
   if ((<u32>load<u16>(rec + F_PROTO) & mask) != want) return false;
   if ((ref & DIR_REVERSE) == 0) {
-    return load<u32>(rec + F_CPORT) == (sport | (dport << 16)) && sameAddr(family, rec + F_CADDR, src) &&
+    return load<u32>(rec + F_CPORT) == ports && sameAddr(family, rec + F_CADDR, src) &&
       sameAddr(family, groupPtr(load<u32>(rec + F_GROUP)) + G_ADDR, dst);
   }
-  return raw16(rec + F_NPORT) == dport && targetPortRaw(rec) == sport &&
+  return raw16(rec + F_NPORT) == ports >>> 16 && targetPortRaw(rec) == (ports & 0xffff) &&
     sameAddr(family, targetPtr(load<u32>(rec + F_TARGET)) + T_ADDR, src) &&
     sameAddr(family, proxyAddrPtr(family), dst);
 }
