@@ -426,10 +426,14 @@ let natSpace: u32 = 0;
 /**
  * Candidate i (host order) of a NAT port range of `range` ports from portMin
  * for the key of flow hash `keyHash`: a small range in order from the
- * hash, a large one sampled (each candidate a mix of the hash and i).
+ * hash, a large one sampled (candidate 0 from the hash itself, a finished
+ * one; each later one from a mix of the hash and i), scaled to the range by
+ * a multiply (no division: the first candidate is every new flow's).
  */
 @inline export function natPortCandidate(keyHash: u32, i: u32, range: u32): u32 {
-  return portMin + (range <= PORT_TRIES ? (keyHash + i) % range : finalize(mix(keyHash, i), 4) % range);
+  if (range <= PORT_TRIES) return portMin + (keyHash + i) % range;
+  let x = i == 0 ? keyHash : finalize(mix(keyHash, i), 4);
+  return portMin + <u32>((<u64>x * range) >> 32);
 }
 
 /** Candidate i's port: the prefetch's, or computed from the key's hash. */

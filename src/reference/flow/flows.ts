@@ -141,7 +141,8 @@ export class FlowTable {
 
   /**
    * A NAT port toward target:tport, drawn from a hash of the client's key (in
-   * order for a range of at most 64 ports, sampled for a larger one) — 8
+   * order for a range of at most 64 ports, sampled for a larger one: candidate
+   * 0 the hash itself, later ones a mix of it and i, scaled by a multiply) — 8
    * tries when a fixed-port target already has as many flows as there are
    * ports: the first candidate no flow holds (a flow gone idle holds its port
    * until it is freed). When every candidate is held, the first whose holder
@@ -155,7 +156,8 @@ export class FlowTable {
     let tries = Math.min(range, 64);
     if (t.port !== 0 && t.active >= range && tries > 8) tries = 8;
     // candidates drawn from the key's flow hash (assembly/flow/flows.ts natPortCandidate)
-    const candidate = (i: number) => (portMin + (range <= 64 ? ((keyHash + i) >>> 0) % range : finalize(mix(keyHash, i), 4) % range)) & 0xffff;
+    const sampled = (i: number) => Math.floor(((i === 0 ? keyHash : finalize(mix(keyHash, i), 4)) * range) / 2 ** 32);
+    const candidate = (i: number) => (portMin + (range <= 64 ? ((keyHash + i) >>> 0) % range : sampled(i))) & 0xffff;
     for (let i = 0; i < tries; i++) {
       const port = candidate(i);
       if (!this.rev.has(revKey(family, proto, t.addr, tport, port))) return port;
