@@ -36,7 +36,7 @@ const IPV6_OPT_JUMBO: u32 = 0xc2;
  * `shape`: its commonShape() when the caller has it already (0: not known).
  */
 export function parsePacket(pkt: Packet, link: u32, p: usize, len: u32, wirelen: u32, shape: u64 = 0): Reason {
-  if (shape == 0) shape = commonShape(link, p, len, wirelen);
+  if (shape == 0) shape = commonShape(link, p, len);
   if (shape != 0) {
     parseCommon(pkt, link, p, shape);
     return Reason.None;
@@ -103,9 +103,9 @@ function checkVnet(pkt: Packet): Reason {
  * parse takes, errors included. The batch prefetch classifies packets with
  * it, and parsePacket fills a Packet from it.
  */
-@inline export function commonShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
-  let s = ipv4Shape(link, p, len, wirelen);
-  return s != 0 ? s : otherShape(link, p, len, wirelen);
+@inline export function commonShape(link: u32, p: usize, len: u32): u64 {
+  let s = ipv4Shape(link, p, len);
+  return s != 0 ? s : otherShape(link, p, len);
 }
 
 /**
@@ -114,30 +114,28 @@ function checkVnet(pkt: Packet): Reason {
  * instructions and inlined where called; 0 for any other packet, or one that
  * fails the checks otherShape() makes, which then decides.
  */
-@inline export function ipv4Shape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
+@inline export function ipv4Shape(link: u32, p: usize, len: u32): u64 {
   let at: u32 = link == LINK_ETHERNET ? 14 : 0;
   if (len < at + IPV4_HEADER + UDP_HEADER || ld8(p + at) != 0x45 ||
     !(link == LINK_ETHERNET ? load<u16>(p + 12) == 0x0008 : link == LINK_RAW || link == LINK_IPV4)) return 0;
   let ip = p + at;
   let total = v4TotalLen(ip);
   let proto = <u32>ld8(ip + V4_PROTO);
-  if ((<u32>load<u16>(ip + V4_FLAGS_FRAG) & 0xff3f) != 0 || total > len - at || total > (wirelen < len ? len : wirelen) - at ||
-    total < IPV4_HEADER + UDP_HEADER) return 0;
+  // (unsigned: total from IPV4_HEADER + UDP_HEADER to the bytes captured, len - at being at least that)
+  if ((<u32>load<u16>(ip + V4_FLAGS_FRAG) & 0xff3f) != 0 || total - (IPV4_HEADER + UDP_HEADER) > len - at - (IPV4_HEADER + UDP_HEADER)) return 0;
   let l4 = ip + IPV4_HEADER;
-  let l4Len = total - IPV4_HEADER;
+  let l4Len = total - IPV4_HEADER; // (at least UDP_HEADER)
   let fits = false;
   if (proto == PROTO_UDP) {
-    let ul = ld16(l4 + UDP_LEN);
-    fits = ul >= UDP_HEADER && ul <= l4Len;
+    fits = ld16(l4 + UDP_LEN) - UDP_HEADER <= l4Len - UDP_HEADER; // from UDP_HEADER to l4Len
   } else if (proto == PROTO_TCP && l4Len >= TCP_HEADER) {
-    let doff = (ld8(l4 + TCP_DATA_OFF) >> 4) << 2;
-    fits = doff >= TCP_HEADER && doff <= l4Len;
+    fits = ((ld8(l4 + TCP_DATA_OFF) >> 4) << 2) - TCP_HEADER <= l4Len - TCP_HEADER; // from TCP_HEADER to l4Len
   }
   return fits ? SHAPE_COMMON | (4 << 8) | <u64>(proto << 16) | <u64>(at << 24) | (<u64>total << 32) : 0;
 }
 
 /** commonShape() of a packet ipv4Shape() does not take. */
-export function otherShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
+export function otherShape(link: u32, p: usize, len: u32): u64 {
   let linkLen: u32 = 0;
   let expect: u32 = 0;
   if (link == LINK_ETHERNET) {
@@ -156,7 +154,6 @@ export function otherShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
   if (len < linkLen + IPV4_HEADER) return 0;
   let ip = p + linkLen;
   let avail = len - linkLen;
-  let wireAvail = (wirelen < len ? len : wirelen) - linkLen;
   let vihl = ld8(ip);
   let v = vihl >> 4;
   let total: u32, hl: u32, proto: u32;
@@ -176,7 +173,7 @@ export function otherShape(link: u32, p: usize, len: u32, wirelen: u32): u64 {
   } else {
     return 0;
   }
-  if (total > avail || total > wireAvail || total < hl + UDP_HEADER) return 0;
+  if (total > avail || total < hl + UDP_HEADER) return 0; // (the bytes captured are at most the wire's)
   let l4 = ip + hl;
   let l4Len = total - hl;
   if (proto == PROTO_TCP) {

@@ -249,15 +249,15 @@ export function prefetchChunk(desc: usize, n: u32): void {
     store<u32>(e + E_REF, 0);
     let p = <usize>load<u32>(d + Desc.OFF);
     if (p == 0) continue;
-    let link = <u32>load<u16>(d + Desc.LINK), len = load<u32>(d + Desc.LEN), wirelen = load<u32>(d + Desc.WIRELEN);
+    let link = <u32>load<u16>(d + Desc.LINK), len = load<u32>(d + Desc.LEN);
     // the commonest shape (TCP or UDP in IPv4 without options) hashed with what its shape fixes, the rest decoded
-    let shape = ipv4Shape(link, p, len, wirelen);
+    let shape = ipv4Shape(link, p, len);
     let h: u32;
     if (shape != 0) {
       let ip = p + shapeLinkLen(shape);
       h = flowHashV4(load<u64>(ip + 12), load<u32>(ip + IPV4_HEADER), shapeProto(shape));
     } else {
-      shape = otherShape(link, p, len, wirelen);
+      shape = otherShape(link, p, len);
       if (shape == 0) continue;
       let ip = p + shapeLinkLen(shape);
       let family = shapeFamily(shape);
