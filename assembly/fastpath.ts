@@ -111,10 +111,15 @@ export function newFlowPath(d: usize, i: u32, now: u32): bool {
   let gid = <u32>prefetchedGroup(i);
   let tid = <u32>prefetchedTarget(i);
   if ((<u32>load<u8>(targetPtr(tid) + T_FLAGS) & TF_AWARE) != 0) return false;
-  let tcpFlags: u32 = proto == PROTO_TCP ? <u32>load<u8>(l4 + TCP_FLAGS) : 0;
-  let syn = proto == PROTO_TCP && (tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
-  if (proto == PROTO_TCP && !syn && <u32>load<u8>(groupPtr(gid) + G_POLICY) != Policy.Affinity) return false;
-  if (proto != PROTO_TCP && proto != PROTO_UDP && !isEchoRequest(family, ld8(l4))) return false;
+  let tcpFlags: u32 = 0;
+  let syn = false;
+  if (proto == PROTO_TCP) {
+    tcpFlags = <u32>load<u8>(l4 + TCP_FLAGS);
+    syn = (tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+    if (!syn && <u32>load<u8>(groupPtr(gid) + G_POLICY) != Policy.Affinity) return false;
+  } else if (proto != PROTO_UDP && !isEchoRequest(family, ld8(l4))) {
+    return false;
+  }
   if (stopAfter(Stage.Select)) return true;
 
   taken(d, aux); // from here on the packet is this path's
