@@ -442,7 +442,7 @@ function newFlow(e: usize, d: usize, range: u32): i64 {
 }
 
 /** The hints of a new flow newFlow left to be picked after its table entry and target were touched. Returns a touch. */
-function newFlowHints(e: usize, range: u32): u64 {
+@inline function newFlowHints(e: usize, range: u32): u64 {
   let shape = load<u64>(e + E_SHAPE);
   // one copy per family, each with the family a constant
   return shapeFamily(shape) == 4 ? hintsFor(e, range, shape, 4) : hintsFor(e, range, shape, 6);
