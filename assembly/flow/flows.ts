@@ -27,7 +27,7 @@ import { Limit, Reason, Stat } from "../shared/abi";
 import { raw16, raw32 } from "../wire/bytes";
 import { flowHash, flowHashAddrs, flowHashPorts, hashAddr, finalize, mix } from "../hash";
 import {
-  bucketAt, bucketsFor, homeBucket, indexInsert, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
+  bucketAt, bucketsFor, homeBucket, indexInsertInline, indexRemove, nextBucket, overflowed, refAt, slotsOf, BUCKET_BYTES,
 } from "../table/bucket-index";
 import { reservePages } from "../memory";
 import { denseBits, portBind, portBound, portRelease, portsBuildDone, portsBuildSeen, portsBuildStart, targetPortSpace } from "./ports";
@@ -169,7 +169,7 @@ let indexedGeneration: u32 = 1;
 /** Index reference `ref` under hash h, noting h for flowIndexedSince. */
 @inline function indexKey(h: u32, ref: u32): void {
   store<u16>(indexedSince + (<usize>(h >>> 22) << 1), <u16>indexedGeneration);
-  indexInsert(index, indexBuckets, h, ref);
+  indexInsertInline(index, indexBuckets, h, ref);
 }
 
 export function flows_live(): u32 {
@@ -370,7 +370,7 @@ function bindingHolder(family: u32, proto: u32, tid: u32, tportRaw: u32, nportRa
 }
 
 /** Index a flow's NAT binding (its reverse key) and count its port bound in port space `space` (0: none). */
-function bind(rec: usize, idx: u32, nat: u64, space: u32): void {
+@inline function bind(rec: usize, idx: u32, nat: u64, space: u32): void {
   let hrev = <u32>(nat >> 32);
   store<u16>(rec + F_NPORT, bswap<u16>(<u16>nat));
   store<u32>(rec + F_HREV, hrev);
@@ -466,7 +466,7 @@ let natSpace: u32 = 0;
  * is idle or transitory. A target with a fixed port that already has as many
  * flows as there are ports gets only a few tries.
  */
-export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32, hints: usize): u64 {
+@inline export function allocNatPort(family: u32, proto: u32, tid: u32, tportRaw: u32, keyHash: u32, now: u32, hints: usize): u64 {
   let range = portMax - portMin + 1;
   let t = targetPtr(tid);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;

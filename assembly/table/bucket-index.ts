@@ -104,6 +104,11 @@ export function bucketsFor(entries: u32, percent: u32 = 80): u32 {
 
 /** Insert a reference (below MAX_ENTRIES) under hash h. False only when every bucket is full. */
 export function indexInsert(base: usize, nb: u32, h: u32, ref: u32): bool {
+  return indexInsertInline(base, nb, h, ref);
+}
+
+/** indexInsert() inlined where it is called: for the flow table's inserts, two on every new flow's path. */
+@inline export function indexInsertInline(base: usize, nb: u32, h: u32, ref: u32): bool {
   let bi = homeBucket(h, nb);
   let tag = tagOf(h);
   for (let steps: u32 = 0; steps < nb; steps++) {
