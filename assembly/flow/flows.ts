@@ -509,15 +509,21 @@ let natSpace: u32 = 0;
 }
 
 /** A record for a new flow: free list, fresh records, then expired or transitory victims. */
-function takeRecord(now: u32): i64 {
-  if (freeHead >= 0) {
-    let idx = <u32>freeHead;
-    freeHead = <i64>load<u32>(flowPtr(idx) + F_NEXT);
-    if (freeHead == 0xffffffff) freeHead = -1;
-    return <i64>idx;
-  }
+@inline function takeRecord(now: u32): i64 {
+  if (freeHead >= 0) return takeFree();
   if (hwm < capacity) return <i64>(hwm++);
-  // Full: an expired record first, else the first transitory one seen.
+  return takeVictim(now);
+}
+
+@inline function takeFree(): i64 {
+  let idx = <u32>freeHead;
+  freeHead = <i64>load<u32>(flowPtr(idx) + F_NEXT);
+  if (freeHead == 0xffffffff) freeHead = -1;
+  return <i64>idx;
+}
+
+/** takeRecord() of a full table: an expired record first, else the first transitory one seen (freed, then taken). */
+function takeVictim(now: u32): i64 {
   let victim: i64 = -1;
   for (let i: u32 = 0; i < EVICT_SCAN; i++) {
     if (hand >= capacity) hand = 0; // D: the sweep may leave the hand one past the end
@@ -530,7 +536,7 @@ function takeRecord(now: u32): i64 {
   }
   if (victim < 0) return -1;
   flowFree(<u32>victim);
-  return takeRecord(now);
+  return takeFree();
 }
 
 /**
