@@ -26,7 +26,7 @@ import { TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_RST, TCP_SYN, UDP_CSUM, isEchoReply, 
 import { shapeFamily, shapeIpHeader, shapeLinkLen, shapePorts, shapeProto } from "./parse";
 import { prefetchedGroup, prefetchedHash, prefetchedPorts, prefetchedRef, prefetchedShape, prefetchedTarget } from "./flow/prefetch";
 import {
-  flowCreate, flowIndexedSince, flowLookupFrom, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
+  flowCreateInline, flowIndexedSince, flowLookupFrom, flowLookupHashed, flowPtr, flowStale, targetPortRaw, trackTcp,
   DIR_REVERSE, F_CPORT, F_CADDR, F_FLAGS, F_GPORT, F_GROUP, F_LAST, F_NPORT, F_TARGET, FF_AWARE, FF_ESTABLISHED,
 } from "./flow/flows";
 import { groupPtr, targetPtr, targetUsable, G_ADDR, G_POLICY, T_ADDR, T_FLAGS, T_PACKETS, TF_AWARE } from "./group/groups";
@@ -123,7 +123,7 @@ export function newFlowPath(d: usize, i: u32, now: u32): bool {
   if (stopAfter(Stage.Select)) return true;
 
   taken(d, aux); // from here on the packet is this path's
-  let created = flowCreate(family, proto, src, sport, dport, gid, tid, h, now, syn, prefetchedPorts(i));
+  let created = flowCreateInline(family, proto, src, sport, dport, gid, tid, h, now, syn, prefetchedPorts(i));
   if (created < 0) {
     store<u16>(d + Desc.AUX, <u16>aux);
     drop(d, <Reason>(<i32>-created));

@@ -548,6 +548,11 @@ function takeVictim(now: u32): i64 {
  * flow-table-full).
  */
 export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool, portHints: usize = NO_PORT_HINTS): i64 {
+  return flowCreateInline(family, proto, src, sport, dport, gid, tid, hfwd, now, syn, portHints);
+}
+
+/** flowCreate() inlined where it is called: in the fast path's first packet of a new flow. */
+@inline export function flowCreateInline(family: u32, proto: u32, src: usize, sport: u32, dport: u32, gid: u32, tid: u32, hfwd: u32, now: u32, syn: bool, portHints: usize): i64 {
   // one copy per family, each with the family a constant
   return family == 4
     ? createFor(4, proto, src, sport, dport, gid, tid, hfwd, now, syn, portHints)
