@@ -38,7 +38,7 @@ import { accept, drop } from "./verdict";
 import { stopAfter, stopsBefore } from "./stages";
 
 /** Handle packet `d`, the i-th of its chunk, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
-export function fastPath(d: usize, i: u32, now: u32): bool {
+@inline export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
   if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
   // one copy of the path per family, each with the family a constant
