@@ -515,6 +515,7 @@ let natSpace: u32 = 0;
   return takeVictim(now);
 }
 
+/** The record at the free list's head, taken off it (freeHead >= 0). */
 @inline function takeFree(): i64 {
   let idx = <u32>freeHead;
   freeHead = <i64>load<u32>(flowPtr(idx) + F_NEXT);
