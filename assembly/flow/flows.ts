@@ -42,19 +42,26 @@ import { PROTO_TCP, PROTO_UDP } from "../wire/ip";
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/l4";
 
 // ---- flow record (48 bytes) ----
+// What a packet of a live flow reads comes first, the client address last of
+// it: an IPv4 flow's packets read bytes 0-23 only, which lie in one cache
+// line for three records in four (records are 48 bytes apart, so a record
+// starts at 0, 48, 32 or 16 bytes into a line); an IPv6 flow's read 0-35.
 export const FLOW_SIZE: usize = 48;
-export const F_CADDR: usize = 0; // 16 bytes: client address (IPv4 in the first 4)
-export const F_CPORT: usize = 16; // u16 raw: client port or ICMP echo identifier
-export const F_GPORT: usize = 18; // u16 raw: destination port the client used (the TA's port)
-export const F_GROUP: usize = 20; // u32
-export const F_TARGET: usize = 24; // u32
-export const F_NPORT: usize = 28; // u16 raw: NAT port / ICMP identifier toward the target
-export const F_PROTO: usize = 30; // u8
-export const F_FLAGS: usize = 31; // u8
-export const F_LAST: usize = 32; // u32 seconds of the last packet
+export const F_CPORT: usize = 0; // u16 raw: client port or ICMP echo identifier
+export const F_GPORT: usize = 2; // u16 raw: destination port the client used (the TA's port)
+export const F_GROUP: usize = 4; // u32
+export const F_TARGET: usize = 8; // u32
+export const F_NPORT: usize = 12; // u16 raw: NAT port / ICMP identifier toward the target
+export const F_PROTO: usize = 14; // u8
+export const F_FLAGS: usize = 15; // u8
+export const F_LAST: usize = 16; // u32 seconds of the last packet
+export const F_CADDR: usize = 20; // 16 bytes: client address (IPv4 in the first 4)
 export const F_NEXT: usize = 36; // u32 free-list link; while used, its NAT binding's port space id (ports.ts; 0: none)
 export const F_HFWD: usize = 40; // u32 hash of the client->TA key
 export const F_HREV: usize = 44; // u32 hash of the target->proxy key
+/** The last bytes of a record a live flow's packet reads, by family: [F_V4_END - 8, F_V4_END) (IPv4). */
+export const F_V4_END: usize = F_CADDR + 4;
+export const F_V6_END: usize = F_CADDR + 16;
 
 export const FF_V6: u32 = 1;
 export const FF_AWARE: u32 = 2; // tunnelled to a PIAS-aware target: no NAT binding, no reverse key
@@ -579,17 +586,18 @@ export function flowCreate(family: u32, proto: u32, src: usize, sport: u32, dpor
   let idx = <u32>r;
   let rec = flowPtr(idx);
   // the record's 48 bytes in plain stores (a memory.fill or a variable-length memory.copy is a call out of the Wasm code in V8)
-  if (family == 4) {
-    store<u64>(rec + F_CADDR, <u64>load<u32>(src));
-    store<u64>(rec + F_CADDR + 8, 0);
-  } else {
-    store<u64>(rec + F_CADDR, load<u64>(src));
-    store<u64>(rec + F_CADDR + 8, load<u64>(src + 8));
-  }
+  store<u64>(rec, 0);
+  store<u64>(rec + 8, 0);
   store<u64>(rec + 16, 0);
   store<u64>(rec + 24, 0);
   store<u64>(rec + 32, 0);
   store<u64>(rec + 40, 0);
+  if (family == 4) {
+    store<u32>(rec + F_CADDR, load<u32>(src));
+  } else {
+    store<u64>(rec + F_CADDR, load<u64>(src));
+    store<u64>(rec + F_CADDR + 8, load<u64>(src + 8));
+  }
   store<u16>(rec + F_CPORT, <u16>sport);
   store<u16>(rec + F_GPORT, <u16>dport);
   store<u32>(rec + F_GROUP, gid);

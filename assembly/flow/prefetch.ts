@@ -52,7 +52,7 @@ import { flowHash, flowHashV4 } from "../hash";
 import { bucketAt, homeBucket, overflowed, refAt, slotsOf } from "../table/bucket-index";
 import {
   flowIndexBase, flowIndexBuckets, flowIndexNewChunk, flowPtr, natPortCandidate, reverseHash, reversePrefix,
-  DIR_REVERSE, F_LAST, F_TARGET, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
+  DIR_REVERSE, F_LAST, F_TARGET, F_V4_END, F_V6_END, PORT_HINTS, PORT_HINTS_PROBED, PH_FREE, PH_HASH, PH_HASHED, PH_PORT, PORT_HINTS_BYTES,
 } from "./flows";
 import { denseBits, keptBits, portBound, targetPortSpace } from "./ports";
 import { groupLookup, groupPtr, targetPtr, targetsInUse, G_POLICY, T_FLAGS, T_PORT, TF_AWARE } from "../group/groups";
@@ -321,12 +321,13 @@ export function prefetchChunk(desc: usize, n: u32): void {
   // every later instruction until it completes)
   k = 0;
   for (let i: u32 = 0; i < n; i++) {
-    // a 48-byte record may straddle two lines: touch the bytes a packet reads in both (key, target, NAT port, last seen)
-    let ref = load<u32>(entryAt(i) + E_REF);
+    // a 48-byte record may straddle two lines: touch the first and the last bytes the packet reads (flows.ts)
+    let e = entryAt(i);
+    let ref = load<u32>(e + E_REF);
     if (ref == 0) continue;
     let rec = flowPtr((ref - 1) >> 1);
     listTouch(k++, <u32>rec);
-    listTouch(k++, <u32>(rec + F_LAST - 4));
+    listTouch(k++, <u32>(rec + (shapeFamily(load<u64>(e + E_SHAPE)) == 4 ? F_V4_END : F_V6_END) - 8));
   }
   acc += touchListed(k);
   // then, where targets are many, the targets those records name, for packets toward them (the fast path reads the
