@@ -59,7 +59,7 @@ export const F_CADDR: usize = 20; // 16 bytes: client address (IPv4 in the first
 export const F_NEXT: usize = 36; // u32 free-list link; while used, its NAT binding's port space id (ports.ts; 0: none)
 export const F_HFWD: usize = 40; // u32 hash of the client->TA key
 export const F_HREV: usize = 44; // u32 hash of the target->proxy key
-/** The last bytes of a record a live flow's packet reads, by family: [F_V4_END - 8, F_V4_END) (IPv4). */
+/** Where the bytes a live flow's packet reads in its record end, by family (the prefetch touches the 8 bytes before). */
 export const F_V4_END: usize = F_CADDR + 4;
 export const F_V6_END: usize = F_CADDR + 16;
 
