@@ -62,6 +62,7 @@ export const F_HREV: usize = 44; // u32 hash of the target->proxy key
 /** Where the bytes a live flow's packet reads in its record end, by family (the prefetch touches the 8 bytes before). */
 export const F_V4_END: usize = F_CADDR + 4;
 export const F_V6_END: usize = F_CADDR + 16;
+if (F_LAST + 4 > F_CADDR || F_V4_END > 24 || F_V6_END > F_NEXT) ERROR("flows: a live flow's packet reads more than the first bytes of its record");
 
 export const FF_V6: u32 = 1;
 export const FF_AWARE: u32 = 2; // tunnelled to a PIAS-aware target: no NAT binding, no reverse key

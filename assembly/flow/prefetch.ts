@@ -94,7 +94,7 @@ const E_SHAPE: usize = 16;
 const E_ABSENT: usize = 24;
 const E_PORTS: usize = 28;
 const E_REF: usize = 52;
-assert(E_PORTS + PORT_HINTS_BYTES <= E_REF, "prefetch: the PortHints block overlaps E_REF");
+if (E_PORTS + PORT_HINTS_BYTES > E_REF) ERROR("prefetch: the PortHints block overlaps E_REF");
 const E_SPACE: usize = 56;
 const E_REVKEY: usize = 60;
 const E_PREFIX: usize = 64;
