@@ -115,9 +115,15 @@ function checkVnet(pkt: Packet): Reason {
  * fails the checks otherShape() makes, which then decides.
  */
 @inline export function ipv4Shape(link: u32, p: usize, len: u32): u64 {
-  let at: u32 = link == LINK_ETHERNET ? 14 : 0;
-  if (len < at + IPV4_HEADER + UDP_HEADER || ld8(p + at) != 0x45 ||
-    !(link == LINK_ETHERNET ? load<u16>(p + 12) == 0x0008 : link == LINK_RAW || link == LINK_IPV4)) return 0;
+  let at: u32;
+  if (link == LINK_ETHERNET) {
+    // the EtherType (0x0800) and the version and header length (0x45) in one little-endian load of bytes 12-14
+    if (len < 14 + IPV4_HEADER + UDP_HEADER || (load<u32>(p + 12) & 0xffffff) != 0x450008) return 0;
+    at = 14;
+  } else {
+    if ((link != LINK_RAW && link != LINK_IPV4) || len < IPV4_HEADER + UDP_HEADER || ld8(p) != 0x45) return 0;
+    at = 0;
+  }
   let ip = p + at;
   let total = v4TotalLen(ip);
   let proto = <u32>ld8(ip + V4_PROTO);
