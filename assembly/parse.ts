@@ -128,16 +128,17 @@ function checkVnet(pkt: Packet): Reason {
   let total = v4TotalLen(ip);
   let proto = <u32>ld8(ip + V4_PROTO);
   // (unsigned: total from IPV4_HEADER + UDP_HEADER to the bytes captured, len - at being at least that)
-  if ((<u32>load<u16>(ip + V4_FLAGS_FRAG) & 0xff3f) != 0 || total - (IPV4_HEADER + UDP_HEADER) > len - at - (IPV4_HEADER + UDP_HEADER)) return 0;
+  if ((<u32>load<u16>(ip + V4_FLAGS_FRAG) & 0xff3f) != 0) return 0;
+  if (total - (IPV4_HEADER + UDP_HEADER) > len - at - (IPV4_HEADER + UDP_HEADER)) return 0;
   let l4 = ip + IPV4_HEADER;
   let l4Len = total - IPV4_HEADER; // (at least UDP_HEADER)
-  let fits = false;
   if (proto == PROTO_UDP) {
-    fits = ld16(l4 + UDP_LEN) - UDP_HEADER <= l4Len - UDP_HEADER; // from UDP_HEADER to l4Len
-  } else if (proto == PROTO_TCP && l4Len >= TCP_HEADER) {
-    fits = ((ld8(l4 + TCP_DATA_OFF) >> 4) << 2) - TCP_HEADER <= l4Len - TCP_HEADER; // from TCP_HEADER to l4Len
+    if (ld16(l4 + UDP_LEN) - UDP_HEADER > l4Len - UDP_HEADER) return 0; // from UDP_HEADER to l4Len
+  } else {
+    if (proto != PROTO_TCP || l4Len < TCP_HEADER) return 0;
+    if (((ld8(l4 + TCP_DATA_OFF) >> 4) << 2) - TCP_HEADER > l4Len - TCP_HEADER) return 0; // from TCP_HEADER to l4Len
   }
-  return fits ? SHAPE_COMMON | (4 << 8) | <u64>(proto << 16) | <u64>(at << 24) | (<u64>total << 32) : 0;
+  return SHAPE_COMMON | (4 << 8) | <u64>(proto << 16) | <u64>(at << 24) | (<u64>total << 32);
 }
 
 /** commonShape() of a packet ipv4Shape() does not take. */
