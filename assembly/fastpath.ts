@@ -64,7 +64,10 @@ import { stopAfter, stopsBefore } from "./stages";
   if (flowStale(rec, now)) return false;
   let reverse = (<u32>ref & DIR_REVERSE) != 0;
   let tid = load<u32>(rec + F_TARGET);
-  if (!reverse && (!targetUsable(tid) || (<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0)) return false;
+  if (!reverse) {
+    if (!targetUsable(tid)) return false;
+    if ((<u32>load<u8>(rec + F_FLAGS) & FF_AWARE) != 0) return false;
+  }
   if (stopsBefore(Stage.Rewrite)) return true;
 
   taken(d, aux); // from here on the packet is this path's
