@@ -40,7 +40,8 @@ import { stopAfter, stopsBefore } from "./stages";
 /** Handle packet `d`, the i-th of its chunk, if it is a common-shape packet of a live flow; false: newFlowPath or processOne must. */
 @inline export function fastPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
+  if (shape == 0) return false; // (the caller takes keys absent when its chunk was prefetched to newFlowPath)
+  if (verifyChecksums) return false;
   // one copy of the path per family, each with the family a constant
   return shapeFamily(shape) == 4 ? liveFlow(d, i, now, shape, 4) : liveFlow(d, i, now, shape, 6);
 }
@@ -90,7 +91,9 @@ import { stopAfter, stopsBefore } from "./stages";
  */
 export function newFlowPath(d: usize, i: u32, now: u32): bool {
   let shape = prefetchedShape(i);
-  if (shape == 0 || verifyChecksums || (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select))) return false; // (the caller brings only keys absent when its chunk was prefetched)
+  if (shape == 0) return false; // (the caller brings only keys absent when its chunk was prefetched)
+  if (verifyChecksums) return false;
+  if (prefetchedTarget(i) < 0 && !stopsBefore(Stage.Select)) return false;
   return shapeFamily(shape) == 4 ? firstPacket(d, i, now, shape, 4) : firstPacket(d, i, now, shape, 6);
 }
 
