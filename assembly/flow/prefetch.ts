@@ -427,7 +427,8 @@ function newFlow(e: usize, d: usize, range: u32): i64 {
   let dport = ports >>> 16;
   let tcpUdp = proto == PROTO_TCP || proto == PROTO_UDP;
   // a reply is never a new flow (nor an echo reply)
-  if (isProxyAddr(family, dst) || (!tcpUdp && sport == 0)) return -1;
+  if (isProxyAddr(family, dst)) return -1;
+  if (!tcpUdp && sport == 0) return -1;
   let gid = chunkGroup(family, proto, dst, tcpUdp ? dport : 0);
   if (gid < 0) return -1;
   store<u32>(e + E_GROUP, <u32>gid + 1);
@@ -482,10 +483,10 @@ function newFlow(e: usize, d: usize, range: u32): i64 {
   let dense = space != 0 && denseBits(id) != 0; // else mostly free: probed as allocNatPort will
   let prefix = reversePrefix(family, <u32>tid);
   let ph = e + E_PORTS;
-  let most = dense ? PORT_HINTS : PORT_HINTS_PROBED;
+  let most = min(dense ? PORT_HINTS : PORT_HINTS_PROBED, range);
   let hashed: u32 = 0;
   let k: u32 = 0;
-  for (; k < most && k < range; k++) {
+  for (; k < most; k++) {
     let port = natPortCandidate(h, k, range);
     store<u16>(ph + PH_PORT + (<usize>k << 1), <u16>port);
     if (dense) continue;
