@@ -478,7 +478,9 @@ let natSpace: u32 = 0;
   let range = portMax - portMin + 1;
   let t = targetPtr(tid);
   let tries = range < PORT_TRIES ? range : PORT_TRIES;
-  if (raw16(t + T_PORT) != 0 && load<u32>(t + T_ACTIVE) >= range && tries > PORT_TRIES_FULL) tries = PORT_TRIES_FULL;
+  if (raw16(t + T_PORT) != 0) {
+    if (load<u32>(t + T_ACTIVE) >= range) tries = min(tries, PORT_TRIES_FULL);
+  }
   let space = targetPortSpace(t, family, proto, tportRaw, true);
   natSpace = space;
   let bits = space != 0 ? denseBits(space) : 0;
@@ -490,9 +492,10 @@ let natSpace: u32 = 0;
       return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
     }
     let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
-    if ((freeAtPrefetch(hints, i) && !flowIndexedSince(h)) || bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) {
-      return (<u64>h << 32) | <u64>port;
+    if (freeAtPrefetch(hints, i)) {
+      if (!flowIndexedSince(h)) return (<u64>h << 32) | <u64>port;
     }
+    if (bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) return (<u64>h << 32) | <u64>port;
   }
   // every candidate is held: the first idle holder's port, else early drop
   let victim: i64 = -1; // the oldest transitory holder seen (only TCP holds TCP ports)
