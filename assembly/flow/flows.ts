@@ -492,7 +492,7 @@ let natSpace: u32 = 0;
       return (<u64>candidateHash(hints, i, family, proto, tid, tportRaw, port) << 32) | <u64>port;
     }
     let h = candidateHash(hints, i, family, proto, tid, tportRaw, port);
-    if (freeAtPrefetch(hints, i)) {
+    if (freeAtPrefetch(hints, i)) { // (nested ifs, not && and ||: see parse.ts ipv4Shape)
       if (!flowIndexedSince(h)) return (<u64>h << 32) | <u64>port;
     }
     if (bindingHolder(family, proto, tid, tportRaw, <u32>bswap<u16>(<u16>port), h, now, false) < 0) return (<u64>h << 32) | <u64>port;
